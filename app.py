@@ -1,0 +1,47 @@
+"""Start the melody studio: load the models once, build the page (musicgen_app/ui.py), serve it.
+
+    python app.py [--host 127.0.0.1] [--port 7860] [--debug-model]
+
+Environment: MUSICGEN_HOST, MUSICGEN_PORT, MUSICGEN_DEBUG_MODEL=1, MUSICGEN_CONCURRENCY.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def main(argv=None) -> None:
+    env = os.environ
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--host", default=env.get("MUSICGEN_HOST", "127.0.0.1"))
+    p.add_argument("--port", type=int, default=int(env.get("MUSICGEN_PORT", "7860")))
+    p.add_argument("--debug-model", action="store_true", default=env.get("MUSICGEN_DEBUG_MODEL") == "1",
+                   help="a tiny random model instead of checkpoints/*.safetensors (for tests)")
+    # Two requests at a time on two cores; each gets one torch thread, so they do not fight.
+    p.add_argument("--concurrency", type=int, default=int(env.get("MUSICGEN_CONCURRENCY", "2")))
+    args = p.parse_args(argv)
+
+    from musicgen_app.tempfiles import TempStore
+
+    store = TempStore()
+    # Gradio's cache is our temp folder: outputs are served where they are written, nothing else.
+    env.setdefault("GRADIO_TEMP_DIR", str(store.root))
+    env.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+    import torch
+
+    from musicgen_app import importer, render, ui
+    from musicgen_app.service import MelodyService
+
+    service = MelodyService.debug() if args.debug_model else MelodyService.from_checkpoints(threads=1)
+    torch.set_num_threads(1)
+    render.warm_up()
+    demo = ui.build_ui(service, store, concurrency_limit=args.concurrency)
+    demo.queue(default_concurrency_limit=args.concurrency, max_size=256)
+    demo.launch(server_name=args.host, server_port=args.port, max_file_size=importer.MAX_BYTES,
+                show_error=True, css=ui.CSS, footer_links=["api"], run_history=False, ssr_mode=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Every failure a musician or an operator can cause has its own exception.
+
+Messages quote the bad value and say how to fix it; the UI shows them verbatim.
+"""
+
+
+class MusicgenError(Exception):
+    """Base of all errors the app raises on purpose."""
+
+
+class MelodyError(MusicgenError, ValueError):
+    """A Melody could not be built: overlapping notes, bad pitch, bad grid, ..."""
+
+
+class ImportFailed(MusicgenError):
+    """Base for problems with a file or text handed in by the user."""
+
+
+class NotMusicError(ImportFailed):
+    """The bytes are not MIDI, MusicXML, ABC or tinyNotation."""
+
+
+class CorruptFileError(ImportFailed):
+    """The file has a music format's signature but cannot be read (truncated, damaged)."""
+
+
+class NoNotesError(ImportFailed):
+    """The file parsed but holds no pitched notes."""
+
+
+class DrumsOnlyError(NoNotesError):
+    """Every note is on the drum channel, so there is no melody to take."""
+
+
+class FileTooLargeError(ImportFailed):
+    """The upload is over the size limit."""
+
+
+class TrackChoiceError(ImportFailed):
+    """The requested track does not exist."""
+
+
+class TokenError(MusicgenError, ValueError):
+    """A token sequence is not a valid encoding."""
+
+
+class RenderError(MusicgenError):
+    """FluidSynth or the SoundFont is missing or failed."""
+
+
+class CheckpointError(MusicgenError):
+    """A checkpoint file is missing, tampered, truncated or does not match the code."""
+
+
+class RequestError(MusicgenError, ValueError):
+    """A service request has an out-of-range or inconsistent parameter."""

@@ -1,0 +1,320 @@
+"""Held-out evaluation of the shipped checkpoints, on the test split only.
+
+    python -m musicgen_app.evaluate            # full run; rewrites the metrics in checkpoints/MODEL_CARD.md
+    python -m musicgen_app.evaluate --quick    # fewer examples, prints only
+
+Prints and records: LSTM bits per step and accuracy (also on non-hold steps, beside the all-hold
+baseline) against an interpolated Kneser-Ney 5-gram on the same train split; VAE reconstruction
+(teacher-forced, argmax, sampled); latent against data-space interpolation scored by the LSTM;
+musical statistics of generated against held-out melodies; key keeping of continuations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from . import data as corpus_data
+from . import tokens as tk
+from .batches import IGNORE, lstm_batch, lstm_chunks, vae_windows
+from .checkpoints import read_metadata, save_checkpoint
+from .melody import Melody
+from .ngram import KneserNey
+from .service import ContinueRequest, MelodyService, SampleRequest, estimate_key, slerp
+
+ROOT = Path(__file__).resolve().parent.parent
+CARD = ROOT / "checkpoints" / "MODEL_CARD.md"
+LN2 = math.log(2)
+
+
+def step_scores(pred: np.ndarray, target: np.ndarray) -> dict:
+    """Accuracy on all steps, on non-hold steps, and the all-hold baseline."""
+    nonhold = target != tk.HOLD
+    return {"accuracy": float((pred == target).mean()),
+            "nonhold_accuracy": float((pred[nonhold] == target[nonhold]).mean()) if nonhold.any() else 0.0,
+            "all_hold_baseline": float((target == tk.HOLD).mean())}
+
+
+# -- LSTM -----------------------------------------------------------------------------------------
+@torch.inference_mode()
+def lstm_log2probs(model, rows: np.ndarray, feats: np.ndarray) -> np.ndarray:
+    """log2 P of steps 1.. of each full row (rows of equal length) -> (N, T-1)."""
+    logits, _ = model(torch.from_numpy(rows[:, :-1]), torch.from_numpy(feats[:, 1:]))
+    lp = torch.log_softmax(logits, -1).gather(-1, torch.from_numpy(rows[:, 1:]).unsqueeze(-1)).squeeze(-1)
+    return (lp / LN2).numpy()
+
+
+@torch.inference_mode()
+def eval_lstm(model, test: list[Melody], train: list[Melody]) -> dict:
+    data = lstm_chunks(test, 4096)  # one row per melody: no truncated context
+    nll, preds, targets = 0.0, [], []
+    for s in range(0, len(data), 64):
+        inp, feats, target = lstm_batch(data, np.arange(s, min(s + 64, len(data))))
+        logits, _ = model(inp, feats)
+        mask = target != IGNORE
+        nll += F.cross_entropy(logits[mask], target[mask], reduction="sum").item()
+        preds.append(logits[mask].argmax(-1).numpy())
+        targets.append(target[mask].numpy())
+    pred, target = np.concatenate(preds), np.concatenate(targets)
+    out = {"bits_per_step": nll / len(target) / LN2, **step_scores(pred, target), "steps": int(len(target))}
+    train_seqs = [tk.encode(m).tokens for m in train]
+    test_seqs = [tk.encode(m).tokens for m in test]
+    for name, seqs in (("5gram", train_seqs),
+                       ("5gram_transposed", [np.where(s >= 2, np.clip(s + k, 2, tk.NUM_CLASSES - 1), s)
+                                             for s in train_seqs for k in range(-5, 7)])):
+        kn = KneserNey(5, tk.NUM_CLASSES).fit(seqs)
+        bits = -np.concatenate([kn.log2_probs(s) for s in test_seqs if len(s) > 1])
+        out[f"{name}_bits_per_step"] = float(bits.mean())
+    best = min(out["5gram_bits_per_step"], out["5gram_transposed_bits_per_step"])
+    out["reduction_vs_best_5gram"] = 1 - out["bits_per_step"] / best
+    return out
+
+
+# -- VAE ------------------------------------------------------------------------------------------
+@torch.inference_mode()
+def eval_vae(svc: MelodyService, test: list[Melody], limit: int) -> dict:
+    W = svc.window
+    data = vae_windows([m for m in test], W, stride_bars=4)
+    idx = np.random.default_rng(0).permutation(len(data))[:limit]
+    toks, feats = data.tokens[idx], data.feats[idx]
+    gen = torch.Generator().manual_seed(0)
+    out = {"windows": int(len(idx))}
+    tf, am, sm, kls = [], [], [], []
+    for s in range(0, len(idx), 128):
+        t, f = torch.from_numpy(toks[s:s + 128]), torch.from_numpy(feats[s:s + 128])
+        mu, sigma = svc.vae.encode(t, f)
+        kls.append(((mu.pow(2) + sigma.pow(2) - 1 - 2 * torch.log(sigma)).sum(-1) * 0.5).numpy())
+        prev = torch.cat([torch.full_like(t[:, :1], tk.REST), t[:, :-1]], 1)
+        logits, _ = svc.vae.decode_step(prev, f, mu, svc.vae.initial_state(mu))
+        tf.append(logits.argmax(-1).numpy())
+        am.append(decode_rows(svc, mu, f, 0.0, gen))
+        sm.append(decode_rows(svc, mu, f, 1.0, gen))
+    for name, pred in (("teacher_forced", tf), ("argmax", am), ("sampled_t1", sm)):
+        out[name] = step_scores(np.concatenate(pred).reshape(-1), toks.reshape(-1))
+    out["kl_nats_mean"] = float(np.concatenate(kls).mean())
+    return out
+
+
+@torch.inference_mode()
+def decode_rows(svc: MelodyService, z, feats, temperature, gen) -> np.ndarray:
+    """Like MelodyService.decode_z but with per-row features (windows of different meters)."""
+    B, W = feats.shape[:2]
+    state = svc.vae.initial_state(z)
+    prev = torch.full((B, 1), tk.REST, dtype=torch.long)
+    out = np.empty((B, W), np.int64)
+    from .service import sample_logits
+
+    for t in range(W):
+        logits, state = svc.vae.decode_step(prev, feats[:, t:t + 1], z, state)
+        tok = sample_logits(logits[:, -1], temperature, gen)
+        out[:, t] = tok.numpy()
+        prev = tok.unsqueeze(1)
+    return out
+
+
+@torch.inference_mode()
+def eval_interpolation(svc: MelodyService, test: list[Melody], pairs: int, points: int = 7) -> dict:
+    W = svc.window
+    four = [m for m in test if m.time_signature == (4, 4)]
+    data = vae_windows(four, W, stride_bars=4)
+    rng = np.random.default_rng(1)
+    idx = rng.permutation(len(data))[:2 * pairs].reshape(-1, 2)
+    a, b = data.tokens[idx[:, 0]], data.tokens[idx[:, 1]]
+    feats = data.feats[idx[:, 0]]
+    mu_a, _ = svc.vae.encode(torch.from_numpy(a), torch.from_numpy(feats))
+    mu_b, _ = svc.vae.encode(torch.from_numpy(b), torch.from_numpy(feats))
+    gen = torch.Generator().manual_seed(2)
+    curve = []
+    for t in np.linspace(0, 1, points)[1:-1]:
+        z = torch.stack([slerp(mu_a[i], mu_b[i], float(t)) for i in range(len(a))])
+        latent = decode_rows(svc, z, torch.from_numpy(feats), 0.0, gen)
+        pick_b = rng.random(a.shape) < t
+        data_space = np.where(pick_b, b, a)  # MusicVAE's data-space baseline: each step from A or B
+        ll_latent = lstm_log2probs(svc.lstm, latent, feats).mean()
+        ll_data = lstm_log2probs(svc.lstm, data_space, feats).mean()
+        curve.append({"t": round(float(t), 3), "latent_log2p_per_step": float(ll_latent),
+                      "data_log2p_per_step": float(ll_data)})
+    return {"pairs": int(len(a)), "curve": curve,
+            "latent_higher_everywhere": all(c["latent_log2p_per_step"] > c["data_log2p_per_step"] for c in curve)}
+
+
+# -- musical statistics ---------------------------------------------------------------------------
+def melody_stats(m: Melody, key=None) -> dict | None:
+    if len(m.notes) < 2:
+        return None
+    pitches = np.array([n.pitch for n in m.notes])
+    key = key or estimate_key(m)
+    scale = key.scale_pitch_classes()
+    pc = np.bincount(pitches % 12, minlength=12) / len(pitches)
+    nz = pc[pc > 0]
+    bars = max(m.total_steps / m.bar_steps, 1e-9)
+    return {"in_scale": float(np.mean([p % 12 in scale for p in pitches])),
+            "pc_entropy": float(-(nz * np.log2(nz)).sum()), "notes_per_bar": len(pitches) / bars,
+            "range": int(pitches.max() - pitches.min()), "mean_abs_interval": float(np.abs(np.diff(pitches)).mean())}
+
+
+def overlap(x: list[float], y: list[float], bins: int = 20) -> float:
+    """Overlapping area of two normalised histograms on a shared range (1 = same distribution)."""
+    lo, hi = min(min(x), min(y)), max(max(x), max(y))
+    if hi <= lo:
+        return 1.0
+    hx, _ = np.histogram(x, bins=bins, range=(lo, hi))
+    hy, _ = np.histogram(y, bins=bins, range=(lo, hi))
+    return float(np.minimum(hx / hx.sum(), hy / hy.sum()).sum())
+
+
+def compare_stats(generated: list[Melody], reference: list[Melody]) -> dict:
+    g = [s for s in map(melody_stats, generated) if s]
+    r = [s for s in map(melody_stats, reference) if s]
+    out = {}
+    for k in g[0]:
+        gx, rx = [s[k] for s in g], [s[k] for s in r]
+        out[k] = {"generated_mean": float(np.mean(gx)), "heldout_mean": float(np.mean(rx)),
+                  "overlap": overlap(gx, rx)}
+    return out
+
+
+def primers(test: list[Melody], n: int) -> list[Melody]:
+    out = []
+    for m in test:
+        bars = 4 * m.bar_steps
+        start = m.pickup_steps
+        if m.total_steps >= start + bars + m.bar_steps and len(m.notes) >= 8:
+            p = m.slice(start, start + bars)
+            if len(p.notes) >= 4:
+                out.append(p)
+        if len(out) == n:
+            break
+    return out
+
+
+def eval_continuations(svc: MelodyService, test: list[Melody], n: int) -> dict:
+    ps = primers(test, n)
+    out = {"primers": len(ps)}
+    for lock in ("off", "detected"):
+        inside = total = 0
+        conts = []
+        for i, p in enumerate(ps):
+            res = svc.continue_(ContinueRequest(p, bars=4, temperature=1.0, seed=i, key_lock=lock))
+            scale = p.key.scale_pitch_classes()
+            for n_ in res.continuations[0].notes:
+                inside += n_.pitch % 12 in scale
+                total += 1
+            conts.append(res.continuations[0])
+        out[f"in_scale_key_lock_{lock}"] = inside / max(total, 1)
+        if lock == "off":
+            out["stats_vs_heldout"] = compare_stats(conts, [m.slice(4 * m.bar_steps + m.pickup_steps,
+                                                                     8 * m.bar_steps + m.pickup_steps)
+                                                            for m in test if m.total_steps >= 8 * m.bar_steps + m.pickup_steps][:n])
+    return out
+
+
+def eval_samples(svc: MelodyService, test: list[Melody], n: int) -> dict:
+    res = svc.sample(SampleRequest(count=min(n, 16), temperature=1.0, seed=0))
+    samples = list(res.melodies)
+    seed = 1
+    while len(samples) < n:
+        samples += svc.sample(SampleRequest(count=16, temperature=1.0, seed=seed)).melodies
+        seed += 1
+    ref = [w for w in (m.slice(m.pickup_steps, m.pickup_steps + 64) for m in test
+                       if m.time_signature == (4, 4) and m.total_steps >= m.pickup_steps + 64)][:n]
+    return {"samples": len(samples), "stats_vs_heldout": compare_stats(samples[:n], ref)}
+
+
+# -- report ---------------------------------------------------------------------------------------
+def markdown(r: dict) -> str:
+    L = r["lstm"]
+    V = r["vae"]
+    lines = [
+        f"Measured {r['date']} by `python -m musicgen_app.evaluate` on the test split "
+        f"({r['test_melodies']} melodies, corpus {r['fingerprint']}).", "",
+        "### LSTM (continuation)", "",
+        "| metric | LSTM | 5-gram KN | 5-gram KN, transposed train | all-hold baseline |", "|---|---|---|---|---|",
+        f"| bits per step | **{L['bits_per_step']:.3f}** | {L['5gram_bits_per_step']:.3f} | "
+        f"{L['5gram_transposed_bits_per_step']:.3f} | |",
+        f"| next-step accuracy | {L['accuracy']:.3f} | | | {L['all_hold_baseline']:.3f} |",
+        f"| accuracy on non-hold steps | {L['nonhold_accuracy']:.3f} | | | 0 |", "",
+        f"Bits per step: **{100 * L['reduction_vs_best_5gram']:.1f} % fewer** than the better 5-gram "
+        f"(target: at least 30 %), over {L['steps']} predicted steps.", "",
+        f"### VAE (4-bar windows of {r['window']} steps, {V['windows']} test windows)", "",
+        "| decoding from the posterior mean | accuracy | non-hold accuracy | all-hold baseline |", "|---|---|---|---|",
+    ]
+    for k in ("teacher_forced", "argmax", "sampled_t1"):
+        lines.append(f"| {k.replace('_', ' ')} | **{V[k]['accuracy']:.3f}** | {V[k]['nonhold_accuracy']:.3f} | "
+                     f"{V[k]['all_hold_baseline']:.3f} |")
+    lines += ["", f"Mean KL of the posterior: {V['kl_nats_mean']:.1f} nats per window (free bits "
+              f"{r['vae_config']['free_bits']:.0f}, beta {r['vae_config']['beta_max']}). Target: argmax >= 0.90.", "",
+              f"### Interpolation ({r['interpolation']['pairs']} held-out pairs, LSTM log2-likelihood per step)", "",
+              "| t | latent (slerp of posterior means) | data space (each step from A or B) |", "|---|---|---|"]
+    for c in r["interpolation"]["curve"]:
+        lines.append(f"| {c['t']} | {c['latent_log2p_per_step']:.3f} | {c['data_log2p_per_step']:.3f} |")
+    lines += ["", f"Latent path higher at every interior point: **{r['interpolation']['latent_higher_everywhere']}**.", "",
+              f"### Continuations ({r['continuation']['primers']} held-out 4-bar primers, temperature 1.0)", "",
+              f"- notes in the primer's scale without key lock: **{100 * r['continuation']['in_scale_key_lock_off']:.1f} %** "
+              "(target >= 90 %)",
+              f"- with key lock: **{100 * r['continuation']['in_scale_key_lock_detected']:.1f} %** (target 100 %)", "",
+              "### Musical statistics, generated against held-out", "",
+              "| statistic | LSTM continuations | held-out | overlap | VAE prior samples | held-out | overlap |",
+              "|---|---|---|---|---|---|---|"]
+    cs, ss = r["continuation"]["stats_vs_heldout"], r["samples"]["stats_vs_heldout"]
+    for k in cs:
+        lines.append(f"| {k} | {cs[k]['generated_mean']:.2f} | {cs[k]['heldout_mean']:.2f} | {cs[k]['overlap']:.2f} | "
+                     f"{ss[k]['generated_mean']:.2f} | {ss[k]['heldout_mean']:.2f} | {ss[k]['overlap']:.2f} |")
+    return "\n".join(lines)
+
+
+def write_card(report: dict) -> None:
+    text = CARD.read_text() if CARD.exists() else "<!-- metrics:start -->\n<!-- metrics:end -->\n"
+    block = f"<!-- metrics:start -->\n{markdown(report)}\n<!-- metrics:end -->"
+    text = re.sub(r"<!-- metrics:start -->.*<!-- metrics:end -->", lambda _: block, text, flags=re.S)
+    CARD.write_text(text)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="fewer examples; print only, write nothing")
+    ap.add_argument("--checkpoints", type=Path, default=ROOT / "checkpoints")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    t0 = time.time()
+    svc = MelodyService.from_checkpoints(args.checkpoints, threads=args.threads)
+    corpus = corpus_data.load()
+    test, train = corpus.split("test"), corpus.split("train")
+    n = 40 if args.quick else 200
+    report = {"date": time.strftime("%Y-%m-%d"), "fingerprint": corpus.fingerprint, "test_melodies": len(test),
+              "window": svc.window, "vae_config": svc.vae.config.to_dict()}
+    report["lstm"] = eval_lstm(svc.lstm, test, train)
+    print("lstm", json.dumps(report["lstm"], indent=1), flush=True)
+    report["vae"] = eval_vae(svc, test, 256 if args.quick else 2000)
+    print("vae", json.dumps(report["vae"], indent=1), flush=True)
+    report["interpolation"] = eval_interpolation(svc, test, 20 if args.quick else 100)
+    print("interpolation", json.dumps(report["interpolation"], indent=1), flush=True)
+    report["continuation"] = eval_continuations(svc, test, n)
+    report["samples"] = eval_samples(svc, test, n)
+    print(markdown(report))
+    print(f"evaluation took {time.time() - t0:.0f} s")
+    if not args.quick:
+        (args.checkpoints / "metrics.json").write_text(json.dumps(report, indent=1))
+        for kind in ("lstm", "vae"):
+            path = args.checkpoints / f"{kind}.safetensors"
+            meta = read_metadata(path)
+            model = svc.lstm if kind == "lstm" else svc.vae
+            held_out = {k: report[k] for k in (("lstm", "continuation") if kind == "lstm"
+                                                else ("vae", "interpolation"))}
+            metrics = dict(json.loads(meta["metrics"]), test=held_out)
+            save_checkpoint(path, model, data_fingerprint=meta["data_fingerprint"], train_steps=int(meta["train_steps"]),
+                            metrics=metrics, extra={k: meta[k] for k in ("train_command", "train_seconds") if k in meta})
+        write_card(report)
+        print(f"wrote {CARD} and the test metrics into each checkpoint's metadata")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,277 @@
+"""Everything a user can hand in (a file or typed notes) -> one :class:`ImportResult`.
+
+    load_melody(path_or_bytes, filename=..., track=...)   MIDI, MusicXML (.musicxml/.xml/.mxl), ABC
+    parse_text("4/4 c4 d e f g2 g")                       typed ABC or music21 tinyNotation
+
+The format is recognised by content (``MThd`` header, a zip archive, a MusicXML root element, ABC
+``X:``/``K:`` fields) and only then by the file extension. Files over 5 MB are refused before any
+parsing. Every failure is one of the :mod:`musicgen_app.errors` import errors with a message that
+says what to do; third-party parser exceptions never leave this module. A melody longer than
+64 bars is trimmed (a notice, not an error). Polyphony is reduced to the top line and onsets are
+snapped to the sixteenth grid by :mod:`musicgen_app.quantize`, which also picks the default track.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import (CorruptFileError, DrumsOnlyError, FileTooLargeError, ImportFailed, MusicgenError,
+                     NoNotesError, NotMusicError, TrackChoiceError)
+from .melody import Melody
+from .quantize import QuantizeReport, TrackInfo, pick_melody_track, pitch_range_notice, trim_bars
+
+MAX_BYTES = 5 * 1024 * 1024
+MAX_BARS = 64
+MIDI_EXTENSIONS = (".mid", ".midi", ".kar", ".smf")
+XML_EXTENSIONS = (".musicxml", ".xml")
+ABC_EXTENSIONS = (".abc",)
+TEXT_EXTENSIONS = (".txt", ".tiny", "")
+HOW_TO_TYPE = ("Type ABC (with a K: line, e.g. 'K:G' then 'GABc dedB') or tinyNotation such as "
+               "'4/4 c4 d e f g2 g' (letters are notes, c = middle C, c' an octave up, C an octave "
+               "down; numbers are durations: 4 = quarter, 8 = eighth; r is a rest).")
+
+
+@dataclass
+class ImportResult:
+    """The melody taken from a file, the candidate tracks and what happened on the way."""
+
+    melody: Melody
+    tracks: list[TrackInfo]
+    track: int  # index into ``tracks`` of the track that became the melody
+    notices: list[str] = field(default_factory=list)
+    format: str = ""  # 'midi', 'musicxml', 'mxl', 'abc' or 'tinynotation'
+    quantize: QuantizeReport | None = None
+
+
+# -- entry points ----------------------------------------------------------------------------------
+def load_melody(source: str | os.PathLike | bytes, *, filename: str | None = None,
+                track: int | None = None) -> ImportResult:
+    """Read a file (a path, or its bytes with ``filename`` for the extension and the name)."""
+    data, filename = _read_source(source, filename)
+    fmt = detect_format(data, filename)
+    stem = Path(filename).stem if filename else ""
+    try:
+        if fmt == "midi":
+            return _from_midi(data, track, stem)
+        if fmt == "tinynotation":
+            return _from_text(_decode(data), track, stem)
+        return _from_score_bytes(data, fmt, track, stem)
+    except MusicgenError:
+        raise
+    except Exception as exc:  # last line of defence: a parser bug must still reach the user as ours
+        raise CorruptFileError(
+            f"{filename or 'The file'} could not be read ({type(exc).__name__}: {str(exc)[:100]}); "
+            "it may be damaged. Export it again, or try MIDI or MusicXML.") from exc
+
+
+def parse_text(text: str) -> ImportResult:
+    """Typed notes: ABC (recognised by its ``K:``/``X:``/``M:`` fields) or tinyNotation."""
+    if not isinstance(text, str) or not text.strip():
+        raise NotMusicError(f"Nothing was typed. {HOW_TO_TYPE}")
+    if len(text.encode("utf-8")) > MAX_BYTES:
+        raise FileTooLargeError(f"The typed text is over {MAX_BYTES // 2**20} MB; type a shorter melody.")
+    try:
+        return _from_text(text, None, "Typed melody")
+    except MusicgenError:
+        raise
+    except Exception as exc:  # see load_melody
+        raise NotMusicError(f"The typed notes could not be read ({type(exc).__name__}). {HOW_TO_TYPE}") from exc
+
+
+# -- source and format -------------------------------------------------------------------------------
+def _read_source(source, filename: str | None) -> tuple[bytes, str]:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        if len(data) > MAX_BYTES:
+            raise FileTooLargeError(_too_large(filename or "The upload", len(data)))
+        return data, filename or ""
+    if not isinstance(source, (str, os.PathLike)):
+        raise ImportFailed(f"Cannot read {type(source).__name__}; pass a file path or the file's bytes.")
+    path = Path(source)
+    if not path.is_file():
+        raise ImportFailed(f"No file at {str(path)!r}; upload it again.")
+    size = path.stat().st_size
+    if size > MAX_BYTES:  # refused before reading a byte of it
+        raise FileTooLargeError(_too_large(path.name, size))
+    return path.read_bytes(), filename or path.name
+
+
+def _too_large(name: str, size: int) -> str:
+    return (f"{name} is {size / 2**20:.1f} MB, over the {MAX_BYTES // 2**20} MB limit; "
+            "upload a single melody or a shorter excerpt.")
+
+
+def _decode(data: bytes) -> str:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    return data.decode("utf-8-sig")
+
+
+def _looks_like_text(data: bytes) -> str | None:
+    try:
+        text = _decode(data)
+    except UnicodeDecodeError:
+        return None
+    if "\x00" in text:
+        return None
+    controls = sum(1 for ch in text[:4096] if ord(ch) < 32 and ch not in "\t\n\r\f")
+    return text if controls <= len(text[:4096]) * 0.02 else None
+
+
+ABC_FIELD = re.compile(r"^\s*[XK]:", re.MULTILINE)
+ABC_ANY_FIELD = re.compile(r"^\s*[XKMLTQ]:", re.MULTILINE)
+XML_ROOT = re.compile(r"<\s*score-(partwise|timewise)\b")
+
+
+def detect_format(data: bytes, filename: str = "") -> str:
+    """'midi', 'mxl', 'musicxml', 'abc' or 'tinynotation', by content first, then by extension."""
+    ext = Path(filename).suffix.lower() if filename else ""
+    label = filename or "The file"
+    known = MIDI_EXTENSIONS + XML_EXTENSIONS + ABC_EXTENSIONS + (".mxl",)
+    if not data:
+        err = CorruptFileError if ext in known else NotMusicError
+        raise err(f"{label} is empty (0 bytes); the upload may have failed. Try again.")
+    if data[:4] == b"MThd":
+        return "midi"
+    if data[:4] == b"PK\x03\x04":
+        return "mxl"
+    text = _looks_like_text(data)
+    if text is not None:
+        head = text[:8192]
+        if XML_ROOT.search(head):
+            return "musicxml"
+        if ABC_FIELD.search(head):
+            return "abc"
+    # Content was not conclusive: trust a music extension, so a damaged file says "damaged".
+    if ext in MIDI_EXTENSIONS:
+        return "midi"
+    if ext == ".mxl":
+        return "mxl"
+    if ext in XML_EXTENSIONS:
+        return "musicxml"
+    if ext in ABC_EXTENSIONS:
+        return "abc"
+    if text is not None and ext in TEXT_EXTENSIONS:
+        return "tinynotation"
+    raise NotMusicError(
+        f"{label} is not a music file we can read (it starts with {data[:8]!r}). Upload MIDI (.mid), "
+        "MusicXML (.musicxml, .xml, .mxl) or ABC (.abc), or type the notes.")
+
+
+# -- per format ------------------------------------------------------------------------------------
+def _finish(melody: Melody, tracks: list[TrackInfo], track: int, notices: list[str], fmt: str,
+            report: QuantizeReport | None, stem: str) -> ImportResult:
+    if not melody.name and stem:
+        melody = melody.replace(name=stem)
+    melody, trimmed = trim_bars(melody, MAX_BARS)
+    notices = list(notices)
+    if trimmed:
+        notices.append(trimmed)
+    folded = pitch_range_notice(melody)
+    if folded:
+        notices.append(folded)
+    return ImportResult(melody, tracks, track, notices, fmt, report)
+
+
+def _from_midi(data: bytes, track: int | None, stem: str) -> ImportResult:
+    from .midi_io import midi_to_melody
+
+    melody, report = midi_to_melody(data, track, name=stem)
+    return _finish(melody, report.tracks, report.track, report.notices, "midi", report.quantize, stem)
+
+
+def _from_score_bytes(data: bytes, fmt: str, track: int | None, stem: str) -> ImportResult:
+    if fmt == "abc":
+        text = _looks_like_text(data)
+        if text is None:
+            raise CorruptFileError("The ABC file is not readable text; save it as UTF-8 and upload it again.")
+        return _from_score(_abc_text(text), "abc", track, stem)
+    return _from_score(data, fmt, track, stem)
+
+
+def _from_score(data: bytes | str, fmt: str, track: int | None, stem: str) -> ImportResult:
+    from . import score_io
+
+    score, notices = score_io.read_score(data, fmt)
+    infos, notes = score_io.part_candidates(score)
+    pitched = [info for info in infos if info.notes and not info.is_drum]
+    listing = "; ".join(info.label for info in infos)
+    if not pitched:
+        if any(info.is_drum for info in infos):
+            raise DrumsOnlyError("Every part is percussion; there is no melody to take. "
+                                 "Upload a score with a pitched part.")
+        raise NoNotesError("The score holds no pitched notes; upload a score with a melody in it.")
+    if track is None:
+        track = pick_melody_track(infos, notes)
+        if track is None:
+            track = pitched[0].index
+    elif not isinstance(track, int) or not 0 <= track < len(infos):
+        raise TrackChoiceError(f"Part {track!r} does not exist; choose one of: {listing}.")
+    elif infos[track].is_drum or not infos[track].notes:
+        raise TrackChoiceError(f"Part {track} ({infos[track].name}) has no pitched notes; "
+                               f"choose one of: {listing}.")
+    melody, facts = score_io.stream_to_melody(score, track, name=score_io.score_title(score),
+                                              meter_fallback=True)
+    return _finish(melody, infos, track, notices + facts.notices + facts.report.notices,
+                   "mxl" if fmt == "mxl" else fmt, facts.report, stem)
+
+
+def _abc_text(text: str) -> str:
+    """Typed ABC often lacks the X: line or a K: line; music21 needs both."""
+    text = text.strip() + "\n"
+    if not re.search(r"^\s*K:", text, re.MULTILINE):
+        # K: ends the header: put it after the last header field (or first, if there is none).
+        lines = text.splitlines()
+        last_header = max((i for i, line in enumerate(lines) if re.match(r"^\s*[A-Za-z]:", line)), default=-1)
+        lines.insert(last_header + 1, "K:C")
+        text = "\n".join(lines) + "\n"
+    if not re.search(r"^\s*X:", text, re.MULTILINE):
+        text = "X:1\n" + text
+    if not re.search(r"^\s*[LM]:", text, re.MULTILINE):
+        # ABC's default note length without a meter is an eighth; music21 wants it spelled out.
+        text = re.sub(r"^(\s*X:[^\n]*\n)", r"\1L:1/8\n", text, flags=re.MULTILINE)
+    return text
+
+
+def _tiny_tokens_ok(text: str) -> list[str]:
+    """The tokens music21's tinyNotation would silently skip (it ignores what it cannot read)."""
+    import music21 as m21
+
+    patterns = [re.compile(p) for p, _ in m21.tinyNotation.Converter().tokenMap]
+    bad = []
+    for token in text.split():
+        core = re.sub(r"^\w+\{", "", token).rstrip("}")
+        if core and not any(p.match(core) for p in patterns):
+            bad.append(token)
+    return bad
+
+
+def _from_text(text: str, track: int | None, stem: str) -> ImportResult:
+    import music21 as m21
+
+    body = text.strip()
+    if ABC_ANY_FIELD.search(body):
+        result = _from_score(_abc_text(body), "abc", track, stem)
+        result.format = "abc"
+        return result
+    body = re.sub(r"^tinynotation:\s*", "", body, flags=re.IGNORECASE)
+    bad = _tiny_tokens_ok(body)
+    if bad:
+        shown = ", ".join(repr(b) for b in bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise NotMusicError(f"Could not read {shown} as notes. {HOW_TO_TYPE}")
+    try:
+        score = m21.converter.parse("tinyNotation: " + body)
+    except Exception as exc:  # tinyNotation raises TinyNotationException and friends
+        raise NotMusicError(f"The typed notes could not be read ({str(exc)[:100]}). {HOW_TO_TYPE}") from exc
+    from . import score_io
+    from .quantize import describe_track
+
+    notes = score_io.part_notes(score)
+    if not notes:
+        raise NoNotesError(f"No notes were typed, only {body[:40]!r}. {HOW_TO_TYPE}")
+    info = describe_track(0, "Typed melody", notes)
+    melody, facts = score_io.stream_to_melody(score, 0, name=stem or "Typed melody", meter_fallback=True)
+    return _finish(melody, [info], 0, facts.notices + facts.report.notices, "tinynotation", facts.report, stem)

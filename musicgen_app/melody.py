@@ -1,0 +1,231 @@
+"""The one type every layer passes around: a monophonic melody on a step grid.
+
+Time is counted in *steps*: ``steps_per_quarter`` steps per quarter note (4 by default, so a step is
+a sixteenth note). Bar lines fall at ``pickup_steps + k * bar_steps``; a melody with an anacrusis
+has ``pickup_steps > 0`` and its first (partial) bar is ``pickup_steps`` long. ``total_steps`` keeps
+trailing rests so a clip's length survives round trips.
+
+Everything else (MIDI, MusicXML, ABC, model tokens, audio) converts to or from a :class:`Melody`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+from .errors import MelodyError
+
+PITCH_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
+MINOR_SCALE = (0, 2, 3, 5, 7, 8, 10)  # natural minor; see Key.scale_pitch_classes
+SUPPORTED_DENOMINATORS = (2, 4, 8, 16)
+DEFAULT_VELOCITY = 90
+
+
+@dataclass(frozen=True, order=True)
+class Note:
+    """One note: MIDI pitch 0-127, onset and length in steps, MIDI velocity 1-127."""
+
+    start: int
+    pitch: int
+    duration: int
+    velocity: int = DEFAULT_VELOCITY
+
+    def __post_init__(self):
+        for name in ("start", "pitch", "duration", "velocity"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                # numpy ints sneak in from converters; normalise rather than fail.
+                try:
+                    object.__setattr__(self, name, int(value))
+                except (TypeError, ValueError):
+                    raise MelodyError(f"Note {name} must be an integer, got {value!r}.") from None
+        if not 0 <= self.pitch <= 127:
+            raise MelodyError(f"Note pitch {self.pitch} is outside MIDI's 0-127.")
+        if self.start < 0:
+            raise MelodyError(f"Note at step {self.start} starts before the melody (step 0).")
+        if self.duration < 1:
+            raise MelodyError(
+                f"Note {self.pitch} at step {self.start} has duration {self.duration}; "
+                "every note must last at least one step."
+            )
+        if not 1 <= self.velocity <= 127:
+            raise MelodyError(f"Note velocity {self.velocity} is outside 1-127.")
+
+    @property
+    def end(self) -> int:
+        return self.start + self.duration
+
+
+@dataclass(frozen=True)
+class Key:
+    """A key: tonic pitch class (0 = C ... 11 = B) and mode ('major' or 'minor')."""
+
+    tonic: int = 0
+    mode: str = "major"
+
+    def __post_init__(self):
+        if self.mode not in ("major", "minor"):
+            raise MelodyError(f"Key mode {self.mode!r} is not supported; use 'major' or 'minor'.")
+        if not isinstance(self.tonic, int) or not 0 <= self.tonic <= 11:
+            raise MelodyError(f"Key tonic {self.tonic!r} must be a pitch class 0-11 (0 = C).")
+
+    @property
+    def name(self) -> str:
+        return f"{PITCH_NAMES[self.tonic]} {self.mode}"
+
+    def scale_pitch_classes(self) -> frozenset[int]:
+        """Scale tones; minor includes the raised 6th and 7th, which folk and Bach minor use."""
+        steps = MAJOR_SCALE if self.mode == "major" else MINOR_SCALE + (9, 11)
+        return frozenset((self.tonic + s) % 12 for s in steps)
+
+    @classmethod
+    def parse(cls, text: str) -> "Key":
+        """'D minor', 'Eb major', 'f# minor', 'C' (major implied)."""
+        parts = text.strip().split()
+        if not parts or len(parts) > 2:
+            raise MelodyError(f"Key {text!r} is not like 'D minor' or 'Eb major'.")
+        tonic_name = parts[0][0].upper() + parts[0][1:].replace("-", "b")
+        aliases = {"Db": "C#", "D#": "Eb", "Gb": "F#", "G#": "Ab", "A#": "Bb", "Cb": "B", "Fb": "E",
+                   "E#": "F", "B#": "C"}
+        tonic_name = aliases.get(tonic_name, tonic_name)
+        if tonic_name not in PITCH_NAMES:
+            raise MelodyError(f"Key {text!r}: unknown tonic {parts[0]!r}; use a name like C, F#, Bb.")
+        mode = parts[1].lower() if len(parts) == 2 else "major"
+        return cls(PITCH_NAMES.index(tonic_name), mode)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Melody:
+    """A validated monophonic melody. See the module docstring for the time grid."""
+
+    notes: tuple[Note, ...]
+    total_steps: int = 0  # 0 means "end of the last note"
+    qpm: float = 120.0
+    time_signature: tuple[int, int] = (4, 4)
+    key: Key = field(default_factory=Key)
+    program: int = 0
+    pickup_steps: int = 0
+    steps_per_quarter: int = 4
+    name: str = ""
+
+    def __post_init__(self):
+        notes = tuple(sorted(self.notes))
+        object.__setattr__(self, "notes", notes)
+        object.__setattr__(self, "time_signature", tuple(int(x) for x in self.time_signature))
+        num, den = self.time_signature
+        if den not in SUPPORTED_DENOMINATORS or not 1 <= num <= 32:
+            raise MelodyError(
+                f"Time signature {num}/{den} is not supported; the denominator must be one of "
+                f"{SUPPORTED_DENOMINATORS} and the numerator 1-32."
+            )
+        if (num * self.steps_per_quarter * 4) % den:
+            raise MelodyError(
+                f"A bar of {num}/{den} is not a whole number of steps at "
+                f"{self.steps_per_quarter} steps per quarter."
+            )
+        if not 10 <= self.qpm <= 400:
+            raise MelodyError(f"Tempo {self.qpm} qpm is outside 10-400; set a realistic tempo.")
+        if not 0 <= self.program <= 127:
+            raise MelodyError(f"GM program {self.program} is outside 0-127.")
+        if not 0 <= self.pickup_steps < self.bar_steps:
+            raise MelodyError(
+                f"Pickup of {self.pickup_steps} steps must be shorter than a bar ({self.bar_steps} steps)."
+            )
+        for a, b in zip(notes, notes[1:]):
+            if b.start < a.end:
+                raise MelodyError(
+                    f"Notes overlap: pitch {a.pitch} at step {a.start} lasts until step {a.end}, "
+                    f"but pitch {b.pitch} starts at step {b.start}. A melody plays one note at a "
+                    "time; reduce chords to one line first."
+                )
+        end = notes[-1].end if notes else 0
+        if self.total_steps == 0:
+            object.__setattr__(self, "total_steps", end)
+        elif self.total_steps < end:
+            raise MelodyError(f"total_steps {self.total_steps} is shorter than the last note's end {end}.")
+
+    # -- derived facts ---------------------------------------------------------------------------
+    @property
+    def bar_steps(self) -> int:
+        num, den = self.time_signature
+        return num * self.steps_per_quarter * 4 // den
+
+    @property
+    def beat_steps(self) -> int:
+        """Steps per felt beat: a dotted quarter in compound meters (6/8, 9/8, 12/8)."""
+        num, den = self.time_signature
+        unit = self.steps_per_quarter * 4 // den
+        if den == 8 and num % 3 == 0 and num > 3:
+            return unit * 3
+        return unit
+
+    @property
+    def num_bars(self) -> float:
+        """Bars after the pickup, fractional when the last bar is incomplete."""
+        return max(0, self.total_steps - self.pickup_steps) / self.bar_steps
+
+    @property
+    def whole_bars(self) -> int:
+        return math.ceil(self.num_bars)
+
+    @property
+    def seconds_per_step(self) -> float:
+        return 60.0 / self.qpm / self.steps_per_quarter
+
+    @property
+    def duration_seconds(self) -> float:
+        return self.total_steps * self.seconds_per_step
+
+    @property
+    def pitch_range(self) -> tuple[int, int] | None:
+        if not self.notes:
+            return None
+        pitches = [n.pitch for n in self.notes]
+        return min(pitches), max(pitches)
+
+    def summary(self) -> dict:
+        """What was understood, for the UI."""
+        rng = self.pitch_range
+        return {
+            "name": self.name,
+            "tempo_qpm": round(self.qpm, 2),
+            "time_signature": f"{self.time_signature[0]}/{self.time_signature[1]}",
+            "key": self.key.name,
+            "bars": round(self.num_bars, 2),
+            "pickup_steps": self.pickup_steps,
+            "notes": len(self.notes),
+            "range": f"{rng[0]}-{rng[1]}" if rng else "",
+            "program": self.program,
+        }
+
+    # -- derived melodies ------------------------------------------------------------------------
+    def replace(self, **changes) -> "Melody":
+        return dataclasses.replace(self, **changes)
+
+    def transpose(self, semitones: int) -> "Melody":
+        return self.replace(
+            notes=tuple(dataclasses.replace(n, pitch=n.pitch + semitones) for n in self.notes),
+            key=Key((self.key.tonic + semitones) % 12, self.key.mode),
+        )
+
+    def slice(self, start: int, stop: int) -> "Melody":
+        """Steps [start, stop) as a new melody starting at step 0; notes crossing the edges are cut."""
+        if not 0 <= start <= stop:
+            raise MelodyError(f"Cannot slice steps {start}..{stop}.")
+        notes = []
+        for n in self.notes:
+            s, e = max(n.start, start), min(n.end, stop)
+            if s < e and n.start >= start:
+                notes.append(dataclasses.replace(n, start=s - start, duration=e - s))
+        pickup = (self.pickup_steps - start) % self.bar_steps
+        return self.replace(notes=tuple(notes), total_steps=stop - start, pickup_steps=pickup)
+
+    def concat(self, other: "Melody") -> "Melody":
+        """``other`` appended after this melody's total_steps; keeps this melody's metadata."""
+        shifted = tuple(dataclasses.replace(n, start=n.start + self.total_steps) for n in other.notes)
+        return self.replace(notes=self.notes + shifted, total_steps=self.total_steps + other.total_steps)

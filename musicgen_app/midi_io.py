@@ -1,0 +1,372 @@
+"""Standard MIDI files <-> Melody (via mido): ``midi_to_melody`` / ``melody_to_midi``.
+
+Export layout (what DAWs expect): type 1, 480 ticks per quarter; track 0 is the conductor track
+(song name, time signature, key signature, tempo), track 1 holds the melody (track name, GM program
+on channel 1, note on/off with the melody's velocities). Every note starts and ends on a grid tick
+(480 / steps_per_quarter ticks per step). The file ends (end_of_track) at ``total_steps``.
+
+Pickups: the file starts with the pickup at tick 0, written as a short bar of its own meter
+(a one-beat pickup in 3/4 is a 1/4 bar, then 3/4 from the first downbeat), so bar lines in a DAW
+fall where the melody's do. On import, a first bar whose meter lasts exactly until a second time
+signature, and is shorter than that meter's bar, is read back as a pickup (music21 reads ABC
+anacruses the same way). When the pickup is not a whole number of 1/2^n notes (odd
+steps_per_quarter), the export falls back on a leading rest that fills the first bar.
+
+Import: type 0, 1 and 2, any PPQ (SMPTE time division is refused). Type 1/2 tracks are the
+candidates (drum-channel notes split off as their own drum candidate); a type 0 file's channels are.
+The first tempo is used and later changes are reported; so are meter changes.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import mido
+
+from .errors import CorruptFileError, DrumsOnlyError, MelodyError, NoNotesError, TrackChoiceError
+from .melody import Key, Melody
+from .quantize import QuantizeReport, RawNote, TrackInfo, build_melody, describe_track, pick_melody_track
+
+PPQ = 480
+DRUM_CHANNEL = 9  # channel 10 as musicians count
+MELODY_CHANNEL = 0
+# mido's key names with the fewest accidentals, by tonic pitch class.
+MAJOR_KEYS = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+MINOR_KEYS = ("Cm", "C#m", "Dm", "Ebm", "Em", "Fm", "F#m", "Gm", "G#m", "Am", "Bbm", "Bm")
+
+
+@dataclass
+class MidiReport:
+    """What the MIDI import found besides the melody."""
+
+    tracks: list[TrackInfo]
+    track: int  # index into ``tracks`` of the track that became the melody
+    notices: list[str] = field(default_factory=list)
+    quantize: QuantizeReport | None = None
+    tempi: list[float] = field(default_factory=list)  # qpm, in file order
+    title: str = ""
+    key_from_file: bool = False
+
+
+# -- export ----------------------------------------------------------------------------------------
+def _pickup_meter(pickup_steps: int, steps_per_quarter: int) -> tuple[int, int] | None:
+    """The pickup as a time signature (num, 2^k), or None when no power-of-two note fits."""
+    frac = Fraction(pickup_steps, 4 * steps_per_quarter)  # in whole notes
+    den = frac.denominator
+    if den & (den - 1) or den > 64:
+        return None
+    return frac.numerator, den
+
+
+def _time_signature(num: int, den: int, tick: int) -> mido.MetaMessage:
+    compound = den == 8 and num % 3 == 0 and num > 3
+    clocks = 24 * 4 // den * (3 if compound else 1)  # MIDI clocks per felt beat
+    return mido.MetaMessage("time_signature", numerator=num, denominator=den,
+                            clocks_per_click=max(1, min(255, clocks)), notated_32nd_notes_per_beat=8, time=tick)
+
+
+def _with_deltas(events: list[tuple[int, int, mido.Message]], end_tick: int) -> mido.MidiTrack:
+    track = mido.MidiTrack()
+    now = 0
+    for tick, _, msg in sorted(events, key=lambda e: (e[0], e[1])):
+        track.append(msg.copy(time=tick - now))
+        now = tick
+    track.append(mido.MetaMessage("end_of_track", time=max(0, end_tick - now)))
+    return track
+
+
+def melody_to_midi(melody: Melody, path: str | Path | None = None) -> bytes:
+    """The melody as a type-1 MIDI file (see the module docstring); also written to ``path`` if given."""
+    spq = melody.steps_per_quarter
+    if PPQ % spq:
+        raise MelodyError(f"{spq} steps per quarter do not divide MIDI's {PPQ} ticks; use 1, 2, 3, 4, 6, 8 or 12.")
+    tps = PPQ // spq
+    num, den = melody.time_signature
+    shift = 0
+    meta: list[tuple[int, int, mido.Message]] = []
+    if melody.name:
+        meta.append((0, 0, mido.MetaMessage("track_name", name=melody.name)))
+    pickup_meter = _pickup_meter(melody.pickup_steps, spq) if melody.pickup_steps else None
+    if pickup_meter:
+        meta.append((0, 1, _time_signature(*pickup_meter, 0)))
+        meta.append((melody.pickup_steps * tps, 1, _time_signature(num, den, 0)))
+    else:
+        if melody.pickup_steps:
+            shift = melody.bar_steps - melody.pickup_steps  # leading rest so bar lines still line up
+        meta.append((0, 1, _time_signature(num, den, 0)))
+    keyname = (MAJOR_KEYS if melody.key.mode == "major" else MINOR_KEYS)[melody.key.tonic]
+    meta.append((0, 2, mido.MetaMessage("key_signature", key=keyname)))
+    meta.append((0, 3, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(melody.qpm))))
+    end_tick = (melody.total_steps + shift) * tps
+
+    notes: list[tuple[int, int, mido.Message]] = [
+        (0, 0, mido.MetaMessage("track_name", name=melody.name or "Melody")),
+        (0, 1, mido.Message("program_change", channel=MELODY_CHANNEL, program=melody.program)),
+    ]
+    for n in melody.notes:
+        # At a shared tick the previous note's off sorts before the next note's on (order 2 < 3).
+        notes.append(((n.start + shift) * tps, 3, mido.Message(
+            "note_on", channel=MELODY_CHANNEL, note=n.pitch, velocity=n.velocity)))
+        notes.append(((n.end + shift) * tps, 2, mido.Message(
+            "note_off", channel=MELODY_CHANNEL, note=n.pitch, velocity=64)))
+
+    mid = mido.MidiFile(type=1, ticks_per_beat=PPQ)
+    mid.tracks.append(_with_deltas(meta, end_tick))
+    mid.tracks.append(_with_deltas(notes, end_tick))
+    buf = io.BytesIO()
+    mid.save(file=buf)
+    data = buf.getvalue()
+    if path is not None:
+        Path(path).write_bytes(data)
+    return data
+
+
+# -- import ----------------------------------------------------------------------------------------
+def read_midi(data: bytes) -> mido.MidiFile:
+    """Parse with mido; anything mido cannot read is a :class:`CorruptFileError`."""
+    if data[:4] != b"MThd":
+        raise CorruptFileError(
+            f"The file does not start with a MIDI header ('MThd'; it starts with {data[:4]!r}); "
+            "it is not a MIDI file or is damaged. Export it again as a Standard MIDI File (.mid).")
+    try:
+        mid = mido.MidiFile(file=io.BytesIO(data))
+    except Exception as exc:  # mido raises EOFError, OSError, ValueError, KeyError, ... on bad bytes
+        why = f"{type(exc).__name__}: {exc}".strip(": ")[:120]
+        raise CorruptFileError(
+            f"The MIDI file cannot be read ({why}); it may be truncated or damaged. "
+            "Export it again from your DAW or notation program.") from exc
+    if mid.ticks_per_beat <= 0:
+        raise CorruptFileError(
+            f"The MIDI file's time division ({mid.ticks_per_beat}) is SMPTE or zero, not ticks per "
+            "quarter note; export it again with musical (PPQ) timing.")
+    return mid
+
+
+@dataclass
+class _Group:
+    """Notes of one candidate track, in ticks."""
+
+    name: str
+    track: int
+    channels: set[int] = field(default_factory=set)
+    notes: list[tuple[int, int, int, int]] = field(default_factory=list)  # (start, end, pitch, velocity)
+    is_drum: bool = False
+
+
+@dataclass
+class _Scan:
+    tempos: list[tuple[int, int]] = field(default_factory=list)  # (tick, microseconds per quarter)
+    meters: list[tuple[int, int, int]] = field(default_factory=list)  # (tick, num, den)
+    keys: list[tuple[int, str]] = field(default_factory=list)
+    programs: dict[tuple[int, int], list[tuple[int, int]]] = field(default_factory=dict)  # (track, ch)
+    names: dict[int, str] = field(default_factory=dict)
+    ends: dict[int, int] = field(default_factory=dict)
+    groups: dict[tuple, _Group] = field(default_factory=dict)
+
+
+def _scan(mid: mido.MidiFile) -> _Scan:
+    scan = _Scan()
+    by_channel = mid.type == 0 or len(mid.tracks) == 1
+    for ti, track in enumerate(mid.tracks):
+        tick = 0
+        sounding: dict[tuple[int, int], tuple[int, int]] = {}  # (channel, pitch) -> (start, velocity)
+
+        def close(ch: int, pitch: int, at: int) -> None:
+            start, vel = sounding.pop((ch, pitch))
+            if at > start:
+                key = (ti, ch) if by_channel else (ti, ch == DRUM_CHANNEL)
+                group = scan.groups.get(key)
+                if group is None:
+                    group = scan.groups[key] = _Group("", ti, is_drum=ch == DRUM_CHANNEL)
+                group.channels.add(ch)
+                group.notes.append((start, at, pitch, vel))
+
+        for msg in track:
+            tick += msg.time
+            kind = msg.type
+            if kind == "note_on" and msg.velocity > 0:
+                if (msg.channel, msg.note) in sounding:  # re-struck without a note-off
+                    close(msg.channel, msg.note, tick)
+                sounding[(msg.channel, msg.note)] = (tick, msg.velocity)
+            elif kind in ("note_off", "note_on"):
+                if (msg.channel, msg.note) in sounding:
+                    close(msg.channel, msg.note, tick)
+            elif kind == "program_change":
+                scan.programs.setdefault((ti, msg.channel), []).append((tick, msg.program))
+            elif kind == "set_tempo":
+                scan.tempos.append((tick, msg.tempo))
+            elif kind == "time_signature":
+                scan.meters.append((tick, msg.numerator, msg.denominator))
+            elif kind == "key_signature":
+                scan.keys.append((tick, msg.key))
+            elif kind == "track_name" and ti not in scan.names and msg.name.strip():
+                scan.names[ti] = msg.name.strip()
+        for ch, pitch in list(sounding):  # notes left hanging end with their track
+            close(ch, pitch, tick)
+        scan.ends[ti] = tick
+    return scan
+
+
+def _gm_name(program: int) -> str:
+    import pretty_midi  # only for the General MIDI instrument names
+
+    return pretty_midi.program_to_instrument_name(program)
+
+
+def _program_for(scan: _Scan, group: _Group) -> int:
+    first_note = min((n[0] for n in group.notes), default=0)
+    changes = sorted(p for ch in group.channels for p in scan.programs.get((group.track, ch), []))
+    if not changes:  # some files set every channel's program in the conductor track
+        changes = sorted(p for (_, ch), ps in scan.programs.items() if ch in group.channels for p in ps)
+    before = [p for t, p in changes if t <= first_note]
+    if before:
+        return before[-1]
+    return changes[0][1] if changes else 0
+
+
+def _candidates(mid: mido.MidiFile, scan: _Scan) -> tuple[list[_Group], list[TrackInfo], list[list[RawNote]]]:
+    groups = [g for _, g in sorted(scan.groups.items(), key=lambda kv: (kv[0][0], kv[0][1]))]
+    infos, raw = [], []
+    for i, g in enumerate(groups):
+        program = _program_for(scan, g)
+        track_name = scan.names.get(g.track, "")
+        if mid.type == 0 or len(mid.tracks) == 1:
+            ch = min(g.channels)
+            g.name = f"Channel {ch + 1} ({'Drums' if g.is_drum else _gm_name(program)})"
+        else:
+            g.name = track_name or f"Track {g.track}"
+        notes = [RawNote(s / mid.ticks_per_beat, (e - s) / mid.ticks_per_beat, p, v) for s, e, p, v in g.notes]
+        raw.append(notes)
+        infos.append(describe_track(i, g.name, notes, is_drum=g.is_drum, program=program))
+    # Two groups from one track (melodic + drums) need different names.
+    seen: dict[str, int] = {}
+    for i, info in enumerate(infos):
+        if info.name in seen:
+            infos[i] = TrackInfo(info.index, f"{info.name} ({'drums' if info.is_drum else 'pitched'})",
+                                 info.notes, info.low, info.high, info.is_drum, info.program,
+                                 info.chord_fraction)
+        seen[info.name] = i
+    return groups, infos, raw
+
+
+def _meter_and_pickup(scan: _Scan, ppq: int, spq: int, notices: list[str]) -> tuple[tuple[int, int], int]:
+    from .score_io import supported_meter
+
+    meters = []
+    for tick, num, den in sorted(scan.meters):
+        if meters and meters[-1][0] == tick:
+            meters[-1] = (tick, num, den)  # a later event at the same tick wins
+        elif not meters or meters[-1][1:] != (num, den):
+            meters.append((tick, num, den))
+    pickup_ticks = 0
+    if len(meters) > 1 and meters[0][0] == 0:
+        first_bar = meters[0][1] * 4 * ppq // meters[0][2]
+        second_bar = meters[1][1] * 4 * ppq // meters[1][2]
+        if meters[1][0] == first_bar and first_bar < second_bar:
+            pickup_ticks = first_bar
+            meters = meters[1:]
+    num, den = (meters[0][1], meters[0][2]) if meters else (4, 4)
+    if not supported_meter(num, den, spq):
+        notices.append(f"Time signature {num}/{den} is not supported; read the melody as 4/4.")
+        num, den = 4, 4
+        pickup_ticks = 0
+    later = [f"{n}/{d}" for _, n, d in meters[1:]]
+    if later:
+        notices.append(f"The meter changes to {', '.join(dict.fromkeys(later))} later on; "
+                       f"the melody keeps {num}/{den}.")
+    pickup = int(round(pickup_ticks * spq / ppq))
+    if not 0 <= pickup < num * spq * 4 // den:
+        pickup = 0
+    return (num, den), pickup
+
+
+def _tempo(scan: _Scan, notices: list[str]) -> tuple[float, list[float]]:
+    tempi = []
+    for _, tempo in sorted(scan.tempos, key=lambda t: t[0]):
+        if tempo > 0:
+            qpm = round(60_000_000 / tempo, 2)  # 0.01 qpm precision undoes microsecond rounding
+            if not tempi or tempi[-1] != qpm:
+                tempi.append(qpm)
+    if not tempi:
+        return 120.0, tempi
+    qpm = min(400.0, max(10.0, tempi[0]))
+    if qpm != tempi[0]:
+        notices.append(f"Tempo {tempi[0]:g} qpm is outside 10-400; using {qpm:g} qpm.")
+    if len(tempi) > 1:
+        shown = ", ".join(f"{t:g}" for t in tempi[1:5]) + (", ..." if len(tempi) > 5 else "")
+        notices.append(f"The tempo changes {len(tempi) - 1} time(s) (to {shown} qpm); "
+                       f"the melody keeps the first tempo, {tempi[0]:g} qpm.")
+    return qpm, tempi
+
+
+def _key(scan: _Scan) -> Key | None:
+    for _, name in sorted(scan.keys, key=lambda k: k[0]):
+        try:
+            minor = name.endswith("m")
+            return Key.parse(f"{name[:-1] if minor else name} {'minor' if minor else 'major'}")
+        except MelodyError:
+            continue
+    return None
+
+
+def midi_to_melody(data: bytes, track: int | None = None, *, name: str = "",
+                   steps_per_quarter: int = 4) -> tuple[Melody, MidiReport]:
+    """Parse a Standard MIDI File and take one candidate track (the most melody-like by default).
+
+    ``track`` indexes ``report.tracks``. The melody is named after the song title (the first
+    track's name in a type-1 file whose first track has no notes) or else ``name``.
+    """
+    mid = read_midi(data)
+    scan = _scan(mid)
+    groups, infos, raw = _candidates(mid, scan)
+    if not infos:
+        raise NoNotesError("The MIDI file holds no notes (only settings or silence); "
+                           "upload a file with a melody in it.")
+    if all(info.is_drum for info in infos):
+        raise DrumsOnlyError("Every note in the MIDI file is on the drum channel (10); there is no "
+                             "melody to take. Upload a file with a pitched instrument.")
+    listing = "; ".join(info.label for info in infos)
+    if track is None:
+        track = pick_melody_track(infos, raw)
+        if track is None:  # every pitched track is empty after filtering; take the first pitched
+            track = next(info.index for info in infos if not info.is_drum)
+    elif not isinstance(track, int) or not 0 <= track < len(infos):
+        raise TrackChoiceError(f"Track {track!r} does not exist; choose one of: {listing}.")
+    elif infos[track].is_drum:
+        raise TrackChoiceError(f"Track {track} ({infos[track].name}) is a drum track; "
+                               f"choose a pitched one: {listing}.")
+
+    notices: list[str] = []
+    if mid.type == 2:
+        notices.append("Type-2 MIDI (independent patterns): each track is read from its own start.")
+    ppq = mid.ticks_per_beat
+    qpm, tempi = _tempo(scan, notices)
+    meter, pickup = _meter_and_pickup(scan, ppq, steps_per_quarter, notices)
+    key = _key(scan)
+    title = ""
+    if mid.type in (1, 2) and len(mid.tracks) > 1 and not any(g.track == 0 for g in groups):
+        title = scan.names.get(0, "")
+    elif mid.type == 0 or len(mid.tracks) == 1:
+        title = scan.names.get(0, "")
+    group = groups[track]
+    melody, qreport = build_melody(
+        raw[track], steps_per_quarter=steps_per_quarter, qpm=qpm, time_signature=meter,
+        key=key or Key(), program=infos[track].program, pickup_steps=pickup, name=title or name)
+    # Keep trailing rest up to the track's end, but not past the bar line after the last note:
+    # files often end long after the music (and our own export ends exactly at total_steps).
+    last_end = melody.notes[-1].end
+    bar, offset = melody.bar_steps, melody.pickup_steps
+    next_bar = offset + max(0, math.ceil((last_end - offset) / bar)) * bar
+    end_steps = int(round(scan.ends.get(group.track, 0) * steps_per_quarter / ppq))
+    melody = melody.replace(total_steps=max(last_end, min(end_steps, next_bar)))
+    if key is None:
+        from .score_io import guess_key
+
+        melody = melody.replace(key=guess_key(melody))
+        notices.append(f"The file has no key signature; detected {melody.key.name}.")
+    report = MidiReport(infos, track, notices + qreport.notices, qreport, tempi, title, key is not None)
+    return melody, report

@@ -1,0 +1,68 @@
+"""Next-step melody LSTM in the spirit of Magenta's Lookback RNN.
+
+Input at step t: the token at t and the metrical position of step t+1 (the step being predicted:
+step in beat, beat in bar, bar length); output: logits over the 90 tokens of step t+1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from .. import tokens as tk
+from ..errors import CheckpointError
+
+
+@dataclass(frozen=True)
+class LSTMConfig:
+    num_classes: int = tk.NUM_CLASSES
+    embed_dim: int = 64
+    pos_dim: int = 16
+    hidden: int = 384
+    layers: int = 2
+    dropout: float = 0.2
+
+    def __post_init__(self):
+        for name in ("num_classes", "embed_dim", "pos_dim", "hidden", "layers"):
+            if getattr(self, name) < 1:
+                raise CheckpointError(f"LSTMConfig.{name} must be positive, got {getattr(self, name)}.")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class PositionEmbedding(nn.Module):
+    """Sum-free concatenation of the three metrical features (see tokens.metric_features)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.step_in_beat = nn.Embedding(tk.MAX_BEAT_STEPS, dim)
+        self.beat_in_bar = nn.Embedding(tk.MAX_BEATS, dim)
+        self.bar_len = nn.Embedding(tk.MAX_BAR_STEPS, dim)
+        self.out_dim = 3 * dim
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.step_in_beat(feats[..., 0]), self.beat_in_bar(feats[..., 1]),
+                          self.bar_len(feats[..., 2])], dim=-1)
+
+
+class MelodyLSTM(nn.Module):
+    kind = "lstm"
+
+    def __init__(self, config: LSTMConfig):
+        super().__init__()
+        self.config = config
+        self.embed = nn.Embedding(config.num_classes, config.embed_dim)
+        self.pos = PositionEmbedding(config.pos_dim)
+        self.lstm = nn.LSTM(config.embed_dim + self.pos.out_dim, config.hidden, config.layers,
+                            batch_first=True, dropout=config.dropout if config.layers > 1 else 0.0)
+        self.drop = nn.Dropout(config.dropout)
+        self.head = nn.Linear(config.hidden, config.num_classes)
+
+    def forward(self, tokens: torch.Tensor, next_feats: torch.Tensor, state=None):
+        """tokens (B, T) int64, next_feats (B, T, 3) int64 -> logits (B, T, C), state."""
+        x = torch.cat([self.embed(tokens), self.pos(next_feats)], dim=-1)
+        out, state = self.lstm(x, state)
+        return self.head(self.drop(out)), state

@@ -1,0 +1,93 @@
+"""Melody VAE in the spirit of MusicVAE's flat 2/4-bar model.
+
+Encoder: bidirectional LSTM over a window of ``window`` step tokens (plus metrical position) ->
+mu, sigma of a diagonal Gaussian over z. Decoder: an LSTM whose initial state comes from z and
+which also sees z at every step beside the previous token and the step's metrical position.
+Training uses KL annealing with free bits (see train.py); the config stores both so a
+checkpoint says how it was trained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .. import tokens as tk
+from ..errors import CheckpointError
+from .lstm import PositionEmbedding
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    num_classes: int = tk.NUM_CLASSES
+    window: int = 64  # steps: 4 bars of 4/4 at 16th notes
+    embed_dim: int = 64
+    pos_dim: int = 16
+    enc_hidden: int = 192
+    dec_hidden: int = 256
+    dec_layers: int = 1
+    z_dim: int = 128
+    free_bits: float = 128.0  # nats per window below which KL costs nothing
+    beta_max: float = 0.2
+
+    def __post_init__(self):
+        for name in ("num_classes", "window", "embed_dim", "enc_hidden", "dec_hidden", "dec_layers", "z_dim"):
+            if getattr(self, name) < 1:
+                raise CheckpointError(f"VAEConfig.{name} must be positive, got {getattr(self, name)}.")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class MelodyVAE(nn.Module):
+    kind = "vae"
+
+    def __init__(self, config: VAEConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        self.embed = nn.Embedding(c.num_classes, c.embed_dim)
+        self.pos = PositionEmbedding(c.pos_dim)
+        self.encoder = nn.LSTM(c.embed_dim + self.pos.out_dim, c.enc_hidden, batch_first=True, bidirectional=True)
+        self.to_mu = nn.Linear(2 * c.enc_hidden, c.z_dim)
+        self.to_sigma = nn.Linear(2 * c.enc_hidden, c.z_dim)
+        self.z_to_state = nn.Linear(c.z_dim, 2 * c.dec_layers * c.dec_hidden)
+        self.decoder = nn.LSTM(c.embed_dim + self.pos.out_dim + c.z_dim, c.dec_hidden, c.dec_layers,
+                               batch_first=True)
+        self.head = nn.Linear(c.dec_hidden, c.num_classes)
+
+    def encode(self, tokens: torch.Tensor, feats: torch.Tensor):
+        """tokens (B, W), feats (B, W, 3) -> mu, sigma (B, Z)."""
+        x = torch.cat([self.embed(tokens), self.pos(feats)], dim=-1)
+        _, (h, _) = self.encoder(x)
+        h = torch.cat([h[0], h[1]], dim=-1)
+        return self.to_mu(h), F.softplus(self.to_sigma(h)) + 1e-4
+
+    def initial_state(self, z: torch.Tensor):
+        c = self.config
+        s = torch.tanh(self.z_to_state(z)).view(z.shape[0], 2, c.dec_layers, c.dec_hidden)
+        return s[:, 0].transpose(0, 1).contiguous(), s[:, 1].transpose(0, 1).contiguous()
+
+    def decode_step(self, prev: torch.Tensor, feats: torch.Tensor, z: torch.Tensor, state):
+        """prev (B, T), feats (B, T, 3) of the steps being predicted -> logits (B, T, C), state."""
+        zz = z.unsqueeze(1).expand(-1, prev.shape[1], -1)
+        x = torch.cat([self.embed(prev), self.pos(feats), zz], dim=-1)
+        out, state = self.decoder(x, state)
+        return self.head(out), state
+
+    def forward(self, tokens: torch.Tensor, feats: torch.Tensor, generator=None):
+        """Teacher-forced pass: returns logits for every window step, mu, sigma."""
+        mu, sigma = self.encode(tokens, feats)
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device) if generator else torch.randn_like(mu)
+        z = mu + sigma * eps
+        prev = torch.cat([torch.full_like(tokens[:, :1], tk.REST), tokens[:, :-1]], dim=1)
+        logits, _ = self.decode_step(prev, feats, z, self.initial_state(z))
+        return logits, mu, sigma
+
+
+def kl_divergence(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, sigma) || N(0, 1)) per example, in nats (summed over z)."""
+    return 0.5 * (mu.pow(2) + sigma.pow(2) - 1 - 2 * torch.log(sigma)).sum(-1)

@@ -1,0 +1,368 @@
+"""Melody -> audio through FluidSynth, and audio -> WAV / OGG bytes.
+
+Audio is a 1-D ``float32`` numpy array (mono), peak-normalised to -1 dBFS, at ``sample_rate`` Hz.
+Its length is ``melody.duration_seconds + TAIL_SECONDS`` so a held last note can ring out.
+
+Design:
+
+* pyfluidsynth (import name ``fluidsynth``) is imported on first use, so the rest of the app works
+  without libfluidsynth; a missing library raises :class:`RenderError` naming the apt package.
+* One synthesizer per (SoundFont, sample rate) per process, created lazily and kept: loading a font
+  costs 0.03-1.4 s. Each synth has its own lock and is reset before every render (see
+  ``_FontSynth.prime``), so users never hear each other's notes: rendering one melody twice in a
+  row gives identical samples, and with other renders in between the samples agree to within
+  float rounding (below -140 dB; FluidSynth's voice bookkeeping changes the order it sums in).
+* No audio driver is started; we pull samples with ``fluid_synth_write_float`` and play the notes
+  straight from the Melody, sending note-on/off between chunks at their sample positions.
+* FluidSynth's reverb and chorus are switched off: their modulated delay lines keep state that
+  ``system_reset`` does not clear, so with them on two renders of one melody differ (~-50 dB).
+  Identical output is worth more to us (tests, caching) than the room sound.
+
+FluidSynth applies events at the start of its next 64-sample block, so note timing is exact to
+1.5 ms at 44.1 kHz. Each render starts on a block boundary, which makes that rounding the same for
+every render of a melody.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import io
+import os
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import RenderError
+from .melody import Melody
+
+TAIL_SECONDS = 0.75
+PEAK_DBFS = -1.0
+SOUNDFONT_SUFFIXES = (".sf2", ".sf3")
+SOUNDFONTS_ENV = "MUSICGEN_SOUNDFONTS"
+PROJECT_SOUNDFONTS = Path(__file__).resolve().parent.parent / "soundfonts"
+SYSTEM_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
+SAMPLE_RATES = (8000, 192000)
+AUDIO_FORMATS = {".wav": ("WAV", "PCM_16"), ".ogg": ("OGG", "VORBIS"), ".flac": ("FLAC", "PCM_16")}
+
+_BLOCK = 64  # FluidSynth's internal block size (FLUID_BUFSIZE)
+_FADE_SECONDS = 0.05  # fade out the end of the tail so a long release is not cut with a click
+_CHANNEL = 0
+_POLYPHONY = 64  # voices; a melody's overlapping releases need few, and a small pool warms up fast
+_PRIME_LOW = 24  # lowest key used to prime voice slots
+_GAIN = 0.5  # float output cannot clip inside FluidSynth, and we normalise afterwards
+
+
+# -- SoundFonts -----------------------------------------------------------------------------------
+def soundfonts_dir() -> Path:
+    """The folder users drop fonts into: ``$MUSICGEN_SOUNDFONTS`` or the project's ``soundfonts/``."""
+    env = os.environ.get(SOUNDFONTS_ENV)
+    return Path(env) if env else PROJECT_SOUNDFONTS
+
+
+def _bundled_soundfont() -> Path | None:
+    """pretty_midi's wheel ships a small GM font; found by path so pretty_midi is not imported."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pretty_midi")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "TimGM6mb.sf2"
+    return path if path.is_file() else None
+
+
+def list_soundfonts(folder: str | Path | None = None) -> dict[str, Path]:
+    """Available SoundFonts by name (file stem), the default first.
+
+    The system's FluidR3_GM and pretty_midi's TimGM6mb come first when installed, then every
+    ``.sf2``/``.sf3`` in ``folder`` (default :func:`soundfonts_dir`); a dropped font with the same
+    name as a built-in one replaces it.
+    """
+    fonts: dict[str, Path] = {}
+    if SYSTEM_SOUNDFONT.is_file():
+        fonts[SYSTEM_SOUNDFONT.stem] = SYSTEM_SOUNDFONT
+    bundled = _bundled_soundfont()
+    if bundled is not None:
+        fonts[bundled.stem] = bundled
+    folder = Path(folder) if folder is not None else soundfonts_dir()
+    if folder.is_dir():
+        for path in sorted(folder.iterdir()):
+            if path.suffix.lower() in SOUNDFONT_SUFFIXES:
+                fonts[path.stem] = path
+    return fonts
+
+
+def default_soundfont() -> str:
+    """Name of the font used when none is chosen: FluidR3_GM if installed, else TimGM6mb."""
+    if SYSTEM_SOUNDFONT.is_file():
+        return SYSTEM_SOUNDFONT.stem
+    bundled = _bundled_soundfont()
+    if bundled is not None:
+        return bundled.stem
+    raise RenderError(
+        f"No SoundFont found: neither {SYSTEM_SOUNDFONT} nor pretty_midi's TimGM6mb.sf2 exists. "
+        "Install one with `sudo apt-get install fluid-soundfont-gm` or drop a .sf2 file into "
+        f"{soundfonts_dir()}."
+    )
+
+
+def soundfont_path(name: str | None = None) -> Path:
+    """The file behind a SoundFont name; ``None`` means :func:`default_soundfont`."""
+    name = default_soundfont() if name is None else name
+    fonts = list_soundfonts()
+    if name not in fonts:
+        raise RenderError(
+            f"Unknown SoundFont {name!r}; available: {', '.join(sorted(fonts)) or 'none'}. "
+            f"Drop a .sf2 or .sf3 file into {soundfonts_dir()} to add one."
+        )
+    path = fonts[name]
+    if not path.is_file():
+        raise RenderError(f"SoundFont {name!r} points to {path}, which does not exist any more.")
+    return path
+
+
+# -- FluidSynth -------------------------------------------------------------------------------------
+def _import_fluidsynth():
+    try:
+        import fluidsynth
+    except (ImportError, OSError) as exc:
+        raise RenderError(
+            f"FluidSynth is not available ({exc}). Install the library with "
+            "`sudo apt-get install libfluidsynth3` (Debian/Ubuntu), then restart the app."
+        ) from None
+    return fluidsynth
+
+
+def _float_writer(fluidsynth):
+    """``fluid_synth_write_float`` from the already loaded library, or None if it is not reachable.
+
+    pyfluidsynth only wraps the 16-bit writer, which dithers with a counter that survives resets
+    (so renders would differ) and clips; float output has neither problem.
+    """
+    lib = getattr(fluidsynth, "_fl", None)
+    fn = getattr(lib, "fluid_synth_write_float", None) if lib is not None else None
+    if fn is None:
+        return None
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
+                   ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_FLUID_WARN = 2  # FluidSynth's log level for warnings
+
+
+def _log_setter(fluidsynth):
+    """``fluid_set_log_function``, typed, or None where the loaded library is not reachable."""
+    lib = getattr(fluidsynth, "_fl", None)
+    fn = getattr(lib, "fluid_set_log_function", None) if lib is not None else None
+    if fn is not None:
+        fn.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+        fn.restype = ctypes.c_void_p
+    return fn
+
+
+@contextmanager
+def _muted_warnings(set_log_function):
+    if set_log_function is None:
+        yield
+        return
+    previous = set_log_function(_FLUID_WARN, None, None)  # a NULL logger drops the messages
+    try:
+        yield
+    finally:
+        set_log_function(_FLUID_WARN, previous, None)
+
+
+@dataclass
+class _FontSynth:
+    """One FluidSynth instance with one font loaded; use only while holding ``lock``."""
+
+    synth: object
+    sfid: int
+    write_float: object
+    log_setter: object = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    written: int = 0  # samples pulled so far, to start every render on a block boundary
+
+    def write(self, out: np.ndarray) -> None:
+        """Fill ``out`` (frames x 2, float32, C-contiguous) with the next samples."""
+        n = len(out)
+        if n == 0:
+            return
+        if self.write_float is not None:
+            ptr = out.ctypes.data
+            self.write_float(self.synth.synth, n, ptr, 0, 2, ptr, 1, 2)
+        else:
+            out[:] = self.synth.get_samples(n).reshape(-1, 2) / 32768.0
+        self.written += n
+
+    def prime(self) -> None:
+        """Silence everything and put every voice slot into the same state.
+
+        system_reset restores controllers and programs but leaves voices ringing; all_sounds_off
+        then kills them (the other order does not). A voice slot also keeps a little state from
+        the last note it played (around -70 dB, enough to make two renders of one melody
+        differ), so the same chord of piano notes goes through every slot before each render.
+        Found by experiment with FluidSynth 2.3; tests/test_render.py checks it still holds.
+        """
+        synth = self.synth
+        synth.system_reset()
+        synth.all_sounds_off(_CHANNEL)
+        synth.program_select(_CHANNEL, self.sfid, 0, 0)
+        # One note per slot overfills the pool (a piano note takes 2 voices), which fills every
+        # slot; the note-ons that find no free voice only log warnings, muted meanwhile. Playing
+        # exactly as many notes as fit leaves audible differences, so keep this chord as it is.
+        with _muted_warnings(self.log_setter):
+            for key in range(_PRIME_LOW, _PRIME_LOW + _POLYPHONY):
+                synth.noteon(_CHANNEL, key, 100)
+        self.write(np.empty((_BLOCK, 2), np.float32))
+        synth.system_reset()
+        synth.all_sounds_off(_CHANNEL)
+        # Let one block pass so the kill is done before new notes arrive.
+        self.write(np.empty((_BLOCK, 2), np.float32))
+
+    def align(self) -> None:
+        pad = -self.written % _BLOCK
+        if pad:
+            self.write(np.empty((pad, 2), np.float32))
+
+
+_synths: dict[tuple[Path, int], _FontSynth] = {}
+# Guards _synths; held while a font loads so two first requests for it do not load it twice.
+_synths_lock = threading.Lock()
+
+
+def _load_synth(path: Path, sample_rate: int) -> _FontSynth:
+    fluidsynth = _import_fluidsynth()
+    synth = fluidsynth.Synth(gain=_GAIN, samplerate=float(sample_rate), channels=16,
+                             **{"synth.reverb.active": 0, "synth.chorus.active": 0,
+                                "synth.polyphony": _POLYPHONY})
+    sfid = synth.sfload(str(path))
+    if sfid < 0:
+        synth.delete()
+        raise RenderError(
+            f"FluidSynth could not load the SoundFont {path}: the file is damaged or not a "
+            "SoundFont. Replace it with a valid .sf2/.sf3 file."
+        )
+    font = _FontSynth(synth, sfid, _float_writer(fluidsynth), _log_setter(fluidsynth))
+    return font
+
+
+def _get_synth(path: Path, sample_rate: int) -> _FontSynth:
+    key = (path.resolve(), sample_rate)
+    with _synths_lock:
+        font = _synths.get(key)
+        if font is None:
+            font = _synths[key] = _load_synth(path, sample_rate)
+        return font
+
+
+def warm_up(soundfont: str | None = None, sample_rate: int = 44100) -> None:
+    """Load a font's synth now (e.g. at app start) instead of on the first render."""
+    _get_synth(soundfont_path(soundfont), sample_rate)
+
+
+# -- rendering --------------------------------------------------------------------------------------
+def _events(melody: Melody, sample_rate: int) -> list[tuple[int, int, int, int]]:
+    """(sample, is_on, pitch, velocity), sorted so a note-off comes before a note-on at one sample."""
+    sec = melody.seconds_per_step
+    events = []
+    for n in melody.notes:
+        events.append((round(n.start * sec * sample_rate), 1, n.pitch, n.velocity))
+        events.append((round(n.end * sec * sample_rate), 0, n.pitch, 0))
+    events.sort()
+    return events
+
+
+def render(melody: Melody, soundfont: str | None = None, sample_rate: int = 44100,
+           program: int | None = None) -> np.ndarray:
+    """Play ``melody`` through FluidSynth; mono float32 at ``sample_rate``, peak at -1 dBFS.
+
+    ``soundfont`` is a name from :func:`list_soundfonts` (default :func:`default_soundfont`);
+    ``program`` is a General MIDI program 0-127 overriding ``melody.program``. The result lasts
+    ``melody.duration_seconds + TAIL_SECONDS``; a melody without notes gives silence (zeros).
+    """
+    if not isinstance(sample_rate, int) or not SAMPLE_RATES[0] <= sample_rate <= SAMPLE_RATES[1]:
+        raise RenderError(f"Sample rate {sample_rate!r} is outside {SAMPLE_RATES[0]}-{SAMPLE_RATES[1]} Hz.")
+    program = melody.program if program is None else program
+    if not isinstance(program, int) or not 0 <= program <= 127:
+        raise RenderError(f"GM program {program!r} is outside 0-127.")
+    path = soundfont_path(soundfont)
+    total = round((melody.duration_seconds + TAIL_SECONDS) * sample_rate)
+    stereo = np.zeros((total, 2), np.float32)
+    if melody.notes:
+        font = _get_synth(path, sample_rate)
+        with font.lock:
+            _play(font, melody, program, path, sample_rate, stereo)
+    audio = stereo.mean(axis=1)  # reverb is off, so the two channels only differ by the preset's pan
+    fade = min(total, int(_FADE_SECONDS * sample_rate))
+    if fade:
+        audio[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
+    peak = float(np.max(np.abs(audio))) if total else 0.0
+    if peak > 1e-9:
+        audio *= np.float32(10 ** (PEAK_DBFS / 20) / peak)
+    else:
+        audio[:] = 0.0
+    return audio
+
+
+def _play(font: _FontSynth, melody: Melody, program: int, path: Path, sample_rate: int,
+          out: np.ndarray) -> None:
+    synth = font.synth
+    font.align()
+    font.prime()
+    if synth.program_select(_CHANNEL, font.sfid, 0, program) < 0:
+        raise RenderError(
+            f"SoundFont {path.name} has no preset for GM program {program} (bank 0); "
+            "choose another program or a full General MIDI SoundFont."
+        )
+    pos = 0
+    for sample, is_on, pitch, velocity in _events(melody, sample_rate):
+        if sample > pos:
+            font.write(out[pos:sample])
+            pos = sample
+        if is_on:
+            synth.noteon(_CHANNEL, pitch, velocity)
+        else:
+            synth.noteoff(_CHANNEL, pitch)
+    font.write(out[pos:])
+
+
+# -- writers ----------------------------------------------------------------------------------------
+def _encode(audio: np.ndarray, sr: int, fmt: str, subtype: str, target) -> None:
+    import soundfile
+
+    data = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
+    try:
+        soundfile.write(target, data, sr, format=fmt, subtype=subtype)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise RenderError(f"Could not encode {len(data)} samples at {sr} Hz as {fmt}: {exc}") from None
+
+
+def to_wav_bytes(audio: np.ndarray, sr: int) -> bytes:
+    """16-bit PCM WAV, for download."""
+    buf = io.BytesIO()
+    _encode(audio, sr, "WAV", "PCM_16", buf)
+    return buf.getvalue()
+
+
+def to_ogg_bytes(audio: np.ndarray, sr: int) -> bytes:
+    """OGG Vorbis, about a tenth of the WAV's size, for playback in the browser."""
+    buf = io.BytesIO()
+    _encode(audio, sr, "OGG", "VORBIS", buf)
+    return buf.getvalue()
+
+
+def write_audio(audio: np.ndarray, sr: int, path: str | Path) -> Path:
+    """Write ``.wav``, ``.ogg`` or ``.flac`` by the file's suffix; returns the path."""
+    path = Path(path)
+    fmt = AUDIO_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise RenderError(
+            f"Cannot write audio to {path.name!r}: use one of {', '.join(AUDIO_FORMATS)} as the suffix."
+        )
+    _encode(audio, sr, *fmt, str(path))
+    return path

@@ -1,0 +1,366 @@
+"""What the studio does: continue a melody (LSTM), interpolate two clips and sample new ones (VAE).
+
+One :class:`MelodyService` loads the checkpoints once and is read-only afterwards, so one instance
+serves every user and thread. Each call takes a request dataclass, draws randomness only from its own
+seeded ``torch.Generator`` (the seed is returned, so a result can be reproduced), and returns
+Melodies that keep the input's tempo, meter, key and program.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import tokens as tk
+from .checkpoints import load_checkpoint
+from .errors import RequestError
+from .melody import Key, Melody
+from .models.lstm import LSTMConfig, MelodyLSTM
+from .models.vae import MelodyVAE, VAEConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+CHECKPOINTS = ROOT / "checkpoints"
+MAX_SEED = 2**31 - 1
+
+
+# -- requests and results -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ContinueRequest:
+    melody: Melody
+    bars: int = 4
+    temperature: float = 1.0
+    variations: int = 1
+    seed: int | None = None
+    key_lock: str = "off"  # "off", "detected" (the melody's key) or a key name such as "D minor"
+    pitch_range: tuple[int, int] | None = None  # None: the input's range widened by a fifth
+
+    def validate(self):
+        if not self.melody.notes:
+            raise RequestError("The melody has no notes; give at least one note to continue from.")
+        _check_range("bars", self.bars, 1, 32)
+        _check_range("temperature", self.temperature, 0.1, 2.0)
+        _check_range("variations", self.variations, 1, 8)
+        _check_seed(self.seed)
+        if self.pitch_range is not None:
+            lo, hi = self.pitch_range
+            if not tk.MIN_PITCH <= lo < hi <= tk.MAX_PITCH:
+                raise RequestError(f"Pitch range {self.pitch_range} must lie within {tk.MIN_PITCH}-{tk.MAX_PITCH} "
+                                   "with low < high.")
+
+
+@dataclass(frozen=True)
+class ContinueResult:
+    melodies: list[Melody]  # input followed by each continuation
+    continuations: list[Melody]  # the new part alone, starting at step 0
+    start_step: int  # where the continuation starts inside each of ``melodies``
+    seed: int
+    key_lock: Key | None
+    notices: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class InterpolateRequest:
+    a: Melody
+    b: Melody
+    steps: int = 5  # including both endpoints
+    temperature: float = 0.0  # 0 = argmax decoding
+    seed: int | None = None
+
+    def validate(self):
+        for name, m in (("A", self.a), ("B", self.b)):
+            if not m.notes:
+                raise RequestError(f"Clip {name} has no notes; give each clip at least one note.")
+        _check_range("steps", self.steps, 3, 11)
+        _check_range("temperature", self.temperature, 0.0, 2.0)
+        _check_seed(self.seed)
+
+
+@dataclass(frozen=True)
+class InterpolateResult:
+    clips: list[Melody]  # A, interpolants..., B, all of the same length
+    morph: Melody  # the clips one after another
+    seed: int
+    notices: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    count: int = 4
+    temperature: float = 1.0
+    seed: int | None = None
+    qpm: float = 120.0
+    time_signature: tuple[int, int] = (4, 4)
+    program: int = 0
+
+    def validate(self):
+        _check_range("count", self.count, 1, 16)
+        _check_range("temperature", self.temperature, 0.1, 2.0)
+        _check_seed(self.seed)
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    melodies: list[Melody]
+    seed: int
+    notices: list[str] = field(default_factory=list)
+
+
+def _check_range(name, value, low, high):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise RequestError(f"{name} = {value!r} is out of range; choose a value from {low} to {high}.")
+
+
+def _check_seed(seed):
+    if seed is not None and (not isinstance(seed, int) or not 0 <= seed <= MAX_SEED):
+        raise RequestError(f"seed = {seed!r} must be a whole number from 0 to {MAX_SEED}, or empty for a random one.")
+
+
+def _generator(seed: int | None) -> tuple[torch.Generator, int]:
+    seed = random.SystemRandom().randint(0, MAX_SEED) if seed is None else seed
+    return torch.Generator().manual_seed(seed), seed
+
+
+def pitch_mask(allowed_pitch_classes=None, pitch_range=None) -> torch.Tensor:
+    """Additive logit mask over the 90 tokens: 0 where allowed, -inf where not (HOLD/REST always allowed)."""
+    mask = torch.zeros(tk.NUM_CLASSES)
+    for tok in range(2, tk.NUM_CLASSES):
+        p = tk.token_to_pitch(tok)
+        if allowed_pitch_classes is not None and p % 12 not in allowed_pitch_classes:
+            mask[tok] = -math.inf
+        if pitch_range is not None and not pitch_range[0] <= p <= pitch_range[1]:
+            mask[tok] = -math.inf
+    return mask
+
+
+def sample_logits(logits: torch.Tensor, temperature: float, gen: torch.Generator, mask=None) -> torch.Tensor:
+    """(B, C) logits -> (B,) tokens; temperature 0 means argmax."""
+    if mask is not None:
+        logits = logits + mask
+    if temperature <= 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits / temperature, dim=-1)
+    return torch.multinomial(probs, 1, generator=gen).squeeze(-1)
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    omega = torch.arccos(torch.clamp(torch.dot(a / a.norm(), b / b.norm()), -1.0, 1.0))
+    if omega.abs() < 1e-6:
+        return (1 - t) * a + t * b
+    so = torch.sin(omega)
+    return torch.sin((1 - t) * omega) / so * a + torch.sin(t * omega) / so * b
+
+
+def continuation_steps(melody: Melody, bars: int) -> int:
+    """Steps to the next bar line, then ``bars`` whole bars."""
+    to_bar_line = (-(melody.total_steps - melody.pickup_steps)) % melody.bar_steps
+    return to_bar_line + bars * melody.bar_steps
+
+
+class MelodyService:
+    """Loads the LSTM and VAE once; every method is safe to call from many threads at once."""
+
+    def __init__(self, lstm: MelodyLSTM, vae: MelodyVAE, info: dict | None = None):
+        self.lstm, self.vae = lstm.eval(), vae.eval()
+        self.info = info or {}
+        for p in list(self.lstm.parameters()) + list(self.vae.parameters()):
+            p.requires_grad_(False)
+
+    @classmethod
+    def from_checkpoints(cls, directory: str | Path = CHECKPOINTS, threads: int | None = None) -> "MelodyService":
+        torch.set_num_threads(threads or min(2, os.cpu_count() or 1))
+        directory = Path(directory)
+        lstm, lstm_meta = load_checkpoint(directory / "lstm.safetensors", kind="lstm")
+        vae, vae_meta = load_checkpoint(directory / "vae.safetensors", kind="vae")
+        return cls(lstm, vae, {"lstm": lstm_meta, "vae": vae_meta})
+
+    @classmethod
+    def debug(cls, seed: int = 0) -> "MelodyService":
+        """A tiny model with random weights and the same interfaces, for fast tests of everything above."""
+        torch.manual_seed(seed)
+        lstm = MelodyLSTM(LSTMConfig(embed_dim=8, pos_dim=4, hidden=16, layers=1, dropout=0.0))
+        vae = MelodyVAE(VAEConfig(embed_dim=8, pos_dim=4, enc_hidden=16, dec_hidden=16, dec_layers=1, z_dim=8))
+        return cls(lstm, vae, {"debug": True})
+
+    @property
+    def window(self) -> int:
+        return self.vae.config.window
+
+    # -- continue ---------------------------------------------------------------------------------
+    def continue_(self, req: ContinueRequest) -> ContinueResult:
+        req.validate()
+        m = req.melody
+        gen, seed = _generator(req.seed)
+        notices = []
+        enc = tk.encode(m)
+        if enc.folded_notes:
+            notices.append(f"{enc.folded_notes} input notes were outside the model's range 21-108 and were "
+                           "moved by octaves.")
+        key = None
+        if req.key_lock == "detected":
+            key = m.key
+        elif req.key_lock and req.key_lock != "off":
+            key = Key.parse(req.key_lock)
+        low, high = m.pitch_range
+        rng = req.pitch_range or (max(tk.MIN_PITCH, low - 7), min(tk.MAX_PITCH, high + 7))
+        mask = pitch_mask(key.scale_pitch_classes() if key else None, rng)
+        n_new = continuation_steps(m, req.bars)
+        toks = self.generate_lstm(enc.tokens, m, n_new, req.variations, req.temperature, gen, mask)
+        velocity = round(sum(n.velocity for n in m.notes) / len(m.notes))
+        melodies, conts = [], []
+        for row in toks:
+            whole = tk.decode(np.concatenate([enc.tokens, row]), m, velocity=velocity)
+            # the input's own notes stay untouched (velocities, unfolded pitches); only new ones are added
+            new_notes = tuple(n for n in whole.notes if n.start >= m.total_steps)
+            full = m.replace(notes=m.notes + new_notes, total_steps=m.total_steps + n_new)
+            melodies.append(full)
+            conts.append(full.slice(m.total_steps, full.total_steps))
+        return ContinueResult(melodies, conts, m.total_steps, seed, key, notices)
+
+    @torch.inference_mode()
+    def generate_lstm(self, primer: np.ndarray, m: Melody, n_new: int, batch: int, temperature: float,
+                      gen: torch.Generator, mask: torch.Tensor | None = None) -> np.ndarray:
+        """Sample ``n_new`` tokens after ``primer`` for ``batch`` rows at once -> (batch, n_new)."""
+        T = len(primer)
+        feats = torch.from_numpy(tk.melody_features(m, T + n_new))
+        x = torch.from_numpy(primer).unsqueeze(0)
+        logits, (h, c) = self.lstm(x, feats[1:T + 1].unsqueeze(0))
+        last = logits[:, -1].expand(batch, -1)
+        h, c = h.expand(-1, batch, -1).contiguous(), c.expand(-1, batch, -1).contiguous()
+        out = torch.empty(batch, n_new, dtype=torch.long)
+        for i in range(n_new):
+            tok = sample_logits(last, temperature, gen, mask)
+            out[:, i] = tok
+            if i + 1 == n_new:
+                break
+            f = feats[T + i + 1].expand(batch, 1, 3)
+            logits, (h, c) = self.lstm(tok.unsqueeze(1), f, (h, c))
+            last = logits[:, -1]
+        return out.numpy()
+
+    # -- VAE --------------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def decode_z(self, z: torch.Tensor, feats: torch.Tensor, temperature: float, gen: torch.Generator) -> np.ndarray:
+        """z (B, Z), feats (W, 3) -> tokens (B, W), autoregressively."""
+        B, W = z.shape[0], feats.shape[0]
+        state = self.vae.initial_state(z)
+        prev = torch.full((B, 1), tk.REST, dtype=torch.long)
+        out = torch.empty(B, W, dtype=torch.long)
+        for t in range(W):
+            logits, state = self.vae.decode_step(prev, feats[t].expand(B, 1, 3), z, state)
+            tok = sample_logits(logits[:, -1], temperature, gen)
+            out[:, t] = tok
+            prev = tok.unsqueeze(1)
+        return out.numpy()
+
+    @torch.inference_mode()
+    def encode_windows(self, tokens: np.ndarray, feats: np.ndarray) -> torch.Tensor:
+        mu, _ = self.vae.encode(torch.from_numpy(tokens), torch.from_numpy(feats))
+        return mu
+
+    def interpolate(self, req: InterpolateRequest) -> InterpolateResult:
+        req.validate()
+        gen, seed = _generator(req.seed)
+        notices = []
+        a, b = bar_aligned(req.a, notices, "A"), bar_aligned(req.b, notices, "B")
+        if a.time_signature != b.time_signature:
+            notices.append(f"Clip B is in {b.time_signature[0]}/{b.time_signature[1]}; the morph uses clip A's "
+                           f"{a.time_signature[0]}/{a.time_signature[1]}.")
+            b = b.replace(time_signature=a.time_signature, pickup_steps=0)
+        W = self.window
+        bar = a.bar_steps
+        window = (W // bar) * bar  # whole bars that fit the model's window
+        chunks = max(math.ceil(a.total_steps / window), math.ceil(b.total_steps / window))
+        chunks = min(chunks, 8)
+        length = chunks * window
+        for name, m in (("A", a), ("B", b)):
+            if m.total_steps < length:
+                notices.append(f"Clip {name} ({m.num_bars:g} bars) was padded with rests to {length // bar} bars.")
+            elif m.total_steps > length:
+                notices.append(f"Clip {name} was trimmed to {length // bar} bars.")
+        a, b = fit_length(a, length), fit_length(b, length)
+        if chunks > 1:
+            notices.append(f"Interpolated in {chunks} chunks of {window // bar} bars.")
+        feats_w = tk.metric_features(W, a.time_signature, 0, a.steps_per_quarter)
+        ta, tb = tk.encode(a).tokens, tk.encode(b).tokens
+        rows, frows = [], []
+        for ci in range(chunks):
+            for t in (ta, tb):
+                seg = np.full(W, tk.HOLD, np.int64)
+                seg[:window] = t[ci * window:(ci + 1) * window]
+                if seg[0] == tk.HOLD:
+                    seg[0] = tk.REST
+                if window < W:
+                    seg[window] = tk.REST
+                rows.append(seg)
+                frows.append(feats_w)
+        mu = self.encode_windows(np.stack(rows), np.stack(frows))
+        ts = np.linspace(0, 1, req.steps)
+        zs = torch.stack([slerp(mu[2 * ci], mu[2 * ci + 1], float(t)) for t in ts[1:-1] for ci in range(chunks)])
+        decoded = self.decode_z(zs, torch.from_numpy(feats_w), req.temperature, gen)
+        clips = [a]
+        velocity = round(np.mean([n.velocity for n in a.notes + b.notes]))
+        for i in range(len(ts) - 2):
+            parts = [decoded[i * chunks + ci, :window] for ci in range(chunks)]
+            key = a.key if ts[i + 1] < 0.5 else b.key
+            clips.append(tk.decode(np.concatenate(parts), a.replace(key=key), velocity=velocity))
+        clips.append(b.replace(qpm=a.qpm, program=a.program))
+        morph = clips[0]
+        for c in clips[1:]:
+            morph = morph.concat(c)
+        morph = morph.replace(name=f"{a.name or 'A'} to {b.name or 'B'}")
+        return InterpolateResult(clips, morph, seed, notices)
+
+    def sample(self, req: SampleRequest) -> SampleResult:
+        req.validate()
+        gen, seed = _generator(req.seed)
+        probe = Melody(notes=(), time_signature=req.time_signature, qpm=req.qpm, program=req.program)
+        W = self.window
+        length = (W // probe.bar_steps) * probe.bar_steps
+        feats = torch.from_numpy(tk.metric_features(W, req.time_signature, 0))
+        z = torch.randn(req.count, self.vae.config.z_dim, generator=gen)
+        toks = self.decode_z(z, feats, req.temperature, gen)
+        melodies = []
+        for i, row in enumerate(toks):
+            m = tk.decode(row[:length], probe.replace(name=f"sample {i + 1}"))
+            melodies.append(m.replace(key=estimate_key(m)))
+        return SampleResult(melodies, seed)
+
+
+def bar_aligned(m: Melody, notices: list[str], name: str) -> Melody:
+    """A clip with a pickup gets rests before it so that it starts on a bar line, as VAE windows do."""
+    if not m.pickup_steps:
+        return m
+    pad = m.bar_steps - m.pickup_steps
+    notices.append(f"Clip {name}'s pickup was placed in a full first bar (rests before it).")
+    return Melody(notes=(), total_steps=pad, **_meta(m)).concat(m.replace(pickup_steps=0))
+
+
+def _meta(m: Melody) -> dict:
+    return {"qpm": m.qpm, "time_signature": m.time_signature, "key": m.key, "program": m.program,
+            "steps_per_quarter": m.steps_per_quarter, "name": m.name}
+
+
+def fit_length(m: Melody, length: int) -> Melody:
+    if m.total_steps >= length:
+        return m.slice(0, length) if m.total_steps > length else m
+    return m.replace(total_steps=length)
+
+
+def estimate_key(m: Melody) -> Key:
+    """Krumhansl-Schmuckler on duration-weighted pitch classes (cheap, no music21 round trip)."""
+    major = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+    minor = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+    hist = np.zeros(12)
+    for n in m.notes:
+        hist[n.pitch % 12] += n.duration
+    if not hist.any():
+        return Key()
+    best = max(((np.corrcoef(hist, np.roll(prof, t))[0, 1], t, mode)
+                for prof, mode in ((major, "major"), (minor, "minor")) for t in range(12)))
+    return Key(best[1], best[2])

@@ -1,0 +1,119 @@
+"""Model encoding of a Melody: one token per step, 90 classes (as MusicVAE's melody encoding).
+
+    id   meaning
+    0    HOLD   - nothing new happens: the sounding note goes on, or the silence goes on
+    1    REST   - note-off: the sounding note stops here (also marks silence at step 0)
+    2    pitch 21 (A0)
+    ...
+    89   pitch 108 (C8)          id = pitch - 19
+
+A melody of ``total_steps`` steps is exactly ``total_steps`` tokens. Velocity is not encoded;
+decoding gives every note ``velocity``. Pitches outside 21-108 are folded by octaves into the
+range, and the number of folded notes is reported (:class:`Encoding`).
+
+Metrical position (what the LSTM sees beside each token) is derived from the time signature and
+pickup by :func:`metric_features`; :data:`ENCODING_VERSION` names this whole table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import TokenError
+from .melody import DEFAULT_VELOCITY, Melody, Note
+
+ENCODING_VERSION = "step90-v1"
+HOLD = 0
+REST = 1
+MIN_PITCH = 21
+MAX_PITCH = 108
+NUM_CLASSES = MAX_PITCH - MIN_PITCH + 3  # 90
+MAX_BAR_STEPS = 32  # 8/4 at 4 steps per quarter; positions beyond are clipped
+MAX_BEAT_STEPS = 8
+MAX_BEATS = 16
+
+
+def pitch_to_token(pitch: int) -> int:
+    return fold_pitch(pitch) - MIN_PITCH + 2
+
+
+def token_to_pitch(token: int) -> int:
+    if not 2 <= token < NUM_CLASSES:
+        raise TokenError(f"Token {token} is not a pitch token (2-{NUM_CLASSES - 1}).")
+    return token + MIN_PITCH - 2
+
+
+def fold_pitch(pitch: int) -> int:
+    """Move a pitch by whole octaves into 21-108."""
+    while pitch < MIN_PITCH:
+        pitch += 12
+    while pitch > MAX_PITCH:
+        pitch -= 12
+    return pitch
+
+
+@dataclass(frozen=True)
+class Encoding:
+    tokens: np.ndarray  # int64, one per step
+    folded_notes: int  # notes moved by octaves into range
+
+
+def encode(melody: Melody) -> Encoding:
+    tokens = np.full(melody.total_steps, HOLD, dtype=np.int64)
+    if melody.total_steps:
+        tokens[0] = REST
+    folded = 0
+    for note in melody.notes:
+        token = pitch_to_token(note.pitch)
+        folded += token_to_pitch(token) != note.pitch
+        tokens[note.start] = token
+        if note.end < melody.total_steps and tokens[note.end] == HOLD:
+            tokens[note.end] = REST
+    return Encoding(tokens, folded)
+
+
+def decode(tokens, template: Melody | None = None, velocity: int = DEFAULT_VELOCITY) -> Melody:
+    """Tokens back to a Melody; metadata (tempo, meter, key, program, pickup) from ``template``."""
+    tokens = np.asarray(tokens, dtype=np.int64).reshape(-1)
+    if tokens.size and (tokens.min() < 0 or tokens.max() >= NUM_CLASSES):
+        bad = tokens[(tokens < 0) | (tokens >= NUM_CLASSES)][0]
+        raise TokenError(f"Token {int(bad)} is outside 0-{NUM_CLASSES - 1}.")
+    notes = []
+    current = None  # (start, pitch)
+    for step, tok in enumerate(tokens.tolist()):
+        if tok == HOLD:
+            continue
+        if current is not None:
+            notes.append(Note(current[0], current[1], step - current[0], velocity))
+            current = None
+        if tok >= 2:
+            current = (step, tok + MIN_PITCH - 2)
+    if current is not None:
+        notes.append(Note(current[0], current[1], len(tokens) - current[0], velocity))
+    template = template or Melody(notes=())
+    return template.replace(notes=tuple(notes), total_steps=len(tokens))
+
+
+def metric_features(n_steps: int, time_signature: tuple[int, int], pickup_steps: int = 0,
+                    steps_per_quarter: int = 4, offset: int = 0) -> np.ndarray:
+    """Per step: (step in beat, beat in bar, steps per bar), each clipped to its embedding size.
+
+    Step ``t`` (counted from ``offset``) is ``(t - pickup) mod bar`` steps into its bar.
+    Returns an int64 array of shape (n_steps, 3).
+    """
+    probe = Melody(notes=(), time_signature=time_signature, steps_per_quarter=steps_per_quarter)
+    bar, beat = probe.bar_steps, probe.beat_steps
+    t = np.arange(offset, offset + n_steps)
+    pos = (t - pickup_steps) % bar
+    out = np.empty((n_steps, 3), dtype=np.int64)
+    out[:, 0] = np.minimum(pos % beat, MAX_BEAT_STEPS - 1)
+    out[:, 1] = np.minimum(pos // beat, MAX_BEATS - 1)
+    out[:, 2] = min(bar, MAX_BAR_STEPS) - 1
+    return out
+
+
+def melody_features(melody: Melody, n_steps: int | None = None, offset: int = 0) -> np.ndarray:
+    return metric_features(melody.total_steps if n_steps is None else n_steps, melody.time_signature,
+                           melody.pickup_steps, melody.steps_per_quarter, offset)

@@ -1,0 +1,182 @@
+"""Melody -> pictures: a piano-roll PNG (Pillow) and an engraved score SVG (verovio).
+
+The piano roll is drawn with Pillow rather than matplotlib: it is a grid of rectangles, and Pillow
+draws one in a few milliseconds where a matplotlib figure takes ~100 ms to set up.
+"""
+
+from __future__ import annotations
+
+import io
+from functools import lru_cache
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+from .errors import RenderError
+from .melody import PITCH_NAMES, Melody
+
+INPUT_COLOUR = (52, 111, 196)  # blue: the notes the user gave
+CONTINUATION_COLOUR = (230, 126, 34)  # orange: the notes the model wrote
+_BACKGROUND = (255, 255, 255)
+_BLACK_KEY_ROW = (241, 243, 246)
+_C_LINE = (205, 210, 218)
+_BEAT_LINE = (228, 231, 236)
+_BAR_LINE = (120, 128, 140)
+_BEAT_LINE_DARK = (175, 181, 190)
+_SPLIT_LINE = (200, 40, 40)
+_TEXT = (60, 64, 72)
+_BLACK_KEYS = {1, 3, 6, 8, 10}
+_MIN_SPAN = 13  # show at least an octave of rows so a few notes do not become giant bars
+
+# verovio units: the SVG is pageWidth * scale / 100 px wide.
+SCORE_WIDTH_PX = 900
+_SCORE_SCALE = 40
+_SCORE_MAX_PAGE_HEIGHT = 60000  # verovio's maximum; one tall page instead of many
+
+
+@lru_cache(maxsize=4)
+def _font(size: int) -> ImageFont.ImageFont:
+    return ImageFont.load_default(size=size)
+
+
+def pitch_name(pitch: int) -> str:
+    """MIDI pitch -> 'C4' (middle C is 60)."""
+    return f"{PITCH_NAMES[pitch % 12]}{pitch // 12 - 1}"
+
+
+def _layout_pitches(melody: Melody) -> tuple[int, int]:
+    low, high = melody.pitch_range or (60, 72)
+    low, high = low - 1, high + 1
+    if high - low + 1 < _MIN_SPAN:
+        extra = _MIN_SPAN - (high - low + 1)
+        low -= extra // 2
+        high += extra - extra // 2
+    return max(0, low), min(127, high)
+
+
+def piano_roll_png(melody: Melody, *, split_step: int | None = None, path: str | Path | None = None,
+                   title: str = "", width: int = 900, height: int = 300) -> bytes | Path:
+    """Draw ``melody`` as a piano roll, ``width`` x ``height`` pixels.
+
+    Notes before ``split_step`` are blue (input), from it on orange (continuation), with a red
+    line at the split; without ``split_step`` every note is blue. Bar lines follow
+    ``pickup_steps`` and ``bar_steps``, bars are numbered from 1 (a pickup bar is 0), and rows
+    are labelled at every C and at the lowest and highest note. Returns PNG bytes, or writes
+    ``path`` and returns it.
+    """
+    img = Image.new("RGB", (width, height), _BACKGROUND)
+    draw = ImageDraw.Draw(img)
+    small = _font(11)
+    left, right = 34, 8
+    top = 20 if title or split_step is not None else 6
+    bottom = 16
+    plot_w, plot_h = width - left - right, height - top - bottom
+    low, high = _layout_pitches(melody)
+    rows = high - low + 1
+    row_h = plot_h / rows
+    steps = max(melody.total_steps, melody.bar_steps)
+    step_w = plot_w / steps
+
+    def x_of(step: float) -> float:
+        return left + step * step_w
+
+    def y_of(pitch: int) -> float:  # top edge of the row
+        return top + (high - pitch) * row_h
+
+    # Rows: shade black keys, a line under each C, labels at C and the melody's extremes.
+    labelled = {p for p in range(low, high + 1) if p % 12 == 0}
+    if melody.pitch_range:
+        labelled |= set(melody.pitch_range)
+    for pitch in range(low, high + 1):
+        y0, y1 = y_of(pitch), y_of(pitch) + row_h
+        if pitch % 12 in _BLACK_KEYS:
+            draw.rectangle([left, y0, left + plot_w, y1], fill=_BLACK_KEY_ROW)
+        if pitch % 12 == 0:
+            draw.line([left, y1, left + plot_w, y1], fill=_C_LINE)
+    last_label_y = -100.0
+    for pitch in sorted(labelled, reverse=True):
+        y = y_of(pitch) + row_h / 2
+        if y - last_label_y >= 11:  # skip a label that would overlap the one above
+            draw.text((left - 4, y), pitch_name(pitch), fill=_TEXT, font=small, anchor="rm")
+            last_label_y = y
+
+    # Beat and bar lines; a bar number when bars are wide enough to hold one.
+    beat, bar, pickup = melody.beat_steps, melody.bar_steps, melody.pickup_steps
+    if beat * step_w >= 4:
+        for step in range(pickup % beat, steps + 1, beat):
+            draw.line([x_of(step), top, x_of(step), top + plot_h], fill=_BEAT_LINE)
+    bar_w = bar * step_w
+    label_every = 1 if bar_w >= 24 else int(24 // bar_w) + 1
+    bar_colour = _BAR_LINE if bar_w >= 16 else _BEAT_LINE_DARK  # dense bar lines read as a grey wall
+    # Bar k (from 1) starts at pickup + (k - 1) * bar; the pickup before it is bar 0 and unlabelled.
+    for number, step in enumerate(range(pickup, steps + 1, bar), start=1):
+        x = x_of(step)
+        draw.line([x, top, x, top + plot_h], fill=bar_colour)
+        if step < steps and (number - 1) % label_every == 0:
+            draw.text((x + 2, top + plot_h + 2), str(number), fill=_TEXT, font=small)
+    draw.rectangle([left, top, left + plot_w, top + plot_h], outline=_BAR_LINE)
+
+    # Notes.
+    for note in melody.notes:
+        colour = INPUT_COLOUR if split_step is None or note.start < split_step else CONTINUATION_COLOUR
+        x0, x1 = x_of(note.start), max(x_of(note.end) - 1, x_of(note.start) + 1)
+        y0 = y_of(note.pitch) + 1
+        y1 = max(y0 + 1, y_of(note.pitch) + row_h - 1)
+        draw.rectangle([x0, y0, x1, y1], fill=colour, outline=tuple(c // 2 for c in colour))
+
+    # Title, split marker and legend.
+    if title:
+        draw.text((left, 3), title, fill=_TEXT, font=_font(13))
+    if split_step is not None:
+        if 0 < split_step < steps:
+            x = x_of(split_step)
+            draw.line([x, top - 3, x, top + plot_h], fill=_SPLIT_LINE, width=2)
+        x = width - right
+        for label, colour in (("continuation", CONTINUATION_COLOUR), ("input", INPUT_COLOUR)):
+            x -= draw.textlength(label, font=small)
+            draw.text((x, 4), label, fill=_TEXT, font=small)
+            draw.rectangle([x - 14, 6, x - 4, 14], fill=colour)
+            x -= 26
+
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=False, compress_level=3)
+    if path is None:
+        return buf.getvalue()
+    path = Path(path)
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+def score_svg(musicxml: bytes | str) -> str:
+    """Engrave MusicXML with verovio; an SVG about 900 px wide, systems broken to fit.
+
+    Verovio ships its music fonts, so this needs no network. One tall page is requested; if a
+    very long score still spills over, the pages' SVGs follow one another in the returned string.
+    """
+    import verovio
+
+    if isinstance(musicxml, bytes):
+        musicxml = musicxml.decode("utf-8", errors="replace")
+    verovio.enableLog(verovio.LOG_OFF)
+    # A toolkit holds the loaded document, so each call gets its own (creating one takes ~5 ms).
+    tk = verovio.toolkit()
+    tk.setOptions({
+        "pageWidth": SCORE_WIDTH_PX * 100 // _SCORE_SCALE,
+        "pageHeight": _SCORE_MAX_PAGE_HEIGHT,
+        "scale": _SCORE_SCALE,
+        "adjustPageHeight": True,
+        "breaks": "auto",
+        "pageMarginLeft": 50,
+        "pageMarginRight": 50,
+        "pageMarginTop": 50,
+        "pageMarginBottom": 50,
+        "footer": "none",
+        "header": "none",
+        "xmlIdSeed": 1,  # stable element ids, so one score always gives the same SVG
+    })
+    if not tk.loadData(musicxml) or tk.getPageCount() < 1:
+        raise RenderError(
+            f"Verovio could not read the score ({len(musicxml)} characters starting "
+            f"{musicxml[:40]!r}); pass MusicXML such as melody_to_musicxml produces."
+        )
+    return "\n".join(tk.renderToSVG(page) for page in range(1, tk.getPageCount() + 1))

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Idempotent set-up: system libraries, .venv, torch first, then the pinned requirements.
+# Usage: scripts/setup.sh [run|test]. Re-runs finish in seconds thanks to stamp files in .venv/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-run}
+py=${PYTHON:-python3}
+
+apt_pkgs="libfluidsynth3 fluidsynth"
+[ "$mode" = test ] && apt_pkgs="$apt_pkgs chromium"
+missing=""
+ldconfig -p 2>/dev/null | grep -q 'libfluidsynth\.so\.3' || missing="$missing libfluidsynth3 fluidsynth"
+if [ "$mode" = test ] && [ ! -x /usr/bin/chromium ]; then missing="$missing chromium"; fi
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "setup: installing system packages:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq $apt_pkgs >/dev/null
+  else
+    echo "setup: missing system packages:$missing" >&2
+    echo "setup: run this as root, then re-run make:  sudo apt-get install -y$missing" >&2
+    exit 1
+  fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  "$py" -m venv .venv
+fi
+pip=".venv/bin/python -m pip"
+if [ ! -f .venv/.stamp-torch ]; then
+  # torch first and pinned: anything else would pull the CUDA build.
+  $pip install -q --upgrade pip
+  $pip install -q torch==2.13.0
+  touch .venv/.stamp-torch
+fi
+want=$(cat requirements.txt | sha256sum | cut -c1-16)
+if [ "$(cat .venv/.stamp-req 2>/dev/null)" != "$want" ]; then
+  $pip install -q -r requirements.txt
+  echo "$want" > .venv/.stamp-req
+fi
+if [ "$mode" = test ]; then
+  want=$(cat requirements-dev.txt | sha256sum | cut -c1-16)
+  if [ "$(cat .venv/.stamp-dev 2>/dev/null)" != "$want" ]; then
+    $pip install -q -r requirements-dev.txt
+    echo "$want" > .venv/.stamp-dev
+  fi
+fi

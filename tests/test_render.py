@@ -1,0 +1,182 @@
+"""Real FluidSynth audio from real SoundFonts (TimGM6mb for speed; one test on the default font)."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import threading
+
+import numpy as np
+import pytest
+import soundfile
+
+from musicgen_app import render
+from musicgen_app.errors import RenderError
+from musicgen_app.melody import Melody, Note
+
+SR = 22050
+SMALL_FONT = "TimGM6mb"  # ships with pretty_midi, loads in ~30 ms
+
+
+def scale_melody(program: int = 0, qpm: float = 120.0) -> Melody:
+    """C major scale up and down in eighth notes, with a rest and a held last note (4 s at 120)."""
+    pitches = [60, 62, 64, 65, 67, 69, 71, 72, 71, 69, 67, 65, 64, 62]
+    notes = [Note(i * 2, p, 2, 70 + i * 3) for i, p in enumerate(pitches)]
+    notes.append(Note(30, 60, 2))
+    return Melody(tuple(notes), total_steps=32, qpm=qpm, program=program)
+
+
+def spectrum(audio: np.ndarray) -> np.ndarray:
+    mag = np.abs(np.fft.rfft(audio[: SR * 2]))
+    return mag / np.linalg.norm(mag)
+
+
+@pytest.fixture
+def fonts_dir(tmp_path, monkeypatch):
+    folder = tmp_path / "soundfonts"
+    folder.mkdir()
+    monkeypatch.setenv(render.SOUNDFONTS_ENV, str(folder))
+    return folder
+
+
+def test_audio_is_audible_and_as_long_as_the_melody():
+    melody = scale_melody()
+    audio = render.render(melody, SMALL_FONT, sample_rate=SR)
+    assert audio.dtype == np.float32 and audio.ndim == 1
+    expected = melody.duration_seconds + render.TAIL_SECONDS
+    assert len(audio) / SR == pytest.approx(expected, rel=0.05)
+    assert np.sqrt(np.mean(audio ** 2)) > 0.05
+    assert np.max(np.abs(audio)) == pytest.approx(10 ** (render.PEAK_DBFS / 20), rel=1e-3)
+
+
+def test_sound_starts_at_the_first_note_not_before():
+    melody = Melody((Note(8, 67, 4),), total_steps=16)  # one second of rest first at 120 qpm
+    audio = render.render(melody, SMALL_FONT, sample_rate=SR)
+    onset = int(8 * melody.seconds_per_step * SR)
+    assert np.max(np.abs(audio[: onset - 128])) == 0.0
+    assert np.max(np.abs(audio[onset: onset + SR // 10])) > 0.1
+
+
+def test_default_soundfont_renders():
+    audio = render.render(scale_melody(), sample_rate=SR)
+    assert np.sqrt(np.mean(audio ** 2)) > 0.05
+
+
+def test_two_renders_of_one_melody_are_identical():
+    melody = scale_melody()
+    first = render.render(melody, SMALL_FONT, sample_rate=SR)
+    second = render.render(melody, SMALL_FONT, sample_rate=SR)
+    np.testing.assert_array_equal(first, second)
+
+
+def test_other_renders_in_between_leave_no_trace():
+    melody = scale_melody()
+    first = render.render(melody, SMALL_FONT, sample_rate=SR)
+    # A string pad whose release outlasts the tail, so voices are still ringing when it returns.
+    render.render(Melody((Note(0, 40, 8, 127),), total_steps=8), SMALL_FONT, sample_rate=SR, program=48)
+    again = render.render(melody, SMALL_FONT, sample_rate=SR)
+    np.testing.assert_allclose(again, first, rtol=0, atol=1e-6)  # -120 dB: float rounding only
+
+
+def test_silent_melody_gives_zeros():
+    melody = Melody((), total_steps=16)
+    audio = render.render(melody, SMALL_FONT, sample_rate=SR)
+    assert len(audio) == round((melody.duration_seconds + render.TAIL_SECONDS) * SR)
+    assert not np.any(audio)
+
+
+def test_program_changes_the_sound():
+    melody = scale_melody()
+    piano = render.render(melody, SMALL_FONT, sample_rate=SR)
+    flute = render.render(melody, SMALL_FONT, sample_rate=SR, program=73)
+    from_melody = render.render(melody.replace(program=73), SMALL_FONT, sample_rate=SR)
+    assert float(spectrum(piano) @ spectrum(flute)) < 0.9
+    np.testing.assert_array_equal(flute, from_melody)
+
+
+def test_concurrent_renders_match_serial_ones():
+    jobs = [(scale_melody(program=p, qpm=q), p) for p, q in ((0, 120), (73, 90), (40, 140), (24, 100))]
+    serial = [render.render(m, SMALL_FONT, sample_rate=SR) for m, _ in jobs]
+    results: list = [None] * len(jobs)
+
+    def work(i):
+        for _ in range(3):
+            results[i] = render.render(jobs[i][0], SMALL_FONT, sample_rate=SR)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for got, want in zip(results, serial):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+
+
+def test_dropped_soundfont_is_listed_and_renders(fonts_dir):
+    shutil.copy(render.list_soundfonts()[SMALL_FONT], fonts_dir / "MyPiano.sf2")
+    fonts = render.list_soundfonts()
+    assert fonts["MyPiano"] == fonts_dir / "MyPiano.sf2"
+    assert render.default_soundfont() in fonts
+    audio = render.render(scale_melody(), "MyPiano", sample_rate=SR)
+    assert np.sqrt(np.mean(audio ** 2)) > 0.05
+
+
+def test_unknown_soundfont_names_the_choices(fonts_dir):
+    with pytest.raises(RenderError, match=r"'NoSuchFont'.*TimGM6mb"):
+        render.render(scale_melody(), "NoSuchFont")
+
+
+def test_corrupt_soundfont_is_a_render_error(fonts_dir):
+    (fonts_dir / "broken.sf2").write_bytes(b"RIFF\x10\x00\x00\x00sfbk not really a soundfont")
+    with pytest.raises(RenderError, match="broken.sf2"):
+        render.render(scale_melody(), "broken", sample_rate=SR)
+
+
+def test_vanished_soundfont_is_a_render_error(fonts_dir):
+    (fonts_dir / "gone.sf2").symlink_to(fonts_dir / "nowhere.sf2")
+    with pytest.raises(RenderError, match="does not exist"):
+        render.render(scale_melody(), "gone", sample_rate=SR)
+
+
+def test_wav_and_ogg_bytes_read_back():
+    audio = render.render(scale_melody(), SMALL_FONT, sample_rate=SR)
+    wav, wav_sr = soundfile.read(io.BytesIO(render.to_wav_bytes(audio, SR)), dtype="float32")
+    assert wav_sr == SR and len(wav) == len(audio)
+    np.testing.assert_allclose(wav, audio, atol=1 / 16000)
+    ogg_bytes = render.to_ogg_bytes(audio, SR)
+    ogg, ogg_sr = soundfile.read(io.BytesIO(ogg_bytes), dtype="float32")
+    assert ogg_bytes[:4] == b"OggS" and ogg_sr == SR
+    assert abs(len(ogg) - len(audio)) < SR // 100
+    assert len(ogg_bytes) < len(render.to_wav_bytes(audio, SR)) / 3
+
+
+def test_write_audio_picks_the_format_by_suffix(tmp_path):
+    audio = render.render(scale_melody(), SMALL_FONT, sample_rate=SR)
+    assert soundfile.info(render.write_audio(audio, SR, tmp_path / "a.wav")).format == "WAV"
+    assert soundfile.info(render.write_audio(audio, SR, tmp_path / "a.ogg")).format == "OGG"
+    with pytest.raises(RenderError, match=r"'a\.mp3'"):
+        render.write_audio(audio, SR, tmp_path / "a.mp3")
+
+
+def test_missing_fluidsynth_says_how_to_install(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_fluidsynth(name, *args, **kwargs):
+        if name == "fluidsynth":
+            raise ImportError("Couldn't find the FluidSynth library.")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_fluidsynth)
+    with pytest.raises(RenderError, match="apt-get install libfluidsynth3"):
+        render._import_fluidsynth()
+
+
+@pytest.mark.parametrize("sample_rate", [22050, 44100])
+def test_a4_sounds_at_440_hz(sample_rate):
+    audio = render.render(Melody((Note(0, 69, 8),), program=73), SMALL_FONT, sample_rate=sample_rate)
+    window = audio[sample_rate // 4: sample_rate // 4 + sample_rate // 2]  # 2 Hz bins, past the attack
+    freqs = np.fft.rfftfreq(len(window), 1 / sample_rate)
+    peak = freqs[np.argmax(np.abs(np.fft.rfft(window * np.hanning(len(window)))))]
+    assert peak == pytest.approx(440, abs=4)

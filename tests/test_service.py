@@ -1,0 +1,129 @@
+"""The service on the tiny debug model: request validation, seeding, key lock, shapes of results."""
+
+import pytest
+
+from musicgen_app.errors import RequestError
+from musicgen_app.melody import Key, Melody, Note
+from musicgen_app.service import (ContinueRequest, InterpolateRequest, MelodyService, SampleRequest,
+                                  continuation_steps, slerp)
+
+
+@pytest.fixture(scope="module")
+def svc():
+    return MelodyService.debug()
+
+
+def scale_tune(ts=(4, 4), pickup=0, qpm=96.0, program=40):
+    """Two bars of a D minor line (named fixture: a stepwise minor tune)."""
+    pitches = [62, 64, 65, 67, 69, 67, 65, 64]
+    notes = tuple(Note(pickup + 4 * i, p, 4, 70 + i) for i, p in enumerate(pitches))
+    return Melody(notes=notes, total_steps=pickup + 32, qpm=qpm, time_signature=ts, key=Key(2, "minor"),
+                  program=program, pickup_steps=pickup)
+
+
+def test_continue_keeps_input_and_metadata(svc):
+    m = scale_tune()
+    res = svc.continue_(ContinueRequest(m, bars=4, variations=3, seed=11))
+    assert res.seed == 11 and res.start_step == m.total_steps
+    assert len(res.melodies) == 3 and len(res.continuations) == 3
+    for full, cont in zip(res.melodies, res.continuations):
+        assert full.notes[:len(m.notes)] == m.notes
+        assert (full.qpm, full.time_signature, full.key, full.program) == (m.qpm, m.time_signature, m.key, m.program)
+        assert full.total_steps == m.total_steps + 4 * m.bar_steps
+        assert cont.total_steps == 4 * m.bar_steps
+
+
+def test_continue_fills_to_the_bar_line(svc):
+    m = scale_tune(ts=(3, 4), pickup=4)  # 36 steps: pickup + 2 bars + 8 steps
+    n = continuation_steps(m, 2)
+    assert (m.total_steps + n - m.pickup_steps) % m.bar_steps == 0
+    res = svc.continue_(ContinueRequest(m, bars=2, seed=1))
+    assert res.melodies[0].total_steps == m.total_steps + n
+
+
+def test_same_seed_same_notes_other_seed_differs(svc):
+    m = scale_tune()
+    a = svc.continue_(ContinueRequest(m, bars=4, variations=2, seed=5, temperature=1.5))
+    b = svc.continue_(ContinueRequest(m, bars=4, variations=2, seed=5, temperature=1.5))
+    c = svc.continue_(ContinueRequest(m, bars=4, variations=2, seed=6, temperature=1.5))
+    assert a.melodies == b.melodies
+    assert a.melodies != c.melodies
+
+
+def test_random_seed_is_returned_and_reproduces(svc):
+    m = scale_tune()
+    a = svc.continue_(ContinueRequest(m, bars=2))
+    b = svc.continue_(ContinueRequest(m, bars=2, seed=a.seed))
+    assert a.melodies == b.melodies
+
+
+@pytest.mark.parametrize("lock,key", [("detected", Key(2, "minor")), ("Eb major", Key(3, "major"))])
+def test_key_lock_keeps_every_note_in_scale(svc, lock, key):
+    res = svc.continue_(ContinueRequest(scale_tune(), bars=8, variations=4, seed=2, temperature=2.0, key_lock=lock))
+    notes = [n for c in res.continuations for n in c.notes]
+    assert notes, "the debug model should produce notes at temperature 2"
+    assert all(n.pitch % 12 in key.scale_pitch_classes() for n in notes)
+
+
+def test_pitch_range_guard(svc):
+    res = svc.continue_(ContinueRequest(scale_tune(), bars=8, variations=4, seed=3, temperature=2.0,
+                                        pitch_range=(60, 72)))
+    assert all(60 <= n.pitch <= 72 for c in res.continuations for n in c.notes)
+
+
+@pytest.mark.parametrize("change,match", [
+    (dict(bars=0), "bars = 0"), (dict(bars=33), "bars = 33"), (dict(temperature=-1), "temperature = -1"),
+    (dict(variations=9), "variations = 9"), (dict(seed=-3), "seed = -3"), (dict(key_lock="H major"), "H"),
+])
+def test_bad_continue_requests(svc, change, match):
+    with pytest.raises((RequestError, ValueError), match=match):
+        svc.continue_(ContinueRequest(scale_tune(), **change))
+
+
+def test_empty_melody_is_refused(svc):
+    with pytest.raises(RequestError, match="no notes"):
+        svc.continue_(ContinueRequest(Melody(notes=(), total_steps=16)))
+
+
+def test_interpolate_shapes_and_endpoints(svc):
+    a, b = scale_tune(), scale_tune().transpose(5)
+    res = svc.interpolate(InterpolateRequest(a, b, steps=5, seed=0))
+    assert len(res.clips) == 5
+    assert res.clips[0].notes == a.notes and res.clips[-1].notes == b.notes
+    assert len({c.total_steps for c in res.clips}) == 1
+    assert res.morph.total_steps == 5 * res.clips[0].total_steps
+    assert any("padded" in n for n in res.notices)  # 2-bar clips fill a 4-bar window
+
+
+def test_interpolate_long_clips_go_chunk_by_chunk(svc):
+    long = scale_tune().concat(scale_tune()).concat(scale_tune())  # 6 bars
+    res = svc.interpolate(InterpolateRequest(long, scale_tune(), steps=3, seed=0))
+    assert res.clips[0].total_steps == 128 and any("2 chunks" in n for n in res.notices)
+
+
+def test_interpolate_pickup_and_meter_mismatch(svc):
+    res = svc.interpolate(InterpolateRequest(scale_tune(pickup=4), scale_tune(ts=(3, 4)), steps=3, seed=0))
+    assert any("pickup" in n for n in res.notices) and any("3/4" in n for n in res.notices)
+
+
+@pytest.mark.parametrize("change,match", [(dict(steps=2), "steps = 2"), (dict(steps=12), "steps = 12"),
+                                          (dict(temperature=3), "temperature = 3")])
+def test_bad_interpolate_requests(svc, change, match):
+    with pytest.raises(RequestError, match=match):
+        svc.interpolate(InterpolateRequest(scale_tune(), scale_tune(), **change))
+
+
+def test_sample_count_length_and_seed(svc):
+    a = svc.sample(SampleRequest(count=3, seed=9))
+    b = svc.sample(SampleRequest(count=3, seed=9))
+    assert a.melodies == b.melodies and len(a.melodies) == 3
+    assert all(m.total_steps == 64 for m in a.melodies)
+    waltz = svc.sample(SampleRequest(count=1, seed=9, time_signature=(3, 4)))
+    assert waltz.melodies[0].total_steps == 60 and waltz.melodies[0].time_signature == (3, 4)
+
+
+def test_slerp_endpoints():
+    import torch
+
+    a, b = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 2.0])
+    assert torch.allclose(slerp(a, b, 0.0), a) and torch.allclose(slerp(a, b, 1.0), b)

@@ -1,0 +1,204 @@
+"""Handler tests for the browser app on the tiny debug model: call the functions the buttons call."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import gradio as gr
+import mido
+import numpy as np
+import pytest
+import soundfile
+
+from musicgen_app import ui
+from musicgen_app.examples import EXAMPLES, example_path
+from musicgen_app.service import MelodyService
+from musicgen_app.tempfiles import TempStore
+
+CORRUPT = Path(__file__).resolve().parent / "data" / "corrupt"
+SLOT = 5  # group, audio, roll, score, files per variation in continue_ui's outputs
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory):
+    return ui.Studio(MelodyService.debug(), TempStore(tmp_path_factory.mktemp("store"), remove_at_exit=False))
+
+
+def _slots(outputs):
+    run, status, *flat = outputs
+    return run, status, [flat[i:i + SLOT] for i in range(0, len(flat), SLOT)]
+
+
+def _midi_bars(path_or_file) -> float:
+    if isinstance(path_or_file, io.BytesIO):
+        mid = mido.MidiFile(file=path_or_file)
+    else:
+        mid = mido.MidiFile(path_or_file)
+    ts = [m for t in mid.tracks for m in t if m.type == "time_signature"][-1]
+    end = max(sum(m.time for m in t) for t in mid.tracks)
+    return end / (mid.ticks_per_beat * 4 * ts.numerator / ts.denominator)
+
+
+def _loud(path) -> float:
+    audio, _ = soundfile.read(path)
+    return float(np.sqrt(np.mean(np.square(audio))))
+
+
+def test_every_example_loads():
+    for name in EXAMPLES:
+        entry = ui.read_input(("example", name))
+        assert entry.melody.notes, name
+        assert example_path(name).is_file()
+
+
+def test_multitrack_example_offers_a_track_picker_and_switching_keeps_the_history_depth():
+    hist = ui.initial_history()
+    hist, info, track = ui.pick_example("Multitrack (bass, fiddle, drums)", hist)
+    assert track["visible"] is True and len(track["choices"]) == 3
+    assert track["value"] == hist.current.track == 1  # the fiddle, not the bass or the drums
+    assert "Fiddle" in info
+    depth = len(hist.entries)
+    hist2, info2, _ = ui.pick_track(0, hist)
+    assert hist2.current.track == 0 and len(hist2.entries) == depth
+    assert "Bass" in info2
+    assert hist2.current.melody != hist.current.melody
+
+
+def test_continue_writes_audio_roll_and_midi_per_variation(studio):
+    hist = ui.initial_history("Waltz (3/4, MIDI)")
+    inp = hist.current.melody
+    run, status, slots = _slots(studio.continue_ui(hist, 4, 1.0, 3, 123, "off", ui.KEEP_PROGRAM, None))
+    assert "Seed used: **123**" in status
+    assert len(run.melodies) == 3 and len(slots) == ui.MAX_VARIATIONS
+    for group, audio, roll, score, files in slots[:3]:
+        assert group["visible"] is True
+        assert _loud(audio) > 0.01
+        assert Path(roll).read_bytes()[:4] == b"\x89PNG"
+        whole, cont, wav = files
+        assert whole.endswith(".mid") and cont.endswith("-continuation.mid") and wav == audio
+        assert _midi_bars(cont) == pytest.approx(4)
+        assert _midi_bars(whole) == pytest.approx(inp.num_bars + 4)
+        ts = next(m for t in mido.MidiFile(whole).tracks for m in t if m.type == "time_signature")
+        assert (ts.numerator, ts.denominator) == (3, 4)
+    for group, audio, *_ in slots[3:]:
+        assert group["visible"] is False and audio is None
+    # the input's notes come first, unchanged
+    assert run.melodies[0].notes[:len(inp.notes)] == inp.notes
+
+
+def test_same_seed_gives_the_same_music_and_the_scores_come_second(studio):
+    hist = ui.initial_history("Jig (6/8, MIDI)")
+    a = _slots(studio.continue_ui(hist, 2, 0.8, 2, 5, "detected", 40, None))
+    b = _slots(studio.continue_ui(hist, 2, 0.8, 2, 5, "detected", 40, None))
+    assert a[0].melodies == b[0].melodies
+    assert all(m.program == 40 for m in a[0].melodies)
+    assert Path(a[2][0][4][0]).read_bytes() == Path(b[2][0][4][0]).read_bytes()
+    scored = studio.continue_scores_ui(a[0])
+    html0, files0 = scored[0], scored[1]
+    assert "<svg" in html0
+    assert files0[-1].endswith(".musicxml") and Path(files0[-1]).stat().st_size > 500
+
+
+def test_chain_a_result_then_undo(studio):
+    hist = ui.initial_history()
+    first = hist.current
+    run, _, _ = _slots(studio.continue_ui(hist, 2, 1.0, 2, 1, "off", ui.KEEP_PROGRAM, None))
+    hist2, info, track = ui.chain_result(1, run, hist)
+    assert hist2.current.melody == run.melodies[1] and len(hist2.entries) == 2
+    assert "Variation 2" in info and track["visible"] is False
+    run2, _, _ = _slots(studio.continue_ui(hist2, 2, 1.0, 1, 2, "off", ui.KEEP_PROGRAM, None))
+    assert run2.melodies[0].notes[:len(run.melodies[1].notes)] == run.melodies[1].notes
+    hist3, _, _ = ui.undo_input(hist2)
+    assert hist3.current == first
+    with pytest.raises(gr.Error):
+        ui.undo_input(hist3)
+    with pytest.raises(gr.Error):
+        ui.chain_result(5, run, hist)
+
+
+@pytest.mark.parametrize("name", ["truncated.mid", "random-bytes.mid", "not-music.txt", "drums-only.mid",
+                                  "bad-xml.musicxml"])
+def test_a_bad_upload_is_an_error_and_the_input_stays(name):
+    hist = ui.initial_history()
+    before = hist
+    with pytest.raises(gr.Error) as err:
+        ui.pick_upload(str(CORRUPT / name), hist)
+    assert str(err.value.message)
+    assert hist == before and hist.current.label == ui.DEFAULT_EXAMPLE
+
+
+def test_bad_typed_notes_and_bad_settings_are_errors(studio):
+    hist = ui.initial_history()
+    with pytest.raises(gr.Error, match="tinyNotation|ABC"):
+        ui.pick_text("", hist)
+    with pytest.raises(gr.Error, match="bars"):
+        studio.continue_ui(hist, 0, 1.0, 1, None, "off", ui.KEEP_PROGRAM, None)
+    with pytest.raises(gr.Error, match="H major|tonic"):
+        studio.continue_ui(hist, 2, 1.0, 1, None, "H major", ui.KEEP_PROGRAM, None)
+    with pytest.raises(gr.Error, match="melody first"):
+        studio.continue_ui(ui.InputHistory(), 2, 1.0, 1, None, "off", ui.KEEP_PROGRAM, None)
+    assert len(hist.entries) == 1
+
+
+def test_typed_notes_become_the_input():
+    hist, info, _ = ui.pick_text("3/4 c4 d e f2 g4 a2 b4 c'2.", ui.initial_history())
+    assert hist.current.label == "Typed notes" and len(hist.entries) == 2
+    assert "3/4" in info and "notes" in info
+
+
+def test_interpolate_gives_one_roll_per_step_and_a_zip_of_clips(studio):
+    a, b = ui.initial_history("Jig (6/8, MIDI)"), ui.initial_history("Waltz (3/4, MIDI)")
+    status, audio, gallery, files = studio.interpolate_ui(a, b, 5, 0.0, 9, None)
+    assert "Seed used: **9**" in status and "3/4" in status  # the meter notice is shown
+    assert len(gallery) == 5 and gallery[0][1].endswith("A") and gallery[-1][1].endswith("B")
+    assert _loud(audio) > 0.01
+    morph, zipped = files
+    with zipfile.ZipFile(zipped) as zf:
+        names = zf.namelist()
+        assert len(names) == 5
+        clip = mido.MidiFile(file=io.BytesIO(zf.read(names[2])))
+        assert any(m.type == "note_on" for t in clip.tracks for m in t)
+    assert _midi_bars(morph) == pytest.approx(5 * _midi_bars(io.BytesIO(zipfile.ZipFile(zipped).read(names[0]))))
+
+
+def test_generate_gives_midis_a_zip_and_audio(studio):
+    status, audio, gallery, files, wavs = studio.generate_ui(3, 1.0, 11, "3/4", 90, None)
+    assert "**11**" in status and len(gallery) == 3
+    assert len(files) == 4 and files[-1].endswith(".zip")
+    assert len(wavs) == 4 and wavs[0] == audio  # all of them, then one each
+    for f in files[:3]:
+        ts = next(m for t in mido.MidiFile(f).tracks for m in t if m.type == "time_signature")
+        assert (ts.numerator, ts.denominator) == (3, 4)
+    with pytest.raises(gr.Error, match="count"):
+        studio.generate_ui(17, 1.0, None, "4/4", 120, None)
+
+
+def test_api_functions_take_a_file_text_or_example(studio, tmp_path):
+    midi, cont, wavs, info = studio.continue_api(str(example_path("Jig (6/8, MIDI)")), bars=2, variations=2,
+                                                 seed=3)
+    assert len(midi) == len(cont) == len(wavs) == 2 and info["seed"] == 3
+    assert info["input"]["time_signature"] == "6/8"
+    _, _, _, info = studio.continue_api(example="Multitrack (bass, fiddle, drums)", track=0, bars=1, variations=1)
+    assert info["track"] == 0
+    _, _, _, info = studio.continue_api(notes="4/4 c4 d e f", bars=1, variations=1)
+    assert info["input"]["notes"] == 4
+    with pytest.raises(gr.Error, match="Give the melody"):
+        studio.continue_api()
+    morph, zipped, wav, info = studio.interpolate_api(a_example="Jig (6/8, MIDI)", b_notes="6/8 g8 a b c'4.",
+                                                      steps=3)
+    assert len(info["clips"]) == 3 and Path(morph).is_file()
+    mids, zipped, wavs, info = studio.generate_api(count=2, seed=1)
+    assert len(mids) == len(wavs) == 2
+
+
+def test_temp_store_sweeps_old_request_folders(tmp_path):
+    store = TempStore(tmp_path, max_age=3600, remove_at_exit=False)
+    old, new = store.request_dir("a"), store.request_dir("b")
+    (old / "x.mid").write_bytes(b"x")
+    import os
+    import time
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    assert store.sweep(force=True) == 1
+    assert not old.exists() and new.exists()

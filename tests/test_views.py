@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import io
+
+import music21
+import numpy as np
+import pytest
+from music21.musicxml.m21ToXml import GeneralObjectExporter
+from PIL import Image
+
+from musicgen_app import views
+from musicgen_app.errors import RenderError
+from musicgen_app.melody import Melody, Note
+
+
+def eight_bars(pickup: int = 0) -> Melody:
+    notes = tuple(Note(pickup + i * 4, 60 + (i * 5) % 17, 3) for i in range(32))
+    return Melody(notes, total_steps=pickup + 128, pickup_steps=pickup)
+
+
+def colour_pixels(png: bytes, colour: tuple[int, int, int]) -> int:
+    rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    return int(np.all(rgb == colour, axis=-1).sum())
+
+
+def test_piano_roll_is_a_png_of_the_requested_size():
+    png = views.piano_roll_png(eight_bars(), title="eight bars")
+    img = Image.open(io.BytesIO(png))
+    assert img.format == "PNG" and img.size == (900, 300)
+    assert views.piano_roll_png(eight_bars(), width=600, height=200)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert Image.open(io.BytesIO(views.piano_roll_png(eight_bars(), width=600, height=200))).size == (600, 200)
+
+
+def test_split_colours_input_and_continuation():
+    melody = eight_bars()
+    split = views.piano_roll_png(melody, split_step=64)
+    assert colour_pixels(split, views.INPUT_COLOUR) > 500
+    assert colour_pixels(split, views.CONTINUATION_COLOUR) > 500
+    whole = views.piano_roll_png(melody)
+    assert colour_pixels(whole, views.CONTINUATION_COLOUR) == 0
+
+
+def test_bar_lines_follow_the_pickup():
+    # Bar lines are full-height columns of the bar colour; a pickup shifts all of them.
+    def bar_columns(melody):
+        rgb = np.asarray(Image.open(io.BytesIO(views.piano_roll_png(melody))).convert("RGB"))
+        share = np.all(rgb[40:260] == views._BAR_LINE, axis=-1).mean(axis=0)
+        return set(np.nonzero(share > 0.5)[0])
+
+    plain, shifted = bar_columns(eight_bars()), bar_columns(eight_bars(pickup=4))
+    assert 8 <= len(plain) <= 12 and plain != shifted  # 8 bars plus the frame's edges
+
+
+def test_piano_roll_writes_a_file(tmp_path):
+    out = views.piano_roll_png(Melody(()), path=tmp_path / "empty.png")
+    assert out == tmp_path / "empty.png"
+    assert Image.open(out).size == (900, 300)
+
+
+def test_pitch_names():
+    assert [views.pitch_name(p) for p in (60, 61, 21, 108)] == ["C4", "C#4", "A0", "C8"]
+
+
+def test_score_svg_engraves_musicxml():
+    score = music21.converter.parse("tinyNotation: 4/4 c4 d e f g2 g")
+    xml = GeneralObjectExporter(score).parse()
+    svg = views.score_svg(xml)
+    assert svg.lstrip().startswith("<svg")
+    assert svg.count('class="note"') == 6
+    assert 'width="900px"' in svg
+    assert views.score_svg(xml.decode()) == svg
+
+
+def test_score_svg_rejects_non_music():
+    with pytest.raises(RenderError, match="Verovio could not read"):
+        views.score_svg("this is not a score")
