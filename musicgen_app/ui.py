@@ -276,9 +276,9 @@ class Studio:
         for i in range(MAX_VARIATIONS):
             if i < len(outs):
                 o = outs[i]
-                slots += [gr.update(visible=True), str(o.audio), str(o.roll), "", [str(p) for p in o.downloads]]
+                slots += [gr.update(visible=True), str(o.audio), str(o.roll), "", *map(str, o.downloads), None]
             else:
-                slots += [gr.update(visible=False), None, None, "", None]
+                slots += [gr.update(visible=False), None, None, "", None, None, None, None]
         return (run, status, *slots)
 
     @user_errors
@@ -287,14 +287,13 @@ class Studio:
         out = []
         for i in range(MAX_VARIATIONS):
             if i >= len(run.melodies):
-                out += ["", gr.update()]
+                out += ["", None]
                 continue
             progress(i / len(run.melodies), desc=f"Engraving variation {i + 1}")
             xml = score_io.melody_to_musicxml(run.melodies[i])
             path = Path(run.folder) / f"variation-{i + 1}.musicxml"
             path.write_bytes(xml if isinstance(xml, bytes) else xml.encode("utf-8"))
-            svg = views.score_svg(xml)
-            out += [f'<div class="score">{svg}</div>', list(run.downloads[i]) + [str(path)]]
+            out += [f'<div class="score">{views.score_svg(xml)}</div>', str(path)]
         return tuple(out)
 
     def continue_api(self, melody_file=None, notes=None, example=None, track=None, bars=8, temperature=1.0,
@@ -478,7 +477,7 @@ CSS = """
 .score svg {max-width: 100%; height: auto}
 .variation {padding: 6px !important}
 .compact-row {gap: 6px !important}
-footer {display: none !important}
+#title h3 {margin: 0 !important}
 """
 
 
@@ -531,7 +530,8 @@ def build_ui(service: MelodyService, store: TempStore | None = None, *, concurre
     heavy = {"concurrency_id": "model", "concurrency_limit": concurrency_limit}
     with gr.Blocks(title="Melody studio", delete_cache=(600, 3600)) as demo:
         demo.studio = studio  # for tests and the launcher
-        gr.Markdown("## Melody studio  \nContinue a melody, morph one into another, or generate new ones.")
+        gr.Markdown("### Melody studio · continue a melody, morph one into another, or generate new ones",
+                    elem_id="title")
         with gr.Tabs():
             with gr.Tab("Continue", id="continue"):
                 _continue_tab(studio, heavy)
@@ -543,49 +543,60 @@ def build_ui(service: MelodyService, store: TempStore | None = None, *, concurre
     return demo
 
 
+def _seed_row():
+    with gr.Row(elem_classes="compact-row", equal_height=True):
+        seed = gr.Textbox("", label="Seed", placeholder="random", max_length=12, scale=3, min_width=90)
+        dice = gr.Button("New seed", size="sm", scale=2, min_width=70)
+    dice.click(lambda: str(random_seed()), None, seed, api_visibility="private", queue=False)
+    return seed
+
+
 def _continue_tab(studio: Studio, heavy: dict):
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=340):
             panel = input_panel("Input", DEFAULT_EXAMPLE, "continue")
-            undo = gr.Button("Undo (previous input)", size="sm", elem_id="continue-undo")
-            gr.Markdown("### Settings")
+            undo = gr.Button("Undo: back to the previous input", size="sm", elem_id="continue-undo")
             with gr.Row(elem_classes="compact-row"):
-                bars = gr.Slider(1, 32, value=8, step=1, label="Bars", elem_id="continue-bars")
-                variations = gr.Slider(1, MAX_VARIATIONS, value=4, step=1, label="Variations")
-            temperature = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="Temperature (higher: wilder)")
+                bars = gr.Slider(1, 32, value=8, step=1, label="Bars", elem_id="continue-bars", min_width=100)
+                variations = gr.Slider(1, MAX_VARIATIONS, value=4, step=1, label="Variations", min_width=100)
+                temperature = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="Temperature", min_width=100)
             with gr.Row(elem_classes="compact-row", equal_height=True):
-                seed = gr.Number(None, label="Seed (empty: random)", precision=0, minimum=0, scale=3)
-                dice = gr.Button("🎲", size="sm", scale=1, min_width=40)
+                with gr.Column(scale=3, min_width=180):
+                    seed = _seed_row()
+                key_lock = gr.Dropdown(KEY_CHOICES, value="off", label="Key lock", scale=2, min_width=100)
             with gr.Row(elem_classes="compact-row"):
-                key_lock = gr.Dropdown(KEY_CHOICES, value="off", label="Key lock")
                 program = gr.Dropdown(gm_program_choices(), value=KEEP_PROGRAM, label="Instrument")
-            soundfont = _soundfont_dropdown(studio)
+                soundfont = _soundfont_dropdown(studio)
             go = gr.Button("Continue", variant="primary", elem_id="continue-go")
         with gr.Column(scale=3, min_width=480):
             status = gr.Markdown("Results appear here: press **Continue**.", elem_id="continue-status")
             run = gr.State(ContinueRun())
             slots = []
             for i in range(MAX_VARIATIONS):
-                with gr.Group(visible=False, elem_classes="variation", elem_id=f"variation-{i + 1}") as group:
+                v = f"variation-{i + 1}"
+                with gr.Group(visible=False, elem_classes="variation", elem_id=v) as group:
                     audio = gr.Audio(type="filepath", interactive=False, label=f"Variation {i + 1}",
-                                     elem_id=f"variation-{i + 1}-audio")
-                    roll = gr.Image(type="filepath", interactive=False, show_label=False, height=170,
-                                    elem_id=f"variation-{i + 1}-roll", buttons=["fullscreen"])
+                                     elem_id=f"{v}-audio")
+                    roll = gr.Image(type="filepath", interactive=False, show_label=False, height=150,
+                                    elem_id=f"{v}-roll", buttons=["fullscreen"])
+                    with gr.Row(elem_classes="compact-row downloads"):
+                        mid = gr.DownloadButton("MIDI", size="sm", elem_id=f"{v}-midi", min_width=60)
+                        cont = gr.DownloadButton("New bars MIDI", size="sm", elem_id=f"{v}-cont", min_width=60)
+                        wav = gr.DownloadButton("WAV", size="sm", elem_id=f"{v}-wav", min_width=60)
+                        xml = gr.DownloadButton("MusicXML", size="sm", elem_id=f"{v}-xml", min_width=60)
+                        chain = gr.Button("Continue from this", size="sm", variant="secondary",
+                                          elem_id=f"{v}-chain", min_width=60)
                     with gr.Accordion("Score", open=False):
-                        score = gr.HTML(max_height=320, elem_id=f"variation-{i + 1}-score")
-                    files = gr.File(file_count="multiple", label="Downloads (MIDI, continuation MIDI, WAV, MusicXML)",
-                                    interactive=False, height=110, elem_id=f"variation-{i + 1}-files")
-                    chain = gr.Button("Continue from this", size="sm", elem_id=f"variation-{i + 1}-chain")
-                slots.append((group, audio, roll, score, files, chain))
+                        score = gr.HTML(max_height=320, elem_id=f"{v}-score")
+                slots.append((group, audio, roll, score, mid, cont, wav, xml, chain))
     panel_outs = [panel.state, panel.info, panel.track]
-    dice.click(random_seed, None, seed, api_visibility="private", queue=False)
     undo.click(undo_input, [panel.state], panel_outs, api_visibility="private")
     for i, slot in enumerate(slots):
-        slot[5].click(functools.partial(chain_result, i), [run, panel.state], panel_outs, api_visibility="private")
-    slot_outs = [c for s in slots for c in (s[0], s[1], s[2], s[3], s[4])]
+        slot[-1].click(functools.partial(chain_result, i), [run, panel.state], panel_outs, api_visibility="private")
+    slot_outs = [c for slot in slots for c in slot[:-1]]
     go.click(studio.continue_ui, [panel.state, bars, temperature, variations, seed, key_lock, program, soundfont],
              [run, status, *slot_outs], api_visibility="private", **heavy
-             ).success(studio.continue_scores_ui, [run], [c for s in slots for c in (s[3], s[4])],
+             ).success(studio.continue_scores_ui, [run], [c for slot in slots for c in (slot[3], slot[7])],
                        api_visibility="private", show_progress="hidden", **heavy)
 
 
@@ -601,9 +612,7 @@ def _interpolate_tab(studio: Studio, heavy: dict):
             with gr.Row(elem_classes="compact-row"):
                 steps = gr.Slider(3, 11, value=7, step=1, label="Steps (A and B included)")
                 temperature = gr.Slider(0.0, 2.0, value=0.0, step=0.05, label="Temperature (0: most likely)")
-            with gr.Row(elem_classes="compact-row", equal_height=True):
-                seed = gr.Number(None, label="Seed (empty: random)", precision=0, minimum=0, scale=3)
-                dice = gr.Button("🎲", size="sm", scale=1, min_width=40)
+            seed = _seed_row()
             soundfont = _soundfont_dropdown(studio)
             go = gr.Button("Interpolate", variant="primary", elem_id="interpolate-go")
         with gr.Column(scale=3, min_width=480):
@@ -613,7 +622,6 @@ def _interpolate_tab(studio: Studio, heavy: dict):
                                  elem_id="interpolate-gallery")
             files = gr.File(file_count="multiple", label="Downloads (morph MIDI, zip of the steps)",
                             interactive=False, height=90, elem_id="interpolate-files")
-    dice.click(random_seed, None, seed, api_visibility="private", queue=False)
     go.click(studio.interpolate_ui, [a.state, b.state, steps, temperature, seed, soundfont],
              [status, audio, gallery, files], api_visibility="private", **heavy)
 
@@ -627,9 +635,7 @@ def _generate_tab(studio: Studio, heavy: dict):
             with gr.Row(elem_classes="compact-row"):
                 time_signature = gr.Dropdown(TIME_SIGNATURES, value="4/4", label="Time signature")
                 qpm = gr.Slider(40, 240, value=120, step=1, label="Tempo (quarter notes per minute)")
-            with gr.Row(elem_classes="compact-row", equal_height=True):
-                seed = gr.Number(None, label="Seed (empty: random)", precision=0, minimum=0, scale=3)
-                dice = gr.Button("🎲", size="sm", scale=1, min_width=40)
+            seed = _seed_row()
             soundfont = _soundfont_dropdown(studio)
             go = gr.Button("Generate", variant="primary", elem_id="generate-go")
         with gr.Column(scale=3, min_width=480):
@@ -640,7 +646,6 @@ def _generate_tab(studio: Studio, heavy: dict):
             files = gr.File(file_count="multiple", label="Downloads (a MIDI per melody, and a zip)",
                             interactive=False, height=110, elem_id="generate-files")
             wavs = gr.State([])
-    dice.click(random_seed, None, seed, api_visibility="private", queue=False)
     go.click(studio.generate_ui, [count, temperature, seed, time_signature, qpm, soundfont],
              [status, audio, gallery, files, wavs], api_visibility="private", **heavy)
 

@@ -6,11 +6,13 @@ cd "$(dirname "$0")/.."
 mode=${1:-run}
 py=${PYTHON:-python3}
 
-apt_pkgs="libfluidsynth3 fluidsynth"
+apt_pkgs="libfluidsynth3 fluidsynth fluid-soundfont-gm"
 [ "$mode" = test ] && apt_pkgs="$apt_pkgs chromium"
 missing=""
 ldconfig -p 2>/dev/null | grep -q 'libfluidsynth\.so\.3' || missing="$missing libfluidsynth3 fluidsynth"
 if [ "$mode" = test ] && [ ! -x /usr/bin/chromium ]; then missing="$missing chromium"; fi
+# FluidR3_GM sounds better than the font inside pretty_midi, but the app runs without it.
+if [ ! -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] && [ "$(id -u)" = 0 ]; then missing="$missing fluid-soundfont-gm"; fi
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "setup: installing system packages:$missing"

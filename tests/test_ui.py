@@ -18,7 +18,7 @@ from musicgen_app.service import MelodyService
 from musicgen_app.tempfiles import TempStore
 
 CORRUPT = Path(__file__).resolve().parent / "data" / "corrupt"
-SLOT = 5  # group, audio, roll, score, files per variation in continue_ui's outputs
+SLOT = 8  # group, audio, roll, score, midi, continuation midi, wav, musicxml per variation
 
 
 @pytest.fixture(scope="module")
@@ -69,14 +69,14 @@ def test_multitrack_example_offers_a_track_picker_and_switching_keeps_the_histor
 def test_continue_writes_audio_roll_and_midi_per_variation(studio):
     hist = ui.initial_history("Waltz (3/4, MIDI)")
     inp = hist.current.melody
-    run, status, slots = _slots(studio.continue_ui(hist, 4, 1.0, 3, 123, "off", ui.KEEP_PROGRAM, None))
+    run, status, slots = _slots(studio.continue_ui(hist, 4, 1.0, 3, "123", "off", ui.KEEP_PROGRAM, None))
     assert "Seed used: **123**" in status
     assert len(run.melodies) == 3 and len(slots) == ui.MAX_VARIATIONS
-    for group, audio, roll, score, files in slots[:3]:
+    for group, audio, roll, score, whole, cont, wav, xml in slots[:3]:
         assert group["visible"] is True
         assert _loud(audio) > 0.01
         assert Path(roll).read_bytes()[:4] == b"\x89PNG"
-        whole, cont, wav = files
+        assert xml is None  # the score pass adds it
         assert whole.endswith(".mid") and cont.endswith("-continuation.mid") and wav == audio
         assert _midi_bars(cont) == pytest.approx(4)
         assert _midi_bars(whole) == pytest.approx(inp.num_bars + 4)
@@ -94,17 +94,20 @@ def test_same_seed_gives_the_same_music_and_the_scores_come_second(studio):
     b = _slots(studio.continue_ui(hist, 2, 0.8, 2, 5, "detected", 40, None))
     assert a[0].melodies == b[0].melodies
     assert all(m.program == 40 for m in a[0].melodies)
-    assert Path(a[2][0][4][0]).read_bytes() == Path(b[2][0][4][0]).read_bytes()
+    assert Path(a[2][0][4]).read_bytes() == Path(b[2][0][4]).read_bytes()
     scored = studio.continue_scores_ui(a[0])
-    html0, files0 = scored[0], scored[1]
+    assert len(scored) == 2 * ui.MAX_VARIATIONS
+    html0, xml0 = scored[0], scored[1]
     assert "<svg" in html0
-    assert files0[-1].endswith(".musicxml") and Path(files0[-1]).stat().st_size > 500
+    assert xml0.endswith(".musicxml") and Path(xml0).stat().st_size > 500
+    assert scored[4:] == ("", None) * (ui.MAX_VARIATIONS - 2)
 
 
 def test_chain_a_result_then_undo(studio):
     hist = ui.initial_history()
     first = hist.current
-    run, _, _ = _slots(studio.continue_ui(hist, 2, 1.0, 2, 1, "off", ui.KEEP_PROGRAM, None))
+    run, status, _ = _slots(studio.continue_ui(hist, 2, 1.0, 2, "", "off", ui.KEEP_PROGRAM, None))
+    assert "Seed used: **" in status  # an empty seed box means a random seed, shown back
     hist2, info, track = ui.chain_result(1, run, hist)
     assert hist2.current.melody == run.melodies[1] and len(hist2.entries) == 2
     assert "Variation 2" in info and track["visible"] is False
@@ -137,6 +140,8 @@ def test_bad_typed_notes_and_bad_settings_are_errors(studio):
         studio.continue_ui(hist, 0, 1.0, 1, None, "off", ui.KEEP_PROGRAM, None)
     with pytest.raises(gr.Error, match="H major|tonic"):
         studio.continue_ui(hist, 2, 1.0, 1, None, "H major", ui.KEEP_PROGRAM, None)
+    with pytest.raises(gr.Error, match="Seed"):
+        studio.continue_ui(hist, 2, 1.0, 1, "twelve", "off", ui.KEEP_PROGRAM, None)
     with pytest.raises(gr.Error, match="melody first"):
         studio.continue_ui(ui.InputHistory(), 2, 1.0, 1, None, "off", ui.KEEP_PROGRAM, None)
     assert len(hist.entries) == 1

@@ -1,0 +1,128 @@
+"""The page in a real browser (Playwright driving Debian's chromium) against the shared app subprocess.
+
+Each tab is used the way a person would: upload or pick, click, wait for the player and the piano
+roll, download the MIDI and parse it. Screenshots of each tab go to docs/ (1280x800, a laptop).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import mido
+import pytest
+
+pytest_plugins = ["conftest_app"]
+
+playwright = pytest.importorskip("playwright.sync_api")
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--disable-quic", "--no-first-run"]
+WAIT_MS = 90_000
+WALTZ = ROOT / "musicgen_app" / "examples" / "waltz_3-4.mid"
+CORRUPT = ROOT / "tests" / "data" / "corrupt" / "truncated.mid"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.is_file():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, app_server):
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
+    pg = ctx.new_page()
+    pg.set_default_timeout(WAIT_MS)
+    pg.goto(app_server.url)
+    pg.wait_for_selector("#continue-go")
+    yield pg
+    ctx.close()
+
+
+def _download(page, selector) -> Path:
+    with page.expect_download() as info:
+        page.locator(selector).first.click()
+    return Path(info.value.path())
+
+
+def _meter_and_notes(path):
+    mid = mido.MidiFile(path)
+    msgs = [m for t in mid.tracks for m in t]
+    ts = [m for m in msgs if m.type == "time_signature"][-1]
+    return (ts.numerator, ts.denominator), sum(1 for m in msgs if m.type == "note_on" and m.velocity > 0)
+
+
+def _status_seed(page, selector) -> str:
+    page.wait_for_selector(f"{selector} >> text=Seed used")
+    return re.search(r"Seed used: (\d+)", page.inner_text(selector)).group(1)
+
+
+def test_continue_an_upload_then_chain_undo_and_survive_a_corrupt_file(page):
+    DOCS.mkdir(exist_ok=True)
+    page.get_by_role("tab", name="Upload").first.click()
+    page.locator("#continue-upload input[type=file]").set_input_files(str(WALTZ))
+    page.wait_for_selector("#continue-info >> text=waltz_3-4.mid")
+    bars = page.locator("#continue-bars input[type=number]")
+    bars.fill("4")
+    bars.press("Enter")
+    page.click("#continue-go")
+    seed = _status_seed(page, "#continue-status")
+    page.wait_for_selector("#variation-1-audio audio, #variation-1-audio [data-testid=download-link]")
+    page.wait_for_selector("#variation-1-roll img")
+    assert page.locator("#variation-4").first.is_visible() and not page.locator("#variation-5").first.is_visible()
+    midi = _download(page, "#variation-1-cont")
+    meter, notes = _meter_and_notes(midi)
+    assert meter == (3, 4) and notes > 0
+    whole = _download(page, "#variation-1-midi")
+    assert _meter_and_notes(whole)[1] > notes
+    page.wait_for_selector("#variation-1-score svg", state="attached")  # the score pass ran
+    page.screenshot(path=str(DOCS / "screenshot-continue.png"))
+
+    # "Continue from this" makes variation 2 the input; Undo goes back to the upload
+    page.click("#variation-2-chain")
+    page.wait_for_selector("#continue-info >> text=Variation 2 of waltz_3-4.mid")
+    page.click("#continue-undo")
+    page.wait_for_selector("#continue-info >> text=waltz_3-4.mid")
+    assert "Variation 2" not in page.inner_text("#continue-info")
+
+    # a corrupt file: the error is shown, the input stays, and Continue still works
+    page.locator("#continue-upload input[type=file]").set_input_files(str(CORRUPT))
+    page.wait_for_selector("text=/damaged|cut short|cannot be read/i")
+    assert "waltz_3-4.mid" in page.inner_text("#continue-info")
+    page.click("#continue-go")
+    page.wait_for_function(
+        "s => !document.querySelector('#continue-status').innerText.includes('Seed used: ' + s)", arg=seed)
+    _status_seed(page, "#continue-status")
+
+
+def test_interpolate_two_examples(page):
+    page.get_by_role("tab", name="Interpolate").click()
+    page.click("#interpolate-go")
+    _status_seed(page, "#interpolate-status")
+    page.wait_for_selector("#interpolate-audio audio, #interpolate-audio [data-testid=download-link]")
+    page.wait_for_selector("#interpolate-gallery img")
+    assert page.locator("#interpolate-gallery img").count() >= 7
+    morph = _download(page, "#interpolate-files a[download$='.mid']")
+    meter, notes = _meter_and_notes(morph)
+    assert meter == (6, 8) and notes > 0
+    page.screenshot(path=str(DOCS / "screenshot-interpolate.png"))
+
+
+def test_generate_melodies(page):
+    page.get_by_role("tab", name="Generate").click()
+    page.click("#generate-go")
+    _status_seed(page, "#generate-status")
+    page.wait_for_selector("#generate-gallery img")
+    assert page.locator("#generate-gallery img").count() >= 4
+    first = _download(page, "#generate-files a[download$='.mid']")
+    meter, notes = _meter_and_notes(first)
+    assert meter == (4, 4) and notes > 0
+    page.screenshot(path=str(DOCS / "screenshot-generate.png"))
