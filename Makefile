@@ -27,7 +27,9 @@ evaluate: setup
 	$(PY) -m musicgen_app.evaluate
 
 bench: setup
-	$(PY) bench/run.py
+	$(PY) bench/bench_render.py
+	$(PY) bench/bench_service.py
+	$(PY) bench/bench_app.py
 
 clean:
 	rm -rf .venv .pytest_cache

@@ -21,7 +21,6 @@ import multiprocessing
 import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,21 +35,42 @@ MIN_NOTES = 8
 SPLITS = ("train", "valid", "test")
 
 
-@dataclass(frozen=True)
 class Corpus:
-    """Melodies with their collection, source id and split ('train' / 'valid' / 'test')."""
+    """Melodies with their collection, source id and split ('train' / 'valid' / 'test').
 
-    melodies: list[Melody]
-    collections: list[str]
-    ids: list[str]
-    splits: list[str]
-    fingerprint: str
+    Melodies are built from the cached arrays on first use, one split at a time: building all
+    ~12k takes seconds, and tests or evaluation usually need only the test split.
+    """
+
+    def __init__(self, arrays: dict):
+        self.arrays = arrays
+        self.collections = [str(c) for c in arrays["coll"]]
+        self.ids = [str(x) for x in arrays["id"]]
+        self.splits = [SPLITS[s] for s in arrays["split"]]
+        self.fingerprint = fingerprint(arrays)
+        self._built: dict[int, Melody] = {}
+
+    def melody(self, i: int) -> Melody:
+        if i not in self._built:
+            a = self.arrays
+            lo, hi = int(a["offsets"][i]), int(a["offsets"][i + 1])
+            self._built[i] = Melody(
+                notes=tuple(Note(s, p, d) for s, p, d in a["notes"][lo:hi].tolist()),
+                total_steps=int(a["total"][i]), qpm=float(a["qpm"][i]),
+                time_signature=(int(a["ts"][i, 0]), int(a["ts"][i, 1])),
+                key=Key(int(a["key"][i, 0]), "minor" if a["key"][i, 1] else "major"),
+                pickup_steps=int(a["pickup"][i]), name=self.ids[i])
+        return self._built[i]
+
+    @property
+    def melodies(self) -> list[Melody]:
+        return [self.melody(i) for i in range(len(self))]
 
     def split(self, name: str) -> list[Melody]:
-        return [m for m, s in zip(self.melodies, self.splits) if s == name]
+        return [self.melody(i) for i, s in enumerate(self.splits) if s == name]
 
     def __len__(self) -> int:
-        return len(self.melodies)
+        return len(self.ids)
 
 
 # -- extraction (runs in worker processes) -------------------------------------------------------
@@ -195,18 +215,7 @@ def load(path: Path | str = DEFAULT_CACHE) -> Corpus:
     if not path.exists():
         raise FileNotFoundError(f"No corpus cache at {path}; run `make data` (python -m musicgen_app.data).")
     with np.load(path) as z:
-        a = {k: z[k] for k in z.files}
-    melodies = []
-    notes, offs = a["notes"].astype(np.int64), a["offsets"]
-    for i in range(len(a["total"])):
-        seg = notes[offs[i]:offs[i + 1]]
-        melodies.append(Melody(
-            notes=tuple(Note(int(s), int(p), int(d)) for s, p, d in seg), total_steps=int(a["total"][i]),
-            qpm=float(a["qpm"][i]), time_signature=(int(a["ts"][i, 0]), int(a["ts"][i, 1])),
-            key=Key(int(a["key"][i, 0]), "minor" if a["key"][i, 1] else "major"),
-            pickup_steps=int(a["pickup"][i]), name=str(a["id"][i])))
-    return Corpus(melodies, [str(c) for c in a["coll"]], [str(x) for x in a["id"]],
-                  [SPLITS[s] for s in a["split"]], fingerprint(a))
+        return Corpus({k: z[k] for k in z.files})
 
 
 def summary(corpus: Corpus) -> str:

@@ -53,6 +53,16 @@ def lstm_log2probs(model, rows: np.ndarray, feats: np.ndarray) -> np.ndarray:
 
 
 @torch.inference_mode()
+def eval_lstm_quick(model, melodies: list[Melody]) -> float:
+    """Bits per step of ``model`` on whole melodies (no n-gram baseline)."""
+    data = lstm_chunks(melodies, 4096)
+    inp, feats, target = lstm_batch(data, np.arange(len(data)))
+    logits, _ = model(inp, feats)
+    mask = target != IGNORE
+    return F.cross_entropy(logits[mask], target[mask]).item() / LN2
+
+
+@torch.inference_mode()
 def eval_lstm(model, test: list[Melody], train: list[Melody]) -> dict:
     data = lstm_chunks(test, 4096)  # one row per melody: no truncated context
     nll, preds, targets = 0.0, [], []

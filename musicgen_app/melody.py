@@ -33,14 +33,9 @@ class Note:
     velocity: int = DEFAULT_VELOCITY
 
     def __post_init__(self):
-        for name in ("start", "pitch", "duration", "velocity"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool):
-                # numpy ints sneak in from converters; normalise rather than fail.
-                try:
-                    object.__setattr__(self, name, int(value))
-                except (TypeError, ValueError):
-                    raise MelodyError(f"Note {name} must be an integer, got {value!r}.") from None
+        # Corpus loading builds ~800k notes: plain ints skip the per-field normalisation.
+        if not (type(self.start) is type(self.pitch) is type(self.duration) is type(self.velocity) is int):
+            self._normalise_ints()
         if not 0 <= self.pitch <= 127:
             raise MelodyError(f"Note pitch {self.pitch} is outside MIDI's 0-127.")
         if self.start < 0:
@@ -52,6 +47,16 @@ class Note:
             )
         if not 1 <= self.velocity <= 127:
             raise MelodyError(f"Note velocity {self.velocity} is outside 1-127.")
+
+    def _normalise_ints(self):
+        for name in ("start", "pitch", "duration", "velocity"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                # numpy ints sneak in from converters; normalise rather than fail.
+                try:
+                    object.__setattr__(self, name, int(value))
+                except (TypeError, ValueError):
+                    raise MelodyError(f"Note {name} must be an integer, got {value!r}.") from None
 
     @property
     def end(self) -> int:
@@ -114,7 +119,9 @@ class Melody:
     name: str = ""
 
     def __post_init__(self):
-        notes = tuple(sorted(self.notes))
+        notes = tuple(self.notes)
+        if any(a.start > b.start for a, b in zip(notes, notes[1:])):
+            notes = tuple(sorted(notes, key=lambda n: (n.start, n.pitch)))
         object.__setattr__(self, "notes", notes)
         object.__setattr__(self, "time_signature", tuple(int(x) for x in self.time_signature))
         num, den = self.time_signature

@@ -29,7 +29,6 @@ import ctypes
 import io
 import os
 import threading
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -164,18 +163,6 @@ def _log_setter(fluidsynth):
     return fn
 
 
-@contextmanager
-def _muted_warnings(set_log_function):
-    if set_log_function is None:
-        yield
-        return
-    previous = set_log_function(_FLUID_WARN, None, None)  # a NULL logger drops the messages
-    try:
-        yield
-    finally:
-        set_log_function(_FLUID_WARN, previous, None)
-
-
 @dataclass
 class _FontSynth:
     """One FluidSynth instance with one font loaded; use only while holding ``lock``."""
@@ -183,7 +170,6 @@ class _FontSynth:
     synth: object
     sfid: int
     write_float: object
-    log_setter: object = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     written: int = 0  # samples pulled so far, to start every render on a block boundary
 
@@ -213,11 +199,10 @@ class _FontSynth:
         synth.all_sounds_off(_CHANNEL)
         synth.program_select(_CHANNEL, self.sfid, 0, 0)
         # One note per slot overfills the pool (a piano note takes 2 voices), which fills every
-        # slot; the note-ons that find no free voice only log warnings, muted meanwhile. Playing
+        # slot; the note-ons that find no free voice only log warnings (muted at load). Playing
         # exactly as many notes as fit leaves audible differences, so keep this chord as it is.
-        with _muted_warnings(self.log_setter):
-            for key in range(_PRIME_LOW, _PRIME_LOW + _POLYPHONY):
-                synth.noteon(_CHANNEL, key, 100)
+        for key in range(_PRIME_LOW, _PRIME_LOW + _POLYPHONY):
+            synth.noteon(_CHANNEL, key, 100)
         self.write(np.empty((_BLOCK, 2), np.float32))
         synth.system_reset()
         synth.all_sounds_off(_CHANNEL)
@@ -247,8 +232,13 @@ def _load_synth(path: Path, sample_rate: int) -> _FontSynth:
             f"FluidSynth could not load the SoundFont {path}: the file is damaged or not a "
             "SoundFont. Replace it with a valid .sf2/.sf3 file."
         )
-    font = _FontSynth(synth, sfid, _float_writer(fluidsynth), _log_setter(fluidsynth))
-    return font
+    set_log = _log_setter(fluidsynth)
+    if set_log is not None:
+        # Priming overfills the voice pool on purpose; its warnings would flood every log. The
+        # logger is process-wide, so it is switched off once rather than around each render,
+        # which raced between fonts rendering in parallel. Errors are still logged.
+        set_log(_FLUID_WARN, None, None)
+    return _FontSynth(synth, sfid, _float_writer(fluidsynth))
 
 
 def _get_synth(path: Path, sample_rate: int) -> _FontSynth:

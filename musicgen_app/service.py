@@ -27,6 +27,7 @@ from .models.vae import MelodyVAE, VAEConfig
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = ROOT / "checkpoints"
 MAX_SEED = 2**31 - 1
+MAX_CHUNKS = 4  # interpolation windows per clip: 16 bars of 4/4
 
 
 # -- requests and results -------------------------------------------------------------------------
@@ -180,8 +181,10 @@ class MelodyService:
         return cls(lstm, vae, {"lstm": lstm_meta, "vae": vae_meta})
 
     @classmethod
-    def debug(cls, seed: int = 0) -> "MelodyService":
+    def debug(cls, seed: int = 0, threads: int = 1) -> "MelodyService":
         """A tiny model with random weights and the same interfaces, for fast tests of everything above."""
+        # Tiny matrices: a second thread only adds synchronisation, and thrashes on a busy machine.
+        torch.set_num_threads(threads)
         torch.manual_seed(seed)
         lstm = MelodyLSTM(LSTMConfig(embed_dim=8, pos_dim=4, hidden=16, layers=1, dropout=0.0))
         vae = MelodyVAE(VAEConfig(embed_dim=8, pos_dim=4, enc_hidden=16, dec_hidden=16, dec_layers=1, z_dim=8))
@@ -275,8 +278,8 @@ class MelodyService:
         W = self.window
         bar = a.bar_steps
         window = (W // bar) * bar  # whole bars that fit the model's window
-        chunks = max(math.ceil(a.total_steps / window), math.ceil(b.total_steps / window))
-        chunks = min(chunks, 8)
+        # The shorter clip sets the length (in whole windows): morphing into padded silence is no use.
+        chunks = min(MAX_CHUNKS, max(1, round(min(a.total_steps, b.total_steps) / window)))
         length = chunks * window
         for name, m in (("A", a), ("B", b)):
             if m.total_steps < length:

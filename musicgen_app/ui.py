@@ -20,13 +20,14 @@ import functools
 import html
 import random
 import zipfile
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
 
 from . import midi_io, render, score_io, views
-from .errors import ImportFailed, MusicgenError
+from .errors import ImportFailed, MusicgenError, RenderError, RequestError
 from .examples import DEFAULT_EXAMPLE, example_names, example_path
 from .importer import HOW_TO_TYPE, ImportResult, load_melody, parse_text
 from .melody import PITCH_NAMES, Melody
@@ -40,6 +41,7 @@ UPLOAD_TYPES = [".mid", ".midi", ".kar", ".musicxml", ".xml", ".mxl", ".abc", ".
 KEY_CHOICES = ["off", "detected"] + [f"{p} {mode}" for mode in ("major", "minor") for p in PITCH_NAMES]
 TIME_SIGNATURES = ["4/4", "3/4", "2/4", "6/8"]
 KEEP_PROGRAM = -1
+GALLERY_ROLL = (600, 200)  # piano rolls in galleries; the CSS gives their cells the same 3:1 shape
 
 
 def gm_program_choices() -> list[tuple[str, int]]:
@@ -90,7 +92,6 @@ class ContinueRun:
     melodies: tuple[Melody, ...] = ()
     start_step: int = 0
     folder: str = ""
-    downloads: tuple[tuple[str, ...], ...] = ()
     label: str = ""
 
 
@@ -104,6 +105,24 @@ class VariationOut:
 
 
 # -- helpers --------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=8)
+def _render_cached(melody: Melody, soundfont: str | None, program: int | None) -> np.ndarray:
+    """The input's audio, reused across variations and clicks (Melody is frozen and hashable)."""
+    audio = render.render(melody, soundfont=soundfont, sample_rate=SAMPLE_RATE, program=program)
+    audio.setflags(write=False)
+    return audio
+
+
+def _error_title(exc: MusicgenError) -> str:
+    if isinstance(exc, ImportFailed):
+        return "Could not use this melody"
+    if isinstance(exc, RequestError):
+        return "Check the settings"
+    if isinstance(exc, RenderError):
+        return "Could not make the audio"
+    return "Error"
+
+
 def user_errors(fn):
     """Our exceptions -> gr.Error with their message (shown in the page; inputs stay as they are)."""
 
@@ -112,7 +131,7 @@ def user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except MusicgenError as exc:
-            raise gr.Error(html.escape(str(exc), quote=False), title=type(exc).__name__) from exc
+            raise gr.Error(html.escape(str(exc), quote=False), title=_error_title(exc)) from exc
 
     return wrapper
 
@@ -226,8 +245,32 @@ class Studio:
         path.write_bytes(render.to_wav_bytes(audio, SAMPLE_RATE))
         return path
 
-    def write_roll(self, melody: Melody, path: Path, split_step=None, title="") -> Path:
-        views.piano_roll_png(melody, split_step=split_step, path=path, title=title, width=900, height=220)
+    def write_continued_audio(self, head: Melody, continuation: Melody, path: Path, soundfont=None,
+                              program: int | None = None) -> Path:
+        """Audio of ``head`` then ``continuation`` (which starts at head.total_steps).
+
+        Rendered in two parts and summed: the input's part is the same for every variation and
+        every click, so it is rendered once and cached. FluidSynth without reverb and chorus is
+        linear, so the sum equals one render of the whole (onsets agree to one 64-sample block);
+        each part comes back peak-normalised, so the mix is normalised again (the two parts may differ
+        in level by their peaks' ratio, a fraction of a dB for one instrument).
+        """
+        font = self._font(soundfont)
+        a = _render_cached(head, font, program)
+        b = render.render(continuation, soundfont=font, sample_rate=SAMPLE_RATE, program=program)
+        # On FluidSynth's 64-sample block grid, as the whole would be rendered (off by < 0.75 ms).
+        offset = round(head.total_steps * head.seconds_per_step * SAMPLE_RATE / 64) * 64
+        out = np.zeros(max(len(a), offset + len(b)), np.float32)
+        out[:len(a)] += a
+        out[offset:offset + len(b)] += b
+        peak = float(np.abs(out).max()) if len(out) else 0.0
+        if peak > 1e-9:
+            out *= np.float32(10 ** (render.PEAK_DBFS / 20) / peak)
+        path.write_bytes(render.to_wav_bytes(out, SAMPLE_RATE))
+        return path
+
+    def write_roll(self, melody: Melody, path: Path, split_step=None, title="", size=(900, 220)) -> Path:
+        views.piano_roll_png(melody, split_step=split_step, path=path, title=title, width=size[0], height=size[1])
         return path
 
     # -- continue -------------------------------------------------------------------------------
@@ -254,7 +297,8 @@ class Studio:
             midi_io.melody_to_midi(whole, mid)
             mid_cont = folder / f"{stem}-continuation.mid"
             midi_io.melody_to_midi(cont, mid_cont)
-            wav = self.write_audio(whole, folder / f"{stem}.wav", soundfont)
+            wav = self.write_continued_audio(req.melody.replace(program=whole.program), cont,
+                                             folder / f"{stem}.wav", soundfont)
             roll = self.write_roll(whole, folder / f"{stem}.png", result.start_step) if rolls else None
             outs.append(VariationOut(whole, cont, wav, roll, [mid, mid_cont, wav]))
         return outs, result, folder
@@ -267,8 +311,7 @@ class Studio:
             raise gr.Error("Give a melody first: pick an example, upload a file or type notes.")
         outs, result, folder = self.continue_melody(entry.melody, bars, temperature, variations, seed, key_lock,
                                                      program, soundfont, progress=progress)
-        run = ContinueRun(tuple(o.melody for o in outs), result.start_step, str(folder),
-                          tuple(tuple(map(str, o.downloads)) for o in outs), entry.label)
+        run = ContinueRun(tuple(o.melody for o in outs), result.start_step, str(folder), entry.label)
         status = _status(result.seed, result.notices,
                          f" Blue: the input; orange: the continuation ({len(outs)} variation"
                          f"{'s' if len(outs) > 1 else ''}).")
@@ -316,7 +359,7 @@ class Studio:
 
     # -- interpolate ----------------------------------------------------------------------------
     def interpolate_melodies(self, a: Melody, b: Melody, steps=7, temperature=0.0, seed=None, soundfont=None,
-                             progress=None):
+                             rolls=True, progress=None):
         req = InterpolateRequest(a, b, steps=_int(steps, "Steps"), temperature=float(temperature), seed=_seed(seed))
         if progress:
             progress(0.05, desc="Morphing")
@@ -327,17 +370,18 @@ class Studio:
         morph_mid = folder / "morph.mid"
         midi_io.melody_to_midi(result.morph, morph_mid)
         wav = self.write_audio(result.morph, folder / "morph.wav", soundfont)
-        clip_mids, rolls = [], []
+        clip_mids, pictures = [], []
         n = len(result.clips)
         for i, clip in enumerate(result.clips):
             name = "A" if i == 0 else "B" if i == n - 1 else f"step {i}"
             stem = f"step-{i + 1:02d}-of-{n:02d}"
             clip_mids.append(folder / f"{stem}.mid")
             midi_io.melody_to_midi(clip.replace(name=name), clip_mids[-1])
-            rolls.append((self.write_roll(clip, folder / f"{stem}.png", title=f"{i + 1}/{n}: {name}"),
-                          f"{i + 1}/{n}: {name}"))
+            if rolls:
+                pictures.append((self.write_roll(clip, folder / f"{stem}.png", title=f"{i + 1}/{n}: {name}",
+                                                 size=GALLERY_ROLL), f"{i + 1}/{n}: {name}"))
         zipped = _zip(clip_mids, folder / "morph-steps.zip")
-        return result, morph_mid, zipped, wav, rolls
+        return result, morph_mid, zipped, wav, pictures
 
     @user_errors
     def interpolate_ui(self, hist_a: InputHistory, hist_b: InputHistory, steps, temperature, seed, soundfont,
@@ -345,7 +389,7 @@ class Studio:
         if hist_a.current is None or hist_b.current is None:
             raise gr.Error("Give both clips first: pick an example, upload a file or type notes for A and B.")
         result, morph_mid, zipped, wav, rolls = self.interpolate_melodies(
-            hist_a.current.melody, hist_b.current.melody, steps, temperature, seed, soundfont, progress)
+            hist_a.current.melody, hist_b.current.melody, steps, temperature, seed, soundfont, progress=progress)
         status = _status(result.seed, result.notices, f" {len(result.clips)} clips from A to B.")
         return status, str(wav), [(str(p), c) for p, c in rolls], [str(morph_mid), str(zipped)]
 
@@ -359,14 +403,16 @@ class Studio:
     def _interpolate_api(self, a_file, a_notes, a_example, b_file, b_notes, b_example, steps, temperature, seed):
         a = resolve_api_input(a_file, a_notes, a_example, name="clip A")
         b = resolve_api_input(b_file, b_notes, b_example, name="clip B")
-        result, morph_mid, zipped, wav, _ = self.interpolate_melodies(a.melody, b.melody, steps, temperature, seed)
+        result, morph_mid, zipped, wav, _ = self.interpolate_melodies(a.melody, b.melody, steps, temperature, seed,
+                                                                      rolls=False)
         info = {"seed": result.seed, "notices": list(a.notices) + list(b.notices) + list(result.notices),
                 "clips": [c.summary() for c in result.clips], "morph": result.morph.summary()}
         return str(morph_mid), str(zipped), str(wav), info
 
     # -- generate -------------------------------------------------------------------------------
     def generate_melodies(self, count=4, temperature=1.0, seed=None, time_signature="4/4", qpm=120,
-                          soundfont=None, per_melody_audio=True, progress=None):
+                          soundfont=None, for_page=True, progress=None):
+        """MIDI and WAV per melody and a zip; for the page also piano rolls and one WAV of them all."""
         try:
             num, den = (int(x) for x in str(time_signature).split("/"))
         except ValueError:
@@ -377,25 +423,32 @@ class Studio:
             progress(0.05, desc="Sampling")
         result = self.service.sample(req)
         folder = self.store.request_dir("generate")
-        mids, wavs, rolls = [], [], []
+        mids, wavs, rolls, audios = [], [], [], []
         for i, m in enumerate(result.melodies):
             if progress:
                 progress(0.2 + 0.7 * i / len(result.melodies), desc=f"Writing melody {i + 1}")
             stem = f"melody-{i + 1:02d}"
             mids.append(folder / f"{stem}.mid")
             midi_io.melody_to_midi(m, mids[-1])
-            if per_melody_audio:
-                wavs.append(self.write_audio(m, folder / f"{stem}.wav", soundfont))
-            rolls.append((self.write_roll(m, folder / f"{stem}.png", title=f"Melody {i + 1}"),
-                          f"Melody {i + 1} · {m.key.name}"))
+            audio = render.render(m, soundfont=self._font(soundfont), sample_rate=SAMPLE_RATE)
+            wavs.append(folder / f"{stem}.wav")
+            wavs[-1].write_bytes(render.to_wav_bytes(audio, SAMPLE_RATE))
+            audios.append(audio)
+            if for_page:
+                rolls.append((self.write_roll(m, folder / f"{stem}.png", title=f"Melody {i + 1}", size=GALLERY_ROLL),
+                              f"Melody {i + 1} · {m.key.name}"))
         zipped = _zip(mids, folder / "melodies.zip")
-        # One player for all: the melodies one after another, a bar of rest between them.
-        gap = Melody(notes=(), total_steps=result.melodies[0].bar_steps,
-                     time_signature=result.melodies[0].time_signature, qpm=result.melodies[0].qpm)
-        allm = result.melodies[0]
-        for m in result.melodies[1:]:
-            allm = allm.concat(gap).concat(m)
-        all_wav = self.write_audio(allm, folder / "all-melodies.wav", soundfont)
+        if not for_page:
+            return result, mids, zipped, wavs, None, rolls
+        # One player for all: the melodies one after another, a bar apart (their audio, not re-rendered).
+        first = result.melodies[0]
+        gap = np.zeros(max(0, round((first.bar_steps * first.seconds_per_step - render.TAIL_SECONDS) * SAMPLE_RATE)),
+                       np.float32)
+        pieces = [audios[0]]
+        for audio in audios[1:]:
+            pieces += [gap, audio]
+        all_wav = folder / "all-melodies.wav"
+        all_wav.write_bytes(render.to_wav_bytes(np.concatenate(pieces), SAMPLE_RATE))
         return result, mids, zipped, wavs, all_wav, rolls
 
     @user_errors
@@ -414,7 +467,7 @@ class Studio:
     @user_errors
     def _generate_api(self, count, temperature, seed, time_signature, qpm):
         result, mids, zipped, wavs, _, _ = self.generate_melodies(count, temperature, seed, time_signature or "4/4",
-                                                                  qpm or 120)
+                                                                  qpm or 120, for_page=False)
         info = {"seed": result.seed, "notices": list(result.notices),
                 "melodies": [m.summary() for m in result.melodies]}
         return [str(p) for p in mids], str(zipped), [str(w) for w in wavs], info
@@ -478,6 +531,8 @@ CSS = """
 .variation {padding: 6px !important}
 .compact-row {gap: 6px !important}
 #title h3 {margin: 0 !important}
+.rolls .grid-container {grid-template-rows: none !important; grid-auto-rows: auto !important}
+.rolls .thumbnail-item {aspect-ratio: 3 / 1 !important; height: auto !important}
 """
 
 
@@ -580,10 +635,10 @@ def _continue_tab(studio: Studio, heavy: dict):
                     roll = gr.Image(type="filepath", interactive=False, show_label=False, height=150,
                                     elem_id=f"{v}-roll", buttons=["fullscreen"])
                     with gr.Row(elem_classes="compact-row downloads"):
-                        mid = gr.DownloadButton("MIDI", size="sm", elem_id=f"{v}-midi", min_width=60)
-                        cont = gr.DownloadButton("New bars MIDI", size="sm", elem_id=f"{v}-cont", min_width=60)
-                        wav = gr.DownloadButton("WAV", size="sm", elem_id=f"{v}-wav", min_width=60)
-                        xml = gr.DownloadButton("MusicXML", size="sm", elem_id=f"{v}-xml", min_width=60)
+                        mid = gr.DownloadButton("MIDI ⇣", size="sm", elem_id=f"{v}-midi", min_width=60)
+                        cont = gr.DownloadButton("New bars MIDI ⇣", size="sm", elem_id=f"{v}-cont", min_width=60)
+                        wav = gr.DownloadButton("WAV ⇣", size="sm", elem_id=f"{v}-wav", min_width=60)
+                        xml = gr.DownloadButton("MusicXML ⇣", size="sm", elem_id=f"{v}-xml", min_width=60)
                         chain = gr.Button("Continue from this", size="sm", variant="secondary",
                                           elem_id=f"{v}-chain", min_width=60)
                     with gr.Accordion("Score", open=False):
@@ -605,9 +660,9 @@ def _interpolate_tab(studio: Studio, heavy: dict):
         with gr.Column(scale=2, min_width=340):
             with gr.Row():
                 with gr.Column(min_width=160):
-                    a = input_panel("Clip A", "Jig (6/8, MIDI)", "clip-a")
+                    a = input_panel("Clip A", "Chorale line (Bach, MusicXML)", "clip-a")
                 with gr.Column(min_width=160):
-                    b = input_panel("Clip B", "Multitrack (bass, fiddle, drums)", "clip-b")
+                    b = input_panel("Clip B", DEFAULT_EXAMPLE, "clip-b")
             gr.Markdown("### Settings")
             with gr.Row(elem_classes="compact-row"):
                 steps = gr.Slider(3, 11, value=7, step=1, label="Steps (A and B included)")
@@ -618,10 +673,10 @@ def _interpolate_tab(studio: Studio, heavy: dict):
         with gr.Column(scale=3, min_width=480):
             status = gr.Markdown("The morph appears here: press **Interpolate**.", elem_id="interpolate-status")
             audio = gr.Audio(type="filepath", interactive=False, label="Morph A → B", elem_id="interpolate-audio")
-            gallery = gr.Gallery(label="Piano roll of each step", columns=2, height=360, object_fit="contain",
-                                 elem_id="interpolate-gallery")
             files = gr.File(file_count="multiple", label="Downloads (morph MIDI, zip of the steps)",
-                            interactive=False, height=90, elem_id="interpolate-files")
+                            interactive=False, elem_id="interpolate-files")
+            gallery = gr.Gallery(label="Piano roll of each step", columns=2, height="auto", object_fit="contain",
+                                 elem_id="interpolate-gallery", elem_classes="rolls")
     go.click(studio.interpolate_ui, [a.state, b.state, steps, temperature, seed, soundfont],
              [status, audio, gallery, files], api_visibility="private", **heavy)
 
@@ -641,10 +696,10 @@ def _generate_tab(studio: Studio, heavy: dict):
         with gr.Column(scale=3, min_width=480):
             status = gr.Markdown("New melodies appear here: press **Generate**.", elem_id="generate-status")
             audio = gr.Audio(type="filepath", interactive=False, label="Listen", elem_id="generate-audio")
-            gallery = gr.Gallery(label="Piano rolls (click one to hear it)", columns=2, height=360,
-                                 object_fit="contain", elem_id="generate-gallery")
             files = gr.File(file_count="multiple", label="Downloads (a MIDI per melody, and a zip)",
-                            interactive=False, height=110, elem_id="generate-files")
+                            interactive=False, height=130, elem_id="generate-files")
+            gallery = gr.Gallery(label="Piano rolls (click one to hear it)", columns=2, height="auto",
+                                 object_fit="contain", elem_id="generate-gallery", elem_classes="rolls")
             wavs = gr.State([])
     go.click(studio.generate_ui, [count, temperature, seed, time_signature, qpm, soundfont],
              [status, audio, gallery, files, wavs], api_visibility="private", **heavy)

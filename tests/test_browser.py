@@ -53,6 +53,12 @@ def _download(page, selector) -> Path:
     return Path(info.value.path())
 
 
+def _screenshot(page, path) -> None:
+    page.evaluate("window.scrollTo(0, 0)")
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(path))
+
+
 def _meter_and_notes(path):
     mid = mido.MidiFile(path)
     msgs = [m for t in mid.tracks for m in t]
@@ -83,8 +89,10 @@ def test_continue_an_upload_then_chain_undo_and_survive_a_corrupt_file(page):
     assert meter == (3, 4) and notes > 0
     whole = _download(page, "#variation-1-midi")
     assert _meter_and_notes(whole)[1] > notes
-    page.wait_for_selector("#variation-1-score svg", state="attached")  # the score pass ran
-    page.screenshot(path=str(DOCS / "screenshot-continue.png"))
+    page.locator("#variation-1").first.get_by_text("Score", exact=True).click()
+    page.wait_for_selector("#variation-1-score svg")  # the score pass ran
+    page.locator("#variation-1-score").first.scroll_into_view_if_needed()
+    _screenshot(page, DOCS / "screenshot-continue.png")
 
     # "Continue from this" makes variation 2 the input; Undo goes back to the upload
     page.click("#variation-2-chain")
@@ -94,6 +102,7 @@ def test_continue_an_upload_then_chain_undo_and_survive_a_corrupt_file(page):
     assert "Variation 2" not in page.inner_text("#continue-info")
 
     # a corrupt file: the error is shown, the input stays, and Continue still works
+    page.click("#continue-upload button[aria-label=Clear]")
     page.locator("#continue-upload input[type=file]").set_input_files(str(CORRUPT))
     page.wait_for_selector("text=/damaged|cut short|cannot be read/i")
     assert "waltz_3-4.mid" in page.inner_text("#continue-info")
@@ -112,8 +121,8 @@ def test_interpolate_two_examples(page):
     assert page.locator("#interpolate-gallery img").count() >= 7
     morph = _download(page, "#interpolate-files a[download$='.mid']")
     meter, notes = _meter_and_notes(morph)
-    assert meter == (6, 8) and notes > 0
-    page.screenshot(path=str(DOCS / "screenshot-interpolate.png"))
+    assert meter == (4, 4) and notes > 0  # clip A's (the chorale's) meter
+    _screenshot(page, DOCS / "screenshot-interpolate.png")
 
 
 def test_generate_melodies(page):
@@ -125,4 +134,4 @@ def test_generate_melodies(page):
     first = _download(page, "#generate-files a[download$='.mid']")
     meter, notes = _meter_and_notes(first)
     assert meter == (4, 4) and notes > 0
-    page.screenshot(path=str(DOCS / "screenshot-generate.png"))
+    _screenshot(page, DOCS / "screenshot-generate.png")

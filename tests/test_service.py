@@ -96,9 +96,11 @@ def test_interpolate_shapes_and_endpoints(svc):
 
 
 def test_interpolate_long_clips_go_chunk_by_chunk(svc):
-    long = scale_tune().concat(scale_tune()).concat(scale_tune())  # 6 bars
-    res = svc.interpolate(InterpolateRequest(long, scale_tune(), steps=3, seed=0))
+    eight = scale_tune().concat(scale_tune()).concat(scale_tune()).concat(scale_tune())
+    twelve = eight.concat(scale_tune()).concat(scale_tune())
+    res = svc.interpolate(InterpolateRequest(twelve, eight, steps=3, seed=0))
     assert res.clips[0].total_steps == 128 and any("2 chunks" in n for n in res.notices)
+    assert any("Clip A was trimmed to 8 bars" in n for n in res.notices)
 
 
 def test_interpolate_pickup_and_meter_mismatch(svc):

@@ -88,6 +88,27 @@ def test_continue_writes_audio_roll_and_midi_per_variation(studio):
     assert run.melodies[0].notes[:len(inp.notes)] == inp.notes
 
 
+def test_continued_audio_sounds_like_one_render_of_the_whole(studio, tmp_path):
+    # the input's audio is rendered once and the continuation added; compare loudness envelopes
+    from musicgen_app import render
+    from musicgen_app.service import ContinueRequest
+
+    m = ui.read_input(("example", "Jig (6/8, MIDI)")).melody
+    r = studio.service.continue_(ContinueRequest(m, bars=4, variations=1, seed=2))
+    mixed, _ = soundfile.read(studio.write_continued_audio(m, r.continuations[0], tmp_path / "m.wav"),
+                              dtype="float32")
+    full = render.render(r.melodies[0])
+    assert abs(len(mixed) - len(full)) <= 64
+
+    def envelope(x, w=2205):
+        n = len(x) // w
+        return np.sqrt((x[:n * w].reshape(n, w) ** 2).mean(1))
+
+    e1, e2 = envelope(mixed), envelope(full)
+    n = min(len(e1), len(e2))
+    assert np.corrcoef(e1[:n], e2[:n])[0, 1] > 0.95
+
+
 def test_same_seed_gives_the_same_music_and_the_scores_come_second(studio):
     hist = ui.initial_history("Jig (6/8, MIDI)")
     a = _slots(studio.continue_ui(hist, 2, 0.8, 2, 5, "detected", 40, None))

@@ -1,0 +1,185 @@
+"""Click -> audio through the real server: start app.py, call its API with gradio_client, time it.
+
+    PYTHONPATH=. .venv/bin/python bench/bench_app.py [--debug-model] [--calls 20] [--clients 16]
+
+Measures, per action, the wall time of one ``client.predict`` (queue, model, rendering, writing the
+files) plus fetching the audio files, as the page does before it can play them; MIDI and other
+downloads are fetched only when clicked, so they are not counted:
+
+* Continue: 8 bars x 4 variations from the 4/4 folk-tune example   goal: median <= 0.4 s on 2 cores
+* Interpolate: two 4-bar clips, 7 steps
+* Generate: 8 melodies
+* Load: ``--clients`` concurrent clients x ``--per-client`` Continue requests each
+                                                                   goal: 0 failures, p95 <= 2 s
+
+Loopback only; every loop is bounded. The server runs with the real checkpoints unless
+--debug-model is given (or they are missing, which is then printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+CLIP_A = "4/4 c4 d e f g2 e c4 d e f g1"  # 4 bars of typed tinyNotation
+CLIP_B = "4/4 g4 f e d c2 e g4 a b c' g1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(debug: bool, port: int, log: Path) -> subprocess.Popen:
+    cmd = [sys.executable, str(ROOT / "app.py"), "--host", "127.0.0.1", "--port", str(port)]
+    if debug:
+        cmd.append("--debug-model")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("GRADIO_TEMP_DIR", None)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"app.py exited ({proc.returncode}); see {log}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/gradio_api/info", timeout=5):
+                return proc
+        except OSError:
+            time.sleep(0.5)
+    proc.terminate()
+    raise SystemExit(f"app.py did not start within 240 s; see {log}")
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, max(0, round(q / 100 * len(values) + 0.5) - 1))]
+
+
+def timed(fn, n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def line(name: str, times: list[float], goal: str = "") -> None:
+    med, p95 = statistics.median(times), pct(times, 95)
+    print(f"{name:38} median {med:6.3f} s   p95 {p95:6.3f} s   n={len(times):3}   {goal}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--debug-model", action="store_true")
+    p.add_argument("--calls", type=int, default=20)
+    p.add_argument("--clients", type=int, default=16)
+    p.add_argument("--per-client", type=int, default=10)
+    args = p.parse_args()
+
+    from gradio_client import Client
+
+    real = all((ROOT / "checkpoints" / f).is_file() for f in ("lstm.safetensors", "vae.safetensors"))
+    debug = args.debug_model or not real
+    if not real and not args.debug_model:
+        print("checkpoints/*.safetensors missing: benchmarking the debug model instead")
+    port = free_port()
+    log = Path(tempfile.mkdtemp(prefix="bench-app-")) / "app.log"
+    t0 = time.perf_counter()
+    proc = start_server(debug, port, log)
+    url = f"http://127.0.0.1:{port}/"
+    print(f"server {'debug model' if debug else 'real checkpoints'} up in {time.perf_counter() - t0:.1f} s "
+          f"({os.cpu_count()} cores); log {log}")
+    try:
+        # Like the page: the audio is fetched (to play it); MIDI and the rest only when clicked.
+        client = Client(url, verbose=False, download_files=False)
+        http = httpx.Client(base_url=url)
+
+        def fetch(files) -> None:
+            for f in files if isinstance(files, list) else [files]:
+                r = http.get(f["url"])
+                r.raise_for_status()
+                assert len(r.content) > 44
+
+        def cont(c=client):
+            _, _, audio, _ = c.predict(example="Folk tune (2/4, ABC)", bars=8, variations=4,
+                                       temperature=1.0, api_name="/continue")
+            assert len(audio) == 4
+            fetch(audio)
+
+        def interp():
+            *_, audio, _ = client.predict(a_notes=CLIP_A, b_notes=CLIP_B, steps=7, temperature=0.0,
+                                          api_name="/interpolate")
+            fetch(audio)
+
+        def gen():
+            midi, _, audio, _ = client.predict(count=8, api_name="/generate")
+            assert len(midi) == 8
+            fetch(audio)
+
+        for fn in (cont, interp, gen):  # warm-up: first font load, first model call
+            fn()
+        print(f"-- sequential, {args.calls} calls each")
+        line("Continue 8 bars x 4 variations", timed(cont, args.calls), "goal: median <= 0.4 s")
+        line("Interpolate 4 bars x 7 steps", timed(interp, args.calls))
+        line("Generate 8 melodies", timed(gen, args.calls))
+
+        print(f"-- {args.clients} concurrent clients x {args.per_client} Continue requests")
+        times: list[float] = []
+        failures: list[str] = []
+        lock = threading.Lock()
+
+        def worker():
+            try:
+                c = Client(url, verbose=False, download_files=False)
+            except Exception as exc:  # a client that cannot even connect counts all its requests as failed
+                with lock:
+                    failures.extend([repr(exc)] * args.per_client)
+                return
+            for _ in range(args.per_client):
+                t = time.perf_counter()
+                try:
+                    cont(c)
+                    with lock:
+                        times.append(time.perf_counter() - t)
+                except Exception as exc:
+                    with lock:
+                        failures.append(repr(exc)[:200])
+
+        threads = [threading.Thread(target=worker) for _ in range(args.clients)]
+        t = time.perf_counter()
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(timeout=900)
+        wall = time.perf_counter() - t
+        if times:
+            line("Continue under load", times, "goal: p95 <= 2 s")
+        total = args.clients * args.per_client
+        print(f"{'failures':38} {len(failures)} of {total}   goal: 0   "
+              f"throughput {len(times) / wall:.2f} req/s over {wall:.1f} s")
+        for f in sorted(set(failures))[:5]:
+            print("   ", f)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+if __name__ == "__main__":
+    main()

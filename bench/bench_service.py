@@ -1,0 +1,68 @@
+"""Model time of the three service calls, on the shipped checkpoints.
+
+    .venv/bin/python bench/bench_service.py [--repeats 20] [--threads 2]
+
+Prints the median and p95 over repeated calls (after a warm-up) and the goal of each:
+continue 8 bars x 4 variations, interpolate 4 bars x 7 steps, sample 8 x 4 bars; each <= 150 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from musicgen_app import data  # noqa: E402
+from musicgen_app.service import (ContinueRequest, InterpolateRequest, MelodyService,  # noqa: E402
+                                  SampleRequest)
+
+GOAL_MS = 150
+
+
+def four_bar_clips(n: int):
+    clips = []
+    for m in data.load().split("test"):
+        if m.time_signature == (4, 4) and m.total_steps >= m.pickup_steps + 64:
+            clips.append(m.slice(m.pickup_steps, m.pickup_steps + 64))
+        if len(clips) == n:
+            return clips
+    return clips
+
+
+def timed(fn, repeats: int) -> list[float]:
+    fn(0)  # warm-up: first calls allocate
+    out = []
+    for i in range(repeats):
+        t = time.perf_counter()
+        fn(i + 1)
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    svc = MelodyService.from_checkpoints(threads=args.threads)
+    a, b = four_bar_clips(2)
+    cases = {
+        "continue 8 bars x 4 variations": lambda s: svc.continue_(ContinueRequest(a, bars=8, variations=4, seed=s)),
+        "interpolate 4 bars x 7 steps": lambda s: svc.interpolate(InterpolateRequest(a, b, steps=7, seed=s)),
+        "sample 8 x 4 bars": lambda s: svc.sample(SampleRequest(count=8, seed=s)),
+    }
+    print(f"MelodyService on the shipped checkpoints, {args.threads} torch threads, {args.repeats} calls each")
+    for name, fn in cases.items():
+        ms = sorted(timed(fn, args.repeats))
+        med, p95 = statistics.median(ms), ms[min(len(ms) - 1, int(0.95 * len(ms)))]
+        verdict = "met" if med <= GOAL_MS else "NOT met"
+        print(f"  {name:<32} median {med:6.1f} ms   p95 {p95:6.1f} ms   goal <= {GOAL_MS} ms: {verdict} "
+              f"({GOAL_MS / med:.2f}x headroom)")
+
+
+if __name__ == "__main__":
+    main()
