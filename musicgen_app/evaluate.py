@@ -105,28 +105,11 @@ def eval_vae(svc: MelodyService, test: list[Melody], limit: int) -> dict:
         prev = torch.cat([torch.full_like(t[:, :1], tk.REST), t[:, :-1]], 1)
         logits, _ = svc.vae.decode_step(prev, f, mu, svc.vae.initial_state(mu))
         tf.append(logits.argmax(-1).numpy())
-        am.append(decode_rows(svc, mu, f, 0.0, gen))
-        sm.append(decode_rows(svc, mu, f, 1.0, gen))
+        am.append(svc.decode_z(mu, f, 0.0, gen))
+        sm.append(svc.decode_z(mu, f, 1.0, gen))
     for name, pred in (("teacher_forced", tf), ("argmax", am), ("sampled_t1", sm)):
         out[name] = step_scores(np.concatenate(pred).reshape(-1), toks.reshape(-1))
     out["kl_nats_mean"] = float(np.concatenate(kls).mean())
-    return out
-
-
-@torch.inference_mode()
-def decode_rows(svc: MelodyService, z, feats, temperature, gen) -> np.ndarray:
-    """Like MelodyService.decode_z but with per-row features (windows of different meters)."""
-    B, W = feats.shape[:2]
-    state = svc.vae.initial_state(z)
-    prev = torch.full((B, 1), tk.REST, dtype=torch.long)
-    out = np.empty((B, W), np.int64)
-    from .service import sample_logits
-
-    for t in range(W):
-        logits, state = svc.vae.decode_step(prev, feats[:, t:t + 1], z, state)
-        tok = sample_logits(logits[:, -1], temperature, gen)
-        out[:, t] = tok.numpy()
-        prev = tok.unsqueeze(1)
     return out
 
 
@@ -145,7 +128,7 @@ def eval_interpolation(svc: MelodyService, test: list[Melody], pairs: int, point
     curve = []
     for t in np.linspace(0, 1, points)[1:-1]:
         z = torch.stack([slerp(mu_a[i], mu_b[i], float(t)) for i in range(len(a))])
-        latent = decode_rows(svc, z, torch.from_numpy(feats), 0.0, gen)
+        latent = svc.decode_z(z, torch.from_numpy(feats), 0.0, gen)
         pick_b = rng.random(a.shape) < t
         data_space = np.where(pick_b, b, a)  # MusicVAE's data-space baseline: each step from A or B
         ll_latent = lstm_log2probs(svc.lstm, latent, feats).mean()

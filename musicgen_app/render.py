@@ -268,8 +268,11 @@ def _events(melody: Melody, sample_rate: int) -> list[tuple[int, int, int, int]]
 
 
 def render(melody: Melody, soundfont: str | None = None, sample_rate: int = 44100,
-           program: int | None = None) -> np.ndarray:
+           program: int | None = None, normalize: bool = True) -> np.ndarray:
     """Play ``melody`` through FluidSynth; mono float32 at ``sample_rate``, peak at -1 dBFS.
+
+    ``normalize=False`` keeps FluidSynth's own level, so renders of parts can be summed and the
+    sum normalised once (see :func:`normalize_peak`).
 
     ``soundfont`` is a name from :func:`list_soundfonts` (default :func:`default_soundfont`);
     ``program`` is a General MIDI program 0-127 overriding ``melody.program``. The result lasts
@@ -291,7 +294,12 @@ def render(melody: Melody, soundfont: str | None = None, sample_rate: int = 4410
     fade = min(total, int(_FADE_SECONDS * sample_rate))
     if fade:
         audio[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
-    peak = float(np.max(np.abs(audio))) if total else 0.0
+    return normalize_peak(audio) if normalize else audio
+
+
+def normalize_peak(audio: np.ndarray) -> np.ndarray:
+    """Scale in place so the peak sits at PEAK_DBFS; silence stays zeros."""
+    peak = float(np.max(np.abs(audio))) if len(audio) else 0.0
     if peak > 1e-9:
         audio *= np.float32(10 ** (PEAK_DBFS / 20) / peak)
     else:

@@ -241,24 +241,24 @@ class MelodyService:
             out[:, i] = tok
             if i + 1 == n_new:
                 break
-            f = feats[T + i + 1].expand(batch, 1, 3)
-            logits, (h, c) = self.lstm(tok.unsqueeze(1), f, (h, c))
-            last = logits[:, -1]
+            last, (h, c) = self.lstm.step(tok, feats[T + i + 1].expand(batch, 3), (h, c))
         return out.numpy()
 
     # -- VAE --------------------------------------------------------------------------------------
     @torch.inference_mode()
     def decode_z(self, z: torch.Tensor, feats: torch.Tensor, temperature: float, gen: torch.Generator) -> np.ndarray:
-        """z (B, Z), feats (W, 3) -> tokens (B, W), autoregressively."""
-        B, W = z.shape[0], feats.shape[0]
+        """z (B, Z), feats (W, 3) or per row (B, W, 3) -> tokens (B, W), autoregressively."""
+        B = z.shape[0]
+        if feats.dim() == 2:
+            feats = feats.unsqueeze(0).expand(B, -1, -1)
+        W = feats.shape[1]
         state = self.vae.initial_state(z)
-        prev = torch.full((B, 1), tk.REST, dtype=torch.long)
+        prev = torch.full((B,), tk.REST, dtype=torch.long)
         out = torch.empty(B, W, dtype=torch.long)
         for t in range(W):
-            logits, state = self.vae.decode_step(prev, feats[t].expand(B, 1, 3), z, state)
-            tok = sample_logits(logits[:, -1], temperature, gen)
-            out[:, t] = tok
-            prev = tok.unsqueeze(1)
+            logits, state = self.vae.decode_one(prev, feats[:, t], z, state)
+            prev = sample_logits(logits, temperature, gen)
+            out[:, t] = prev
         return out.numpy()
 
     @torch.inference_mode()

@@ -108,7 +108,7 @@ class VariationOut:
 @functools.lru_cache(maxsize=8)
 def _render_cached(melody: Melody, soundfont: str | None, program: int | None) -> np.ndarray:
     """The input's audio, reused across variations and clicks (Melody is frozen and hashable)."""
-    audio = render.render(melody, soundfont=soundfont, sample_rate=SAMPLE_RATE, program=program)
+    audio = render.render(melody, soundfont=soundfont, sample_rate=SAMPLE_RATE, program=program, normalize=False)
     audio.setflags(write=False)
     return audio
 
@@ -251,21 +251,18 @@ class Studio:
 
         Rendered in two parts and summed: the input's part is the same for every variation and
         every click, so it is rendered once and cached. FluidSynth without reverb and chorus is
-        linear, so the sum equals one render of the whole (onsets agree to one 64-sample block);
-        each part comes back peak-normalised, so the mix is normalised again (the two parts may differ
-        in level by their peaks' ratio, a fraction of a dB for one instrument).
+        linear, so the sum of the unnormalised parts, normalised once, equals one render of the
+        whole (onsets agree to one 64-sample block).
         """
         font = self._font(soundfont)
         a = _render_cached(head, font, program)
-        b = render.render(continuation, soundfont=font, sample_rate=SAMPLE_RATE, program=program)
+        b = render.render(continuation, soundfont=font, sample_rate=SAMPLE_RATE, program=program, normalize=False)
         # On FluidSynth's 64-sample block grid, as the whole would be rendered (off by < 0.75 ms).
         offset = round(head.total_steps * head.seconds_per_step * SAMPLE_RATE / 64) * 64
         out = np.zeros(max(len(a), offset + len(b)), np.float32)
         out[:len(a)] += a
         out[offset:offset + len(b)] += b
-        peak = float(np.abs(out).max()) if len(out) else 0.0
-        if peak > 1e-9:
-            out *= np.float32(10 ** (render.PEAK_DBFS / 20) / peak)
+        render.normalize_peak(out)
         path.write_bytes(render.to_wav_bytes(out, SAMPLE_RATE))
         return path
 

@@ -14,7 +14,7 @@ from musicgen_app import data
 from musicgen_app import tokens as tk
 from musicgen_app.batches import vae_windows
 from musicgen_app.checkpoints import build_model, load_checkpoint
-from musicgen_app.evaluate import decode_rows, eval_lstm_quick
+from musicgen_app.evaluate import eval_lstm_quick
 from musicgen_app.service import MelodyService
 
 CKPT = Path(__file__).resolve().parent.parent / "checkpoints"
@@ -39,7 +39,7 @@ def vae_nonhold_accuracy(svc, melodies):
     toks, feats = torch.from_numpy(d.tokens[:48]), torch.from_numpy(d.feats[:48])
     with torch.inference_mode():
         mu, _ = svc.vae.encode(toks, feats)
-        pred = decode_rows(svc, mu, feats, 0.0, torch.Generator().manual_seed(0))
+        pred = svc.decode_z(mu, feats, 0.0, torch.Generator().manual_seed(0))
     target = toks.numpy()
     nonhold = target != tk.HOLD
     return float((pred[nonhold] == target[nonhold]).mean())

@@ -48,6 +48,23 @@ class PositionEmbedding(nn.Module):
                           self.bar_len(feats[..., 2])], dim=-1)
 
 
+def lstm_step(lstm: nn.LSTM, x: torch.Tensor, state):
+    """One time step of a (multi-layer, unidirectional) nn.LSTM: x (B, I), state (h, c) of (L, B, H).
+
+    Sampling runs one step per call; nn.LSTM builds a oneDNN primitive on every such call, which
+    costs milliseconds, while the plain cell kernel takes well under one (measured in bench/).
+    """
+    h, c = state
+    hs, cs = [], []
+    for k in range(lstm.num_layers):
+        hk, ck = torch.lstm_cell(x, (h[k], c[k]), getattr(lstm, f"weight_ih_l{k}"), getattr(lstm, f"weight_hh_l{k}"),
+                                 getattr(lstm, f"bias_ih_l{k}"), getattr(lstm, f"bias_hh_l{k}"))
+        hs.append(hk)
+        cs.append(ck)
+        x = hk
+    return x, (torch.stack(hs), torch.stack(cs))
+
+
 class MelodyLSTM(nn.Module):
     kind = "lstm"
 
@@ -66,3 +83,9 @@ class MelodyLSTM(nn.Module):
         x = torch.cat([self.embed(tokens), self.pos(next_feats)], dim=-1)
         out, state = self.lstm(x, state)
         return self.head(self.drop(out)), state
+
+    def step(self, tokens: torch.Tensor, next_feats: torch.Tensor, state):
+        """One step for sampling: tokens (B,), next_feats (B, 3) -> logits (B, C), state."""
+        x = torch.cat([self.embed(tokens), self.pos(next_feats)], dim=-1)
+        out, state = lstm_step(self.lstm, x, state)
+        return self.head(out), state

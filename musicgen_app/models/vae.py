@@ -17,7 +17,7 @@ from torch.nn import functional as F
 
 from .. import tokens as tk
 from ..errors import CheckpointError
-from .lstm import PositionEmbedding
+from .lstm import PositionEmbedding, lstm_step
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,12 @@ class MelodyVAE(nn.Module):
         zz = z.unsqueeze(1).expand(-1, prev.shape[1], -1)
         x = torch.cat([self.embed(prev), self.pos(feats), zz], dim=-1)
         out, state = self.decoder(x, state)
+        return self.head(out), state
+
+    def decode_one(self, prev: torch.Tensor, feats: torch.Tensor, z: torch.Tensor, state):
+        """One decoding step for sampling: prev (B,), feats (B, 3) -> logits (B, C), state."""
+        x = torch.cat([self.embed(prev), self.pos(feats), z], dim=-1)
+        out, state = lstm_step(self.decoder, x, state)
         return self.head(out), state
 
     def forward(self, tokens: torch.Tensor, feats: torch.Tensor, generator=None):
