@@ -12,6 +12,7 @@ musical statistics of generated against held-out melodies; key keeping of contin
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import re
@@ -264,11 +265,18 @@ def markdown(r: dict) -> str:
     return "\n".join(lines)
 
 
-def write_card(report: dict) -> None:
-    text = CARD.read_text() if CARD.exists() else "<!-- metrics:start -->\n<!-- metrics:end -->\n"
-    block = f"<!-- metrics:start -->\n{markdown(report)}\n<!-- metrics:end -->"
-    text = re.sub(r"<!-- metrics:start -->.*<!-- metrics:end -->", lambda _: block, text, flags=re.S)
-    CARD.write_text(text)
+def replace_block(text: str, name: str, body: str) -> str:
+    block = f"<!-- {name}:start -->\n{body}\n<!-- {name}:end -->"
+    return re.sub(rf"<!-- {name}:start -->.*<!-- {name}:end -->", lambda _: block, text, flags=re.S)
+
+
+def write_card(report: dict, checkpoints: Path) -> None:
+    """Metrics and file hashes into the model card (between its marker comments)."""
+    text = replace_block(CARD.read_text(), "metrics", markdown(report))
+    rows = ["| file | bytes | sha256 |", "|---|---|---|"]
+    for f in sorted(checkpoints.glob("*.safetensors")):
+        rows.append(f"| `{f.name}` | {f.stat().st_size} | `{hashlib.sha256(f.read_bytes()).hexdigest()}` |")
+    CARD.write_text(replace_block(text, "sha256", "\n".join(rows)))
 
 
 def main(argv=None):
@@ -305,7 +313,7 @@ def main(argv=None):
             metrics = dict(json.loads(meta["metrics"]), test=held_out)
             save_checkpoint(path, model, data_fingerprint=meta["data_fingerprint"], train_steps=int(meta["train_steps"]),
                             metrics=metrics, extra={k: meta[k] for k in ("train_command", "train_seconds") if k in meta})
-        write_card(report)
+        write_card(report, args.checkpoints)
         print(f"wrote {CARD} and the test metrics into each checkpoint's metadata")
 
 

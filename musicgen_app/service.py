@@ -23,6 +23,7 @@ from .errors import RequestError
 from .melody import Key, Melody
 from .models.lstm import LSTMConfig, MelodyLSTM
 from .models.vae import MelodyVAE, VAEConfig
+from .sampling import sample_logits
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = ROOT / "checkpoints"
@@ -139,16 +140,6 @@ def pitch_mask(allowed_pitch_classes=None, pitch_range=None) -> torch.Tensor:
     return mask
 
 
-def sample_logits(logits: torch.Tensor, temperature: float, gen: torch.Generator, mask=None) -> torch.Tensor:
-    """(B, C) logits -> (B,) tokens; temperature 0 means argmax."""
-    if mask is not None:
-        logits = logits + mask
-    if temperature <= 0:
-        return logits.argmax(-1)
-    probs = torch.softmax(logits / temperature, dim=-1)
-    return torch.multinomial(probs, 1, generator=gen).squeeze(-1)
-
-
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     omega = torch.arccos(torch.clamp(torch.dot(a / a.norm(), b / b.norm()), -1.0, 1.0))
     if omega.abs() < 1e-6:
@@ -245,21 +236,9 @@ class MelodyService:
         return out.numpy()
 
     # -- VAE --------------------------------------------------------------------------------------
-    @torch.inference_mode()
     def decode_z(self, z: torch.Tensor, feats: torch.Tensor, temperature: float, gen: torch.Generator) -> np.ndarray:
         """z (B, Z), feats (W, 3) or per row (B, W, 3) -> tokens (B, W), autoregressively."""
-        B = z.shape[0]
-        if feats.dim() == 2:
-            feats = feats.unsqueeze(0).expand(B, -1, -1)
-        W = feats.shape[1]
-        state = self.vae.initial_state(z)
-        prev = torch.full((B,), tk.REST, dtype=torch.long)
-        out = torch.empty(B, W, dtype=torch.long)
-        for t in range(W):
-            logits, state = self.vae.decode_one(prev, feats[:, t], z, state)
-            prev = sample_logits(logits, temperature, gen)
-            out[:, t] = prev
-        return out.numpy()
+        return self.vae.generate(z, feats, temperature, gen).numpy()
 
     @torch.inference_mode()
     def encode_windows(self, tokens: np.ndarray, feats: np.ndarray) -> torch.Tensor:

@@ -107,3 +107,18 @@ def test_a_corrupt_upload_is_an_error_with_our_message(client):
         client.predict(melody_file=handle_file(CORRUPT), bars=2, api_name="/continue")
     *_, info = client.predict(example="Folk tune (2/4, ABC)", bars=1, variations=1, api_name="/continue")
     assert info["seed"] >= 0  # the server is fine afterwards
+
+
+def test_the_readme_api_example_runs_as_written(client, app_server, monkeypatch):
+    # The README promises a Python example that runs: execute its code block against this server.
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    code = re.search(r"```python\n(.*?)```", (root / "README.md").read_text(), re.S).group(1)
+    code = code.replace("http://127.0.0.1:7860/", app_server.url)
+    monkeypatch.chdir(root)
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert len(scope["midis"]) == 4 and all(os.path.exists(p) for p in scope["midis"] + scope["wavs"])
+    assert len(scope["melody_mids"]) == 8 and os.path.exists(scope["morph_mid"])

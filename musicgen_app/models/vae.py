@@ -17,6 +17,7 @@ from torch.nn import functional as F
 
 from .. import tokens as tk
 from ..errors import CheckpointError
+from ..sampling import sample_logits
 from .lstm import PositionEmbedding, lstm_step
 
 
@@ -71,10 +72,19 @@ class MelodyVAE(nn.Module):
         s = torch.tanh(self.z_to_state(z)).view(z.shape[0], 2, c.dec_layers, c.dec_hidden)
         return s[:, 0].transpose(0, 1).contiguous(), s[:, 1].transpose(0, 1).contiguous()
 
-    def decode_step(self, prev: torch.Tensor, feats: torch.Tensor, z: torch.Tensor, state):
-        """prev (B, T), feats (B, T, 3) of the steps being predicted -> logits (B, T, C), state."""
+    def decode_step(self, prev: torch.Tensor, feats: torch.Tensor, z: torch.Tensor, state, input_dropout: float = 0.0):
+        """prev (B, T), feats (B, T, 3) of the steps being predicted -> logits (B, T, C), state.
+
+        ``input_dropout`` (training only) blanks that share of the previous-token inputs, so the
+        decoder has to read the melody from z rather than copy its own last step (word dropout,
+        Bowman et al. 2016): it closes the gap between teacher-forced and free decoding.
+        """
         zz = z.unsqueeze(1).expand(-1, prev.shape[1], -1)
-        x = torch.cat([self.embed(prev), self.pos(feats), zz], dim=-1)
+        emb = self.embed(prev)
+        if input_dropout > 0:
+            keep = torch.rand(prev.shape, device=prev.device) >= input_dropout
+            emb = emb * keep.unsqueeze(-1)
+        x = torch.cat([emb, self.pos(feats), zz], dim=-1)
         out, state = self.decoder(x, state)
         return self.head(out), state
 
@@ -84,13 +94,28 @@ class MelodyVAE(nn.Module):
         out, state = lstm_step(self.decoder, x, state)
         return self.head(out), state
 
-    def forward(self, tokens: torch.Tensor, feats: torch.Tensor, generator=None):
+    @torch.inference_mode()
+    def generate(self, z: torch.Tensor, feats: torch.Tensor, temperature: float = 0.0, gen=None) -> torch.Tensor:
+        """Free-running decoding: z (B, Z), feats (W, 3) or (B, W, 3) -> tokens (B, W); 0 = argmax."""
+        B = z.shape[0]
+        if feats.dim() == 2:
+            feats = feats.unsqueeze(0).expand(B, -1, -1)
+        state = self.initial_state(z)
+        prev = torch.full((B,), tk.REST, dtype=torch.long)
+        out = torch.empty(B, feats.shape[1], dtype=torch.long)
+        for t in range(feats.shape[1]):
+            logits, state = self.decode_one(prev, feats[:, t], z, state)
+            prev = sample_logits(logits, temperature, gen)
+            out[:, t] = prev
+        return out
+
+    def forward(self, tokens: torch.Tensor, feats: torch.Tensor, generator=None, input_dropout: float = 0.0):
         """Teacher-forced pass: returns logits for every window step, mu, sigma."""
         mu, sigma = self.encode(tokens, feats)
         eps = torch.randn(mu.shape, generator=generator, device=mu.device) if generator else torch.randn_like(mu)
         z = mu + sigma * eps
         prev = torch.cat([torch.full_like(tokens[:, :1], tk.REST), tokens[:, :-1]], dim=1)
-        logits, _ = self.decode_step(prev, feats, z, self.initial_state(z))
+        logits, _ = self.decode_step(prev, feats, z, self.initial_state(z), input_dropout)
         return logits, mu, sigma
 
 
