@@ -53,28 +53,36 @@ def lstm_log2probs(model, rows: np.ndarray, feats: np.ndarray) -> np.ndarray:
     return (lp / LN2).numpy()
 
 
-@torch.inference_mode()
-def eval_lstm_quick(model, melodies: list[Melody]) -> float:
-    """Bits per step of ``model`` on whole melodies (no n-gram baseline)."""
-    data = lstm_chunks(melodies, 4096)
-    inp, feats, target = lstm_batch(data, np.arange(len(data)))
-    logits, _ = model(inp, feats)
-    mask = target != IGNORE
-    return F.cross_entropy(logits[mask], target[mask]).item() / LN2
+def whole_melody_batches(melodies: list[Melody], size: int = 32):
+    """LSTM batches of whole melodies (no truncated context), grouped by length to limit padding."""
+    ordered = sorted(melodies, key=lambda m: m.total_steps)
+    for i in range(0, len(ordered), size):
+        group = ordered[i:i + size]
+        data = lstm_chunks(group, max(m.total_steps for m in group))
+        yield lstm_batch(data, np.arange(len(data)))
 
 
 @torch.inference_mode()
-def eval_lstm(model, test: list[Melody], train: list[Melody]) -> dict:
-    data = lstm_chunks(test, 4096)  # one row per melody: no truncated context
+def lstm_scores(model, melodies: list[Melody]) -> tuple[float, np.ndarray, np.ndarray]:
+    """Total nats, argmax predictions and targets over every predicted step of whole melodies."""
     nll, preds, targets = 0.0, [], []
-    for s in range(0, len(data), 64):
-        inp, feats, target = lstm_batch(data, np.arange(s, min(s + 64, len(data))))
+    for inp, feats, target in whole_melody_batches(melodies):
         logits, _ = model(inp, feats)
         mask = target != IGNORE
         nll += F.cross_entropy(logits[mask], target[mask], reduction="sum").item()
         preds.append(logits[mask].argmax(-1).numpy())
         targets.append(target[mask].numpy())
-    pred, target = np.concatenate(preds), np.concatenate(targets)
+    return nll, np.concatenate(preds), np.concatenate(targets)
+
+
+def eval_lstm_quick(model, melodies: list[Melody]) -> float:
+    """Bits per step of ``model`` on whole melodies (no n-gram baseline)."""
+    nll, _, target = lstm_scores(model, melodies)
+    return nll / len(target) / LN2
+
+
+def eval_lstm(model, test: list[Melody], train: list[Melody]) -> dict:
+    nll, pred, target = lstm_scores(model, test)
     out = {"bits_per_step": nll / len(target) / LN2, **step_scores(pred, target), "steps": int(len(target))}
     train_seqs = [tk.encode(m).tokens for m in train]
     test_seqs = [tk.encode(m).tokens for m in test]
