@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from . import data as corpus_data
 from .batches import IGNORE, lstm_batch, lstm_chunks, vae_batch, vae_windows
-from .checkpoints import save_checkpoint
+from .checkpoints import load_checkpoint, save_checkpoint
 from .models.lstm import LSTMConfig, MelodyLSTM
 from .models.vae import MelodyVAE, VAEConfig, kl_divergence
 
@@ -159,6 +159,14 @@ def train(args) -> None:
         window = model.config.window
         train_set = vae_windows(train_m, window, stride_bars=args.stride_bars)
         valid_set = vae_windows(valid_m, window, stride_bars=4)
+    if args.init_from:
+        # continue from shipped weights (same config) when the resumable state is not at hand
+        shipped, _ = load_checkpoint(args.init_from, kind=args.kind)
+        if shipped.config != model.config:
+            model = shipped
+        model.load_state_dict(shipped.state_dict(), strict=True)
+        model.train()
+        log(f"initialised from {args.init_from} ({shipped.config})")
     n_params = sum(p.numel() for p in model.parameters())
     log(f"{args.kind}: {n_params / 1e6:.2f}M parameters, {len(train_set)} train rows, {len(valid_set)} valid rows")
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
@@ -245,6 +253,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--init-from", type=Path, help="start from this checkpoint's weights and config")
     train(ap.parse_args(argv))
 
 
