@@ -1,6 +1,6 @@
 """Model time of the three service calls, on the shipped checkpoints.
 
-    .venv/bin/python bench/bench_service.py [--repeats 20] [--threads 2]
+    .venv/bin/python bench/bench_service.py [--repeats 20] [--threads 1]
 
 Prints the median and p95 over repeated calls (after a warm-up) and the goal of each:
 continue 8 bars x 4 variations, interpolate 4 bars x 7 steps, sample 8 x 4 bars; each <= 150 ms.
@@ -46,7 +46,7 @@ def timed(fn, repeats: int) -> list[float]:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=20)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     svc = MelodyService.from_checkpoints(threads=args.threads)
     a, b = four_bar_clips(2)

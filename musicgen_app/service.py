@@ -9,7 +9,6 @@ Melodies that keep the input's tempo, meter, key and program.
 from __future__ import annotations
 
 import math
-import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,7 +164,10 @@ class MelodyService:
 
     @classmethod
     def from_checkpoints(cls, directory: str | Path = CHECKPOINTS, threads: int | None = None) -> "MelodyService":
-        torch.set_num_threads(threads or min(2, os.cpu_count() or 1))
+        # One thread: sampling is a chain of small matrix products where a second thread costs more
+        # than it gives (bench/bench_service.py: continue 8x4 median 102 ms on 1 thread, 143 ms on 2);
+        # the app runs two requests at once instead.
+        torch.set_num_threads(threads or 1)
         directory = Path(directory)
         lstm, lstm_meta = load_checkpoint(directory / "lstm.safetensors", kind="lstm")
         vae, vae_meta = load_checkpoint(directory / "vae.safetensors", kind="vae")
