@@ -373,6 +373,7 @@ def melody_to_stream(melody: Melody) -> m21.stream.Score:
                           "write (octave 0); transpose the melody up an octave first.")
     spq = melody.steps_per_quarter
     total = melody.total_steps
+    flat_key = m21_key(melody.key).sharps < 0
     score = m21.stream.Score()
     if melody.name:
         score.metadata = m21.metadata.Metadata(title=melody.name)
@@ -400,7 +401,7 @@ def melody_to_stream(melody: Melody) -> m21.stream.Score:
                 continue
             if s > cursor:
                 measure.insert(Fraction(cursor - a, spq), m21.note.Rest(quarterLength=Fraction(s - cursor, spq)))
-            note = m21.note.Note(n.pitch, quarterLength=Fraction(e - s, spq))
+            note = m21.note.Note(_spell(n.pitch, flat_key), quarterLength=Fraction(e - s, spq))
             note.volume.velocity = n.velocity
             if n.start < a and n.end > b:
                 note.tie = m21.tie.Tie("continue")
@@ -415,6 +416,20 @@ def melody_to_stream(melody: Melody) -> m21.stream.Score:
         part.append(measure)
     score.insert(0, part)
     return score
+
+
+def _spell(midi: int, flat_key: bool) -> m21.pitch.Pitch:
+    """A pitch spelled for the key (flats in flat keys), its natural sign not printed.
+
+    music21 marks a pitch made from a MIDI number with an explicit natural, which the score would
+    print on every D or A.
+    """
+    pitch = m21.pitch.Pitch(midi)
+    if flat_key and pitch.accidental is not None and pitch.accidental.name == "sharp":
+        pitch = pitch.getEnharmonic()
+    if pitch.accidental is not None and pitch.accidental.name == "natural":
+        pitch.accidental.displayType = "never"
+    return pitch
 
 
 def melody_to_musicxml(melody: Melody) -> bytes:

@@ -202,3 +202,16 @@ def test_melody_ending_inside_its_pickup_keeps_the_pickup_in_musicxml():
     back, _ = musicxml_to_melody(melody_to_musicxml(m))
     assert back == m.replace(total_steps=4)
     assert midi_to_melody(melody_to_midi(m))[0] == m  # MIDI marks the pickup with its own meter
+
+
+def test_musicxml_spells_for_the_key_and_prints_no_stray_naturals():
+    import re
+
+    from musicgen_app.melody import Key, Melody, Note
+    from musicgen_app.score_io import melody_to_musicxml
+
+    d_major = Melody(notes=(Note(0, 62, 4), Note(4, 69, 4), Note(8, 73, 4)), key=Key(2, "major"))
+    assert "<accidental>natural" not in melody_to_musicxml(d_major).decode()
+    f_major = Melody(notes=(Note(0, 70, 4), Note(4, 63, 4)), key=Key(5, "major"))
+    steps = re.findall(r"<step>(\w)</step>\s*<alter>(-?\d)", melody_to_musicxml(f_major).decode())
+    assert steps == [("B", "-1"), ("E", "-1")]
