@@ -14,6 +14,7 @@ setup-test:
 	@scripts/setup.sh test
 
 test: setup-test
+	$(PY) -m ruff check --select F,E9 --quiet musicgen_app tests bench scripts app.py
 	$(PY) -m pytest -q tests
 
 data: setup

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import collections
 import hashlib
-import json
 import multiprocessing
 import os
 import sys

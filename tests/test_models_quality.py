@@ -6,14 +6,13 @@ random weights scores; the test checks the random model fails them, so the floor
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from musicgen_app import data
 from musicgen_app import tokens as tk
 from musicgen_app.batches import vae_windows
-from musicgen_app.checkpoints import build_model, load_checkpoint
+from musicgen_app.checkpoints import build_model
 from musicgen_app.evaluate import eval_lstm_quick
 from musicgen_app.service import MelodyService
 
