@@ -1,11 +1,13 @@
 """The page in a real browser (Playwright driving Debian's chromium) against the shared app subprocess.
 
 Each tab is used the way a person would: upload or pick, click, wait for the player and the piano
-roll, download the MIDI and parse it. Screenshots of each tab go to docs/ (1280x800, a laptop).
+roll, download the MIDI and parse it. A 1280x800 screenshot of each tab goes to tests/out/
+(MUSICGEN_SCREENSHOT_DIR=docs refreshes the ones the README shows).
 """
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -17,7 +19,10 @@ pytest_plugins = ["conftest_app"]
 playwright = pytest.importorskip("playwright.sync_api")
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs"
+# Screenshots go to tests/out/ (ignored by git); MUSICGEN_SCREENSHOT_DIR=docs refreshes the README's.
+DOCS = Path(os.environ.get("MUSICGEN_SCREENSHOT_DIR") or ROOT / "tests" / "out")
+if not DOCS.is_absolute():
+    DOCS = ROOT / DOCS
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--disable-quic", "--no-first-run"]
@@ -72,7 +77,7 @@ def _status_seed(page, selector) -> str:
 
 
 def test_continue_an_upload_then_chain_undo_and_survive_a_corrupt_file(page):
-    DOCS.mkdir(exist_ok=True)
+    DOCS.mkdir(parents=True, exist_ok=True)
     page.get_by_role("tab", name="Upload").first.click()
     page.locator("#continue-upload input[type=file]").set_input_files(str(WALTZ))
     page.wait_for_selector("#continue-info >> text=waltz_3-4.mid")
