@@ -21,14 +21,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from . import data as corpus_data
 from . import tokens as tk
-from .batches import IGNORE, lstm_batch, lstm_chunks, vae_windows
+from .batches import lstm_batch, lstm_chunks, vae_windows
 from .checkpoints import read_metadata, save_checkpoint
 from .melody import Melody
 from .ngram import KneserNey
+from .train import lstm_scores
+from .models.vae import kl_divergence
 from .service import ContinueRequest, MelodyService, SampleRequest, estimate_key, slerp
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,27 +63,14 @@ def whole_melody_batches(melodies: list[Melody], size: int = 32):
         yield lstm_batch(data, np.arange(len(data)))
 
 
-@torch.inference_mode()
-def lstm_scores(model, melodies: list[Melody]) -> tuple[float, np.ndarray, np.ndarray]:
-    """Total nats, argmax predictions and targets over every predicted step of whole melodies."""
-    nll, preds, targets = 0.0, [], []
-    for inp, feats, target in whole_melody_batches(melodies):
-        logits, _ = model(inp, feats)
-        mask = target != IGNORE
-        nll += F.cross_entropy(logits[mask], target[mask], reduction="sum").item()
-        preds.append(logits[mask].argmax(-1).numpy())
-        targets.append(target[mask].numpy())
-    return nll, np.concatenate(preds), np.concatenate(targets)
-
-
 def eval_lstm_quick(model, melodies: list[Melody]) -> float:
     """Bits per step of ``model`` on whole melodies (no n-gram baseline)."""
-    nll, _, target = lstm_scores(model, melodies)
+    nll, _, target = lstm_scores(model, whole_melody_batches(melodies))
     return nll / len(target) / LN2
 
 
 def eval_lstm(model, test: list[Melody], train: list[Melody]) -> dict:
-    nll, pred, target = lstm_scores(model, test)
+    nll, pred, target = lstm_scores(model, whole_melody_batches(test))
     out = {"bits_per_step": nll / len(target) / LN2, **step_scores(pred, target), "steps": int(len(target))}
     train_seqs = [tk.encode(m).tokens for m in train]
     test_seqs = [tk.encode(m).tokens for m in test]
@@ -110,7 +98,7 @@ def eval_vae(svc: MelodyService, test: list[Melody], limit: int) -> dict:
     for s in range(0, len(idx), 128):
         t, f = torch.from_numpy(toks[s:s + 128]), torch.from_numpy(feats[s:s + 128])
         mu, sigma = svc.vae.encode(t, f)
-        kls.append(((mu.pow(2) + sigma.pow(2) - 1 - 2 * torch.log(sigma)).sum(-1) * 0.5).numpy())
+        kls.append(kl_divergence(mu, sigma).numpy())
         prev = torch.cat([torch.full_like(t[:, :1], tk.REST), t[:, :-1]], 1)
         logits, _ = svc.vae.decode_step(prev, f, mu, svc.vae.initial_state(mu))
         tf.append(logits.argmax(-1).numpy())

@@ -68,18 +68,25 @@ def vae_loss(model, batch, beta: float, input_dropout: float = 0.0):
 
 
 @torch.no_grad()
-def evaluate_lstm(model, data, batch_size=128) -> dict:
-    model.eval()
-    nll = correct = n = 0.0
-    for s in range(0, len(data), batch_size):
-        inp, feats, target = lstm_batch(data, np.arange(s, min(s + batch_size, len(data))))
+def lstm_scores(model, batches) -> tuple[float, np.ndarray, np.ndarray]:
+    """Total nats, argmax predictions and targets over every predicted step of ``batches``."""
+    nll, preds, targets = 0.0, [], []
+    for inp, feats, target in batches:
         logits, _ = model(inp, feats)
         mask = target != IGNORE
         nll += F.cross_entropy(logits[mask], target[mask], reduction="sum").item()
-        correct += (logits[mask].argmax(-1) == target[mask]).sum().item()
-        n += mask.sum().item()
+        preds.append(logits[mask].argmax(-1).numpy())
+        targets.append(target[mask].numpy())
+    return nll, np.concatenate(preds), np.concatenate(targets)
+
+
+def evaluate_lstm(model, data, batch_size=128) -> dict:
+    model.eval()
+    nll, pred, target = lstm_scores(model, (lstm_batch(data, np.arange(s, min(s + batch_size, len(data))))
+                                            for s in range(0, len(data), batch_size)))
     model.train()
-    return {"loss": nll / n, "bits_per_step": nll / n / LN2, "accuracy": correct / n}
+    n = len(target)
+    return {"loss": nll / n, "bits_per_step": nll / n / LN2, "accuracy": float((pred == target).mean())}
 
 
 @torch.no_grad()
@@ -160,13 +167,10 @@ def train(args) -> None:
         train_set = vae_windows(train_m, window, stride_bars=args.stride_bars)
         valid_set = vae_windows(valid_m, window, stride_bars=4)
     if args.init_from:
-        # continue from shipped weights (same config) when the resumable state is not at hand
-        shipped, _ = load_checkpoint(args.init_from, kind=args.kind)
-        if shipped.config != model.config:
-            model = shipped
-        model.load_state_dict(shipped.state_dict(), strict=True)
+        # weights and config from a shipped checkpoint, when the resumable state is not at hand
+        model, _ = load_checkpoint(args.init_from, kind=args.kind)
         model.train()
-        log(f"initialised from {args.init_from} ({shipped.config})")
+        log(f"initialised from {args.init_from} ({model.config})")
     n_params = sum(p.numel() for p in model.parameters())
     log(f"{args.kind}: {n_params / 1e6:.2f}M parameters, {len(train_set)} train rows, {len(valid_set)} valid rows")
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
@@ -253,7 +257,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--init-from", type=Path, help="start from this checkpoint's weights and config")
+    ap.add_argument("--init-from", type=Path, help="start from this checkpoint's weights and config (its config wins over the size flags)")
     train(ap.parse_args(argv))
 
 
