@@ -47,30 +47,32 @@ def step_scores(pred: np.ndarray, target: np.ndarray) -> dict:
 
 # -- LSTM -----------------------------------------------------------------------------------------
 @torch.inference_mode()
-def lstm_log2probs(model, rows: np.ndarray, feats: np.ndarray) -> np.ndarray:
-    """log2 P of steps 1.. of each full row (rows of equal length) -> (N, T-1)."""
+def lstm_log2probs(model, rows: np.ndarray, feats: np.ndarray, bar_steps: int) -> np.ndarray:
+    """log2 P of steps 1.. of each full row (rows of equal length, metrical feats) -> (N, T-1)."""
+    if model.config.lookback_bars:
+        feats = np.concatenate([feats, tk.lookback_features(rows, bar_steps, model.config.lookback_bars)], axis=-1)
     logits, _ = model(torch.from_numpy(rows[:, :-1]), torch.from_numpy(feats[:, 1:]))
     lp = torch.log_softmax(logits, -1).gather(-1, torch.from_numpy(rows[:, 1:]).unsqueeze(-1)).squeeze(-1)
     return (lp / LN2).numpy()
 
 
-def whole_melody_batches(melodies: list[Melody], size: int = 32):
+def whole_melody_batches(melodies: list[Melody], lookback_bars: tuple[int, ...], size: int = 32):
     """LSTM batches of whole melodies (no truncated context), grouped by length to limit padding."""
     ordered = sorted(melodies, key=lambda m: m.total_steps)
     for i in range(0, len(ordered), size):
         group = ordered[i:i + size]
-        data = lstm_chunks(group, max(m.total_steps for m in group))
+        data = lstm_chunks(group, max(m.total_steps for m in group), lookback_bars)
         yield lstm_batch(data, np.arange(len(data)))
 
 
 def eval_lstm_quick(model, melodies: list[Melody]) -> float:
     """Bits per step of ``model`` on whole melodies (no n-gram baseline)."""
-    nll, _, target = lstm_scores(model, whole_melody_batches(melodies))
+    nll, _, target = lstm_scores(model, whole_melody_batches(melodies, model.config.lookback_bars))
     return nll / len(target) / LN2
 
 
 def eval_lstm(model, test: list[Melody], train: list[Melody]) -> dict:
-    nll, pred, target = lstm_scores(model, whole_melody_batches(test))
+    nll, pred, target = lstm_scores(model, whole_melody_batches(test, model.config.lookback_bars))
     out = {"bits_per_step": nll / len(target) / LN2, **step_scores(pred, target), "steps": int(len(target))}
     train_seqs = [tk.encode(m).tokens for m in train]
     test_seqs = [tk.encode(m).tokens for m in test]
@@ -128,8 +130,8 @@ def eval_interpolation(svc: MelodyService, test: list[Melody], pairs: int, point
         latent = svc.decode_z(z, torch.from_numpy(feats), 0.0, gen)
         pick_b = rng.random(a.shape) < t
         data_space = np.where(pick_b, b, a)  # MusicVAE's data-space baseline: each step from A or B
-        ll_latent = lstm_log2probs(svc.lstm, latent, feats).mean()
-        ll_data = lstm_log2probs(svc.lstm, data_space, feats).mean()
+        ll_latent = lstm_log2probs(svc.lstm, latent, feats, four[0].bar_steps).mean()
+        ll_data = lstm_log2probs(svc.lstm, data_space, feats, four[0].bar_steps).mean()
         curve.append({"t": round(float(t), 3), "latent_log2p_per_step": float(ll_latent),
                       "data_log2p_per_step": float(ll_data)})
     return {"pairs": int(len(a)), "curve": curve,

@@ -179,8 +179,9 @@ class MelodyService:
         # Tiny matrices: a second thread only adds synchronisation, and thrashes on a busy machine.
         torch.set_num_threads(threads)
         torch.manual_seed(seed)
-        lstm = MelodyLSTM(LSTMConfig(embed_dim=8, pos_dim=4, hidden=16, layers=1, dropout=0.0))
-        vae = MelodyVAE(VAEConfig(embed_dim=8, pos_dim=4, enc_hidden=16, dec_hidden=16, dec_layers=1, z_dim=8))
+        lstm = MelodyLSTM(LSTMConfig(embed_dim=8, pos_dim=4, hidden=16, layers=1, dropout=0.0, lookback_dim=4))
+        vae = MelodyVAE(VAEConfig(embed_dim=8, pos_dim=4, enc_hidden=16, dec_hidden=16, dec_layers=1, z_dim=8,
+                                segment_dim=8))
         return cls(lstm, vae, {"debug": True})
 
     @property
@@ -223,19 +224,28 @@ class MelodyService:
                       gen: torch.Generator, mask: torch.Tensor | None = None) -> np.ndarray:
         """Sample ``n_new`` tokens after ``primer`` for ``batch`` rows at once -> (batch, n_new)."""
         T = len(primer)
-        feats = torch.from_numpy(tk.melody_features(m, T + n_new))
+        lags = self.lstm.config.lookback_bars
+        metric = tk.melody_features(m, T + n_new)
+        hist = np.empty((batch, T + n_new), np.int64)  # primer, then each row's sampled steps
+        hist[:, :T] = primer
+
+        def feats(positions):  # inputs for predicting ``positions`` from what ``hist`` holds so far
+            f = np.broadcast_to(metric[positions], (batch, len(positions), 3))
+            if lags:
+                f = np.concatenate([f, tk.lookback_features(hist, m.bar_steps, lags, positions)], axis=-1)
+            return torch.from_numpy(np.ascontiguousarray(f))
+
         x = torch.from_numpy(primer).unsqueeze(0)
-        logits, (h, c) = self.lstm(x, feats[1:T + 1].unsqueeze(0))
+        logits, (h, c) = self.lstm(x, feats(np.arange(1, T + 1))[:1])
         last = logits[:, -1].expand(batch, -1)
         h, c = h.expand(-1, batch, -1).contiguous(), c.expand(-1, batch, -1).contiguous()
-        out = torch.empty(batch, n_new, dtype=torch.long)
         for i in range(n_new):
             tok = sample_logits(last, temperature, gen, mask)
-            out[:, i] = tok
+            hist[:, T + i] = tok.numpy()
             if i + 1 == n_new:
                 break
-            last, (h, c) = self.lstm.step(tok, feats[T + i + 1].expand(batch, 3), (h, c))
-        return out.numpy()
+            last, (h, c) = self.lstm.step(tok, feats(np.array([T + i + 1]))[:, 0], (h, c))
+        return hist[:, T:].copy()
 
     # -- VAE --------------------------------------------------------------------------------------
     def decode_z(self, z: torch.Tensor, feats: torch.Tensor, temperature: float, gen: torch.Generator) -> np.ndarray:

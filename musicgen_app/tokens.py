@@ -117,3 +117,30 @@ def metric_features(n_steps: int, time_signature: tuple[int, int], pickup_steps:
 def melody_features(melody: Melody, n_steps: int | None = None, offset: int = 0) -> np.ndarray:
     return metric_features(melody.total_steps if n_steps is None else n_steps, melody.time_signature,
                            melody.pickup_steps, melody.steps_per_quarter, offset)
+
+
+LOOKBACK_NONE = NUM_CLASSES  # "no step that far back": one extra embedding row in the LSTM
+
+
+def lookback_features(tokens: np.ndarray, bar_steps: int, lags: tuple[int, ...],
+                      positions: np.ndarray | None = None) -> np.ndarray:
+    """Lookback inputs (Magenta's Lookback RNN) for predicting the steps at ``positions``.
+
+    ``tokens`` (B, N) is each row's history. For a predicted step ``t`` and each lag in bars:
+    the token ``lag`` bars before ``t`` (LOOKBACK_NONE before the start), then for each lag
+    1 when step ``t-1`` repeats the step ``lag`` bars before it. Folk tunes repeat bars and
+    whole 4- and 8-bar phrases, so these let the model copy from far beyond its memory.
+    Returns int64 (B, len(positions), 2 * len(lags)); positions default to every step.
+    """
+    tokens = np.asarray(tokens)
+    B, N = tokens.shape
+    t = np.arange(N) if positions is None else np.asarray(positions)
+    out = np.empty((B, len(t), 2 * len(lags)), np.int64)
+    for k, lag in enumerate(lags):
+        back = t - lag * bar_steps
+        out[:, :, k] = np.where(back >= 0, tokens[:, np.clip(back, 0, N - 1)], LOOKBACK_NONE)
+        prev, prev_back = t - 1, t - 1 - lag * bar_steps
+        ok = prev_back >= 0
+        same = tokens[:, np.clip(prev, 0, N - 1)] == tokens[:, np.clip(prev_back, 0, N - 1)]
+        out[:, :, len(lags) + k] = same & ok
+    return out

@@ -17,6 +17,7 @@ import argparse
 import hashlib
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -156,21 +157,24 @@ def train(args) -> None:
     train_m, valid_m = corpus.split("train"), corpus.split("valid")
     log(f"corpus {corpus.fingerprint}: {len(train_m)} train / {len(valid_m)} valid melodies")
 
-    if args.kind == "lstm":
-        model = MelodyLSTM(LSTMConfig(hidden=args.hidden, layers=args.layers))
-        train_set, valid_set = lstm_chunks(train_m, args.seq_len), lstm_chunks(valid_m, args.seq_len)
-    else:
-        model = MelodyVAE(VAEConfig(free_bits=args.free_bits, beta_max=args.beta_max, z_dim=args.z_dim,
-                                    enc_hidden=args.enc_hidden, dec_hidden=args.dec_hidden,
-                                    dec_layers=args.dec_layers))
-        window = model.config.window
-        train_set = vae_windows(train_m, window, stride_bars=args.stride_bars)
-        valid_set = vae_windows(valid_m, window, stride_bars=4)
     if args.init_from:
         # weights and config from a shipped checkpoint, when the resumable state is not at hand
         model, _ = load_checkpoint(args.init_from, kind=args.kind)
         model.train()
         log(f"initialised from {args.init_from} ({model.config})")
+    elif args.kind == "lstm":
+        model = MelodyLSTM(LSTMConfig(hidden=args.hidden, layers=args.layers))
+    else:
+        model = MelodyVAE(VAEConfig(free_bits=args.free_bits, beta_max=args.beta_max, z_dim=args.z_dim,
+                                    enc_hidden=args.enc_hidden, dec_hidden=args.dec_hidden,
+                                    dec_layers=args.dec_layers, segments=args.segments))
+    if args.kind == "lstm":
+        lags = model.config.lookback_bars
+        train_set, valid_set = lstm_chunks(train_m, args.seq_len, lags), lstm_chunks(valid_m, args.seq_len, lags)
+    else:
+        window = model.config.window
+        train_set = vae_windows(train_m, window, stride_bars=args.stride_bars)
+        valid_set = vae_windows(valid_m, window, stride_bars=4)
     n_params = sum(p.numel() for p in model.parameters())
     log(f"{args.kind}: {n_params / 1e6:.2f}M parameters, {len(train_set)} train rows, {len(valid_set)} valid rows")
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
@@ -219,7 +223,7 @@ def train(args) -> None:
             info["best"], info["bad_epochs"] = metrics["loss"], 0
             save_checkpoint(out, model, data_fingerprint=corpus.fingerprint, train_steps=info["step"],
                             metrics={"valid": metrics},
-                            extra={"train_command": f"python -m musicgen_app.train {args.kind}",
+                            extra={"train_command": args.command,
                                    "train_seconds": round(info["elapsed"])})
         else:
             info["bad_epochs"] += 1
@@ -250,6 +254,8 @@ def main(argv=None):
     ap.add_argument("--enc-hidden", type=int, default=VAEConfig.enc_hidden)
     ap.add_argument("--dec-hidden", type=int, default=VAEConfig.dec_hidden)
     ap.add_argument("--dec-layers", type=int, default=VAEConfig.dec_layers)
+    ap.add_argument("--segments", type=int, default=VAEConfig.segments,
+                    help="VAE: equal parts of the window, each with its own code from z (1 = flat)")
     ap.add_argument("--input-dropout", type=float, default=0.5,
                     help="VAE: share of previous-token decoder inputs blanked in training")
     ap.add_argument("--beta-steps", type=int, default=3000)
@@ -258,7 +264,9 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--init-from", type=Path, help="start from this checkpoint's weights and config (its config wins over the size flags)")
-    train(ap.parse_args(argv))
+    args = ap.parse_args(argv)
+    args.command = " ".join(["python -m musicgen_app.train", *(sys.argv[1:] if argv is None else argv)])
+    train(args)
 
 
 if __name__ == "__main__":

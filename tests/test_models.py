@@ -1,7 +1,9 @@
 """The one-step sampling paths compute exactly what the full-sequence (training) paths compute."""
 
+import pytest
 import torch
 
+from musicgen_app.errors import CheckpointError
 from musicgen_app.models.lstm import LSTMConfig, MelodyLSTM
 from musicgen_app.models.vae import MelodyVAE, VAEConfig, kl_divergence
 
@@ -9,7 +11,11 @@ from musicgen_app.models.vae import MelodyVAE, VAEConfig, kl_divergence
 def test_lstm_step_matches_sequence_forward():
     torch.manual_seed(0)
     m = MelodyLSTM(LSTMConfig(hidden=32, layers=2)).eval()
-    toks, feats = torch.randint(0, 90, (3, 10)), torch.randint(0, 4, (3, 10, 3))
+    toks = torch.randint(0, 90, (3, 10))
+    # 3 metrical columns, a lookback token per lag (90 = none), a repeat flag per lag
+    feats = torch.cat([torch.randint(0, 4, (3, 10, 3)), torch.randint(0, 91, (3, 10, 4)),
+                       torch.randint(0, 2, (3, 10, 4))], dim=-1)
+    assert feats.shape[-1] == m.config.n_features
     with torch.inference_mode():
         full, _ = m(toks, feats)
         state, outs = (torch.zeros(2, 3, 32), torch.zeros(2, 3, 32)), []
@@ -19,17 +25,31 @@ def test_lstm_step_matches_sequence_forward():
     assert torch.allclose(torch.stack(outs, 1), full, atol=1e-5)
 
 
-def test_vae_decode_one_matches_teacher_forced_decoder():
+@pytest.mark.parametrize("segments", [1, 4])
+def test_vae_decode_one_matches_teacher_forced_decoder(segments):
     torch.manual_seed(0)
-    v = MelodyVAE(VAEConfig(enc_hidden=16, dec_hidden=24, dec_layers=2, z_dim=8, window=12)).eval()
+    v = MelodyVAE(VAEConfig(enc_hidden=16, dec_hidden=24, dec_layers=2, z_dim=8, window=12, segments=segments)).eval()
     prev, feats, z = torch.randint(0, 90, (2, 12)), torch.randint(0, 4, (2, 12, 3)), torch.randn(2, 8)
     with torch.inference_mode():
         full, _ = v.decode_step(prev, feats, z, v.initial_state(z))
-        state, outs = v.initial_state(z), []
+        state, outs, zin = v.initial_state(z), [], v.z_inputs(z, 0, 12)
         for t in range(12):
-            logits, state = v.decode_one(prev[:, t], feats[:, t], z, state)
+            logits, state = v.decode_one(prev[:, t], feats[:, t], zin[:, t], state)
             outs.append(logits)
     assert torch.allclose(torch.stack(outs, 1), full, atol=1e-5)
+
+
+def test_vae_segments_give_each_part_of_the_window_its_own_code():
+    torch.manual_seed(0)
+    v = MelodyVAE(VAEConfig(enc_hidden=16, dec_hidden=24, z_dim=8, window=12, segments=4)).eval()
+    zin = v.z_inputs(torch.randn(1, 8), 0, 12)[0, :, 8:]
+    assert all(torch.equal(zin[3 * k], zin[3 * k + 2]) for k in range(4))
+    assert not torch.equal(zin[0], zin[3]) and not torch.equal(zin[6], zin[9])
+
+
+def test_vae_window_must_split_into_segments():
+    with pytest.raises(CheckpointError, match="multiple of segments"):
+        VAEConfig(window=10, segments=4)
 
 
 def test_kl_of_the_prior_is_zero_and_grows_away_from_it():

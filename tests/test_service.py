@@ -129,3 +129,29 @@ def test_slerp_endpoints():
 
     a, b = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 2.0])
     assert torch.allclose(slerp(a, b, 0.0), a) and torch.allclose(slerp(a, b, 1.0), b)
+
+
+def test_sampling_sees_the_inputs_training_sees(svc, monkeypatch):
+    """Step-by-step sampling (lookback built from a growing history) scores each step exactly as
+    the training path scores the finished melody."""
+    import numpy as np
+    import torch
+
+    from musicgen_app import service as service_mod
+    from musicgen_app import tokens as tk
+    from musicgen_app.batches import lstm_batch, lstm_chunks
+
+    seen = []
+    real = service_mod.sample_logits
+    monkeypatch.setattr(service_mod, "sample_logits", lambda logits, *a: seen.append(logits.clone()) or real(logits, *a))
+    m = Melody(notes=tuple(Note(4 * i, 60 + (i % 5), 4) for i in range(16)), total_steps=64)
+    primer = tk.encode(m).tokens
+    out = svc.generate_lstm(primer, m, 40, 2, 1.0, torch.Generator().manual_seed(3))
+    lags = svc.lstm.config.lookback_bars
+    for row, new in enumerate(out):
+        whole = tk.decode(np.concatenate([primer, new]), m)
+        inp, feats, _ = lstm_batch(lstm_chunks([whole], whole.total_steps, lags), np.arange(1))
+        with torch.inference_mode():
+            logits, _ = svc.lstm(inp, feats)
+        stepwise = torch.stack([s[row] for s in seen])
+        assert torch.allclose(stepwise, logits[0, len(primer) - 1:len(primer) + 39], atol=1e-4)

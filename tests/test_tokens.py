@@ -103,3 +103,22 @@ def test_metric_features_6_8_with_pickup():
 def test_metric_features_offset_continues_the_grid():
     whole = metric_features(40, (3, 4), pickup_steps=3)
     assert (metric_features(10, (3, 4), pickup_steps=3, offset=30) == whole[30:]).all()
+
+
+def test_lookback_features_name_the_bar_before_and_repeats():
+    toks = np.array([[2, 3, 4, 5, 2, 3, 9, 5]])
+    f = tokens.lookback_features(toks, bar_steps=4, lags=(1,))
+    assert f[0, :4, 0].tolist() == [tokens.LOOKBACK_NONE] * 4  # nothing a bar before bar one
+    assert f[0, 4:, 0].tolist() == [2, 3, 4, 5]
+    # flag at step t: step t-1 equals the step a bar before it
+    assert f[0, :, 1].tolist() == [0, 0, 0, 0, 0, 1, 1, 0]
+
+
+def test_lookback_features_of_a_step_depend_only_on_the_steps_before_it():
+    """Sampling computes them step by step from a growing history; training from the whole row."""
+    rng = np.random.default_rng(0)
+    toks = rng.integers(0, 6, (2, 40))
+    whole = tokens.lookback_features(toks, 3, (1, 2, 4))
+    for t in range(1, 40):
+        prefix = np.concatenate([toks[:, :t], np.full((2, 40 - t), 99)], axis=1)
+        assert np.array_equal(tokens.lookback_features(prefix, 3, (1, 2, 4), np.array([t]))[:, 0], whole[:, t])

@@ -1,7 +1,10 @@
 """Next-step melody LSTM in the spirit of Magenta's Lookback RNN.
 
-Input at step t: the token at t and the metrical position of step t+1 (the step being predicted:
-step in beat, beat in bar, bar length); output: logits over the 90 tokens of step t+1.
+Input at step t: the token at t, the metrical position of step t+1 (the step being predicted:
+step in beat, beat in bar, bar length) and the lookback inputs of step t+1 (the tokens 1, 2, 4
+and 8 bars before it, and whether step t repeats those bars: see tokens.lookback_features);
+output: logits over the 90 tokens of step t+1. Features arrive as one int64 array per step:
+3 metrical columns, then 2 per lookback lag.
 """
 
 from __future__ import annotations
@@ -23,14 +26,24 @@ class LSTMConfig:
     hidden: int = 384
     layers: int = 2
     dropout: float = 0.2
+    lookback_bars: tuple[int, ...] = (1, 2, 4, 8)
+    lookback_dim: int = 32
 
     def __post_init__(self):
+        # a checkpoint's JSON metadata gives a list back
+        object.__setattr__(self, "lookback_bars", tuple(int(b) for b in self.lookback_bars))
+        if any(b < 1 for b in self.lookback_bars):
+            raise CheckpointError(f"LSTMConfig.lookback_bars must be whole bars >= 1, got {self.lookback_bars}.")
         for name in ("num_classes", "embed_dim", "pos_dim", "hidden", "layers"):
             if getattr(self, name) < 1:
                 raise CheckpointError(f"LSTMConfig.{name} must be positive, got {getattr(self, name)}.")
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def n_features(self) -> int:
+        return 3 + 2 * len(self.lookback_bars)
 
 
 class PositionEmbedding(nn.Module):
@@ -73,19 +86,26 @@ class MelodyLSTM(nn.Module):
         self.config = config
         self.embed = nn.Embedding(config.num_classes, config.embed_dim)
         self.pos = PositionEmbedding(config.pos_dim)
-        self.lstm = nn.LSTM(config.embed_dim + self.pos.out_dim, config.hidden, config.layers,
+        n_lags = len(config.lookback_bars)
+        self.lookback = nn.Embedding(config.num_classes + 1, config.lookback_dim)  # + LOOKBACK_NONE
+        in_dim = config.embed_dim + self.pos.out_dim + n_lags * (config.lookback_dim + 1)
+        self.lstm = nn.LSTM(in_dim, config.hidden, config.layers,
                             batch_first=True, dropout=config.dropout if config.layers > 1 else 0.0)
         self.drop = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden, config.num_classes)
 
+    def inputs(self, tokens: torch.Tensor, next_feats: torch.Tensor) -> torch.Tensor:
+        n = len(self.config.lookback_bars)
+        back = self.lookback(next_feats[..., 3:3 + n]).flatten(-2)
+        repeats = next_feats[..., 3 + n:3 + 2 * n].to(back.dtype)
+        return torch.cat([self.embed(tokens), self.pos(next_feats), back, repeats], dim=-1)
+
     def forward(self, tokens: torch.Tensor, next_feats: torch.Tensor, state=None):
-        """tokens (B, T) int64, next_feats (B, T, 3) int64 -> logits (B, T, C), state."""
-        x = torch.cat([self.embed(tokens), self.pos(next_feats)], dim=-1)
-        out, state = self.lstm(x, state)
+        """tokens (B, T) int64, next_feats (B, T, n_features) int64 -> logits (B, T, C), state."""
+        out, state = self.lstm(self.inputs(tokens, next_feats), state)
         return self.head(self.drop(out)), state
 
     def step(self, tokens: torch.Tensor, next_feats: torch.Tensor, state):
-        """One step for sampling: tokens (B,), next_feats (B, 3) -> logits (B, C), state."""
-        x = torch.cat([self.embed(tokens), self.pos(next_feats)], dim=-1)
-        out, state = lstm_step(self.lstm, x, state)
+        """One step for sampling: tokens (B,), next_feats (B, n_features) -> logits (B, C), state."""
+        out, state = lstm_step(self.lstm, self.inputs(tokens, next_feats), state)
         return self.head(out), state
