@@ -72,6 +72,15 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, *, data_fingerprin
     return path
 
 
+def resave_checkpoint(path: str | Path, model: torch.nn.Module, metrics: dict | None = None) -> Path:
+    """Write ``model`` over the checkpoint at ``path``, keeping its training record (data
+    fingerprint, steps, command, time) and, unless given, its metrics."""
+    meta = read_metadata(path)
+    kept = {k: meta[k] for k in ("train_command", "train_seconds") if k in meta}
+    return save_checkpoint(path, model, data_fingerprint=meta["data_fingerprint"], train_steps=int(meta["train_steps"]),
+                           metrics=json.loads(meta["metrics"]) if metrics is None else metrics, extra=kept)
+
+
 def read_metadata(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():

@@ -25,7 +25,7 @@ import torch
 from . import data as corpus_data
 from . import tokens as tk
 from .batches import lstm_batch, lstm_chunks, vae_windows
-from .checkpoints import read_metadata, save_checkpoint
+from .checkpoints import read_metadata, resave_checkpoint
 from .melody import Melody
 from .ngram import KneserNey
 from .train import lstm_scores
@@ -308,9 +308,7 @@ def main(argv=None):
             model = svc.lstm if kind == "lstm" else svc.vae
             held_out = {k: report[k] for k in (("lstm", "continuation") if kind == "lstm"
                                                 else ("vae", "interpolation"))}
-            metrics = dict(json.loads(meta["metrics"]), test=held_out)
-            save_checkpoint(path, model, data_fingerprint=meta["data_fingerprint"], train_steps=int(meta["train_steps"]),
-                            metrics=metrics, extra={k: meta[k] for k in ("train_command", "train_seconds") if k in meta})
+            resave_checkpoint(path, model, metrics=dict(json.loads(meta["metrics"]), test=held_out))
         write_card(report, args.checkpoints)
         print(f"wrote {CARD} and the test metrics into each checkpoint's metadata")
 

@@ -317,7 +317,7 @@ class MelodyService:
         W = self.window
         length = (W // probe.bar_steps) * probe.bar_steps
         feats = torch.from_numpy(tk.metric_features(W, req.time_signature, 0))
-        z = torch.randn(req.count, self.vae.config.z_dim, generator=gen)
+        z = self.vae.sample_prior(req.count, gen)
         toks = self.decode_z(z, feats, req.temperature, gen)
         melodies = []
         for i, row in enumerate(toks):

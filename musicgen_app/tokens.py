@@ -133,14 +133,10 @@ def lookback_features(tokens: np.ndarray, bar_steps: int, lags: tuple[int, ...],
     Returns int64 (B, len(positions), 2 * len(lags)); positions default to every step.
     """
     tokens = np.asarray(tokens)
-    B, N = tokens.shape
+    N = tokens.shape[1]
     t = np.arange(N) if positions is None else np.asarray(positions)
-    out = np.empty((B, len(t), 2 * len(lags)), np.int64)
-    for k, lag in enumerate(lags):
-        back = t - lag * bar_steps
-        out[:, :, k] = np.where(back >= 0, tokens[:, np.clip(back, 0, N - 1)], LOOKBACK_NONE)
-        prev, prev_back = t - 1, t - 1 - lag * bar_steps
-        ok = prev_back >= 0
-        same = tokens[:, np.clip(prev, 0, N - 1)] == tokens[:, np.clip(prev_back, 0, N - 1)]
-        out[:, :, len(lags) + k] = same & ok
-    return out
+    back = t[:, None] - np.asarray(lags) * bar_steps  # (T, lags); one call per array op: sampling runs this per step
+    prev = np.maximum(t - 1, 0)[:, None]
+    looked = np.where(back >= 0, tokens[:, np.maximum(back, 0)], LOOKBACK_NONE)
+    repeats = (back >= 1) & (tokens[:, prev] == tokens[:, np.maximum(back - 1, 0)])
+    return np.concatenate([looked, repeats], axis=2).astype(np.int64)

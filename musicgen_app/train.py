@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from . import data as corpus_data
 from .batches import IGNORE, lstm_batch, lstm_chunks, vae_batch, vae_windows
-from .checkpoints import load_checkpoint, save_checkpoint
+from .checkpoints import load_checkpoint, resave_checkpoint, save_checkpoint
 from .models.lstm import LSTMConfig, MelodyLSTM
 from .models.vae import MelodyVAE, VAEConfig, kl_divergence
 
@@ -230,7 +230,21 @@ def train(args) -> None:
         save_state(state_path, model, opt, info)
         log(f"epoch {info['epoch']} step {info['step']} {info['elapsed'] / 60:.1f} min valid "
             f"{json.dumps({k: round(v, 4) for k, v in metrics.items()})}{' saved' if improved else ''}")
+    if args.kind == "vae" and out.exists():
+        best, _ = load_checkpoint(out, kind="vae")
+        fit_prior(best, train_set)
+        resave_checkpoint(out, best)
+        log(f"sampling prior fitted to {len(train_set)} training windows' posterior means")
     log(f"done: best valid loss {info['best']:.4f}; checkpoint {out}")
+
+
+@torch.no_grad()
+def fit_prior(model: MelodyVAE, data, batch_size: int = 1024) -> None:
+    """Fit the VAE's sampling prior to the posterior means of ``data`` (see MelodyVAE.fit_prior)."""
+    model.eval()
+    mus = [model.encode(torch.from_numpy(data.tokens[s:s + batch_size]), torch.from_numpy(data.feats[s:s + batch_size]))[0]
+           for s in range(0, len(data), batch_size)]
+    model.fit_prior(torch.cat(mus))
 
 
 def main(argv=None):

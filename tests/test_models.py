@@ -56,3 +56,18 @@ def test_kl_of_the_prior_is_zero_and_grows_away_from_it():
     mu, sigma = torch.zeros(2, 4), torch.ones(2, 4)
     assert torch.allclose(kl_divergence(mu, sigma), torch.zeros(2))
     assert (kl_divergence(mu + 1, sigma * 0.5) > 0).all()
+
+
+def test_vae_prior_is_standard_until_fitted_then_follows_the_codes(tmp_path):
+    from musicgen_app.checkpoints import load_checkpoint, save_checkpoint
+
+    torch.manual_seed(0)
+    v = MelodyVAE(VAEConfig(enc_hidden=8, dec_hidden=8, z_dim=4, window=8, segments=2, segment_dim=4))
+    z = v.sample_prior(4000, torch.Generator().manual_seed(1))
+    assert z.mean(0).abs().max() < 0.1 and (z.std(0) - 1).abs().max() < 0.1
+    codes = torch.randn(5000, 4) * torch.tensor([0.5, 2.0, 1.0, 0.1]) + torch.tensor([3.0, -1.0, 0.0, 2.0])
+    v.fit_prior(codes)
+    back, _ = load_checkpoint(save_checkpoint(tmp_path / "v.safetensors", v), kind="vae")  # the prior travels
+    z = back.sample_prior(4000, torch.Generator().manual_seed(1))
+    assert torch.allclose(z.mean(0), torch.tensor([3.0, -1.0, 0.0, 2.0]), atol=0.1)
+    assert torch.allclose(z.std(0), torch.tensor([0.5, 2.0, 1.0, 0.1]), rtol=0.1)
