@@ -8,21 +8,37 @@ from musicgen_app.models.lstm import LSTMConfig, MelodyLSTM
 from musicgen_app.models.vae import MelodyVAE, VAEConfig, kl_divergence
 
 
-def test_lstm_step_matches_sequence_forward():
+@pytest.mark.parametrize("layers", [1, 2, 3])
+@pytest.mark.parametrize("grad", [False, True], ids=["sampling-tables", "plain"])
+def test_lstm_step_matches_sequence_forward(layers, grad):
     torch.manual_seed(0)
-    m = MelodyLSTM(LSTMConfig(hidden=32, layers=2)).eval()
+    m = MelodyLSTM(LSTMConfig(hidden=32, layers=layers)).eval()
     toks = torch.randint(0, 90, (3, 10))
     # 3 metrical columns, a lookback token per lag (90 = none), a repeat flag per lag
     feats = torch.cat([torch.randint(0, 4, (3, 10, 3)), torch.randint(0, 91, (3, 10, 4)),
                        torch.randint(0, 2, (3, 10, 4))], dim=-1)
     assert feats.shape[-1] == m.config.n_features
-    with torch.inference_mode():
-        full, _ = m(toks, feats)
-        state, outs = (torch.zeros(2, 3, 32), torch.zeros(2, 3, 32)), []
+    with torch.set_grad_enabled(grad):
+        state, outs = (torch.randn(layers, 3, 32), torch.randn(layers, 3, 32)), []
+        full, _ = m(toks, feats, state)
         for t in range(10):
             logits, state = m.step(toks[:, t], feats[:, t], state)
             outs.append(logits)
     assert torch.allclose(torch.stack(outs, 1), full, atol=1e-5)
+
+
+def test_lstm_sampling_tables_follow_weight_changes():
+    torch.manual_seed(0)
+    m = MelodyLSTM(LSTMConfig(hidden=16, layers=2)).eval()
+    toks, feats = torch.randint(0, 90, (2,)), torch.zeros(2, m.config.n_features, dtype=torch.long)
+    state = (torch.zeros(2, 2, 16), torch.zeros(2, 2, 16))
+    with torch.no_grad():
+        before, _ = m.step(toks, feats, state)
+        m.embed.weight.mul_(2)  # in place, as an optimiser step or load_state_dict changes weights
+        after, _ = m.step(toks, feats, state)
+    with torch.enable_grad():
+        expected, _ = m.step(toks, feats, state)
+    assert not torch.allclose(before, after) and torch.allclose(after, expected, atol=1e-5)
 
 
 @pytest.mark.parametrize("segments", [1, 4])

@@ -107,5 +107,47 @@ class MelodyLSTM(nn.Module):
 
     def step(self, tokens: torch.Tensor, next_feats: torch.Tensor, state):
         """One step for sampling: tokens (B,), next_feats (B, n_features) -> logits (B, C), state."""
-        out, state = lstm_step(self.lstm, self.inputs(tokens, next_feats), state)
-        return self.head(out), state
+        if torch.is_grad_enabled():
+            out, state = lstm_step(self.lstm, self.inputs(tokens, next_feats), state)
+            return self.head(out), state
+        # Sampling a few rows is bound by reading weights. The first layer's input is a
+        # concatenation of embeddings, so its input projection is a sum of rows of precomputed
+        # tables: one gather replaces the embeddings and a third of the weights read per step.
+        table, offsets, repeats_w, bias = self._input_tables()
+        n = len(self.config.lookback_bars)
+        idx = torch.cat([tokens.unsqueeze(1), next_feats[:, :3 + n]], dim=1) + offsets
+        gates = table[idx].sum(1) + bias + next_feats[:, 3 + n:].to(table.dtype) @ repeats_w
+        h, c = state
+        i, f, g, o = (gates + h[0] @ self.lstm.weight_hh_l0.T).chunk(4, 1)
+        c0 = torch.sigmoid(f) * c[0] + torch.sigmoid(i) * torch.tanh(g)
+        x = torch.sigmoid(o) * torch.tanh(c0)
+        hs, cs = [x], [c0]
+        for k in range(1, self.config.layers):
+            x, ck = torch.lstm_cell(x, (h[k], c[k]), getattr(self.lstm, f"weight_ih_l{k}"),
+                                    getattr(self.lstm, f"weight_hh_l{k}"), getattr(self.lstm, f"bias_ih_l{k}"),
+                                    getattr(self.lstm, f"bias_hh_l{k}"))
+            hs.append(x)
+            cs.append(ck)
+        return self.head(x), (torch.stack(hs), torch.stack(cs))
+
+    def _input_tables(self):
+        """(rows, 4H) table of every embedding row times its slice of the first layer's input
+        weights, row offsets per input column, the repeat flags' weights, the first layer's bias.
+        Rebuilt when a weight changed in place (an optimiser step, load_state_dict)."""
+        embeddings = [self.embed, self.pos.step_in_beat, self.pos.beat_in_bar, self.pos.bar_len]
+        embeddings += [self.lookback] * len(self.config.lookback_bars)
+        w = self.lstm.weight_ih_l0
+        used = [e.weight for e in embeddings] + [w, self.lstm.bias_ih_l0, self.lstm.bias_hh_l0]
+        version = tuple((p._version, p.data_ptr()) for p in used)
+        if getattr(self, "_tables_version", None) != version:
+            with torch.no_grad():
+                parts, offsets, col, row = [], [], 0, 0
+                for e in embeddings:
+                    d = e.weight.shape[1]
+                    parts.append(e.weight @ w[:, col:col + d].T)
+                    offsets.append(row)
+                    col, row = col + d, row + e.weight.shape[0]
+                self._tables = (torch.cat(parts), torch.tensor(offsets), w[:, col:].T.contiguous(),
+                                self.lstm.bias_ih_l0 + self.lstm.bias_hh_l0)
+            self._tables_version = version
+        return self._tables
