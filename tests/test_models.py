@@ -48,7 +48,7 @@ def test_vae_decode_one_matches_teacher_forced_decoder(segments):
     prev, feats, z = torch.randint(0, 90, (2, 12)), torch.randint(0, 4, (2, 12, 3)), torch.randn(2, 8)
     with torch.inference_mode():
         full, _ = v.decode_step(prev, feats, z, v.initial_state(z))
-        state, outs, zin = v.initial_state(z), [], v.z_inputs(z, 0, 12)
+        state, outs, zin = v.initial_state(z), [], v.z_inputs(z, 12)
         for t in range(12):
             logits, state = v.decode_one(prev[:, t], feats[:, t], zin[:, t], state)
             outs.append(logits)
@@ -58,7 +58,7 @@ def test_vae_decode_one_matches_teacher_forced_decoder(segments):
 def test_vae_segments_give_each_part_of_the_window_its_own_code():
     torch.manual_seed(0)
     v = MelodyVAE(VAEConfig(enc_hidden=16, dec_hidden=24, z_dim=8, window=12, segments=4)).eval()
-    zin = v.z_inputs(torch.randn(1, 8), 0, 12)[0, :, 8:]
+    zin = v.z_inputs(torch.randn(1, 8), 12)[0, :, 8:]
     assert all(torch.equal(zin[3 * k], zin[3 * k + 2]) for k in range(4))
     assert not torch.equal(zin[0], zin[3]) and not torch.equal(zin[6], zin[9])
 

@@ -91,14 +91,14 @@ class MelodyVAE(nn.Module):
             h = torch.cat([h, parts.flatten(1)], dim=-1)
         return self.to_mu(h), F.softplus(self.to_sigma(h)) + 1e-4
 
-    def z_inputs(self, z: torch.Tensor, start: int, length: int) -> torch.Tensor:
-        """What the decoder sees of z at steps start..start+length: z, and its segment's code."""
+    def z_inputs(self, z: torch.Tensor, length: int) -> torch.Tensor:
+        """What the decoder sees of z at each of the first ``length`` steps: z, and its segment's code."""
         zz = z.unsqueeze(1).expand(-1, length, -1)
         S = self.config.segments
         if S == 1:
             return zz
         codes = torch.tanh(self.conductor(z)).view(z.shape[0], S, -1)
-        seg = (torch.arange(start, start + length) * S // self.config.window).clamp(max=S - 1)
+        seg = (torch.arange(length) * S // self.config.window).clamp(max=S - 1)
         return torch.cat([zz, codes[:, seg]], dim=-1)
 
     def initial_state(self, z: torch.Tensor):
@@ -113,7 +113,7 @@ class MelodyVAE(nn.Module):
         decoder has to read the melody from z rather than copy its own last step (word dropout,
         Bowman et al. 2016): it closes the gap between teacher-forced and free decoding.
         """
-        zz = self.z_inputs(z, 0, prev.shape[1])
+        zz = self.z_inputs(z, prev.shape[1])
         emb = self.embed(prev)
         if input_dropout > 0:
             keep = torch.rand(prev.shape, device=prev.device) >= input_dropout
@@ -156,7 +156,7 @@ class MelodyVAE(nn.Module):
         state = self.initial_state(z)
         prev = torch.full((B,), tk.REST, dtype=torch.long)
         out = torch.empty(B, feats.shape[1], dtype=torch.long)
-        zin = self.z_inputs(z, 0, feats.shape[1])
+        zin = self.z_inputs(z, feats.shape[1])
         for t in range(feats.shape[1]):
             logits, state = self.decode_one(prev, feats[:, t], zin[:, t], state)
             prev = sample_logits(logits, temperature, gen)
