@@ -41,9 +41,7 @@ def lstm_chunks(melodies: list[Melody], length: int, lookback_bars: tuple[int, .
     rows, feats, lens = [], [], []
     for m in melodies:
         toks = tk.encode(m).tokens
-        f = tk.melody_features(m)
-        if lookback_bars:
-            f = np.concatenate([f, tk.lookback_features(toks[None], m.bar_steps, lookback_bars)[0]], axis=1)
+        f = tk.lstm_features(tk.melody_features(m)[None], toks[None], m.bar_steps, lookback_bars)[0]
         for s in range(0, max(1, len(toks) - 1), length):
             seg = toks[s:s + length + 1]
             if len(seg) < 2:

@@ -49,8 +49,7 @@ def step_scores(pred: np.ndarray, target: np.ndarray) -> dict:
 @torch.inference_mode()
 def lstm_log2probs(model, rows: np.ndarray, feats: np.ndarray, bar_steps: int) -> np.ndarray:
     """log2 P of steps 1.. of each full row (rows of equal length, metrical feats) -> (N, T-1)."""
-    if model.config.lookback_bars:
-        feats = np.concatenate([feats, tk.lookback_features(rows, bar_steps, model.config.lookback_bars)], axis=-1)
+    feats = tk.lstm_features(feats, rows, bar_steps, model.config.lookback_bars)
     logits, _ = model(torch.from_numpy(rows[:, :-1]), torch.from_numpy(feats[:, 1:]))
     lp = torch.log_softmax(logits, -1).gather(-1, torch.from_numpy(rows[:, 1:]).unsqueeze(-1)).squeeze(-1)
     return (lp / LN2).numpy()

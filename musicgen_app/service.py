@@ -165,7 +165,8 @@ class MelodyService:
     @classmethod
     def from_checkpoints(cls, directory: str | Path = CHECKPOINTS, threads: int | None = None) -> "MelodyService":
         # One thread: sampling is a chain of small matrix products where a second thread costs more
-        # than it gives (bench/bench_service.py: continue 8x4 median 102 ms on 1 thread, 143 ms on 2);
+        # than it gives (bench/bench_service.py --threads 1|2, first models: continue 8x4 median
+        # 102 ms against 143 ms; not clearly better for the current ones on a noisy machine);
         # the app runs two requests at once instead.
         torch.set_num_threads(threads or 1)
         directory = Path(directory)
@@ -230,9 +231,8 @@ class MelodyService:
         hist[:, :T] = primer
 
         def feats(positions):  # inputs for predicting ``positions`` from what ``hist`` holds so far
-            f = np.broadcast_to(metric[positions], (batch, len(positions), 3))
-            if lags:
-                f = np.concatenate([f, tk.lookback_features(hist, m.bar_steps, lags, positions)], axis=-1)
+            f = tk.lstm_features(np.broadcast_to(metric[positions], (batch, len(positions), 3)), hist, m.bar_steps,
+                                 lags, positions)
             return torch.from_numpy(np.ascontiguousarray(f))
 
         x = torch.from_numpy(primer).unsqueeze(0)

@@ -140,3 +140,12 @@ def lookback_features(tokens: np.ndarray, bar_steps: int, lags: tuple[int, ...],
     looked = np.where(back >= 0, tokens[:, np.maximum(back, 0)], LOOKBACK_NONE)
     repeats = (back >= 1) & (tokens[:, prev] == tokens[:, np.maximum(back - 1, 0)])
     return np.concatenate([looked, repeats], axis=2).astype(np.int64)
+
+
+def lstm_features(metric: np.ndarray, tokens: np.ndarray, bar_steps: int, lags: tuple[int, ...],
+                  positions: np.ndarray | None = None) -> np.ndarray:
+    """What the LSTM sees beside each token: metrical columns (B, T, 3), then the lookback columns
+    of the same steps from each row's ``tokens`` (see lookback_features)."""
+    if not lags:
+        return metric
+    return np.concatenate([metric, lookback_features(tokens, bar_steps, lags, positions)], axis=-1)
