@@ -1,0 +1,46 @@
+"""The cases behind tests/data/golden.json: every example through continue, interpolate and generate."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+
+from musicgen_app.examples import EXAMPLES, example_path
+from musicgen_app.importer import load_melody
+from musicgen_app.midi_io import melody_to_midi
+from musicgen_app.service import ContinueRequest, InterpolateRequest, MelodyService, SampleRequest
+
+GOLDEN = Path(__file__).resolve().parent / "data" / "golden.json"
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def golden_hashes() -> dict[str, str]:
+    torch.set_num_threads(1)  # one thread: the order of float sums, and so every sample, is fixed
+    svc = MelodyService.from_checkpoints()
+    names = list(EXAMPLES)
+    melodies = {n: load_melody(example_path(n)).melody for n in names}
+    out: dict[str, str] = {}
+    for i, name in enumerate(names):
+        for key_lock, temp in (("off", 1.0), ("detected", 0.7)):
+            r = svc.continue_(ContinueRequest(melodies[name], bars=2, temperature=temp, variations=2, seed=7 + i,
+                                              key_lock=key_lock))
+            for v, (whole, cont) in enumerate(zip(r.melodies, r.continuations)):
+                out[f"continue/{name}/{key_lock}/{v}/whole"] = _sha(melody_to_midi(whole))
+                out[f"continue/{name}/{key_lock}/{v}/new"] = _sha(melody_to_midi(cont))
+        other = names[(i + 1) % len(names)]
+        for temp in (0.0, 0.8):
+            r = svc.interpolate(InterpolateRequest(melodies[name], melodies[other], steps=5, temperature=temp,
+                                                   seed=3 + i))
+            out[f"interpolate/{name}/{other}/{temp}/morph"] = _sha(melody_to_midi(r.morph))
+            for c, clip in enumerate(r.clips):
+                out[f"interpolate/{name}/{other}/{temp}/{c}"] = _sha(melody_to_midi(clip))
+    for ts in ((4, 4), (3, 4), (6, 8)):
+        r = svc.sample(SampleRequest(count=3, temperature=1.0, seed=5, qpm=100, time_signature=ts))
+        for k, m in enumerate(r.melodies):
+            out[f"generate/{ts[0]}-{ts[1]}/{k}"] = _sha(melody_to_midi(m))
+    return out
