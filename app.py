@@ -29,17 +29,21 @@ def main(argv=None) -> None:
     env.setdefault("GRADIO_TEMP_DIR", str(store.root))
     env.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+    # Imported only now: gradio reads GRADIO_TEMP_DIR when it is imported.
     import torch
 
-    from musicgen_app import importer, render, ui
+    from musicgen_app import render, ui
+    from musicgen_app.io.importer import MAX_BYTES
     from musicgen_app.service import MelodyService
 
-    service = MelodyService.debug() if args.debug_model else MelodyService.from_checkpoints(threads=1)
+    # One torch thread per request: sampling is a chain of small matrix products where a second
+    # thread costs more than it gives; the app runs two requests at once instead.
     torch.set_num_threads(1)
+    service = MelodyService.debug() if args.debug_model else MelodyService.from_checkpoints()
     render.warm_up()
     demo = ui.build_ui(service, store, concurrency_limit=args.concurrency)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=256)
-    demo.launch(server_name=args.host, server_port=args.port, max_file_size=importer.MAX_BYTES,
+    demo.launch(server_name=args.host, server_port=args.port, max_file_size=MAX_BYTES,
                 show_error=True, css=ui.CSS, footer_links=["api"], run_history=False, ssr_mode=False)
 
 

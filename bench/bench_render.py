@@ -91,7 +91,7 @@ def median_time(fn, repeats: int) -> float:
 def importer():
     """musicgen_app.importer.load_melody if it is there, else None (another engineer's module)."""
     try:
-        from musicgen_app.importer import load_melody
+        from musicgen_app.io.importer import load_melody
     except ImportError as exc:
         print(f"   (musicgen_app.importer not importable: {exc})")
         return None

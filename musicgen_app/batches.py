@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
 from . import tokens as tk
 from .melody import Melody
@@ -64,9 +65,7 @@ def vae_windows(melodies: list[Melody], window: int, stride_bars: int = 1, min_n
         f = tk.melody_features(m)
         first = m.pickup_steps if m.pickup_steps else 0
         for s in range(first, len(toks) - window + 1, m.bar_steps * stride_bars):
-            seg = toks[s:s + window].copy()
-            if seg[0] == tk.HOLD:
-                seg[0] = tk.REST  # a note held over the window's start is cut, as Melody.slice does
+            seg = tk.vae_window(toks, s, window, window)
             if int((seg >= 2).sum()) < min_notes:
                 continue
             rows.append(seg)
@@ -117,3 +116,16 @@ def vae_batch(data: SeqSet, idx: np.ndarray, rng: np.random.Generator | None = N
     if rng is not None:
         toks, _ = transpose_rows(toks, rng)
     return torch.from_numpy(np.ascontiguousarray(toks)), torch.from_numpy(data.feats[idx])
+
+
+@torch.no_grad()
+def lstm_scores(model, batches) -> tuple[float, np.ndarray, np.ndarray]:
+    """Total nats, argmax predictions and targets over every predicted step of ``batches``."""
+    nll, preds, targets = 0.0, [], []
+    for inp, feats, target in batches:
+        logits, _ = model(inp, feats)
+        mask = target != IGNORE
+        nll += F.cross_entropy(logits[mask], target[mask], reduction="sum").item()
+        preds.append(logits[mask].argmax(-1).numpy())
+        targets.append(target[mask].numpy())
+    return nll, np.concatenate(preds), np.concatenate(targets)

@@ -22,8 +22,11 @@ import sys
 import time
 from pathlib import Path
 
+import music21 as m21
 import numpy as np
 
+from .io.importer import load_melody
+from .io.score import stream_to_melody
 from .melody import Key, Melody, Note
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,8 +77,6 @@ class Corpus:
 
 # -- extraction (runs in worker processes) -------------------------------------------------------
 def _corpus_files() -> list[tuple[str, str]]:
-    import music21 as m21
-
     root = Path(m21.__file__).parent / "corpus"
     files = []
     for coll in COLLECTIONS:
@@ -112,10 +113,6 @@ def _melody_record(melody: Melody, coll: str, ident: str, meters: list[str]) -> 
 
 def extract_file(job: tuple[str, str]) -> tuple[list[dict], collections.Counter]:
     """All usable melodies of one corpus file, and a count of why others were skipped."""
-    import music21 as m21
-
-    from .score_io import stream_to_melody
-
     coll, path = job
     skipped: collections.Counter = collections.Counter()
     records = []
@@ -147,7 +144,6 @@ def extract_file(job: tuple[str, str]) -> tuple[list[dict], collections.Counter]
 
 
 def extract_midi_file(path: str) -> tuple[list[dict], collections.Counter]:
-    from .importer import load_melody
 
     skipped: collections.Counter = collections.Counter()
     try:

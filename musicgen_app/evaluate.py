@@ -24,13 +24,12 @@ import torch
 
 from . import data as corpus_data
 from . import tokens as tk
-from .batches import lstm_batch, lstm_chunks, vae_windows
+from .batches import lstm_batch, lstm_chunks, lstm_scores, vae_windows
 from .checkpoints import read_metadata, resave_checkpoint
-from .melody import Melody
+from .melody import Melody, estimate_key
 from .ngram import KneserNey
-from .train import lstm_scores
-from .models.vae import kl_divergence
-from .service import ContinueRequest, MelodyService, SampleRequest, estimate_key, slerp
+from .models.vae import kl_divergence, slerp
+from .service import ContinueRequest, MelodyService, SampleRequest
 
 ROOT = Path(__file__).resolve().parent.parent
 CARD = ROOT / "checkpoints" / "MODEL_CARD.md"
@@ -142,7 +141,7 @@ def melody_stats(m: Melody, key=None) -> dict | None:
     if len(m.notes) < 2:
         return None
     pitches = np.array([n.pitch for n in m.notes])
-    key = key or estimate_key(m)
+    key = key or estimate_key(m.notes)
     scale = key.scale_pitch_classes()
     pc = np.bincount(pitches % 12, minlength=12) / len(pitches)
     nz = pc[pc > 0]

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from .errors import MelodyError
 
@@ -21,6 +24,24 @@ MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
 MINOR_SCALE = (0, 2, 3, 5, 7, 8, 10)  # natural minor; see Key.scale_pitch_classes
 SUPPORTED_DENOMINATORS = (2, 4, 8, 16)
 DEFAULT_VELOCITY = 90
+MIN_QPM, MAX_QPM = 10.0, 400.0
+# Key signatures with the fewest accidentals, by tonic pitch class (Db major but C# minor): what
+# MIDI key signatures, MusicXML and the page call a key.
+MAJOR_TONIC_NAMES = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+MINOR_TONIC_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B")
+# Krumhansl-Kessler key profiles (Krumhansl 1990), tonic first.
+_MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+_MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+
+
+def meter_problem(num: int, den: int, steps_per_quarter: int = 4) -> str | None:
+    """Why ``num/den`` cannot be a Melody's meter on this grid, or None when it can."""
+    if den not in SUPPORTED_DENOMINATORS or not 1 <= num <= 32:
+        return (f"Time signature {num}/{den} is not supported; the denominator must be one of "
+                f"{SUPPORTED_DENOMINATORS} and the numerator 1-32.")
+    if (num * steps_per_quarter * 4) % den:
+        return f"A bar of {num}/{den} is not a whole number of steps at {steps_per_quarter} steps per quarter."
+    return None
 
 
 @dataclass(frozen=True, order=True)
@@ -77,8 +98,17 @@ class Key:
             raise MelodyError(f"Key tonic {self.tonic!r} must be a pitch class 0-11 (0 = C).")
 
     @property
+    def tonic_name(self) -> str:
+        return (MAJOR_TONIC_NAMES if self.mode == "major" else MINOR_TONIC_NAMES)[self.tonic]
+
+    @property
     def name(self) -> str:
-        return f"{PITCH_NAMES[self.tonic]} {self.mode}"
+        return f"{self.tonic_name} {self.mode}"
+
+    @classmethod
+    def all(cls) -> list[Key]:
+        """The 24 keys, majors first, each from C."""
+        return [cls(t, mode) for mode in ("major", "minor") for t in range(12)]
 
     def scale_pitch_classes(self) -> frozenset[int]:
         """Scale tones; minor includes the raised 6th and 7th, which folk and Bach minor use."""
@@ -86,7 +116,7 @@ class Key:
         return frozenset((self.tonic + s) % 12 for s in steps)
 
     @classmethod
-    def parse(cls, text: str) -> "Key":
+    def parse(cls, text: str) -> Key:
         """'D minor', 'Eb major', 'f# minor', 'C' (major implied)."""
         parts = text.strip().split()
         if not parts or len(parts) > 2:
@@ -124,19 +154,11 @@ class Melody:
             notes = tuple(sorted(notes, key=lambda n: (n.start, n.pitch)))
         object.__setattr__(self, "notes", notes)
         object.__setattr__(self, "time_signature", tuple(int(x) for x in self.time_signature))
-        num, den = self.time_signature
-        if den not in SUPPORTED_DENOMINATORS or not 1 <= num <= 32:
-            raise MelodyError(
-                f"Time signature {num}/{den} is not supported; the denominator must be one of "
-                f"{SUPPORTED_DENOMINATORS} and the numerator 1-32."
-            )
-        if (num * self.steps_per_quarter * 4) % den:
-            raise MelodyError(
-                f"A bar of {num}/{den} is not a whole number of steps at "
-                f"{self.steps_per_quarter} steps per quarter."
-            )
-        if not 10 <= self.qpm <= 400:
-            raise MelodyError(f"Tempo {self.qpm} qpm is outside 10-400; set a realistic tempo.")
+        problem = meter_problem(*self.time_signature, self.steps_per_quarter)
+        if problem:
+            raise MelodyError(problem)
+        if not MIN_QPM <= self.qpm <= MAX_QPM:
+            raise MelodyError(f"Tempo {self.qpm} qpm is outside {MIN_QPM:g}-{MAX_QPM:g}; set a realistic tempo.")
         if not 0 <= self.program <= 127:
             raise MelodyError(f"GM program {self.program} is outside 0-127.")
         if not 0 <= self.pickup_steps < self.bar_steps:
@@ -236,3 +258,21 @@ class Melody:
         """``other`` appended after this melody's total_steps; keeps this melody's metadata."""
         shifted = tuple(dataclasses.replace(n, start=n.start + self.total_steps) for n in other.notes)
         return self.replace(notes=self.notes + shifted, total_steps=self.total_steps + other.total_steps)
+
+
+def estimate_key(notes: Iterable[Note], candidates: Iterable[Key] | None = None) -> Key:
+    """Krumhansl-Schmuckler: the key whose profile best correlates with the duration-weighted
+    pitch classes. Linear in the notes; ``candidates`` narrows the choice (e.g. to the major key
+    and relative minor of a key signature). No notes: C major.
+    """
+    hist = np.zeros(12)
+    for n in notes:
+        hist[n.pitch % 12] += n.duration
+    keys = list(candidates) if candidates is not None else Key.all()
+    if not hist.any() or not keys:
+        return keys[0] if keys else Key()
+    profiles = np.stack([np.roll(_MAJOR_PROFILE if k.mode == "major" else _MINOR_PROFILE, k.tonic) for k in keys])
+    scores = np.nan_to_num([np.corrcoef(hist, p)[0, 1] for p in profiles], nan=-1.0)
+    # Ties go to the later candidate, as max() over (score, tonic, mode) tuples did before.
+    best = max(range(len(keys)), key=lambda i: (scores[i], keys[i].tonic, keys[i].mode))
+    return keys[best]

@@ -26,6 +26,7 @@ every render of a melody.
 from __future__ import annotations
 
 import ctypes
+import functools
 import io
 import os
 import threading
@@ -37,6 +38,7 @@ import numpy as np
 from .errors import RenderError
 from .melody import Melody
 
+SAMPLE_RATE = 44100  # what the app and the CLI write
 TAIL_SECONDS = 0.75
 PEAK_DBFS = -1.0
 SOUNDFONT_SUFFIXES = (".sf2", ".sf3")
@@ -250,7 +252,7 @@ def _get_synth(path: Path, sample_rate: int) -> _FontSynth:
         return font
 
 
-def warm_up(soundfont: str | None = None, sample_rate: int = 44100) -> None:
+def warm_up(soundfont: str | None = None, sample_rate: int = SAMPLE_RATE) -> None:
     """Load a font's synth now (e.g. at app start) instead of on the first render."""
     _get_synth(soundfont_path(soundfont), sample_rate)
 
@@ -267,7 +269,7 @@ def _events(melody: Melody, sample_rate: int) -> list[tuple[int, int, int, int]]
     return events
 
 
-def render(melody: Melody, soundfont: str | None = None, sample_rate: int = 44100,
+def render(melody: Melody, soundfont: str | None = None, sample_rate: int = SAMPLE_RATE,
            program: int | None = None, normalize: bool = True) -> np.ndarray:
     """Play ``melody`` through FluidSynth; mono float32 at ``sample_rate``, peak at -1 dBFS.
 
@@ -295,6 +297,42 @@ def render(melody: Melody, soundfont: str | None = None, sample_rate: int = 4410
     if fade:
         audio[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
     return normalize_peak(audio) if normalize else audio
+
+
+@functools.lru_cache(maxsize=8)
+def _render_head(melody: Melody, soundfont: str | None, program: int | None) -> np.ndarray:
+    """The input's part of a continuation, shared by every variation and click (Melody is hashable)."""
+    audio = render(melody, soundfont=soundfont, program=program, normalize=False)
+    audio.setflags(write=False)
+    return audio
+
+
+def render_continued(head: Melody, continuation: Melody, soundfont: str | None = None,
+                     program: int | None = None) -> np.ndarray:
+    """Audio of ``head`` then ``continuation`` (which starts at head.total_steps), peak-normalised.
+
+    Rendered in two parts and summed: the head is the same for every variation and every click, so
+    it is rendered once and cached. FluidSynth without reverb and chorus is linear, so the sum of
+    the unnormalised parts, normalised once, equals one render of the whole (onsets agree to one
+    64-sample block).
+    """
+    a = _render_head(head, soundfont, program)
+    b = render(continuation, soundfont=soundfont, program=program, normalize=False)
+    # On FluidSynth's block grid, as the whole would be rendered (off by < 0.75 ms).
+    offset = round(head.total_steps * head.seconds_per_step * SAMPLE_RATE / _BLOCK) * _BLOCK
+    out = np.zeros(max(len(a), offset + len(b)), np.float32)
+    out[:len(a)] += a
+    out[offset:offset + len(b)] += b
+    return normalize_peak(out)
+
+
+def one_after_another(audios: list[np.ndarray], gap_seconds: float, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Clips in turn with ``gap_seconds`` of silence between them (each already ends in its tail)."""
+    gap = np.zeros(max(0, round(gap_seconds * sample_rate)), np.float32)
+    pieces = []
+    for i, audio in enumerate(audios):
+        pieces += [gap, audio] if i else [audio]
+    return np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
 
 
 def normalize_peak(audio: np.ndarray) -> np.ndarray:

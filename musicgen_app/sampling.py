@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
+
+from . import tokens as tk
+
+
+def pitch_mask(allowed_pitch_classes=None, pitch_range=None) -> torch.Tensor:
+    """Additive logit mask over the 90 tokens: 0 where allowed, -inf where not (HOLD/REST always allowed)."""
+    mask = torch.zeros(tk.NUM_CLASSES)
+    for tok in range(2, tk.NUM_CLASSES):
+        p = tk.token_to_pitch(tok)
+        if allowed_pitch_classes is not None and p % 12 not in allowed_pitch_classes:
+            mask[tok] = -math.inf
+        if pitch_range is not None and not pitch_range[0] <= p <= pitch_range[1]:
+            mask[tok] = -math.inf
+    return mask
 
 
 def sample_logits(logits: torch.Tensor, temperature: float, gen: torch.Generator | None, mask=None) -> torch.Tensor:

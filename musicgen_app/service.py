@@ -8,7 +8,6 @@ Melodies that keep the input's tempo, meter, key and program.
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,25 +17,26 @@ import torch
 
 from . import tokens as tk
 from .checkpoints import load_checkpoint
-from .errors import RequestError
-from .melody import Key, Melody
+from .errors import MelodyError, RequestError
+from .melody import Key, Melody, estimate_key
 from .models.lstm import LSTMConfig, MelodyLSTM
-from .models.vae import MelodyVAE, VAEConfig
-from .sampling import sample_logits
+from .models.vae import MelodyVAE, VAEConfig, slerp
+from .sampling import pitch_mask, sample_logits
+from .settings import MAX_SEED, check_seed, check_settings, setting
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = ROOT / "checkpoints"
-MAX_SEED = 2**31 - 1
 MAX_CHUNKS = 4  # interpolation windows per clip: 16 bars of 4/4
+KEY_LOCKS = ["off", "detected"] + [k.name for k in Key.all()]
 
 
 # -- requests and results -------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ContinueRequest:
     melody: Melody
-    bars: int = 4
-    temperature: float = 1.0
-    variations: int = 1
+    bars: int = setting("Bars", 1, 32, 8, help="new bars after the input")
+    temperature: float = setting("Temperature", 0.1, 2.0, 1.0, 0.05, help="higher: wilder")
+    variations: int = setting("Variations", 1, 8, 4, help="continuations to write at once")
     seed: int | None = None
     key_lock: str = "off"  # "off", "detected" (the melody's key) or a key name such as "D minor"
     pitch_range: tuple[int, int] | None = None  # None: the input's range widened by a fifth
@@ -44,19 +44,31 @@ class ContinueRequest:
     def validate(self):
         if not self.melody.notes:
             raise RequestError("The melody has no notes; give at least one note to continue from.")
-        _check_range("bars", self.bars, 1, 32)
-        _check_range("temperature", self.temperature, 0.1, 2.0)
-        _check_range("variations", self.variations, 1, 8)
-        _check_seed(self.seed)
+        check_settings(self)
+        check_seed(self.seed)
+        if self.key_lock not in ("off", "detected"):
+            try:
+                Key.parse(str(self.key_lock))
+            except MelodyError:
+                raise RequestError(f"Key lock {str(self.key_lock)[:30]!r} is not a key; choose off, detected, or a "
+                                   "key such as 'D minor' or 'Eb major'.") from None
         if self.pitch_range is not None:
             lo, hi = self.pitch_range
             if not tk.MIN_PITCH <= lo < hi <= tk.MAX_PITCH:
                 raise RequestError(f"Pitch range {self.pitch_range} must lie within {tk.MIN_PITCH}-{tk.MAX_PITCH} "
                                    "with low < high.")
 
+    def locked_key(self) -> Key | None:
+        if self.key_lock == "detected":
+            return self.melody.key
+        if self.key_lock and self.key_lock != "off":
+            return Key.parse(self.key_lock)
+        return None
+
 
 @dataclass(frozen=True)
 class ContinueResult:
+    primer: Melody  # the request's melody
     melodies: list[Melody]  # input followed by each continuation
     continuations: list[Melody]  # the new part alone, starting at step 0
     start_step: int  # where the continuation starts inside each of ``melodies``
@@ -69,17 +81,16 @@ class ContinueResult:
 class InterpolateRequest:
     a: Melody
     b: Melody
-    steps: int = 5  # including both endpoints
-    temperature: float = 0.0  # 0 = argmax decoding
+    steps: int = setting("Steps", 3, 11, 7, help="clips in the morph, A and B included")
+    temperature: float = setting("Temperature", 0.0, 2.0, 0.0, 0.05, help="0: the most likely notes")
     seed: int | None = None
 
     def validate(self):
         for name, m in (("A", self.a), ("B", self.b)):
             if not m.notes:
                 raise RequestError(f"Clip {name} has no notes; give each clip at least one note.")
-        _check_range("steps", self.steps, 3, 11)
-        _check_range("temperature", self.temperature, 0.0, 2.0)
-        _check_seed(self.seed)
+        check_settings(self)
+        check_seed(self.seed)
 
 
 @dataclass(frozen=True)
@@ -90,19 +101,21 @@ class InterpolateResult:
     notices: list[str] = field(default_factory=list)
 
 
+TIME_SIGNATURES = ["4/4", "3/4", "2/4", "6/8"]
+
+
 @dataclass(frozen=True)
 class SampleRequest:
-    count: int = 4
-    temperature: float = 1.0
+    count: int = setting("How many", 1, 16, 4, help="melodies to generate")
+    temperature: float = setting("Temperature", 0.1, 2.0, 1.0, 0.05, help="higher: wilder")
     seed: int | None = None
-    qpm: float = 120.0
+    qpm: float = setting("Tempo", 40, 240, 120, help="quarter notes per minute")
     time_signature: tuple[int, int] = (4, 4)
     program: int = 0
 
     def validate(self):
-        _check_range("count", self.count, 1, 16)
-        _check_range("temperature", self.temperature, 0.1, 2.0)
-        _check_seed(self.seed)
+        check_settings(self)
+        check_seed(self.seed)
 
 
 @dataclass(frozen=True)
@@ -112,39 +125,9 @@ class SampleResult:
     notices: list[str] = field(default_factory=list)
 
 
-def _check_range(name, value, low, high):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise RequestError(f"{name} = {value!r} is out of range; choose a value from {low} to {high}.")
-
-
-def _check_seed(seed):
-    if seed is not None and (not isinstance(seed, int) or not 0 <= seed <= MAX_SEED):
-        raise RequestError(f"seed = {seed!r} must be a whole number from 0 to {MAX_SEED}, or empty for a random one.")
-
-
 def _generator(seed: int | None) -> tuple[torch.Generator, int]:
     seed = random.SystemRandom().randint(0, MAX_SEED) if seed is None else seed
     return torch.Generator().manual_seed(seed), seed
-
-
-def pitch_mask(allowed_pitch_classes=None, pitch_range=None) -> torch.Tensor:
-    """Additive logit mask over the 90 tokens: 0 where allowed, -inf where not (HOLD/REST always allowed)."""
-    mask = torch.zeros(tk.NUM_CLASSES)
-    for tok in range(2, tk.NUM_CLASSES):
-        p = tk.token_to_pitch(tok)
-        if allowed_pitch_classes is not None and p % 12 not in allowed_pitch_classes:
-            mask[tok] = -math.inf
-        if pitch_range is not None and not pitch_range[0] <= p <= pitch_range[1]:
-            mask[tok] = -math.inf
-    return mask
-
-
-def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
-    omega = torch.arccos(torch.clamp(torch.dot(a / a.norm(), b / b.norm()), -1.0, 1.0))
-    if omega.abs() < 1e-6:
-        return (1 - t) * a + t * b
-    so = torch.sin(omega)
-    return torch.sin((1 - t) * omega) / so * a + torch.sin(t * omega) / so * b
 
 
 def continuation_steps(melody: Melody, bars: int) -> int:
@@ -163,22 +146,15 @@ class MelodyService:
             p.requires_grad_(False)
 
     @classmethod
-    def from_checkpoints(cls, directory: str | Path = CHECKPOINTS, threads: int | None = None) -> "MelodyService":
-        # One thread: sampling is a chain of small matrix products where a second thread costs more
-        # than it gives (bench/bench_service.py --threads 1|2, first models: continue 8x4 median
-        # 102 ms against 143 ms; not clearly better for the current ones on a noisy machine);
-        # the app runs two requests at once instead.
-        torch.set_num_threads(threads or 1)
+    def from_checkpoints(cls, directory: str | Path = CHECKPOINTS) -> MelodyService:
         directory = Path(directory)
         lstm, lstm_meta = load_checkpoint(directory / "lstm.safetensors", kind="lstm")
         vae, vae_meta = load_checkpoint(directory / "vae.safetensors", kind="vae")
         return cls(lstm, vae, {"lstm": lstm_meta, "vae": vae_meta})
 
     @classmethod
-    def debug(cls, seed: int = 0, threads: int = 1) -> "MelodyService":
+    def debug(cls, seed: int = 0) -> MelodyService:
         """A tiny model with random weights and the same interfaces, for fast tests of everything above."""
-        # Tiny matrices: a second thread only adds synchronisation, and thrashes on a busy machine.
-        torch.set_num_threads(threads)
         torch.manual_seed(seed)
         lstm = MelodyLSTM(LSTMConfig(embed_dim=8, pos_dim=4, hidden=16, layers=1, dropout=0.0, lookback_dim=4))
         vae = MelodyVAE(VAEConfig(embed_dim=8, pos_dim=4, enc_hidden=16, dec_hidden=16, dec_layers=1, z_dim=8,
@@ -199,11 +175,7 @@ class MelodyService:
         if enc.folded_notes:
             notices.append(f"{enc.folded_notes} input notes were outside the model's range 21-108 and were "
                            "moved by octaves.")
-        key = None
-        if req.key_lock == "detected":
-            key = m.key
-        elif req.key_lock and req.key_lock != "off":
-            key = Key.parse(req.key_lock)
+        key = req.locked_key()
         low, high = m.pitch_range
         rng = req.pitch_range or (max(tk.MIN_PITCH, low - 7), min(tk.MAX_PITCH, high + 7))
         mask = pitch_mask(key.scale_pitch_classes() if key else None, rng)
@@ -218,7 +190,7 @@ class MelodyService:
             full = m.replace(notes=m.notes + new_notes, total_steps=m.total_steps + n_new)
             melodies.append(full)
             conts.append(full.slice(m.total_steps, full.total_steps))
-        return ContinueResult(melodies, conts, m.total_steps, seed, key, notices)
+        return ContinueResult(m, melodies, conts, m.total_steps, seed, key, notices)
 
     @torch.inference_mode()
     def generate_lstm(self, primer: np.ndarray, m: Melody, n_new: int, batch: int, temperature: float,
@@ -268,7 +240,7 @@ class MelodyService:
             b = b.replace(time_signature=a.time_signature, pickup_steps=0)
         W = self.window
         bar = a.bar_steps
-        window = (W // bar) * bar  # whole bars that fit the model's window
+        window = tk.whole_bars_steps(W, bar)
         # The shorter clip sets the length (in whole windows): morphing into padded silence is no use.
         chunks = min(MAX_CHUNKS, max(1, round(min(a.total_steps, b.total_steps) / window)))
         length = chunks * window
@@ -282,17 +254,8 @@ class MelodyService:
             notices.append(f"Interpolated in {chunks} chunks of {window // bar} bars.")
         feats_w = tk.metric_features(W, a.time_signature, 0, a.steps_per_quarter)
         ta, tb = tk.encode(a).tokens, tk.encode(b).tokens
-        rows, frows = [], []
-        for ci in range(chunks):
-            for t in (ta, tb):
-                seg = np.full(W, tk.HOLD, np.int64)
-                seg[:window] = t[ci * window:(ci + 1) * window]
-                if seg[0] == tk.HOLD:
-                    seg[0] = tk.REST
-                if window < W:
-                    seg[window] = tk.REST
-                rows.append(seg)
-                frows.append(feats_w)
+        rows = [tk.vae_window(t, ci * window, window, W) for ci in range(chunks) for t in (ta, tb)]
+        frows = [feats_w] * len(rows)
         mu = self.encode_windows(np.stack(rows), np.stack(frows))
         ts = np.linspace(0, 1, req.steps)
         zs = torch.stack([slerp(mu[2 * ci], mu[2 * ci + 1], float(t)) for t in ts[1:-1] for ci in range(chunks)])
@@ -315,14 +278,14 @@ class MelodyService:
         gen, seed = _generator(req.seed)
         probe = Melody(notes=(), time_signature=req.time_signature, qpm=req.qpm, program=req.program)
         W = self.window
-        length = (W // probe.bar_steps) * probe.bar_steps
+        length = tk.whole_bars_steps(W, probe.bar_steps)
         feats = torch.from_numpy(tk.metric_features(W, req.time_signature, 0))
         z = self.vae.sample_prior(req.count, gen)
         toks = self.decode_z(z, feats, req.temperature, gen)
         melodies = []
         for i, row in enumerate(toks):
             m = tk.decode(row[:length], probe.replace(name=f"sample {i + 1}"))
-            melodies.append(m.replace(key=estimate_key(m)))
+            melodies.append(m.replace(key=estimate_key(m.notes)))
         return SampleResult(melodies, seed)
 
 
@@ -344,17 +307,3 @@ def fit_length(m: Melody, length: int) -> Melody:
     if m.total_steps >= length:
         return m.slice(0, length) if m.total_steps > length else m
     return m.replace(total_steps=length)
-
-
-def estimate_key(m: Melody) -> Key:
-    """Krumhansl-Schmuckler on duration-weighted pitch classes (cheap, no music21 round trip)."""
-    major = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-    minor = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
-    hist = np.zeros(12)
-    for n in m.notes:
-        hist[n.pitch % 12] += n.duration
-    if not hist.any():
-        return Key()
-    best = max(((np.corrcoef(hist, np.roll(prof, t))[0, 1], t, mode)
-                for prof, mode in ((major, "major"), (minor, "minor")) for t in range(12)))
-    return Key(best[1], best[2])

@@ -119,6 +119,27 @@ def melody_features(melody: Melody, n_steps: int | None = None, offset: int = 0)
                            melody.pickup_steps, melody.steps_per_quarter, offset)
 
 
+def vae_window(tokens: np.ndarray, start: int, length: int, window: int) -> np.ndarray:
+    """``length`` tokens from ``start`` as one VAE input of ``window`` steps (training and serving).
+
+    The clip is re-encoded as if it began there: a note held over its start is cut (a leading HOLD
+    becomes REST, as Melody.slice does). A clip shorter than the window ends with a note-off and
+    then silence.
+    """
+    seg = np.full(window, HOLD, np.int64)
+    seg[:length] = tokens[start:start + length]
+    if seg[0] == HOLD:
+        seg[0] = REST
+    if length < window:
+        seg[length] = REST
+    return seg
+
+
+def whole_bars_steps(window: int, bar_steps: int) -> int:
+    """Steps of the whole bars that fit in ``window`` (a VAE window in 3/4 holds 5 bars of 12)."""
+    return (window // bar_steps) * bar_steps
+
+
 LOOKBACK_NONE = NUM_CLASSES  # "no step that far back": one extra embedding row in the LSTM
 
 

@@ -28,7 +28,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from . import data as corpus_data
-from .batches import IGNORE, lstm_batch, lstm_chunks, vae_batch, vae_windows
+from .batches import IGNORE, lstm_batch, lstm_chunks, lstm_scores, vae_batch, vae_windows
 from .checkpoints import load_checkpoint, resave_checkpoint, save_checkpoint
 from .models.lstm import LSTMConfig, MelodyLSTM
 from .models.vae import MelodyVAE, VAEConfig, kl_divergence
@@ -66,19 +66,6 @@ def vae_loss(model, batch, beta: float, input_dropout: float = 0.0):
     loss = recon + beta * torch.clamp(kl - model.config.free_bits, min=0)
     acc = (logits.argmax(-1) == toks).float().mean()
     return loss, recon, kl, acc
-
-
-@torch.no_grad()
-def lstm_scores(model, batches) -> tuple[float, np.ndarray, np.ndarray]:
-    """Total nats, argmax predictions and targets over every predicted step of ``batches``."""
-    nll, preds, targets = 0.0, [], []
-    for inp, feats, target in batches:
-        logits, _ = model(inp, feats)
-        mask = target != IGNORE
-        nll += F.cross_entropy(logits[mask], target[mask], reduction="sum").item()
-        preds.append(logits[mask].argmax(-1).numpy())
-        targets.append(target[mask].numpy())
-    return nll, np.concatenate(preds), np.concatenate(targets)
 
 
 def evaluate_lstm(model, data, batch_size=128) -> dict:

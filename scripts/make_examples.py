@@ -22,8 +22,9 @@ from pathlib import Path
 import mido
 import music21 as m21
 
-from musicgen_app import midi_io, score_io
-from musicgen_app.importer import load_melody, parse_text
+from musicgen_app.io import midi as midi_io
+from musicgen_app.io import score as score_io
+from musicgen_app.io.importer import load_melody, parse_text
 from musicgen_app.melody import Melody
 
 OUT = Path(__file__).resolve().parent.parent / "musicgen_app" / "examples"

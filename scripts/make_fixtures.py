@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/make_fixtures.py
 
-MIDI files are written with mido directly, not with musicgen_app.midi_io, so the importer is
+MIDI files are written with mido directly, not with musicgen_app.io.midi, so the importer is
 tested against files it did not write itself. MusicXML is written by music21; the .mxl chorale is
 copied from music21's bundled (public-domain) corpus. Everything is deterministic: running the
 script again gives byte-identical files.

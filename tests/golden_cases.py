@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 
 from musicgen_app.examples import EXAMPLES, example_path
-from musicgen_app.importer import load_melody
-from musicgen_app.midi_io import melody_to_midi
+from musicgen_app.io.importer import load_melody
+from musicgen_app.io.midi import melody_to_midi
 from musicgen_app.service import ContinueRequest, InterpolateRequest, MelodyService, SampleRequest
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden.json"

@@ -36,7 +36,7 @@ def _bars(path):
 def test_continue_writes_the_requested_bars(tmp_path, capsys):
     out = tmp_path / "out.mid"
     assert main(["--debug-model", "continue", str(WALTZ), "--bars", "3", "--temperature", "0.9", "--seed", "4",
-                 "--continuation-only", "-o", str(out)]) == 0
+                 "--variations", "1", "--continuation-only", "-o", str(out)]) == 0
     assert _bars(out) == 3 and _meter(out) == (3, 4)
     assert "seed 4" in capsys.readouterr().out
 
@@ -87,7 +87,7 @@ def test_module_entry_point_runs_as_a_subprocess(tmp_path):
     out = tmp_path / "o.mid"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.run([sys.executable, "-m", "musicgen_app", "--debug-model", "continue", str(WALTZ),
-                           "--bars", "1", "-o", str(out)], cwd=ROOT, env=env, capture_output=True, text=True,
+                           "--bars", "1", "--variations", "1", "-o", str(out)], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert out.is_file() and "seed" in proc.stdout
+    assert out.is_file() and (tmp_path / "o-continuation.mid").is_file() and "seed" in proc.stdout

@@ -17,7 +17,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from musicgen_app.examples import example_path
-from musicgen_app.importer import load_melody
+from musicgen_app.io.importer import load_melody
 
 pytest_plugins = ["conftest_app"]
 

@@ -17,7 +17,7 @@ import mido
 import pytest
 
 from musicgen_app.errors import MusicgenError
-from musicgen_app.importer import ImportResult, load_melody, parse_text
+from musicgen_app.io.importer import ImportResult, load_melody, parse_text
 from musicgen_app.melody import Melody
 
 from conftest import DATA

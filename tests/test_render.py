@@ -12,7 +12,10 @@ import soundfile
 
 from musicgen_app import render
 from musicgen_app.errors import RenderError
+from musicgen_app.examples import example_path
+from musicgen_app.io.importer import load_melody
 from musicgen_app.melody import Melody, Note
+from musicgen_app.service import ContinueRequest, MelodyService
 
 SR = 22050
 SMALL_FONT = "TimGM6mb"  # ships with pretty_midi, loads in ~30 ms
@@ -180,3 +183,22 @@ def test_a4_sounds_at_440_hz(sample_rate):
     freqs = np.fft.rfftfreq(len(window), 1 / sample_rate)
     peak = freqs[np.argmax(np.abs(np.fft.rfft(window * np.hanning(len(window)))))]
     assert peak == pytest.approx(440, abs=4)
+
+
+def test_continued_audio_sounds_like_one_render_of_the_whole():
+    # the input's audio is rendered once and the continuation added; compare loudness envelopes
+    m = load_melody(example_path("Jig (6/8, MIDI)")).melody
+    r = MelodyService.debug().continue_(ContinueRequest(m, bars=4, variations=1, seed=2))
+    mixed = render.render_continued(m, r.continuations[0])
+    full = render.render(r.melodies[0])
+    assert abs(len(mixed) - len(full)) <= 64
+
+    def envelope(x, w=2205):
+        n = len(x) // w
+        return np.sqrt((x[:n * w].reshape(n, w) ** 2).mean(1))
+
+    e1, e2 = envelope(mixed), envelope(full)
+    n = min(len(e1), len(e2))
+    assert np.corrcoef(e1[:n], e2[:n])[0, 1] > 0.95
+    # one normalisation for the sum: the level matches the whole render, not just its shape
+    assert np.abs(e1[:n] - e2[:n]).max() < 0.02

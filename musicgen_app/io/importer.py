@@ -18,10 +18,13 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import (CorruptFileError, DrumsOnlyError, FileTooLargeError, ImportFailed, MusicgenError,
-                     NoNotesError, NotMusicError, TrackChoiceError)
-from .melody import Melody
-from .quantize import QuantizeReport, TrackInfo, pick_melody_track, pitch_range_notice, trim_bars
+import music21 as m21
+
+from ..errors import CorruptFileError, FileTooLargeError, ImportFailed, MusicgenError, NoNotesError, NotMusicError
+from ..melody import Melody
+from .midi import midi_to_melody
+from .score import part_candidates, part_notes, read_score, score_title, stream_to_melody
+from .quantize import QuantizeReport, TrackInfo, choose_track, describe_track, pitch_range_notice, trim_bars
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_BARS = 64
@@ -177,8 +180,6 @@ def _finish(melody: Melody, tracks: list[TrackInfo], track: int, notices: list[s
 
 
 def _from_midi(data: bytes, track: int | None, stem: str) -> ImportResult:
-    from .midi_io import midi_to_melody
-
     melody, report = midi_to_melody(data, track, name=stem)
     return _finish(melody, report.tracks, report.track, report.notices, "midi", report.quantize, stem)
 
@@ -193,27 +194,10 @@ def _from_score_bytes(data: bytes, fmt: str, track: int | None, stem: str) -> Im
 
 
 def _from_score(data: bytes | str, fmt: str, track: int | None, stem: str) -> ImportResult:
-    from . import score_io
-
-    score, notices = score_io.read_score(data, fmt)
-    infos, notes = score_io.part_candidates(score)
-    pitched = [info for info in infos if info.notes and not info.is_drum]
-    listing = "; ".join(info.label for info in infos)
-    if not pitched:
-        if any(info.is_drum for info in infos):
-            raise DrumsOnlyError("Every part is percussion; there is no melody to take. "
-                                 "Upload a score with a pitched part.")
-        raise NoNotesError("The score holds no pitched notes; upload a score with a melody in it.")
-    if track is None:
-        track = pick_melody_track(infos, notes)
-        if track is None:
-            track = pitched[0].index
-    elif not isinstance(track, int) or not 0 <= track < len(infos):
-        raise TrackChoiceError(f"Part {track!r} does not exist; choose one of: {listing}.")
-    elif infos[track].is_drum or not infos[track].notes:
-        raise TrackChoiceError(f"Part {track} ({infos[track].name}) has no pitched notes; "
-                               f"choose one of: {listing}.")
-    melody, facts = score_io.stream_to_melody(score, track, name=score_io.score_title(score),
+    score, notices = read_score(data, fmt)
+    infos, notes = part_candidates(score)
+    track = choose_track(infos, notes, track, "the score")
+    melody, facts = stream_to_melody(score, track, name=score_title(score),
                                               meter_fallback=True)
     return _finish(melody, infos, track, notices + facts.notices + facts.report.notices,
                    "mxl" if fmt == "mxl" else fmt, facts.report, stem)
@@ -236,10 +220,8 @@ def _abc_text(text: str) -> str:
     return text
 
 
-def _tiny_tokens_ok(text: str) -> list[str]:
+def _unreadable_tiny_tokens(text: str) -> list[str]:
     """The tokens music21's tinyNotation would silently skip (it ignores what it cannot read)."""
-    import music21 as m21
-
     patterns = [re.compile(p) for p, _ in m21.tinyNotation.Converter().tokenMap]
     bad = []
     for token in text.split():
@@ -250,15 +232,13 @@ def _tiny_tokens_ok(text: str) -> list[str]:
 
 
 def _from_text(text: str, track: int | None, stem: str) -> ImportResult:
-    import music21 as m21
-
     body = text.strip()
     if ABC_ANY_FIELD.search(body):
         result = _from_score(_abc_text(body), "abc", track, stem)
         result.format = "abc"
         return result
     body = re.sub(r"^tinynotation:\s*", "", body, flags=re.IGNORECASE)
-    bad = _tiny_tokens_ok(body)
+    bad = _unreadable_tiny_tokens(body)
     if bad:
         shown = ", ".join(repr(b) for b in bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
         raise NotMusicError(f"Could not read {shown} as notes. {HOW_TO_TYPE}")
@@ -266,12 +246,9 @@ def _from_text(text: str, track: int | None, stem: str) -> ImportResult:
         score = m21.converter.parse("tinyNotation: " + body)
     except Exception as exc:  # tinyNotation raises TinyNotationException and friends
         raise NotMusicError(f"The typed notes could not be read ({str(exc)[:100]}). {HOW_TO_TYPE}") from exc
-    from . import score_io
-    from .quantize import describe_track
-
-    notes = score_io.part_notes(score)
+    notes = part_notes(score)
     if not notes:
         raise NoNotesError(f"No notes were typed, only {body[:40]!r}. {HOW_TO_TYPE}")
     info = describe_track(0, "Typed melody", notes)
-    melody, facts = score_io.stream_to_melody(score, 0, name=stem or "Typed melody", meter_fallback=True)
+    melody, facts = stream_to_melody(score, 0, name=stem or "Typed melody", meter_fallback=True)
     return _finish(melody, [info], 0, facts.notices + facts.report.notices, "tinynotation", facts.report, stem)

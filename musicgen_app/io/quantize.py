@@ -23,8 +23,9 @@ import math
 import statistics
 from dataclasses import dataclass, field
 
-from .melody import Key, Melody, Note
-from .tokens import MAX_PITCH, MIN_PITCH
+from ..errors import DrumsOnlyError, MelodyError, NoNotesError, TrackChoiceError
+from ..melody import MAX_QPM, MIN_QPM, Key, Melody, Note, meter_problem
+from ..tokens import MAX_PITCH, MIN_PITCH
 
 MELODY_NAME_HINTS = ("melody", "lead", "vocal", "voice", "soprano", "tune", "melodie")
 
@@ -116,6 +117,70 @@ def pick_melody_track(tracks: list[TrackInfo], notes: list[list[RawNote]]) -> in
         if score > best_score:
             best, best_score = info.index, score
     return best
+
+
+def choose_track(tracks: list[TrackInfo], notes: list[list[RawNote]], track: int | None,
+                 source: str = "The file") -> int:
+    """The track to read: ``track`` when it is a pitched one, else the most melody-like.
+
+    Raises :class:`NoNotesError` / :class:`DrumsOnlyError` when nothing is pitched, and
+    :class:`TrackChoiceError` (listing the pitched tracks) for a missing, empty or drum track.
+    """
+    pitched = [t for t in tracks if t.notes and not t.is_drum]
+    if not pitched:
+        if any(t.is_drum and t.notes for t in tracks):
+            raise DrumsOnlyError(f"Every note in {source} is percussion (drums); there is no melody to take. "
+                                 "Upload a file with a pitched instrument.")
+        raise NoNotesError(f"{source} holds no pitched notes (only settings or silence); "
+                           "upload a file with a melody in it.")
+    listing = "; ".join(t.label for t in pitched)
+    if track is None:
+        best = pick_melody_track(tracks, notes)
+        return pitched[0].index if best is None else best
+    if isinstance(track, bool) or not isinstance(track, int) or not 0 <= track < len(tracks):
+        raise TrackChoiceError(f"Track {track!r} does not exist; choose one of: {listing}.")
+    chosen = tracks[track]
+    if chosen.is_drum:
+        raise TrackChoiceError(f"Track {track} ({chosen.name}) is a drum track; choose a pitched one: {listing}.")
+    if not chosen.notes:
+        raise TrackChoiceError(f"Track {track} ({chosen.name}) has no pitched notes; choose one of: {listing}.")
+    return track
+
+
+def first_tempo(tempi: list[float], notices: list[str]) -> float:
+    """The melody's tempo: the file's first (kept within what a Melody takes); changes are noted."""
+    tempi = [t for t in dict.fromkeys(round(t, 2) for t in tempi) if t > 0]
+    if not tempi:
+        return 120.0
+    qpm = min(MAX_QPM, max(MIN_QPM, tempi[0]))
+    if qpm != tempi[0]:
+        notices.append(f"Tempo {tempi[0]:g} qpm is outside {MIN_QPM:g}-{MAX_QPM:g}; using {qpm:g} qpm.")
+    later = [t for t in tempi[1:] if t != tempi[0]]
+    if later:
+        shown = ", ".join(f"{t:g}" for t in later[:4]) + (", ..." if len(later) > 4 else "")
+        notices.append(f"The tempo changes to {shown} qpm later on; the melody keeps the first tempo, "
+                       f"{tempi[0]:g} qpm.")
+    return qpm
+
+
+def first_meter(meters: list[tuple[int, int]], steps_per_quarter: int, notices: list[str], *,
+                fallback: bool = True) -> tuple[tuple[int, int], bool]:
+    """The melody's meter: the first of ``meters`` (4/4 when there is none); later changes are noted.
+
+    A meter the grid cannot hold becomes 4/4 with a notice, or raises :class:`MelodyError` without
+    ``fallback`` (the corpus skips such tunes). Returns the meter and whether it is the file's own.
+    """
+    num, den = meters[0] if meters else (4, 4)
+    own = True
+    if meter_problem(num, den, steps_per_quarter):
+        if not fallback:
+            raise MelodyError(meter_problem(num, den, steps_per_quarter))
+        notices.append(f"Time signature {num}/{den} is not supported; read the melody as 4/4.")
+        num, den, own = 4, 4, False
+    later = [f"{n}/{d}" for n, d in dict.fromkeys(meters[1:]) if (n, d) != (num, den)]
+    if later:
+        notices.append(f"The meter changes to {', '.join(later)} later on; the melody keeps {num}/{den}.")
+    return (num, den), own
 
 
 def skyline(notes: list[RawNote]) -> tuple[list[RawNote], int]:

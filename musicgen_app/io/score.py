@@ -22,18 +22,13 @@ from fractions import Fraction
 
 import music21 as m21
 
-from .errors import CorruptFileError, MelodyError, NoNotesError, TrackChoiceError
-from .melody import SUPPORTED_DENOMINATORS, Key, Melody
-from .quantize import QuantizeReport, RawNote, TrackInfo, build_melody, describe_track
+from ..errors import CorruptFileError, MelodyError, NoNotesError, TrackChoiceError
+from ..melody import Key, Melody, estimate_key
+from .quantize import QuantizeReport, RawNote, TrackInfo, build_melody, describe_track, first_meter, first_tempo
 
 MAJOR_LIKE = {"major", "ionian", "lydian", "mixolydian"}
-# Spellings with the fewest accidentals, for writing key signatures.
-MAJOR_TONICS = ("C", "D-", "D", "E-", "E", "F", "F#", "G", "A-", "A", "B-", "B")
-MINOR_TONICS = ("C", "C#", "D", "E-", "E", "F", "F#", "G", "G#", "A", "B-", "B")
 MIN_SCORE_PITCH = 12  # C0: MusicXML octaves start at 0
 MAX_UNZIPPED_BYTES = 50 * 1024 * 1024  # a .mxl that inflates beyond this is refused (zip bomb)
-
-PartInfo = TrackInfo  # the older name; parts and MIDI tracks are listed the same way
 
 
 @dataclass
@@ -178,10 +173,6 @@ def part_candidates(score: m21.stream.Stream) -> tuple[list[TrackInfo], list[lis
     return infos, all_notes
 
 
-def list_parts(score: m21.stream.Stream) -> list[TrackInfo]:
-    return part_candidates(score)[0]
-
-
 def score_title(score: m21.stream.Stream) -> str:
     md = score.metadata
     if md is None:
@@ -198,36 +189,22 @@ def to_key(k: m21.key.Key) -> Key:
     return Key(k.tonic.pitchClass, mode)
 
 
-def detect_key(stream: m21.stream.Stream) -> tuple[Key, bool]:
-    """The file's own key when it names one, else music21's Krumhansl-Schmuckler estimate."""
+def file_key(stream: m21.stream.Stream) -> tuple[Key | None, list[Key] | None]:
+    """The key the file names; else the two keys its key signature allows (major, relative minor).
+
+    (None, None) when it says neither: the caller estimates the key from the notes.
+    """
     flat = stream.flatten()
     keys = list(flat.getElementsByClass(m21.key.Key))
     if keys:
-        return to_key(keys[0]), True
+        return to_key(keys[0]), None
     sigs = list(flat.getElementsByClass(m21.key.KeySignature))
+    if not sigs:
+        return None, None
     try:
-        guess = stream.analyze("key")
-    except Exception:  # analysis fails on degenerate input; C major is the honest default
-        return Key(), False
-    if sigs:
-        # The signature fixes the scale; analysis only chooses between the major and relative minor.
-        try:
-            major = sigs[0].asKey("major")
-            minor = sigs[0].asKey("minor")
-        except Exception:  # a signature with more than 7 accidentals has no key name
-            return to_key(guess), False
-        pick = minor if guess.tonic.name == minor.tonic.name and guess.mode == "minor" else major
-        return to_key(pick), True
-    return to_key(guess), False
-
-
-def guess_key(melody: Melody) -> Key:
-    """music21's key estimate for a melody whose file named no key (MIDI without key signature)."""
-    stream = m21.stream.Stream()
-    spq = melody.steps_per_quarter
-    for n in melody.notes:
-        stream.insert(Fraction(n.start, spq), m21.note.Note(n.pitch, quarterLength=Fraction(n.duration, spq)))
-    return detect_key(stream)[0]
+        return None, [to_key(sigs[0].asKey("major")), to_key(sigs[0].asKey("minor"))]
+    except Exception:  # a signature with more than 7 accidentals has no key name
+        return None, None
 
 
 def pickup_quarters(part: m21.stream.Stream, bar_quarters: float) -> float:
@@ -253,10 +230,6 @@ def pickup_quarters(part: m21.stream.Stream, bar_quarters: float) -> float:
 def _bar_quarters(ratio: str) -> float:
     num, den = (int(x) for x in ratio.split("/"))
     return num * 4 / den
-
-
-def supported_meter(num: int, den: int, steps_per_quarter: int = 4) -> bool:
-    return den in SUPPORTED_DENOMINATORS and 1 <= num <= 32 and (num * steps_per_quarter * 4) % den == 0
 
 
 def stream_to_melody(score: m21.stream.Stream, part_index: int | None = None,
@@ -291,38 +264,21 @@ def stream_to_melody(score: m21.stream.Stream, part_index: int | None = None,
     if not notes:
         raise NoNotesError(f"{name or 'The score'} has no pitched notes in part {index}; "
                            "choose a part that has a melody.")
-    ts_text = facts.time_signatures[0] if facts.time_signatures else "4/4"
-    num, den = (int(x) for x in ts_text.split("/"))
-    if not supported_meter(num, den, steps_per_quarter):
-        if not meter_fallback:
-            raise MelodyError(f"Time signature {ts_text} is not supported; the denominator must be one "
-                              f"of {SUPPORTED_DENOMINATORS}.")
-        facts.notices.append(f"Time signature {ts_text} is not supported; read the melody as 4/4.")
-        num, den = 4, 4
-    changes = [r for r in dict.fromkeys(facts.time_signatures[1:]) if r != ts_text]
-    if changes:
-        facts.notices.append(f"The meter changes to {', '.join(changes)} later on; "
-                             f"the melody keeps {num}/{den}.")
-    key, facts.key_from_file = detect_key(part)
+    meters = [tuple(int(x) for x in r.split("/")) for r in facts.time_signatures]
+    (num, den), _ = first_meter(meters, steps_per_quarter, facts.notices, fallback=meter_fallback)
     bar_q = num * 4 / den
     pickup_q = pickup_from_meter if pickup_from_meter is not None else pickup_quarters(part, bar_q)
     pickup_steps = int(round(pickup_q * steps_per_quarter))
     if not 0 <= pickup_steps < bar_q * steps_per_quarter:
         pickup_steps = 0
-    qpm = 120.0
-    if facts.tempi:
-        qpm = min(400.0, max(10.0, round(facts.tempi[0], 2)))
-        if qpm != round(facts.tempi[0], 2):
-            facts.notices.append(f"Tempo {facts.tempi[0]:g} qpm is outside 10-400; using {qpm:g}.")
-        later = [t for t in dict.fromkeys(round(t, 2) for t in facts.tempi[1:]) if t != qpm]
-        if later:
-            facts.notices.append(f"The tempo changes to {', '.join(f'{t:g}' for t in later[:4])} qpm "
-                                 f"later on; the melody keeps the first tempo, {qpm:g} qpm.")
+    qpm = first_tempo(facts.tempi, facts.notices)
     end_q = max(float(part.highestTime), max(n.onset + n.duration for n in notes))
     melody, facts.report = build_melody(
         notes, steps_per_quarter=steps_per_quarter, total_quarters=end_q, qpm=qpm,
-        time_signature=(num, den), key=key, pickup_steps=pickup_steps, program=part_program(part),
-        name=name)
+        time_signature=(num, den), pickup_steps=pickup_steps, program=part_program(part), name=name)
+    key, candidates = file_key(part)
+    facts.key_from_file = key is not None or candidates is not None
+    melody = melody.replace(key=key or estimate_key(melody.notes, candidates))
     return melody, facts
 
 
@@ -337,9 +293,7 @@ def musicxml_to_melody(data: bytes | str, part: int | None = None) -> tuple[Melo
 
 # -- writing ---------------------------------------------------------------------------------------
 def m21_key(key: Key) -> m21.key.Key:
-    if key.mode == "major":
-        return m21.key.Key(MAJOR_TONICS[key.tonic], "major")
-    return m21.key.Key(MINOR_TONICS[key.tonic].lower(), "minor")
+    return m21.key.Key(key.tonic_name.replace("b", "-"), key.mode)
 
 
 def _instrument(program: int) -> m21.instrument.Instrument:

@@ -27,16 +27,14 @@ from pathlib import Path
 
 import mido
 
-from .errors import CorruptFileError, DrumsOnlyError, MelodyError, NoNotesError, TrackChoiceError
-from .melody import Key, Melody
-from .quantize import QuantizeReport, RawNote, TrackInfo, build_melody, describe_track, pick_melody_track
+from ..errors import CorruptFileError, MelodyError
+from ..melody import Key, Melody, estimate_key
+from .quantize import (QuantizeReport, RawNote, TrackInfo, build_melody, choose_track, describe_track, first_meter,
+                       first_tempo)
 
 PPQ = 480
 DRUM_CHANNEL = 9  # channel 10 as musicians count
 MELODY_CHANNEL = 0
-# mido's key names with the fewest accidentals, by tonic pitch class.
-MAJOR_KEYS = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
-MINOR_KEYS = ("Cm", "C#m", "Dm", "Ebm", "Em", "Fm", "F#m", "Gm", "G#m", "Am", "Bbm", "Bm")
 
 
 @dataclass
@@ -98,7 +96,7 @@ def melody_to_midi(melody: Melody, path: str | Path | None = None) -> bytes:
         if melody.pickup_steps:
             shift = melody.bar_steps - melody.pickup_steps  # leading rest so bar lines still line up
         meta.append((0, 1, _time_signature(num, den, 0)))
-    keyname = (MAJOR_KEYS if melody.key.mode == "major" else MINOR_KEYS)[melody.key.tonic]
+    keyname = melody.key.tonic_name + ("m" if melody.key.mode == "minor" else "")
     meta.append((0, 2, mido.MetaMessage("key_signature", key=keyname)))
     meta.append((0, 3, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(melody.qpm))))
     end_tick = (melody.total_steps + shift) * tps
@@ -254,8 +252,6 @@ def _candidates(mid: mido.MidiFile, scan: _Scan) -> tuple[list[_Group], list[Tra
 
 
 def _meter_and_pickup(scan: _Scan, ppq: int, spq: int, notices: list[str]) -> tuple[tuple[int, int], int]:
-    from .score_io import supported_meter
-
     meters = []
     for tick, num, den in sorted(scan.meters):
         if meters and meters[-1][0] == tick:
@@ -269,38 +265,16 @@ def _meter_and_pickup(scan: _Scan, ppq: int, spq: int, notices: list[str]) -> tu
         if meters[1][0] == first_bar and first_bar < second_bar:
             pickup_ticks = first_bar
             meters = meters[1:]
-    num, den = (meters[0][1], meters[0][2]) if meters else (4, 4)
-    if not supported_meter(num, den, spq):
-        notices.append(f"Time signature {num}/{den} is not supported; read the melody as 4/4.")
-        num, den = 4, 4
-        pickup_ticks = 0
-    later = [f"{n}/{d}" for _, n, d in meters[1:]]
-    if later:
-        notices.append(f"The meter changes to {', '.join(dict.fromkeys(later))} later on; "
-                       f"the melody keeps {num}/{den}.")
-    pickup = int(round(pickup_ticks * spq / ppq))
+    (num, den), own = first_meter([m[1:] for m in meters], spq, notices)
+    pickup = int(round(pickup_ticks * spq / ppq)) if own else 0
     if not 0 <= pickup < num * spq * 4 // den:
         pickup = 0
     return (num, den), pickup
 
 
-def _tempo(scan: _Scan, notices: list[str]) -> tuple[float, list[float]]:
-    tempi = []
-    for _, tempo in sorted(scan.tempos, key=lambda t: t[0]):
-        if tempo > 0:
-            qpm = round(60_000_000 / tempo, 2)  # 0.01 qpm precision undoes microsecond rounding
-            if not tempi or tempi[-1] != qpm:
-                tempi.append(qpm)
-    if not tempi:
-        return 120.0, tempi
-    qpm = min(400.0, max(10.0, tempi[0]))
-    if qpm != tempi[0]:
-        notices.append(f"Tempo {tempi[0]:g} qpm is outside 10-400; using {qpm:g} qpm.")
-    if len(tempi) > 1:
-        shown = ", ".join(f"{t:g}" for t in tempi[1:5]) + (", ..." if len(tempi) > 5 else "")
-        notices.append(f"The tempo changes {len(tempi) - 1} time(s) (to {shown} qpm); "
-                       f"the melody keeps the first tempo, {tempi[0]:g} qpm.")
-    return qpm, tempi
+def _tempi(scan: _Scan) -> list[float]:
+    # 0.01 qpm precision undoes the microsecond rounding of set_tempo
+    return [round(60_000_000 / tempo, 2) for _, tempo in sorted(scan.tempos, key=lambda t: t[0]) if tempo > 0]
 
 
 def _key(scan: _Scan) -> Key | None:
@@ -323,28 +297,14 @@ def midi_to_melody(data: bytes, track: int | None = None, *, name: str = "",
     mid = read_midi(data)
     scan = _scan(mid)
     groups, infos, raw = _candidates(mid, scan)
-    if not infos:
-        raise NoNotesError("The MIDI file holds no notes (only settings or silence); "
-                           "upload a file with a melody in it.")
-    if all(info.is_drum for info in infos):
-        raise DrumsOnlyError("Every note in the MIDI file is on the drum channel (10); there is no "
-                             "melody to take. Upload a file with a pitched instrument.")
-    listing = "; ".join(info.label for info in infos)
-    if track is None:
-        track = pick_melody_track(infos, raw)
-        if track is None:  # every pitched track is empty after filtering; take the first pitched
-            track = next(info.index for info in infos if not info.is_drum)
-    elif not isinstance(track, int) or not 0 <= track < len(infos):
-        raise TrackChoiceError(f"Track {track!r} does not exist; choose one of: {listing}.")
-    elif infos[track].is_drum:
-        raise TrackChoiceError(f"Track {track} ({infos[track].name}) is a drum track; "
-                               f"choose a pitched one: {listing}.")
+    track = choose_track(infos, raw, track, "the MIDI file")
 
     notices: list[str] = []
     if mid.type == 2:
         notices.append("Type-2 MIDI (independent patterns): each track is read from its own start.")
     ppq = mid.ticks_per_beat
-    qpm, tempi = _tempo(scan, notices)
+    tempi = _tempi(scan)
+    qpm = first_tempo(tempi, notices)
     meter, pickup = _meter_and_pickup(scan, ppq, steps_per_quarter, notices)
     key = _key(scan)
     title = ""
@@ -364,9 +324,7 @@ def midi_to_melody(data: bytes, track: int | None = None, *, name: str = "",
     end_steps = int(round(scan.ends.get(group.track, 0) * steps_per_quarter / ppq))
     melody = melody.replace(total_steps=max(last_end, min(end_steps, next_bar)))
     if key is None:
-        from .score_io import guess_key
-
-        melody = melody.replace(key=guess_key(melody))
+        melody = melody.replace(key=estimate_key(melody.notes))
         notices.append(f"The file has no key signature; detected {melody.key.name}.")
     report = MidiReport(infos, track, notices + qreport.notices, qreport, tempi, title, key is not None)
     return melody, report

@@ -1,0 +1,115 @@
+"""A user's melody inputs: where each came from, and the history that Undo walks back.
+
+Per-user state, immutable: every change returns a new :class:`InputHistory`, so a failed request
+leaves the one on screen as it was. The page keeps one history per input panel in ``gr.State``;
+the API reads one input per call with :func:`resolve_api_input`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from .errors import ImportFailed, RequestError
+from .examples import example_names, example_path
+from .io.importer import ImportResult, load_melody, parse_text
+from .io.quantize import TrackInfo
+from .melody import Melody
+
+MAX_HISTORY = 50  # inputs kept for Undo per input panel; older ones are dropped
+
+
+@dataclass(frozen=True)
+class InputOrigin:
+    """Where an input came from, so a track change can read it again.
+
+    ``value`` is the example's name, the uploaded file's path or the typed text; a model's result
+    (``"result"``) has none and cannot be re-read.
+    """
+
+    kind: Literal["example", "file", "text", "result"]
+    value: str = ""
+
+    @property
+    def rereadable(self) -> bool:
+        return self.kind != "result"
+
+
+@dataclass(frozen=True)
+class InputEntry:
+    """One melody given as input, and what the import found."""
+
+    melody: Melody
+    label: str
+    origin: InputOrigin
+    tracks: tuple[TrackInfo, ...] = ()  # every candidate track, for the picker
+    track: int | None = None
+    notices: tuple[str, ...] = ()
+
+    @classmethod
+    def result(cls, melody: Melody, label: str) -> InputEntry:
+        return cls(melody, label, InputOrigin("result"))
+
+
+@dataclass(frozen=True)
+class InputHistory:
+    """The inputs given so far; the last is the current one."""
+
+    entries: tuple[InputEntry, ...] = ()
+
+    @property
+    def current(self) -> InputEntry | None:
+        return self.entries[-1] if self.entries else None
+
+    def push(self, entry: InputEntry) -> InputHistory:
+        return InputHistory((self.entries + (entry,))[-MAX_HISTORY:])
+
+    def replace_current(self, entry: InputEntry) -> InputHistory:
+        return InputHistory(self.entries[:-1] + (entry,))
+
+    def undo(self) -> InputHistory:
+        if len(self.entries) < 2:
+            raise RequestError("Nothing to undo: this is the first input.")
+        return InputHistory(self.entries[:-1])
+
+
+def _entry(result: ImportResult, label: str, origin: InputOrigin) -> InputEntry:
+    return InputEntry(result.melody, label, origin, tuple(result.tracks), result.track, tuple(result.notices))
+
+
+def read_input(origin: InputOrigin, track: int | None = None) -> InputEntry:
+    """Read an example, a file or typed text into an :class:`InputEntry`."""
+    if origin.kind == "example":
+        return _entry(load_melody(example_path(origin.value), track=track), origin.value, origin)
+    if origin.kind == "file":
+        path = Path(origin.value)
+        return _entry(load_melody(path, track=track), path.name, origin)
+    if origin.kind == "text":
+        return _entry(parse_text(origin.value), "Typed notes", origin)
+    raise ImportFailed("A model's result cannot be read again; pick an example, upload a file or type notes.")
+
+
+def resolve_api_input(file, notes, example, track=None, name: str = "the melody") -> InputEntry:
+    """The API's rule: a file wins over typed notes, which win over an example name."""
+    track = _track(track)
+    if file:
+        return read_input(InputOrigin("file", str(file)), track)
+    if notes and str(notes).strip():
+        return read_input(InputOrigin("text", str(notes)))
+    if example and str(example).strip():
+        return read_input(InputOrigin("example", str(example).strip()), track)
+    raise ImportFailed(f"Give {name}: a file, typed notes (ABC or tinyNotation) or an example name "
+                       f"({', '.join(example_names())}).")
+
+
+def _track(value) -> int | None:
+    """Empty or negative: let the importer choose."""
+    if value is None or value == "":
+        return None
+    try:
+        track = int(float(value))
+    except (TypeError, ValueError, OverflowError):
+        raise RequestError(f"Track {str(value)[:20]!r} is not a track number; leave it empty to let the studio "
+                           "choose, or give the number shown in the track list.") from None
+    return None if track < 0 else track

@@ -1,0 +1,9 @@
+"""The input and output edge: files and typed notes <-> :class:`~musicgen_app.melody.Melody`.
+
+    importer  what a user hands in (a file's bytes or typed notes) -> ImportResult
+    midi      Standard MIDI files <-> Melody (mido)
+    score     MusicXML / ABC / tinyNotation <-> Melody (music21)
+    quantize  timed notes -> Melody: track choice, skyline, grid, and the notices every reader shares
+
+Nothing here knows about the models: the edge speaks Melody only.
+"""
