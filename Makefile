@@ -2,7 +2,7 @@ PY := .venv/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 7860
 
-.PHONY: run test setup setup-test data train evaluate bench clean
+.PHONY: run test test-fast lint setup setup-test data train evaluate bench clean
 
 run: setup
 	$(PY) app.py --host $(HOST) --port $(PORT)
@@ -13,9 +13,15 @@ setup:
 setup-test:
 	@scripts/setup.sh test
 
-test: setup-test
-	$(PY) -m ruff check --select F,E9 --quiet musicgen_app tests bench scripts app.py
+test: setup-test lint
 	$(PY) -m pytest -q tests
+
+# Everything but the end-to-end and browser tests (which start the app): under a minute.
+test-fast: setup-test lint
+	$(PY) -m pytest -q -m "not e2e and not browser" tests
+
+lint: setup-test
+	$(PY) -m ruff check --quiet .
 
 data: setup
 	$(PY) -m musicgen_app.data
@@ -28,9 +34,9 @@ evaluate: setup
 	$(PY) -m musicgen_app.evaluate
 
 bench: setup
-	$(PY) bench/bench_render.py
-	$(PY) bench/bench_service.py
-	$(PY) bench/bench_app.py
+	PYTHONPATH=. $(PY) bench/bench_render.py
+	PYTHONPATH=. $(PY) bench/bench_service.py
+	PYTHONPATH=. $(PY) bench/bench_app.py
 
 clean:
 	rm -rf .venv .pytest_cache

@@ -49,7 +49,8 @@ def start_server(debug: bool, port: int, log: Path) -> subprocess.Popen:
         cmd.append("--debug-model")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     env.pop("GRADIO_TEMP_DIR", None)
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    with open(log, "wb") as out:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         if proc.poll() is not None:

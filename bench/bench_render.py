@@ -20,6 +20,7 @@ from pathlib import Path
 import mido
 
 from musicgen_app import render
+from musicgen_app.io.importer import load_melody
 from musicgen_app.melody import Melody, Note
 
 GOAL_REALTIME = 150.0
@@ -88,21 +89,6 @@ def median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def importer():
-    """musicgen_app.importer.load_melody if it is there, else None (another engineer's module)."""
-    try:
-        from musicgen_app.io.importer import load_melody
-    except ImportError as exc:
-        print(f"   (musicgen_app.importer not importable: {exc})")
-        return None
-
-    def load(path):
-        result = load_melody(path)
-        return getattr(result, "melody", result)  # an ImportResult, or a bare Melody
-
-    return load
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -119,22 +105,14 @@ def main() -> None:
         print(f"SoundFont: {font} ({font_path}); {args.repeats} runs each, medians.\n")
 
         # 1. import
-        load = importer()
-        long_melody = None
-        if load is not None:
-            try:
-                long_melody = load(long_file)
-            except Exception as exc:  # a module under construction may not handle this file yet
-                print(f"   (load_melody failed: {type(exc).__name__}: {exc})")
-                load = None
-        if load is not None:
-            t = median_time(lambda: load(long_file), args.repeats)
-            print(f"1. import 64-bar MIDI with importer.load_melody: {t * 1000:.1f} ms "
-                  f"({len(long_melody.notes)} notes, {long_melody.num_bars:g} bars)")
-            short_melody = load(short_file)
-        else:
-            t = median_time(lambda: pretty_midi.PrettyMIDI(str(long_file)), args.repeats)
-            print(f"1. import 64-bar MIDI: FALLBACK pretty_midi.PrettyMIDI parse: {t * 1000:.1f} ms")
+        def load(path):
+            return load_melody(path).melody
+
+        long_melody = load(long_file)
+        t = median_time(lambda: load(long_file), args.repeats)
+        print(f"1. import 64-bar MIDI with importer.load_melody: {t * 1000:.1f} ms "
+              f"({len(long_melody.notes)} notes, {long_melody.num_bars:g} bars)")
+        short_melody = load(short_file)
 
         # 2. our render, warm synth
         seconds = short_melody.duration_seconds

@@ -17,8 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from musicgen_app import data  # noqa: E402
-from musicgen_app.service import (ContinueRequest, InterpolateRequest, MelodyService,  # noqa: E402
-                                  SampleRequest)
+from musicgen_app.service import ContinueRequest, InterpolateRequest, MelodyService, SampleRequest  # noqa: E402
 
 GOAL_MS = 150
 

@@ -27,8 +27,8 @@ from . import tokens as tk
 from .batches import lstm_batch, lstm_chunks, lstm_scores, vae_windows
 from .checkpoints import read_metadata, resave_checkpoint
 from .melody import Melody, estimate_key
-from .ngram import KneserNey
 from .models.vae import kl_divergence, slerp
+from .ngram import KneserNey
 from .service import ContinueRequest, MelodyService, SampleRequest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -201,9 +201,9 @@ def eval_continuations(svc: MelodyService, test: list[Melody], n: int) -> dict:
             conts.append(res.continuations[0])
         out[f"in_scale_key_lock_{lock}"] = inside / max(total, 1)
         if lock == "off":
-            out["stats_vs_heldout"] = compare_stats(conts, [m.slice(4 * m.bar_steps + m.pickup_steps,
-                                                                     8 * m.bar_steps + m.pickup_steps)
-                                                            for m in test if m.total_steps >= 8 * m.bar_steps + m.pickup_steps][:n])
+            real = [m.slice(4 * m.bar_steps + m.pickup_steps, 8 * m.bar_steps + m.pickup_steps)
+                    for m in test if m.total_steps >= 8 * m.bar_steps + m.pickup_steps]
+            out["stats_vs_heldout"] = compare_stats(conts, real[:n])
     return out
 
 
@@ -246,11 +246,12 @@ def markdown(r: dict) -> str:
               "| t | latent (slerp of posterior means) | data space (each step from A or B) |", "|---|---|---|"]
     for c in r["interpolation"]["curve"]:
         lines.append(f"| {c['t']} | {c['latent_log2p_per_step']:.3f} | {c['data_log2p_per_step']:.3f} |")
-    lines += ["", f"Latent path higher at every interior point: **{r['interpolation']['latent_higher_everywhere']}**.", "",
-              f"### Continuations ({r['continuation']['primers']} held-out 4-bar primers, temperature 1.0)", "",
-              f"- notes in the primer's scale without key lock: **{100 * r['continuation']['in_scale_key_lock_off']:.1f} %** "
+    C = r["continuation"]
+    lines += ["", f"Latent path higher at every interior point: **{r['interpolation']['latent_higher_everywhere']}**.",
+              "", f"### Continuations ({C['primers']} held-out 4-bar primers, temperature 1.0)", "",
+              f"- notes in the primer's scale without key lock: **{100 * C['in_scale_key_lock_off']:.1f} %** "
               "(target >= 90 %)",
-              f"- with key lock: **{100 * r['continuation']['in_scale_key_lock_detected']:.1f} %** (target 100 %)", "",
+              f"- with key lock: **{100 * C['in_scale_key_lock_detected']:.1f} %** (target 100 %)", "",
               "### Musical statistics, generated against held-out", "",
               "| statistic | LSTM continuations | held-out | overlap | VAE prior samples | held-out | overlap |",
               "|---|---|---|---|---|---|---|"]

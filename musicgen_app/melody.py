@@ -233,16 +233,16 @@ class Melody:
         }
 
     # -- derived melodies ------------------------------------------------------------------------
-    def replace(self, **changes) -> "Melody":
+    def replace(self, **changes) -> Melody:
         return dataclasses.replace(self, **changes)
 
-    def transpose(self, semitones: int) -> "Melody":
+    def transpose(self, semitones: int) -> Melody:
         return self.replace(
             notes=tuple(dataclasses.replace(n, pitch=n.pitch + semitones) for n in self.notes),
             key=Key((self.key.tonic + semitones) % 12, self.key.mode),
         )
 
-    def slice(self, start: int, stop: int) -> "Melody":
+    def slice(self, start: int, stop: int) -> Melody:
         """Steps [start, stop) as a new melody starting at step 0; notes crossing the edges are cut."""
         if not 0 <= start <= stop:
             raise MelodyError(f"Cannot slice steps {start}..{stop}.")
@@ -254,7 +254,7 @@ class Melody:
         pickup = (self.pickup_steps - start) % self.bar_steps
         return self.replace(notes=tuple(notes), total_steps=stop - start, pickup_steps=pickup)
 
-    def concat(self, other: "Melody") -> "Melody":
+    def concat(self, other: Melody) -> Melody:
         """``other`` appended after this melody's total_steps; keeps this melody's metadata."""
         shifted = tuple(dataclasses.replace(n, start=n.start + self.total_steps) for n in other.notes)
         return self.replace(notes=self.notes + shifted, total_steps=self.total_steps + other.total_steps)

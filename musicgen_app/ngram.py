@@ -29,7 +29,7 @@ class KneserNey:
             out.append(key)
         return np.concatenate(out) if out else np.zeros(0, np.int64)
 
-    def fit(self, seqs) -> "KneserNey":
+    def fit(self, seqs) -> KneserNey:
         self.tables = {}
         seqs = [s for s in seqs if len(s) > 1]
         raw = {k: self._grams(seqs, k) for k in range(1, self.order + 1)}

@@ -229,7 +229,8 @@ def train(args) -> None:
 def fit_prior(model: MelodyVAE, data, batch_size: int = 1024) -> None:
     """Fit the VAE's sampling prior to the posterior means of ``data`` (see MelodyVAE.fit_prior)."""
     model.eval()
-    mus = [model.encode(torch.from_numpy(data.tokens[s:s + batch_size]), torch.from_numpy(data.feats[s:s + batch_size]))[0]
+    mus = [model.encode(torch.from_numpy(data.tokens[s:s + batch_size]),
+                        torch.from_numpy(data.feats[s:s + batch_size]))[0]
            for s in range(0, len(data), batch_size)]
     model.fit_prior(torch.cat(mus))
 
@@ -264,7 +265,8 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--init-from", type=Path, help="start from this checkpoint's weights and config (its config wins over the size flags)")
+    ap.add_argument("--init-from", type=Path,
+                    help="start from this checkpoint's weights and config (its config wins over the size flags)")
     args = ap.parse_args(argv)
     args.command = " ".join(["python -m musicgen_app.train", *(sys.argv[1:] if argv is None else argv)])
     train(args)

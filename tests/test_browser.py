@@ -15,6 +15,7 @@ import mido
 import pytest
 
 pytest_plugins = ["conftest_app"]
+pytestmark = pytest.mark.browser
 
 playwright = pytest.importorskip("playwright.sync_api")
 

@@ -87,7 +87,8 @@ def test_module_entry_point_runs_as_a_subprocess(tmp_path):
     out = tmp_path / "o.mid"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.run([sys.executable, "-m", "musicgen_app", "--debug-model", "continue", str(WALTZ),
-                           "--bars", "1", "--variations", "1", "-o", str(out)], cwd=ROOT, env=env, capture_output=True, text=True,
+                           "--bars", "1", "--variations", "1", "-o", str(out)], cwd=ROOT, env=env, capture_output=True,
+                          text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert out.is_file() and (tmp_path / "o-continuation.mid").is_file() and "seed" in proc.stdout

@@ -20,6 +20,7 @@ from musicgen_app.examples import example_path
 from musicgen_app.io.importer import load_melody
 
 pytest_plugins = ["conftest_app"]
+pytestmark = pytest.mark.e2e
 
 CORRUPT = os.path.join(os.path.dirname(__file__), "data", "corrupt", "truncated.mid")
 ALLOW_DEBUG = os.environ.get("MUSICGEN_E2E_ALLOW_DEBUG") == "1"

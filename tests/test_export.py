@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from musicgen_app.errors import MelodyError
-from musicgen_app.melody import Key, Melody, Note
 from musicgen_app.io.midi import PPQ, melody_to_midi, midi_to_melody
 from musicgen_app.io.score import melody_to_musicxml, melody_to_stream, musicxml_to_melody
+from musicgen_app.melody import Key, Melody, Note
 
 METERS = [(4, 4), (3, 4), (2, 4), (6, 8), (12, 8)]
 
@@ -207,8 +207,8 @@ def test_melody_ending_inside_its_pickup_keeps_the_pickup_in_musicxml():
 def test_musicxml_spells_for_the_key_and_prints_no_stray_naturals():
     import re
 
-    from musicgen_app.melody import Key, Melody, Note
     from musicgen_app.io.score import melody_to_musicxml
+    from musicgen_app.melody import Key, Melody, Note
 
     d_major = Melody(notes=(Note(0, 62, 4), Note(4, 69, 4), Note(8, 73, 4)), key=Key(2, "major"))
     assert "<accidental>natural" not in melody_to_musicxml(d_major).decode()

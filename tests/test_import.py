@@ -10,9 +10,9 @@ import pytest
 from musicgen_app import errors
 from musicgen_app.io import importer
 from musicgen_app.io.importer import detect_format, load_melody, parse_text
-from musicgen_app.melody import Key, Melody, Note
 from musicgen_app.io.midi import melody_to_midi
 from musicgen_app.io.score import melody_to_musicxml
+from musicgen_app.melody import Key, Melody, Note
 
 # Each file in tests/data/corrupt/ and the error it must raise; the folder and this table must agree.
 CORRUPT = {

@@ -4,8 +4,14 @@ import pytest
 
 from musicgen_app.errors import RequestError
 from musicgen_app.melody import Key, Melody, Note
-from musicgen_app.service import (ContinueRequest, InterpolateRequest, MelodyService, SampleRequest,
-                                  continuation_steps, slerp)
+from musicgen_app.service import (
+    ContinueRequest,
+    InterpolateRequest,
+    MelodyService,
+    SampleRequest,
+    continuation_steps,
+    slerp,
+)
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +149,8 @@ def test_sampling_sees_the_inputs_training_sees(svc, monkeypatch):
 
     seen = []
     real = service_mod.sample_logits
-    monkeypatch.setattr(service_mod, "sample_logits", lambda logits, *a: seen.append(logits.clone()) or real(logits, *a))
+    monkeypatch.setattr(service_mod, "sample_logits",
+                        lambda logits, *a: seen.append(logits.clone()) or real(logits, *a))
     m = Melody(notes=tuple(Note(4 * i, 60 + (i % 5), 4) for i in range(16)), total_steps=64)
     primer = tk.encode(m).tokens
     out = svc.generate_lstm(primer, m, 40, 2, 1.0, torch.Generator().manual_seed(3))

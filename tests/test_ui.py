@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import soundfile
 
-from musicgen_app import ui
-from musicgen_app.examples import EXAMPLES, example_path
-from musicgen_app.inputs import InputOrigin
+from musicgen_app import api, panels, ui
+from musicgen_app.examples import DEFAULT_EXAMPLE, EXAMPLES, example_path
+from musicgen_app.inputs import InputHistory, InputOrigin, read_input
 from musicgen_app.service import MelodyService
+from musicgen_app.studio import KEEP_PROGRAM, Studio
 from musicgen_app.tempfiles import TempStore
 
 CORRUPT = Path(__file__).resolve().parent / "data" / "corrupt"
@@ -24,7 +25,7 @@ SLOT = 8  # group, audio, roll, score, midi, continuation midi, wav, musicxml pe
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
-    return ui.Studio.create(MelodyService.debug(), TempStore(tmp_path_factory.mktemp("store"), remove_at_exit=False))
+    return Studio.create(MelodyService.debug(), TempStore(tmp_path_factory.mktemp("store"), remove_at_exit=False))
 
 
 def _slots(outputs):
@@ -49,32 +50,32 @@ def _loud(path) -> float:
 
 def test_every_example_loads():
     for name in EXAMPLES:
-        entry = ui.read_input(InputOrigin("example", name))
+        entry = read_input(InputOrigin("example", name))
         assert entry.melody.notes, name
         assert example_path(name).is_file()
 
 
 def test_multitrack_example_offers_a_track_picker_and_switching_keeps_the_history_depth():
-    hist = ui.initial_history()
-    hist, info, track = ui.pick_example("Multitrack (bass, fiddle, drums)", hist)
+    hist = panels.initial_history()
+    hist, info, track = panels.pick_example("Multitrack (bass, fiddle, drums)", hist)
     assert track["visible"] is True and len(track["choices"]) == 2  # drums are not offered
     assert not any("Drums" in label for label, _ in track["choices"])
     assert track["value"] == hist.current.track == 1  # the fiddle, not the bass or the drums
     assert "Fiddle" in info
     depth = len(hist.entries)
-    hist2, info2, _ = ui.pick_track(0, hist)
+    hist2, info2, _ = panels.pick_track(0, hist)
     assert hist2.current.track == 0 and len(hist2.entries) == depth
     assert "Bass" in info2
     assert hist2.current.melody != hist.current.melody
 
 
 def test_continue_writes_audio_roll_and_midi_per_variation(studio):
-    hist = ui.initial_history("Waltz (3/4, MIDI)")
+    hist = panels.initial_history("Waltz (3/4, MIDI)")
     inp = hist.current.melody
-    run, status, slots = _slots(ui.continue_ui(studio, hist, 4, 1.0, 3, "123", "off", ui.KEEP_PROGRAM, None))
+    run, status, slots = _slots(ui.continue_ui(studio, hist, 4, 1.0, 3, "123", "off", KEEP_PROGRAM, None))
     assert "Seed used: **123**" in status
     assert len(run.melodies) == 3 and len(slots) == ui.MAX_VARIATIONS
-    for group, audio, roll, score, whole, cont, wav, xml in slots[:3]:
+    for group, audio, roll, _score, whole, cont, wav, xml in slots[:3]:
         assert group["visible"] is True
         assert _loud(audio) > 0.01
         assert Path(roll).read_bytes()[:4] == b"\x89PNG"
@@ -91,7 +92,7 @@ def test_continue_writes_audio_roll_and_midi_per_variation(studio):
 
 
 def test_same_seed_gives_the_same_music_and_the_scores_come_second(studio):
-    hist = ui.initial_history("Jig (6/8, MIDI)")
+    hist = panels.initial_history("Jig (6/8, MIDI)")
     a = _slots(ui.continue_ui(studio, hist, 2, 0.8, 2, 5, "detected", 40, None))
     b = _slots(ui.continue_ui(studio, hist, 2, 0.8, 2, 5, "detected", 40, None))
     assert a[0].melodies == b[0].melodies
@@ -106,19 +107,19 @@ def test_same_seed_gives_the_same_music_and_the_scores_come_second(studio):
 
 
 def test_chain_a_result_then_undo(studio):
-    hist = ui.initial_history()
+    hist = panels.initial_history()
     first = hist.current
-    run, status, _ = _slots(ui.continue_ui(studio, hist, 2, 1.0, 2, "", "off", ui.KEEP_PROGRAM, None))
+    run, status, _ = _slots(ui.continue_ui(studio, hist, 2, 1.0, 2, "", "off", KEEP_PROGRAM, None))
     assert "Seed used: **" in status  # an empty seed box means a random seed, shown back
     hist2, info, track = ui.chain_result(1, run, hist)
     assert hist2.current.melody == run.melodies[1] and len(hist2.entries) == 2
     assert "Variation 2" in info and track["visible"] is False
-    run2, _, _ = _slots(ui.continue_ui(studio, hist2, 2, 1.0, 1, 2, "off", ui.KEEP_PROGRAM, None))
+    run2, _, _ = _slots(ui.continue_ui(studio, hist2, 2, 1.0, 1, 2, "off", KEEP_PROGRAM, None))
     assert run2.melodies[0].notes[:len(run.melodies[1].notes)] == run.melodies[1].notes
-    hist3, _, _ = ui.undo_input(hist2)
+    hist3, _, _ = panels.undo_input(hist2)
     assert hist3.current == first
     with pytest.raises(gr.Error):
-        ui.undo_input(hist3)
+        panels.undo_input(hist3)
     with pytest.raises(gr.Error):
         ui.chain_result(5, run, hist)
 
@@ -126,37 +127,37 @@ def test_chain_a_result_then_undo(studio):
 @pytest.mark.parametrize("name", ["truncated.mid", "random-bytes.mid", "not-music.txt", "drums-only.mid",
                                   "bad-xml.musicxml"])
 def test_a_bad_upload_is_an_error_and_the_input_stays(name):
-    hist = ui.initial_history()
+    hist = panels.initial_history()
     before = hist
     with pytest.raises(gr.Error) as err:
-        ui.pick_upload(str(CORRUPT / name), hist)
+        panels.pick_upload(str(CORRUPT / name), hist)
     assert str(err.value.message)
-    assert hist == before and hist.current.label == ui.DEFAULT_EXAMPLE
+    assert hist == before and hist.current.label == DEFAULT_EXAMPLE
 
 
 def test_bad_typed_notes_and_bad_settings_are_errors(studio):
-    hist = ui.initial_history()
+    hist = panels.initial_history()
     with pytest.raises(gr.Error, match="tinyNotation|ABC"):
-        ui.pick_text("", hist)
+        panels.pick_text("", hist)
     with pytest.raises(gr.Error, match="bars"):
-        ui.continue_ui(studio, hist, 0, 1.0, 1, None, "off", ui.KEEP_PROGRAM, None)
+        ui.continue_ui(studio, hist, 0, 1.0, 1, None, "off", KEEP_PROGRAM, None)
     with pytest.raises(gr.Error, match="H major|tonic"):
-        ui.continue_ui(studio, hist, 2, 1.0, 1, None, "H major", ui.KEEP_PROGRAM, None)
+        ui.continue_ui(studio, hist, 2, 1.0, 1, None, "H major", KEEP_PROGRAM, None)
     with pytest.raises(gr.Error, match="Seed"):
-        ui.continue_ui(studio, hist, 2, 1.0, 1, "twelve", "off", ui.KEEP_PROGRAM, None)
+        ui.continue_ui(studio, hist, 2, 1.0, 1, "twelve", "off", KEEP_PROGRAM, None)
     with pytest.raises(gr.Error, match="melody first"):
-        ui.continue_ui(studio, ui.InputHistory(), 2, 1.0, 1, None, "off", ui.KEEP_PROGRAM, None)
+        ui.continue_ui(studio, InputHistory(), 2, 1.0, 1, None, "off", KEEP_PROGRAM, None)
     assert len(hist.entries) == 1
 
 
 def test_typed_notes_become_the_input():
-    hist, info, _ = ui.pick_text("3/4 c4 d e f2 g4 a2 b4 c'2.", ui.initial_history())
+    hist, info, _ = panels.pick_text("3/4 c4 d e f2 g4 a2 b4 c'2.", panels.initial_history())
     assert hist.current.label == "Typed notes" and len(hist.entries) == 2
     assert "3/4" in info and "notes" in info
 
 
 def test_interpolate_gives_one_roll_per_step_and_a_zip_of_clips(studio):
-    a, b = ui.initial_history("Jig (6/8, MIDI)"), ui.initial_history("Waltz (3/4, MIDI)")
+    a, b = panels.initial_history("Jig (6/8, MIDI)"), panels.initial_history("Waltz (3/4, MIDI)")
     status, audio, gallery, files = ui.interpolate_ui(studio, a, b, 5, 0.0, 9, None)
     assert "Seed used: **9**" in status and "3/4" in status  # the meter notice is shown
     assert len(gallery) == 5 and gallery[0][1].endswith("A") and gallery[-1][1].endswith("B")
@@ -183,20 +184,20 @@ def test_generate_gives_midis_a_zip_and_audio(studio):
 
 
 def test_api_functions_take_a_file_text_or_example(studio, tmp_path):
-    midi, cont, wavs, info = ui.continue_api(studio, str(example_path("Jig (6/8, MIDI)")), bars=2, variations=2,
+    midi, cont, wavs, info = api.continue_api(studio, str(example_path("Jig (6/8, MIDI)")), bars=2, variations=2,
                                                  seed=3)
     assert len(midi) == len(cont) == len(wavs) == 2 and info["seed"] == 3
     assert info["input"]["time_signature"] == "6/8"
-    _, _, _, info = ui.continue_api(studio, example="Multitrack (bass, fiddle, drums)", track=0, bars=1, variations=1)
+    _, _, _, info = api.continue_api(studio, example="Multitrack (bass, fiddle, drums)", track=0, bars=1, variations=1)
     assert info["track"] == 0
-    _, _, _, info = ui.continue_api(studio, notes="4/4 c4 d e f", bars=1, variations=1)
+    _, _, _, info = api.continue_api(studio, notes="4/4 c4 d e f", bars=1, variations=1)
     assert info["input"]["notes"] == 4
     with pytest.raises(gr.Error, match="Give the melody"):
-        ui.continue_api(studio, )
-    morph, zipped, wav, info = ui.interpolate_api(studio, a_example="Jig (6/8, MIDI)", b_notes="6/8 g8 a b c'4.",
+        api.continue_api(studio, )
+    morph, zipped, wav, info = api.interpolate_api(studio, a_example="Jig (6/8, MIDI)", b_notes="6/8 g8 a b c'4.",
                                                       steps=3)
     assert len(info["clips"]) == 3 and Path(morph).is_file()
-    mids, zipped, wavs, info = ui.generate_api(studio, count=2, seed=1)
+    mids, zipped, wavs, info = api.generate_api(studio, count=2, seed=1)
     assert len(mids) == len(wavs) == 2
 
 

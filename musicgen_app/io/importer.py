@@ -23,8 +23,8 @@ import music21 as m21
 from ..errors import CorruptFileError, FileTooLargeError, ImportFailed, MusicgenError, NoNotesError, NotMusicError
 from ..melody import Melody
 from .midi import midi_to_melody
-from .score import part_candidates, part_notes, read_score, score_title, stream_to_melody
 from .quantize import QuantizeReport, TrackInfo, choose_track, describe_track, pitch_range_notice, trim_bars
+from .score import part_candidates, part_notes, read_score, score_title, stream_to_melody
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_BARS = 64

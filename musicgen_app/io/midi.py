@@ -29,8 +29,16 @@ import mido
 
 from ..errors import CorruptFileError, MelodyError
 from ..melody import Key, Melody, estimate_key
-from .quantize import (QuantizeReport, RawNote, TrackInfo, build_melody, choose_track, describe_track, first_meter,
-                       first_tempo)
+from .quantize import (
+    QuantizeReport,
+    RawNote,
+    TrackInfo,
+    build_melody,
+    choose_track,
+    describe_track,
+    first_meter,
+    first_tempo,
+)
 
 PPQ = 480
 DRUM_CHANNEL = 9  # channel 10 as musicians count
@@ -169,30 +177,30 @@ class _Scan:
 def _scan(mid: mido.MidiFile) -> _Scan:
     scan = _Scan()
     by_channel = mid.type == 0 or len(mid.tracks) == 1
+
+    def close(ti: int, sounding: dict, ch: int, pitch: int, at: int) -> None:
+        start, vel = sounding.pop((ch, pitch))
+        if at > start:
+            key = (ti, ch) if by_channel else (ti, ch == DRUM_CHANNEL)
+            group = scan.groups.get(key)
+            if group is None:
+                group = scan.groups[key] = _Group("", ti, is_drum=ch == DRUM_CHANNEL)
+            group.channels.add(ch)
+            group.notes.append((start, at, pitch, vel))
+
     for ti, track in enumerate(mid.tracks):
         tick = 0
         sounding: dict[tuple[int, int], tuple[int, int]] = {}  # (channel, pitch) -> (start, velocity)
-
-        def close(ch: int, pitch: int, at: int) -> None:
-            start, vel = sounding.pop((ch, pitch))
-            if at > start:
-                key = (ti, ch) if by_channel else (ti, ch == DRUM_CHANNEL)
-                group = scan.groups.get(key)
-                if group is None:
-                    group = scan.groups[key] = _Group("", ti, is_drum=ch == DRUM_CHANNEL)
-                group.channels.add(ch)
-                group.notes.append((start, at, pitch, vel))
-
         for msg in track:
             tick += msg.time
             kind = msg.type
             if kind == "note_on" and msg.velocity > 0:
                 if (msg.channel, msg.note) in sounding:  # re-struck without a note-off
-                    close(msg.channel, msg.note, tick)
+                    close(ti, sounding, msg.channel, msg.note, tick)
                 sounding[(msg.channel, msg.note)] = (tick, msg.velocity)
             elif kind in ("note_off", "note_on"):
                 if (msg.channel, msg.note) in sounding:
-                    close(msg.channel, msg.note, tick)
+                    close(ti, sounding, msg.channel, msg.note, tick)
             elif kind == "program_change":
                 scan.programs.setdefault((ti, msg.channel), []).append((tick, msg.program))
             elif kind == "set_tempo":
@@ -204,7 +212,7 @@ def _scan(mid: mido.MidiFile) -> _Scan:
             elif kind == "track_name" and ti not in scan.names and msg.name.strip():
                 scan.names[ti] = msg.name.strip()
         for ch, pitch in list(sounding):  # notes left hanging end with their track
-            close(ch, pitch, tick)
+            close(ti, sounding, ch, pitch, tick)
         scan.ends[ti] = tick
     return scan
 
@@ -307,11 +315,10 @@ def midi_to_melody(data: bytes, track: int | None = None, *, name: str = "",
     qpm = first_tempo(tempi, notices)
     meter, pickup = _meter_and_pickup(scan, ppq, steps_per_quarter, notices)
     key = _key(scan)
-    title = ""
-    if mid.type in (1, 2) and len(mid.tracks) > 1 and not any(g.track == 0 for g in groups):
-        title = scan.names.get(0, "")
-    elif mid.type == 0 or len(mid.tracks) == 1:
-        title = scan.names.get(0, "")
+    # The song's title: the only track's name, or in a type-1/2 file the first track's when it has no notes.
+    single = mid.type == 0 or len(mid.tracks) == 1
+    conductor = not any(g.track == 0 for g in groups)
+    title = scan.names.get(0, "") if single or conductor else ""
     group = groups[track]
     melody, qreport = build_melody(
         raw[track], steps_per_quarter=steps_per_quarter, qpm=qpm, time_signature=meter,

@@ -1,0 +1,102 @@
+"""The HTTP API for ``gradio_client``: ``/continue``, ``/interpolate``, ``/generate`` with plain
+inputs (a file, typed notes or an example name; numbers) and file outputs. Their widgets are never
+shown; each number input is named and documented from the request's declared settings.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import gradio as gr
+
+from .inputs import resolve_api_input
+from .service import ContinueRequest, InterpolateRequest, SampleRequest
+from .settings import spec
+from .studio import KEEP_PROGRAM, Studio, continue_files, generate_files, interpolate_files, user_errors
+
+
+def _number(request_type, name: str) -> gr.Number:
+    s = spec(request_type, name)
+    return gr.Number(s.default, label=name, info=s.describe(), precision=0 if s.whole else None)
+
+
+@user_errors
+def continue_api(studio: Studio, melody_file=None, notes=None, example=None, track=None, bars=None,
+                 temperature=None, variations=None, seed=None, key_lock="off", program=KEEP_PROGRAM, soundfont=None):
+    """/continue: a file, typed notes or an example name -> MIDIs, continuation MIDIs, WAVs, info."""
+    entry = resolve_api_input(melody_file, notes, example, track)
+    result, files, _ = continue_files(studio, entry.melody, bars, temperature, variations, seed, key_lock, program,
+                                      soundfont, rolls=False)
+    vs = files.variations
+    info = {"seed": result.seed, "input": entry.melody.summary(), "track": entry.track,
+            "start_step": result.start_step, "notices": list(entry.notices) + list(result.notices),
+            "variations": [v.melody.summary() for v in vs]}
+    return [str(v.midi) for v in vs], [str(v.new_bars_midi) for v in vs], [str(v.audio) for v in vs], info
+
+
+@user_errors
+def interpolate_api(studio: Studio, a_file=None, a_notes=None, a_example=None, b_file=None, b_notes=None,
+                    b_example=None, steps=None, temperature=None, seed=None):
+    """/interpolate: clips A and B (file, typed notes or example) -> morph MIDI, steps zip, WAV, info."""
+    a = resolve_api_input(a_file, a_notes, a_example, name="clip A")
+    b = resolve_api_input(b_file, b_notes, b_example, name="clip B")
+    result, files = interpolate_files(studio, a.melody, b.melody, steps, temperature, seed, None, rolls=False)
+    info = {"seed": result.seed, "notices": list(a.notices) + list(b.notices) + list(result.notices),
+            "clips": [c.summary() for c in result.clips], "morph": result.morph.summary()}
+    return str(files.midi), str(files.steps_zip), str(files.audio), info
+
+
+@user_errors
+def generate_api(studio: Studio, count=None, temperature=None, seed=None, time_signature="4/4", qpm=None):
+    """/generate: how many, temperature, seed, time signature, tempo -> MIDIs, zip, WAVs, info."""
+    result, files = generate_files(studio, count, temperature, seed, time_signature, qpm, None, page=False)
+    info = {"seed": result.seed, "notices": list(result.notices), "melodies": [m.summary() for m in result.melodies]}
+    return [str(p) for p in files.midis], str(files.zip), [str(w) for w in files.audios], info
+
+
+def add_endpoints(studio: Studio, heavy: dict):
+    """Endpoints for gradio_client with plain inputs; their widgets are never shown."""
+    with gr.Column(visible=False):
+        c_file = gr.File(type="filepath", label="melody_file")
+        c_notes = gr.Textbox(label="notes")
+        c_example = gr.Textbox(label="example")
+        c_track = gr.Number(None, label="track", precision=0)
+        c_bars = _number(ContinueRequest, "bars")
+        c_temp = _number(ContinueRequest, "temperature")
+        c_var = _number(ContinueRequest, "variations")
+        c_seed = gr.Number(None, label="seed", precision=0)
+        c_key = gr.Textbox("off", label="key_lock")
+        c_prog = gr.Number(KEEP_PROGRAM, label="program", precision=0)
+        c_font = gr.Textbox("", label="soundfont")
+        o_midi = gr.File(file_count="multiple", label="midi")
+        o_cont = gr.File(file_count="multiple", label="continuation_midi")
+        o_wav = gr.File(file_count="multiple", label="audio")
+        o_info = gr.JSON(label="info")
+        c_btn = gr.Button("continue")
+        c_btn.click(functools.partial(continue_api, studio),
+                    [c_file, c_notes, c_example, c_track, c_bars, c_temp, c_var, c_seed, c_key, c_prog, c_font],
+                    [o_midi, o_cont, o_wav, o_info], api_name="continue", **heavy)
+
+        i_a_file, i_b_file = gr.File(type="filepath", label="a_file"), gr.File(type="filepath", label="b_file")
+        i_a_notes, i_b_notes = gr.Textbox(label="a_notes"), gr.Textbox(label="b_notes")
+        i_a_ex, i_b_ex = gr.Textbox(label="a_example"), gr.Textbox(label="b_example")
+        i_steps = _number(InterpolateRequest, "steps")
+        i_temp = _number(InterpolateRequest, "temperature")
+        i_seed = gr.Number(None, label="seed", precision=0)
+        io_morph, io_zip, io_wav = gr.File(label="morph_midi"), gr.File(label="steps_zip"), gr.File(label="audio")
+        io_info = gr.JSON(label="info")
+        i_btn = gr.Button("interpolate")
+        i_btn.click(functools.partial(interpolate_api, studio),
+                    [i_a_file, i_a_notes, i_a_ex, i_b_file, i_b_notes, i_b_ex, i_steps, i_temp, i_seed],
+                    [io_morph, io_zip, io_wav, io_info], api_name="interpolate", **heavy)
+
+        g_count = _number(SampleRequest, "count")
+        g_temp = _number(SampleRequest, "temperature")
+        g_seed = gr.Number(None, label="seed", precision=0)
+        g_ts = gr.Textbox("4/4", label="time_signature")
+        g_qpm = _number(SampleRequest, "qpm")
+        go_midi, go_zip = gr.File(file_count="multiple", label="midi"), gr.File(label="zip")
+        go_wav, go_info = gr.File(file_count="multiple", label="audio"), gr.JSON(label="info")
+        g_btn = gr.Button("generate")
+        g_btn.click(functools.partial(generate_api, studio), [g_count, g_temp, g_seed, g_ts, g_qpm],
+                    [go_midi, go_zip, go_wav, go_info], api_name="generate", **heavy)

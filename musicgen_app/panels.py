@@ -1,0 +1,137 @@
+"""The melody input panel (example, upload or typed notes; track picker; what was understood) and
+its handlers. Each panel keeps its own :class:`~musicgen_app.inputs.InputHistory` in ``gr.State``.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+import gradio as gr
+
+from .errors import RequestError
+from .examples import DEFAULT_EXAMPLE, example_names
+from .inputs import InputEntry, InputHistory, InputOrigin, read_input
+from .io.importer import HOW_TO_TYPE
+from .melody import Melody
+from .studio import user_errors
+
+UPLOAD_TYPES = [".mid", ".midi", ".kar", ".musicxml", ".xml", ".mxl", ".abc", ".txt"]
+
+
+def entry_markdown(entry: InputEntry | None, depth: int = 0) -> str:
+    if entry is None:
+        return "*No melody yet: pick an example, upload a file or type notes.*"
+    s = entry.melody.summary()
+    pickup = f" (pickup {entry.melody.pickup_steps} steps)" if entry.melody.pickup_steps else ""
+    track = ""
+    if len(entry.tracks) > 1 and entry.track is not None:
+        info = next((t for t in entry.tracks if t.index == entry.track), None)
+        track = f" · track {entry.track}: {info.name if info else ''}"
+    lines = [f"**{html.escape(entry.label)}**{html.escape(track)}",
+             f"{s['time_signature']} · {s['tempo_qpm']:g} qpm · {s['key']} · {s['bars']:g} bars{pickup} · "
+             f"{s['notes']} notes · pitches {s['range']}"]
+    lines += [f"⚠ {html.escape(n)}" for n in entry.notices]
+    if depth > 1:
+        lines.append(f"*{depth} inputs in the history; Undo goes back one.*")
+    return "  \n".join(lines)
+
+
+def _track_update(entry: InputEntry | None):
+    """The track picker lists the pitched tracks only; it hides when there is no choice."""
+    pitched = [t for t in entry.tracks if t.notes and not t.is_drum] if entry else []
+    if len(pitched) < 2:
+        return gr.update(choices=[], value=None, visible=False)
+    return gr.update(choices=[(t.label, t.index) for t in pitched], value=entry.track, visible=True)
+
+
+def _panel_out(history: InputHistory):
+    return history, entry_markdown(history.current, len(history.entries)), _track_update(history.current)
+
+
+@user_errors
+def pick_example(name, history: InputHistory):
+    if not name:
+        raise RequestError("Choose an example from the list.")
+    return _panel_out(history.push(read_input(InputOrigin("example", name))))
+
+
+@user_errors
+def pick_upload(path, history: InputHistory):
+    if not path:  # the file was cleared: keep the current input
+        return _panel_out(history)
+    return _panel_out(history.push(read_input(InputOrigin("file", str(path)))))
+
+
+@user_errors
+def pick_text(text, history: InputHistory):
+    return _panel_out(history.push(read_input(InputOrigin("text", text or ""))))
+
+
+@user_errors
+def pick_track(track, history: InputHistory):
+    entry = history.current
+    if entry is None or track is None or track == entry.track or not entry.origin.rereadable:
+        return _panel_out(history)
+    return _panel_out(history.replace_current(read_input(entry.origin, int(track))))
+
+
+@user_errors
+def undo_input(history: InputHistory):
+    return _panel_out(history.undo())
+
+
+@user_errors
+def push_result(history: InputHistory, melody: Melody, label: str):
+    """A model's result becomes the current input ("Continue from this"); Undo goes back."""
+    return _panel_out(history.push(InputEntry.result(melody, label)))
+
+
+def initial_history(example: str | None = DEFAULT_EXAMPLE) -> InputHistory:
+    if example is None:
+        return InputHistory()
+    return InputHistory((read_input(InputOrigin("example", example)),))
+
+
+def current_entry(history: InputHistory, what: str = "a melody") -> InputEntry:
+    if history.current is None:
+        raise RequestError(f"Give {what} first: pick an example, upload a file or type notes.")
+    return history.current
+
+
+@dataclass
+class InputPanel:
+    state: gr.State
+    example: gr.Dropdown
+    upload: gr.File
+    text: gr.Textbox
+    use_text: gr.Button
+    track: gr.Dropdown
+    info: gr.Markdown
+
+
+def input_panel(title: str, default_example: str, key: str) -> InputPanel:
+    history = initial_history(default_example)
+    state = gr.State(history)
+    gr.Markdown(f"### {title}")
+    with gr.Tabs():
+        with gr.Tab("Example"):
+            example = gr.Dropdown(example_names(), value=default_example, show_label=False,
+                                  elem_id=f"{key}-example")
+        with gr.Tab("Upload"):
+            upload = gr.File(file_types=UPLOAD_TYPES, type="filepath", show_label=False, height=90,
+                             elem_id=f"{key}-upload")
+        with gr.Tab("Type"):
+            text = gr.Textbox(lines=3, max_lines=8, show_label=False, placeholder=HOW_TO_TYPE,
+                              elem_id=f"{key}-text")
+            use_text = gr.Button("Use these notes", size="sm")
+    track = gr.Dropdown([], label="Track", visible=False, interactive=True, elem_id=f"{key}-track")
+    info = gr.Markdown(entry_markdown(history.current), elem_id=f"{key}-info")
+    panel = InputPanel(state, example, upload, text, use_text, track, info)
+    outs = [state, info, track]
+    example.input(pick_example, [example, state], outs, api_visibility="private")
+    upload.upload(pick_upload, [upload, state], outs, api_visibility="private")
+    use_text.click(pick_text, [text, state], outs, api_visibility="private")
+    text.submit(pick_text, [text, state], outs, api_visibility="private")
+    track.input(pick_track, [track, state], outs, api_visibility="private")
+    return panel

@@ -1,0 +1,113 @@
+"""What the page and the API share: the :class:`Studio` (service, temp store, SoundFonts), one
+function per action that turns raw form values into a request, runs it and writes its files, and
+the mapping of our exceptions to ``gr.Error``.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from . import outputs, render
+from .errors import ImportFailed, MusicgenError, RenderError, RequestError
+from .melody import Melody
+from .service import (
+    ContinueRequest,
+    ContinueResult,
+    InterpolateRequest,
+    InterpolateResult,
+    MelodyService,
+    SampleRequest,
+    SampleResult,
+)
+from .settings import build_request, parse_time_signature
+from .tempfiles import TempStore
+
+KEEP_PROGRAM = -1  # the instrument menu's "keep the input's"
+
+
+@dataclass(frozen=True)
+class Studio:
+    """What every handler shares: the read-only service, the temp store and the SoundFonts."""
+
+    service: MelodyService
+    store: TempStore
+    soundfonts: tuple[str, ...]
+    default_soundfont: str | None
+
+    @classmethod
+    def create(cls, service: MelodyService, store: TempStore | None = None) -> Studio:
+        fonts = tuple(render.list_soundfonts())
+        return cls(service, store or TempStore(), fonts, render.default_soundfont() if fonts else None)
+
+    def font(self, name: str | None) -> str | None:
+        return name or self.default_soundfont
+
+
+def _error_title(exc: MusicgenError) -> str:
+    if isinstance(exc, ImportFailed):
+        return "Could not use this melody"
+    if isinstance(exc, RequestError):
+        return "Check the settings"
+    if isinstance(exc, RenderError):
+        return "Could not make the audio"
+    return "Error"
+
+
+def user_errors(fn):
+    """Our exceptions -> gr.Error with their message (shown in the page; inputs stay as they are)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except MusicgenError as exc:
+            raise gr.Error(html.escape(str(exc), quote=False), title=_error_title(exc)) from exc
+
+    return wrapper
+
+
+def program_choice(value) -> int | None:
+    """The instrument menu's value -> a GM program, or None (KEEP_PROGRAM, nothing) to keep the input's."""
+    try:
+        program = int(value)
+    except (TypeError, ValueError):
+        return None
+    return program if 0 <= program <= 127 else None
+
+
+def continue_files(studio: Studio, melody: Melody, bars, temperature, variations, seed, key_lock, program,
+                   soundfont, *, rolls: bool) -> tuple[ContinueResult, outputs.ContinueFiles, Path]:
+    req = build_request(ContinueRequest, melody=melody, bars=bars, temperature=temperature, variations=variations,
+                        seed=seed, key_lock=key_lock or "off")
+    result = studio.service.continue_(req)
+    folder = studio.store.request_dir("continue")
+    files = outputs.write_continue(result, folder / "variation.mid", rolls=rolls, program=program_choice(program),
+                                   soundfont=studio.font(soundfont))
+    return result, files, folder
+
+
+def interpolate_files(studio: Studio, a: Melody, b: Melody, steps, temperature, seed, soundfont, *,
+                      rolls: bool) -> tuple[InterpolateResult, outputs.MorphFiles]:
+    req = build_request(InterpolateRequest, a=a, b=b, steps=steps, temperature=temperature, seed=seed)
+    result = studio.service.interpolate(req)
+    folder = studio.store.request_dir("interpolate")
+    files = outputs.write_morph(result, folder / "morph.mid", steps_zip=folder / "morph-steps.zip",
+                                audio=folder / "morph.wav", rolls_dir=folder if rolls else None,
+                                soundfont=studio.font(soundfont))
+    return result, files
+
+
+def generate_files(studio: Studio, count, temperature, seed, time_signature, qpm, soundfont, *,
+                   page: bool) -> tuple[SampleResult, outputs.GeneratedFiles]:
+    """``page``: also the medley of all melodies and a piano roll each."""
+    req = build_request(SampleRequest, count=count, temperature=temperature, seed=seed, qpm=qpm,
+                        time_signature=parse_time_signature(time_signature or "4/4"))
+    result = studio.service.sample(req)
+    files = outputs.write_generated(result, studio.store.request_dir("generate"), medley=page, rolls=page,
+                                    soundfont=studio.font(soundfont))
+    return result, files
