@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from musicgen_app import data  # noqa: E402
@@ -47,7 +49,8 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
-    svc = MelodyService.from_checkpoints(threads=args.threads)
+    torch.set_num_threads(args.threads)
+    svc = MelodyService.from_checkpoints()
     a, b = four_bar_clips(2)
     cases = {
         "continue 8 bars x 4 variations": lambda s: svc.continue_(ContinueRequest(a, bars=8, variations=4, seed=s)),

@@ -283,7 +283,8 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     t0 = time.time()
-    svc = MelodyService.from_checkpoints(args.checkpoints, threads=args.threads)
+    torch.set_num_threads(args.threads)
+    svc = MelodyService.from_checkpoints(args.checkpoints)
     corpus = corpus_data.load()
     test, train = corpus.split("test"), corpus.split("train")
     n = 40 if args.quick else 200
