@@ -158,8 +158,11 @@ def score_svg(musicxml: bytes | str) -> str:
     if isinstance(musicxml, bytes):
         musicxml = musicxml.decode("utf-8", errors="replace")
     verovio.enableLog(verovio.LOG_OFF)
-    # A toolkit holds the loaded document, so each call gets its own (creating one takes ~5 ms).
-    tk = verovio.toolkit()
+    # A toolkit finds its fonts by itself only in the thread that made the first toolkit (Gradio
+    # serves requests from worker threads), so each is pointed at the wheel's data folder.
+    tk = verovio.toolkit(False)
+    tk.setResourcePath(str(Path(verovio.__file__).parent / "data"))
+    # (A toolkit holds the loaded document, so each call gets its own: creating one takes ~5 ms.)
     tk.setOptions({
         "pageWidth": SCORE_WIDTH_PX * 100 // _SCORE_SCALE,
         "pageHeight": _SCORE_MAX_PAGE_HEIGHT,

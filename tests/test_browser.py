@@ -119,6 +119,23 @@ def test_continue_an_upload_then_chain_undo_and_survive_a_corrupt_file(page):
     _status_seed(page, "#continue-status")
 
 
+def test_every_continue_gets_its_score(page):
+    # The score is engraved in a request thread; it used to work only for the first click.
+    page.click("#continue-go")
+    seed = _status_seed(page, "#continue-status")
+    page.locator("#variation-1").first.get_by_text("Score", exact=True).click()
+    for click in range(3):
+        page.wait_for_selector("#variation-1-score svg")
+        svg = page.inner_html("#variation-1-score")
+        assert "could not read the score" not in page.content(), f"click {click + 1}: the score failed"
+        page.click("#continue-go")
+        page.wait_for_function(
+            "s => !document.querySelector('#continue-status').innerText.includes('Seed used: ' + s)", arg=seed)
+        seed = _status_seed(page, "#continue-status")
+        page.wait_for_function("old => { const el = document.querySelector('#variation-1-score');"
+                               " return el.querySelector('svg') && el.innerHTML !== old; }", arg=svg)
+
+
 def test_interpolate_two_examples(page):
     page.get_by_role("tab", name="Interpolate").click()
     page.click("#interpolate-go")

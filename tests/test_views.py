@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import threading
 
 import music21
 import numpy as np
@@ -74,3 +75,15 @@ def test_score_svg_engraves_musicxml():
 def test_score_svg_rejects_non_music():
     with pytest.raises(RenderError, match="Verovio could not read"):
         views.score_svg("this is not a score")
+
+
+def test_score_svg_works_from_any_thread():
+    # Gradio serves each request from a worker thread; verovio used to read nothing after the first
+    score = music21.converter.parse("tinyNotation: 3/4 c4 d e f2.")
+    xml = GeneralObjectExporter(score).parse()
+    results = []
+    for _ in range(3):
+        t = threading.Thread(target=lambda: results.append(views.score_svg(xml)))
+        t.start()
+        t.join()
+    assert len(results) == 3 and all("<svg" in r for r in results) and len(set(results)) == 1
