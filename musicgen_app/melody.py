@@ -146,7 +146,10 @@ class Melody:
     program: int = 0
     pickup_steps: int = 0
     steps_per_quarter: int = 4
-    name: str = ""
+    name: str = ""  # the song's title
+    part_name: str = ""  # the instrument part's own name (a MIDI track's, a score part's), kept on export
+
+    DEFAULT_PART_NAME = "Melody"  # what a part without a name of its own is called in files
 
     def __post_init__(self):
         notes = tuple(self.notes)
@@ -233,6 +236,11 @@ class Melody:
         }
 
     # -- derived melodies ------------------------------------------------------------------------
+    @property
+    def part_label(self) -> str:
+        """The name the melody's track or part gets in a file."""
+        return self.part_name or self.name or self.DEFAULT_PART_NAME
+
     def replace(self, **changes) -> Melody:
         return dataclasses.replace(self, **changes)
 

@@ -78,21 +78,23 @@ def write_musicxml(melody: Melody, path: Path) -> bytes:
 def write_continue(result: ContinueResult, base: Path, *, whole: bool = True, audio: bool = True,
                    rolls: bool = False, program: int | None = None, soundfont: str | None = None) -> ContinueFiles:
     """Per variation ``base`` numbered (see :func:`numbered`): the whole melody's MIDI, the new bars'
-    MIDI (``-continuation``; it takes the plain name when ``whole`` is off), WAV, piano roll.
+    MIDI (``-continuation``, in whole bars: see ContinueResult.new_bars; it takes the plain name when
+    ``whole`` is off), WAV, piano roll.
 
     ``program`` (General MIDI) replaces the input's instrument in the files and the audio.
     """
     out = []
     n = len(result.melodies)
     for i, (melody, cont) in enumerate(zip(result.melodies, result.continuations)):
+        bars = result.new_bars(i)
         if program is not None:
-            melody, cont = melody.replace(program=program), cont.replace(program=program)
+            melody, cont, bars = (m.replace(program=program) for m in (melody, cont, bars))
         path = numbered(base, i, n)
         midi = path.with_suffix(".mid") if whole else None
         if midi:
             melody_to_midi(melody, midi)
         new_bars = path.with_name(f"{path.stem}-continuation.mid") if whole else path.with_suffix(".mid")
-        melody_to_midi(cont, new_bars)
+        melody_to_midi(bars, new_bars)
         wav = None
         if audio:
             head = result.primer.replace(program=melody.program)

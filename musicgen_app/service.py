@@ -76,6 +76,18 @@ class ContinueResult:
     key_lock: Key | None
     notices: list[str] = field(default_factory=list)
 
+    def new_bars(self, i: int) -> Melody:
+        """Variation ``i``'s new notes as a file of their own, in whole bars of the input's meter.
+
+        When the input ends inside a bar, the continuation starts there; this pads it with rests
+        from that bar's line instead of starting the file with a short bar (a DAW would read a
+        1/8 or 1/2 meter). Placed at the input's last bar line, it lines up with the input.
+        """
+        whole = self.melodies[i]
+        bar_line = self.start_step - (self.start_step - whole.pickup_steps) % whole.bar_steps
+        part = whole.slice(bar_line, whole.total_steps)
+        return part.replace(notes=tuple(n for n in part.notes if n.start >= self.start_step - bar_line))
+
 
 @dataclass(frozen=True)
 class InterpolateRequest:

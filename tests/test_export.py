@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from musicgen_app.errors import MelodyError
+from musicgen_app.io.importer import load_melody
 from musicgen_app.io.midi import PPQ, melody_to_midi, midi_to_melody
 from musicgen_app.io.score import melody_to_musicxml, melody_to_stream, musicxml_to_melody
 from musicgen_app.melody import Key, Melody, Note
@@ -215,3 +216,23 @@ def test_musicxml_spells_for_the_key_and_prints_no_stray_naturals():
     f_major = Melody(notes=(Note(0, 70, 4), Note(4, 63, 4)), key=Key(5, "major"))
     steps = re.findall(r"<step>(\w)</step>\s*<alter>(-?\d)", melody_to_musicxml(f_major).decode())
     assert steps == [("B", "-1"), ("E", "-1")]
+
+
+def test_the_track_name_survives_export_and_import():
+    violin = TUNE.replace(part_name="Violin")
+    mid = mido.MidiFile(file=io.BytesIO(melody_to_midi(violin)))
+    assert meta(mid.tracks[0], "track_name")[0].name == "Test tune"  # the song's title
+    assert meta(mid.tracks[1], "track_name")[0].name == "Violin"  # the instrument's track
+    back, _ = midi_to_melody(melody_to_midi(violin), name="file-name")
+    assert back.part_name == "Violin" and back.name == "Test tune"
+    assert midi_to_melody(melody_to_midi(TUNE))[0].part_name == ""  # no name of its own: none invented
+    score = m21.converter.parseData(melody_to_musicxml(violin), format="musicxml")
+    assert [p.partName for p in score.parts] == ["Violin"]
+    assert musicxml_to_melody(melody_to_musicxml(violin))[0].part_name == "Violin"
+
+
+def test_a_named_track_of_an_upload_keeps_its_name(data_dir):
+    m = load_melody(data_dir / "multitrack.mid").melody  # the Flute track of "Multitrack test"
+    assert m.part_name == "Flute"
+    mid = mido.MidiFile(file=io.BytesIO(melody_to_midi(m)))
+    assert meta(mid.tracks[1], "track_name")[0].name == "Flute"

@@ -162,3 +162,16 @@ def test_sampling_sees_the_inputs_training_sees(svc, monkeypatch):
             logits, _ = svc.lstm(inp, feats)
         stepwise = torch.stack([s[row] for s in seen])
         assert torch.allclose(stepwise, logits[0, len(primer) - 1:len(primer) + 39], atol=1e-4)
+
+
+def test_new_bars_are_whole_bars_of_the_input_meter(svc):
+    # a 3/4 tune with a one-beat pickup that ends one beat into a bar: the continuation starts there
+    m = Melody(notes=tuple(Note(4 * i, 67 + i % 3, 4) for i in range(8)), total_steps=32, time_signature=(3, 4),
+               pickup_steps=4)
+    res = svc.continue_(ContinueRequest(m, bars=2, variations=1, seed=3))
+    assert res.continuations[0].pickup_steps != 0  # the raw continuation starts mid-bar
+    bars = res.new_bars(0)
+    assert bars.pickup_steps == 0 and bars.total_steps == 3 * bars.bar_steps  # the input's last bar + 2 new
+    pad = bars.total_steps - res.continuations[0].total_steps
+    assert pad == 4 and all(n.start >= pad for n in bars.notes)
+    assert [(n.start - pad, n.pitch) for n in bars.notes] == [(n.start, n.pitch) for n in res.continuations[0].notes]

@@ -110,7 +110,7 @@ def melody_to_midi(melody: Melody, path: str | Path | None = None) -> bytes:
     end_tick = (melody.total_steps + shift) * tps
 
     notes: list[tuple[int, int, mido.Message]] = [
-        (0, 0, mido.MetaMessage("track_name", name=melody.name or "Melody")),
+        (0, 0, mido.MetaMessage("track_name", name=melody.part_label)),
         (0, 1, mido.Message("program_change", channel=MELODY_CHANNEL, program=melody.program)),
     ]
     for n in melody.notes:
@@ -215,6 +215,11 @@ def _scan(mid: mido.MidiFile) -> _Scan:
             close(ti, sounding, ch, pitch, tick)
         scan.ends[ti] = tick
     return scan
+
+
+def _part_name(track_name: str, title: str) -> str:
+    """A track's own name worth keeping: not the title again, not our placeholder."""
+    return "" if track_name in (title, Melody.DEFAULT_PART_NAME) else track_name
 
 
 def _gm_name(program: int) -> str:
@@ -322,7 +327,8 @@ def midi_to_melody(data: bytes, track: int | None = None, *, name: str = "",
     group = groups[track]
     melody, qreport = build_melody(
         raw[track], steps_per_quarter=steps_per_quarter, qpm=qpm, time_signature=meter,
-        key=key or Key(), program=infos[track].program, pickup_steps=pickup, name=title or name)
+        key=key or Key(), program=infos[track].program, pickup_steps=pickup, name=title or name,
+        part_name=_part_name(scan.names.get(group.track, "") if not single else "", title or name))
     # Keep trailing rest up to the track's end, but not past the bar line after the last note:
     # files often end long after the music (and our own export ends exactly at total_steps).
     last_end = melody.notes[-1].end

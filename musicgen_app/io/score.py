@@ -275,7 +275,8 @@ def stream_to_melody(score: m21.stream.Stream, part_index: int | None = None,
     end_q = max(float(part.highestTime), max(n.onset + n.duration for n in notes))
     melody, facts.report = build_melody(
         notes, steps_per_quarter=steps_per_quarter, total_quarters=end_q, qpm=qpm,
-        time_signature=(num, den), pickup_steps=pickup_steps, program=part_program(part), name=name)
+        time_signature=(num, den), pickup_steps=pickup_steps, program=part_program(part), name=name,
+        part_name="" if part.partName in (None, name, Melody.DEFAULT_PART_NAME) else str(part.partName))
     key, candidates = file_key(part)
     facts.key_from_file = key is not None or candidates is not None
     melody = melody.replace(key=key or estimate_key(melody.notes, candidates))
@@ -333,7 +334,7 @@ def melody_to_stream(melody: Melody) -> m21.stream.Score:
         score.metadata = m21.metadata.Metadata(title=melody.name)
         score.metadata.movementName = melody.name
     part = m21.stream.Part()
-    part.partName = melody.name or "Melody"
+    part.partName = melody.part_label
     for number, (a, nominal_b) in enumerate(_bar_lines(melody), start=0 if melody.pickup_steps else 1):
         # A pickup bar is always written whole: MusicXML readers take a short first measure as the
         # anacrusis, so a melody ending inside its pickup grows to the pickup's length.
