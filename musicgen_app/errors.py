@@ -36,6 +36,10 @@ class FileTooLargeError(ImportFailed):
     """The upload is over the size limit."""
 
 
+class UnsupportedMeterError(ImportFailed):
+    """The file's time signature is not one a melody can have (0/0, 5/0 ...)."""
+
+
 class TrackChoiceError(ImportFailed):
     """The requested track does not exist."""
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import html
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,8 @@ from .service import (
 )
 from .settings import build_request, parse_time_signature
 from .tempfiles import TempStore
+
+log = logging.getLogger(__name__)
 
 KEEP_PROGRAM = -1  # the instrument menu's "keep the input's"
 
@@ -66,6 +69,7 @@ def user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except MusicgenError as exc:
+            log.info("%s refused: %s: %s", fn.__name__, type(exc).__name__, exc)  # one line, no traceback
             raise gr.Error(html.escape(str(exc), quote=False), title=_error_title(exc)) from exc
 
     return wrapper

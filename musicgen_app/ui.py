@@ -181,7 +181,8 @@ def _continue_tab(studio: Studio, heavy: dict):
             with gr.Row(elem_classes="compact-row", equal_height=True):
                 with gr.Column(scale=3, min_width=180):
                     seed = _seed_row()
-                key_lock = gr.Dropdown(KEY_LOCKS, value="off", label="Key lock", scale=2, min_width=100)
+                key_lock = gr.Dropdown(KEY_LOCKS, value="off", label="Key lock", scale=2, min_width=100,
+                                       info="new notes stay in the scale; minor also allows the raised 6th and 7th")
             with gr.Row(elem_classes="compact-row"):
                 program = gr.Dropdown(PROGRAM_CHOICES, value=KEEP_PROGRAM, label="Instrument")
                 soundfont = _soundfont_dropdown(studio)

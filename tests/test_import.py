@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import mido
 import pytest
@@ -197,9 +198,36 @@ def test_over_5_mb_is_refused_before_parsing(tmp_path, monkeypatch):
         load_melody(path)
 
 
-def test_missing_path_is_an_import_error(tmp_path):
-    with pytest.raises(errors.ImportFailed, match="No file at"):
+def test_missing_path_is_an_import_error_that_shows_no_server_path(tmp_path):
+    with pytest.raises(errors.ImportFailed, match="'nope.mid' is gone") as err:
         load_melody(tmp_path / "nope.mid")
+    assert str(tmp_path) not in str(err.value)
+
+
+PYTHON_WORDS = re.compile(r"Error\b|Exception|Traceback|b'|\\x[0-9a-f]{2}|/tmp/|site-packages")
+
+
+@pytest.mark.parametrize("name", sorted(CORRUPT))
+def test_messages_speak_to_musicians_not_programmers(data_dir, name):
+    with pytest.raises(errors.ImportFailed) as err:
+        load_melody(data_dir / "corrupt" / name)
+    assert not PYTHON_WORDS.search(str(err.value)), str(err.value)
+
+
+@pytest.mark.parametrize("head,kind", [(b"\x89PNG\r\n\x1a\n", "PNG image"), (b"%PDF-1.7\n", "PDF"),
+                                       (b"RIFF\x00\x00\x00\x00WAVE", "audio"), (b"ID3\x04", "MP3")])
+def test_a_common_wrong_file_is_named(head, kind):
+    with pytest.raises(errors.NotMusicError, match=kind) as err:
+        load_melody(head + bytes(range(256)) * 4, filename="upload.bin")
+    assert not PYTHON_WORDS.search(str(err.value)), str(err.value)
+
+
+def test_a_zero_meter_is_a_meter_problem_not_damage():
+    xml = melody_to_musicxml(Melody(notes=(Note(0, 60, 4), Note(4, 62, 4)), total_steps=16)).decode()
+    bad = xml.replace("<beats>4</beats>", "<beats>0</beats>").replace("<beat-type>4</beat-type>",
+                                                                       "<beat-type>0</beat-type>")
+    with pytest.raises(errors.UnsupportedMeterError, match="Time signature 0/0"):
+        load_melody(bad.encode(), filename="zero.musicxml")
 
 
 def test_long_melody_is_trimmed_to_64_bars():

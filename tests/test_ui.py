@@ -210,3 +210,12 @@ def test_temp_store_sweeps_old_request_folders(tmp_path):
     os.utime(old, (time.time() - 7200, time.time() - 7200))
     assert store.sweep(force=True) == 1
     assert not old.exists() and new.exists()
+
+
+@pytest.mark.parametrize("bad", [dict(bars="eight"), dict(bars=float("nan")), dict(temperature=[1]),
+                                 dict(variations=1e9), dict(seed="1.5"), dict(track="two")])
+def test_wrong_api_values_get_our_settings_message(studio, bad):
+    with pytest.raises(gr.Error) as err:
+        api.continue_api(studio, example="Jig (6/8, MIDI)", **bad)
+    assert err.value.title == "Check the settings"
+    assert "Error" not in err.value.message and "Traceback" not in err.value.message

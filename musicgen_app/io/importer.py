@@ -13,6 +13,7 @@ snapped to the sixteenth grid by :mod:`musicgen_app.quantize`, which also picks 
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from ..melody import Melody
 from .midi import midi_to_melody
 from .quantize import QuantizeReport, TrackInfo, choose_track, describe_track, pitch_range_notice, trim_bars
 from .score import part_candidates, part_notes, read_score, score_title, stream_to_melody
+
+log = logging.getLogger(__name__)
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_BARS = 64
@@ -65,9 +68,10 @@ def load_melody(source: str | os.PathLike | bytes, *, filename: str | None = Non
     except MusicgenError:
         raise
     except Exception as exc:  # last line of defence: a parser bug must still reach the user as ours
+        log.warning("unexpected failure reading %r as %s: %s: %s", filename, fmt, type(exc).__name__, exc)
         raise CorruptFileError(
-            f"{filename or 'The file'} could not be read ({type(exc).__name__}: {str(exc)[:100]}); "
-            "it may be damaged. Export it again, or try MIDI or MusicXML.") from exc
+            f"{filename or 'The file'} could not be read; it may be damaged. Export it again, or try MIDI or "
+            "MusicXML.") from exc
 
 
 def parse_text(text: str) -> ImportResult:
@@ -81,7 +85,8 @@ def parse_text(text: str) -> ImportResult:
     except MusicgenError:
         raise
     except Exception as exc:  # see load_melody
-        raise NotMusicError(f"The typed notes could not be read ({type(exc).__name__}). {HOW_TO_TYPE}") from exc
+        log.warning("unexpected failure reading typed notes: %s: %s", type(exc).__name__, exc)
+        raise NotMusicError(f"The typed notes could not be read. {HOW_TO_TYPE}") from exc
 
 
 # -- source and format -------------------------------------------------------------------------------
@@ -95,7 +100,7 @@ def _read_source(source, filename: str | None) -> tuple[bytes, str]:
         raise ImportFailed(f"Cannot read {type(source).__name__}; pass a file path or the file's bytes.")
     path = Path(source)
     if not path.is_file():
-        raise ImportFailed(f"No file at {str(path)!r}; upload it again.")
+        raise ImportFailed(f"The file {path.name!r} is gone (uploads are kept for an hour); upload it again.")
     size = path.stat().st_size
     if size > MAX_BYTES:  # refused before reading a byte of it
         raise FileTooLargeError(_too_large(path.name, size))
@@ -124,6 +129,13 @@ def _looks_like_text(data: bytes) -> str | None:
     return text if controls <= len(text[:4096]) * 0.02 else None
 
 
+# Files people upload by mistake, by their first bytes (audio is the commonest: it is "music").
+OTHER_FORMATS = (
+    (b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+    (b"%PDF", "a PDF document"), (b"RIFF", "audio or video (RIFF: WAV, AVI)"), (b"ID3", "an MP3 recording"),
+    (b"\xff\xfb", "an MP3 recording"), (b"OggS", "an Ogg recording"), (b"fLaC", "a FLAC recording"),
+    (b"\x1f\x8b", "a gzip archive"), (b"PK", "a zip archive"), (b"\x7fELF", "a program"),
+)
 ABC_FIELD = re.compile(r"^\s*[XK]:", re.MULTILINE)
 ABC_ANY_FIELD = re.compile(r"^\s*[XKMLTQ]:", re.MULTILINE)
 XML_ROOT = re.compile(r"<\s*score-(partwise|timewise)\b")
@@ -159,9 +171,10 @@ def detect_format(data: bytes, filename: str = "") -> str:
         return "abc"
     if text is not None and ext in TEXT_EXTENSIONS:
         return "tinynotation"
+    kind = next((name for magic, name in OTHER_FORMATS if data.startswith(magic)), None)
+    what = f"looks like {kind}, not notes" if kind else "is not a music file we can read"
     raise NotMusicError(
-        f"{label} is not a music file we can read (it starts with {data[:8]!r}). Upload MIDI (.mid), "
-        "MusicXML (.musicxml, .xml, .mxl) or ABC (.abc), or type the notes.")
+        f"{label} {what}. Upload MIDI (.mid), MusicXML (.musicxml, .xml, .mxl) or ABC (.abc), or type the notes.")
 
 
 # -- per format ------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ The first tempo is used and later changes are reported; so are meter changes.
 from __future__ import annotations
 
 import io
+import logging
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -39,6 +40,8 @@ from .quantize import (
     first_meter,
     first_tempo,
 )
+
+log = logging.getLogger(__name__)
 
 PPQ = 480
 DRUM_CHANNEL = 9  # channel 10 as musicians count
@@ -136,15 +139,15 @@ def read_midi(data: bytes) -> mido.MidiFile:
     """Parse with mido; anything mido cannot read is a :class:`CorruptFileError`."""
     if data[:4] != b"MThd":
         raise CorruptFileError(
-            f"The file does not start with a MIDI header ('MThd'; it starts with {data[:4]!r}); "
-            "it is not a MIDI file or is damaged. Export it again as a Standard MIDI File (.mid).")
+            "The file does not start with a MIDI header; it is not a MIDI file or is damaged. "
+            "Export it again as a Standard MIDI File (.mid).")
     try:
         mid = mido.MidiFile(file=io.BytesIO(data))
     except Exception as exc:  # mido raises EOFError, OSError, ValueError, KeyError, ... on bad bytes
-        why = f"{type(exc).__name__}: {exc}".strip(": ")[:120]
+        log.info("mido could not read a MIDI file: %s: %s", type(exc).__name__, exc)
+        why = "it ends in the middle of its data" if isinstance(exc, EOFError) else "its data is damaged"
         raise CorruptFileError(
-            f"The MIDI file cannot be read ({why}); it may be truncated or damaged. "
-            "Export it again from your DAW or notation program.") from exc
+            f"The MIDI file cannot be read: {why}. Export it again from your DAW or notation program.") from exc
     if mid.ticks_per_beat <= 0:
         raise CorruptFileError(
             f"The MIDI file's time division ({mid.ticks_per_beat}) is SMPTE or zero, not ticks per "

@@ -15,16 +15,20 @@ MusicXML ``dynamics`` attribute of each note, so they survive a round trip.
 from __future__ import annotations
 
 import io
+import logging
 import re
 import zipfile
+from xml.parsers.expat import ExpatError
 from dataclasses import dataclass, field
 from fractions import Fraction
 
 import music21 as m21
 
-from ..errors import CorruptFileError, MelodyError, NoNotesError, TrackChoiceError
+from ..errors import CorruptFileError, MelodyError, NoNotesError, TrackChoiceError, UnsupportedMeterError
 from ..melody import Key, Melody, estimate_key
 from .quantize import QuantizeReport, RawNote, TrackInfo, build_melody, describe_track, first_meter, first_tempo
+
+log = logging.getLogger(__name__)
 
 MAJOR_LIKE = {"major", "ionian", "lydian", "mixolydian"}
 MIN_SCORE_PITCH = 12  # C0: MusicXML octaves start at 0
@@ -53,11 +57,15 @@ def read_score(data: bytes | str, fmt: str) -> tuple[m21.stream.Score, list[str]
     notices = []
     if fmt == "mxl":
         data, fmt = unzip_mxl(data), "musicxml"
+    if fmt == "musicxml":
+        _check_meters(data)
     try:
         parsed = m21.converter.parseData(data, format=fmt)
     except Exception as exc:  # music21 raises anything from ExpatError to IndexError on bad input
+        log.info("music21 could not read a %s file: %s: %s", label, type(exc).__name__, exc)
+        where = f" ({exc})" if isinstance(exc, ExpatError) else ""  # line and column of the bad XML
         raise CorruptFileError(
-            f"The {label} file cannot be read ({_brief(exc)}); it may be damaged or cut short. "
+            f"The {label} file cannot be read{where}; it may be damaged or cut short. "
             "Export it again from your notation program.") from exc
     if fmt == "musicxml" and isinstance(parsed, m21.stream.Score):
         _restore_midi_programs(parsed, data)
@@ -114,15 +122,24 @@ def unzip_mxl(data: bytes) -> bytes:
     except CorruptFileError:
         raise
     except Exception as exc:  # zipfile: BadZipFile, EOFError, zlib.error, NotImplementedError, ...
+        log.info("could not unpack an .mxl archive: %s: %s", type(exc).__name__, exc)
         raise CorruptFileError(
-            f"The .mxl archive cannot be unpacked ({_brief(exc)}); it may be truncated. "
+            "The .mxl archive cannot be unpacked; it may be truncated. "
             "Export it again, or save as uncompressed .musicxml.") from exc
 
 
-def _brief(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    text = text[:120]
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+_METER = re.compile(rb"<beats>\s*([^<]*?)\s*</beats>\s*<beat-type>\s*([^<]*?)\s*</beat-type>")
+
+
+def _check_meters(data: bytes | str) -> None:
+    """A time signature with no beats or no beat type (0/0) is a meter problem, not a damaged file."""
+    raw = data.encode("utf-8", errors="replace") if isinstance(data, str) else data
+    for beats, beat_type in _METER.findall(raw[:MAX_UNZIPPED_BYTES]):
+        if not (beats.isdigit() and beat_type.isdigit() and int(beats) > 0 and int(beat_type) > 0):
+            shown = f"{beats.decode(errors='replace')[:8]}/{beat_type.decode(errors='replace')[:8]}"
+            raise UnsupportedMeterError(
+                f"Time signature {shown} is not a meter we can read: it needs a number of beats and a beat "
+                "type such as 4 or 8. Fix it in your notation program and export again.")
 
 
 def _parts(score: m21.stream.Stream) -> list[m21.stream.Stream]:
