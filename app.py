@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import sys
 
 
 def main(argv=None) -> None:
@@ -24,7 +26,9 @@ def main(argv=None) -> None:
 
     from musicgen_app.tempfiles import TempStore
 
-    store = TempStore()
+    store = TempStore()  # also removes the folders of earlier runs that were killed
+    # SIGTERM (systemd, docker stop, kill) exits like Ctrl-C does, so the store's folder is removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     # Gradio's cache is our temp folder: outputs are served where they are written, nothing else.
     env.setdefault("GRADIO_TEMP_DIR", str(store.root))
     env.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -33,6 +37,7 @@ def main(argv=None) -> None:
     import torch
 
     from musicgen_app import render, ui
+    from musicgen_app.io import sandbox
     from musicgen_app.io.importer import MAX_BYTES
     from musicgen_app.service import MelodyService
 
@@ -41,6 +46,7 @@ def main(argv=None) -> None:
     torch.set_num_threads(1)
     service = MelodyService.debug() if args.debug_model else MelodyService.from_checkpoints()
     render.warm_up()
+    sandbox.warm_up()  # the parser process, so the first upload is not the slow one
     demo = ui.build_ui(service, store, concurrency_limit=args.concurrency)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=256)
     demo.launch(server_name=args.host, server_port=args.port, max_file_size=MAX_BYTES,

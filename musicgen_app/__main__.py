@@ -99,8 +99,8 @@ def _wrote(*paths) -> None:
             print(f"wrote {path}")
 
 
-def _finish(result) -> None:
-    for n in result.notices:
+def _finish(result, files) -> None:
+    for n in [*result.notices, *files.notices]:
         print(f"note: {n}", file=sys.stderr)
     print(f"seed {result.seed}")
 
@@ -115,7 +115,7 @@ def cmd_continue(args) -> None:
     files = outputs.write_continue(result, out, whole=not args.continuation_only, audio=args.wav)
     for v in files.variations:
         _wrote(v.midi, v.new_bars_midi, v.audio)
-    _finish(result)
+    _finish(result, files)
 
 
 def cmd_interpolate(args) -> None:
@@ -128,7 +128,7 @@ def cmd_interpolate(args) -> None:
                                 audio=Path(args.wav) if args.wav else None)
     print(f"wrote {files.midi} ({len(result.clips)} steps, {result.morph.num_bars:g} bars)")
     _wrote(files.steps_zip, files.audio)
-    _finish(result)
+    _finish(result, files)
 
 
 def cmd_generate(args) -> None:
@@ -137,7 +137,7 @@ def cmd_generate(args) -> None:
     result = _service(args).sample(req)
     files = outputs.write_generated(result, Path(args.output), audio=args.wav, zipped=False)
     _wrote(*files.midis, *files.audios)
-    _finish(result)
+    _finish(result, files)
 
 
 def cmd_render(args) -> None:

@@ -29,7 +29,7 @@ def continue_api(studio: Studio, melody_file=None, notes=None, example=None, tra
                                       soundfont, rolls=False)
     vs = files.variations
     info = {"seed": result.seed, "input": entry.melody.summary(), "track": entry.track,
-            "start_step": result.start_step, "notices": list(entry.notices) + list(result.notices),
+            "start_step": result.start_step, "notices": [*entry.notices, *result.notices, *files.notices],
             "variations": [v.melody.summary() for v in vs]}
     return [str(v.midi) for v in vs], [str(v.new_bars_midi) for v in vs], [str(v.audio) for v in vs], info
 
@@ -41,7 +41,7 @@ def interpolate_api(studio: Studio, a_file=None, a_notes=None, a_example=None, b
     a = resolve_api_input(a_file, a_notes, a_example, name="clip A")
     b = resolve_api_input(b_file, b_notes, b_example, name="clip B")
     result, files = interpolate_files(studio, a.melody, b.melody, steps, temperature, seed, None, rolls=False)
-    info = {"seed": result.seed, "notices": list(a.notices) + list(b.notices) + list(result.notices),
+    info = {"seed": result.seed, "notices": [*a.notices, *b.notices, *result.notices, *files.notices],
             "clips": [c.summary() for c in result.clips], "morph": result.morph.summary()}
     return str(files.midi), str(files.steps_zip), str(files.audio), info
 
@@ -50,7 +50,8 @@ def interpolate_api(studio: Studio, a_file=None, a_notes=None, a_example=None, b
 def generate_api(studio: Studio, count=None, temperature=None, seed=None, time_signature="4/4", qpm=None):
     """/generate: how many, temperature, seed, time signature, tempo -> MIDIs, zip, WAVs, info."""
     result, files = generate_files(studio, count, temperature, seed, time_signature, qpm, None, page=False)
-    info = {"seed": result.seed, "notices": list(result.notices), "melodies": [m.summary() for m in result.melodies]}
+    info = {"seed": result.seed, "notices": [*result.notices, *files.notices],
+            "melodies": [m.summary() for m in result.melodies]}
     return [str(p) for p in files.midis], str(files.zip), [str(w) for w in files.audios], info
 
 

@@ -147,7 +147,7 @@ def extract_midi_file(path: str) -> tuple[list[dict], collections.Counter]:
 
     skipped: collections.Counter = collections.Counter()
     try:
-        result = load_melody(path)
+        result = load_melody(path, bounded=False)  # already in a worker of our own pool
     except Exception as exc:  # the user's folder may hold anything; count and go on
         skipped[type(exc).__name__] += 1
         return [], skipped

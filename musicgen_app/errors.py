@@ -40,6 +40,10 @@ class UnsupportedMeterError(ImportFailed):
     """The file's time signature is not one a melody can have (0/0, 5/0 ...)."""
 
 
+class ParseBudgetError(ImportFailed):
+    """Reading the file took more time or memory than one upload may use."""
+
+
 class TrackChoiceError(ImportFailed):
     """The requested track does not exist."""
 

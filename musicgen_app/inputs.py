@@ -7,6 +7,7 @@ the API reads one input per call with :func:`resolve_api_input`.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -81,13 +82,19 @@ def _entry(result: ImportResult, label: str, origin: InputOrigin) -> InputEntry:
 def read_input(origin: InputOrigin, track: int | None = None) -> InputEntry:
     """Read an example, a file or typed text into an :class:`InputEntry`."""
     if origin.kind == "example":
-        return _entry(load_melody(example_path(origin.value), track=track), origin.value, origin)
+        return _example(origin.value, track)
     if origin.kind == "file":
         path = Path(origin.value)
         return _entry(load_melody(path, track=track), path.name, origin)
     if origin.kind == "text":
         return _entry(parse_text(origin.value), "Typed notes", origin)
     raise ImportFailed("A model's result cannot be read again; pick an example, upload a file or type notes.")
+
+
+@functools.lru_cache(maxsize=32)
+def _example(name: str, track: int | None) -> InputEntry:
+    """Examples are read once per process (entries are immutable): every page load shows one."""
+    return _entry(load_melody(example_path(name), track=track), name, InputOrigin("example", name))
 
 
 def resolve_api_input(file, notes, example, track=None, name: str = "the melody") -> InputEntry:

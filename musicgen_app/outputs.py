@@ -33,6 +33,7 @@ class VariationFiles:
 @dataclass(frozen=True)
 class ContinueFiles:
     variations: tuple[VariationFiles, ...]
+    notices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class MorphFiles:
     steps_zip: Path | None  # one MIDI per step
     audio: Path | None
     rolls: tuple[tuple[Path, str], ...]  # (piano roll, caption) per step
+    notices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class GeneratedFiles:
     audios: tuple[Path, ...]
     medley: Path | None  # every melody in turn, a bar apart
     rolls: tuple[tuple[Path, str], ...]  # (piano roll, caption) per melody
+    notices: tuple[str, ...] = ()
 
 
 def numbered(path: Path, i: int, n: int) -> Path:
@@ -101,7 +104,8 @@ def write_continue(result: ContinueResult, base: Path, *, whole: bool = True, au
             wav = write_wav(render.render_continued(head, cont, soundfont), path.with_suffix(".wav"))
         roll = write_roll(melody, path.with_suffix(".png"), split_step=result.start_step) if rolls else None
         out.append(VariationFiles(melody, midi, new_bars, wav, roll))
-    return ContinueFiles(tuple(out))
+    cut = render.audio_cut(result.melodies[0]) if audio else None
+    return ContinueFiles(tuple(out), (cut,) if cut else ())
 
 
 def step_names(n: int) -> list[str]:
@@ -127,7 +131,8 @@ def write_morph(result: InterpolateResult, midi: Path, *, steps_zip: Path | None
             path = write_roll(clip, rolls_dir / f"step-{i + 1:02d}-of-{n:02d}.png", title=caption,
                               size=GALLERY_ROLL_SIZE)
             pictures.append((path, caption))
-    return MorphFiles(midi, steps_zip, audio, tuple(pictures))
+    cut = render.audio_cut(result.morph) if audio is not None else None
+    return MorphFiles(midi, steps_zip, audio, tuple(pictures), (cut,) if cut else ())
 
 
 def write_generated(result: SampleResult, folder: Path, *, audio: bool = True, medley: bool = False,
@@ -157,4 +162,5 @@ def write_generated(result: SampleResult, folder: Path, *, audio: bool = True, m
         first = result.melodies[0]
         gap = first.bar_steps * first.seconds_per_step - render.TAIL_SECONDS
         all_wav = write_wav(render.one_after_another(sounds, gap), folder / "all-melodies.wav")
-    return GeneratedFiles(tuple(midis), archive, tuple(wavs), all_wav, tuple(pictures))
+    cut = next((render.audio_cut(m) for m in result.melodies if render.audio_cut(m)), None) if sounds else None
+    return GeneratedFiles(tuple(midis), archive, tuple(wavs), all_wav, tuple(pictures), (cut,) if cut else ())

@@ -1,7 +1,8 @@
 """Melody -> audio through FluidSynth, and audio -> WAV / OGG bytes.
 
 Audio is a 1-D ``float32`` numpy array (mono), peak-normalised to -1 dBFS, at ``sample_rate`` Hz.
-Its length is ``melody.duration_seconds + TAIL_SECONDS`` so a held last note can ring out.
+Its length is ``melody.duration_seconds + TAIL_SECONDS`` so a held last note can ring out, and
+never more than MAX_AUDIO_SECONDS (+ the tail): a melody longer than that is heard up to there.
 
 Design:
 
@@ -25,8 +26,8 @@ every render of a melody.
 
 from __future__ import annotations
 
+import collections
 import ctypes
-import functools
 import io
 import os
 import threading
@@ -40,6 +41,8 @@ from .melody import Melody
 
 SAMPLE_RATE = 44100  # what the app and the CLI write
 TAIL_SECONDS = 0.75
+MAX_AUDIO_SECONDS = 300.0  # audio stops here (a 72-byte MIDI can ask for hours); MIDI files keep it all
+HEAD_CACHE_BYTES = 64 * 2**20  # inputs' audio kept for the next variation or click
 PEAK_DBFS = -1.0
 SOUNDFONT_SUFFIXES = (".sf2", ".sf3")
 SOUNDFONTS_ENV = "MUSICGEN_SOUNDFONTS"
@@ -286,25 +289,52 @@ def render(melody: Melody, soundfont: str | None = None, sample_rate: int = SAMP
     if not isinstance(program, int) or not 0 <= program <= 127:
         raise RenderError(f"GM program {program!r} is outside 0-127.")
     path = soundfont_path(soundfont)
+    if melody.duration_seconds > MAX_AUDIO_SECONDS:
+        melody = melody.slice(0, int(MAX_AUDIO_SECONDS / melody.seconds_per_step))
     total = round((melody.duration_seconds + TAIL_SECONDS) * sample_rate)
     stereo = np.zeros((total, 2), np.float32)
     if melody.notes:
         font = _get_synth(path, sample_rate)
         with font.lock:
             _play(font, melody, program, path, sample_rate, stereo)
-    audio = stereo.mean(axis=1)  # reverb is off, so the two channels only differ by the preset's pan
+    # Reverb is off, so the channels differ only by the preset's pan. (L + R) * 0.5 equals
+    # stereo.mean(axis=1) to the bit and takes 30 % less time.
+    audio = (stereo[:, 0] + stereo[:, 1]) * np.float32(0.5)
     fade = min(total, int(_FADE_SECONDS * sample_rate))
     if fade:
         audio[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
     return normalize_peak(audio) if normalize else audio
 
 
-@functools.lru_cache(maxsize=8)
-def _render_head(melody: Melody, soundfont: str | None, program: int | None) -> np.ndarray:
-    """The input's part of a continuation, shared by every variation and click (Melody is hashable)."""
-    audio = render(melody, soundfont=soundfont, program=program, normalize=False)
-    audio.setflags(write=False)
-    return audio
+def audio_cut(melody: Melody) -> str | None:
+    """A notice when the audio of ``melody`` stops at MAX_AUDIO_SECONDS, else None."""
+    if melody.duration_seconds <= MAX_AUDIO_SECONDS:
+        return None
+    return (f"The audio stops after {MAX_AUDIO_SECONDS / 60:g} minutes of the "
+            f"{melody.duration_seconds / 60:.0f}; the MIDI file has all of it.")
+
+
+class _HeadCache:
+    """Inputs' audio by (melody, font, program), least recently used out first, bounded in bytes."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes, self._items, self._lock = max_bytes, collections.OrderedDict(), threading.Lock()
+
+    def get(self, key, make):
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        audio = make()
+        audio.setflags(write=False)
+        with self._lock:
+            self._items[key] = audio
+            while sum(a.nbytes for a in self._items.values()) > self.max_bytes and len(self._items) > 1:
+                self._items.popitem(last=False)
+        return audio
+
+
+_HEADS = _HeadCache(HEAD_CACHE_BYTES)
 
 
 def render_continued(head: Melody, continuation: Melody, soundfont: str | None = None,
@@ -316,7 +346,10 @@ def render_continued(head: Melody, continuation: Melody, soundfont: str | None =
     the unnormalised parts, normalised once, equals one render of the whole (onsets agree to one
     64-sample block).
     """
-    a = _render_head(head, soundfont, program)
+    if head.duration_seconds + continuation.duration_seconds > MAX_AUDIO_SECONDS:
+        return render(head.concat(continuation), soundfont=soundfont, program=program)  # cut there
+    a = _HEADS.get((head, soundfont, program),
+                   lambda: render(head, soundfont=soundfont, program=program, normalize=False))
     b = render(continuation, soundfont=soundfont, program=program, normalize=False)
     # On FluidSynth's block grid, as the whole would be rendered (off by < 0.75 ms).
     offset = round(head.total_steps * head.seconds_per_step * SAMPLE_RATE / _BLOCK) * _BLOCK

@@ -290,6 +290,10 @@ class MelodyService:
         gen, seed = _generator(req.seed)
         probe = Melody(notes=(), time_signature=req.time_signature, qpm=req.qpm, program=req.program)
         W = self.window
+        if probe.bar_steps > W:
+            num, den = req.time_signature
+            raise RequestError(f"A bar of {num}/{den} ({probe.bar_steps} sixteenths) is longer than the "
+                               f"{W}-sixteenth clips the model writes; choose a shorter meter such as 4/4 or 6/8.")
         length = tk.whole_bars_steps(W, probe.bar_steps)
         feats = torch.from_numpy(tk.metric_features(W, req.time_signature, 0))
         z = self.vae.sample_prior(req.count, gen)

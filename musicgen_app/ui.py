@@ -72,7 +72,7 @@ def continue_ui(studio: Studio, history: InputHistory, bars, temperature, variat
                                       soundfont, rolls=True)
     run = ContinueRun(tuple(v.melody for v in files.variations), result.start_step, str(folder), entry.label)
     n = len(files.variations)
-    status = _status(result.seed, result.notices,
+    status = _status(result.seed, [*result.notices, *files.notices],
                      f" Blue: the input; orange: the continuation ({n} variation{'s' if n > 1 else ''}).")
     slots = []
     for i in range(MAX_VARIATIONS):
@@ -106,7 +106,7 @@ def interpolate_ui(studio: Studio, hist_a: InputHistory, hist_b: InputHistory, s
     a, b = current_entry(hist_a, "clip A"), current_entry(hist_b, "clip B")
     progress(0.05, desc="Morphing")
     result, files = interpolate_files(studio, a.melody, b.melody, steps, temperature, seed, soundfont, rolls=True)
-    status = _status(result.seed, result.notices, f" {len(result.clips)} clips from A to B.")
+    status = _status(result.seed, [*result.notices, *files.notices], f" {len(result.clips)} clips from A to B.")
     return status, str(files.audio), [(str(p), c) for p, c in files.rolls], [str(files.midi), str(files.steps_zip)]
 
 
@@ -114,7 +114,7 @@ def interpolate_ui(studio: Studio, hist_a: InputHistory, hist_b: InputHistory, s
 def generate_ui(studio: Studio, count, temperature, seed, time_signature, qpm, soundfont, progress=gr.Progress()):
     progress(0.05, desc="Sampling")
     result, files = generate_files(studio, count, temperature, seed, time_signature, qpm, soundfont, page=True)
-    status = _status(result.seed, result.notices,
+    status = _status(result.seed, [*result.notices, *files.notices],
                      " The player plays them all in turn; click a piano roll to hear that melody alone.")
     return (status, str(files.medley), [(str(p), c) for p, c in files.rolls],
             [str(p) for p in files.midis] + [str(files.zip)], [str(files.medley)] + [str(w) for w in files.audios])

@@ -25,11 +25,13 @@ from ..errors import CorruptFileError, FileTooLargeError, ImportFailed, Musicgen
 from ..melody import Melody
 from .midi import midi_to_melody
 from .quantize import QuantizeReport, TrackInfo, choose_track, describe_track, pitch_range_notice, trim_bars
+from .sandbox import run_bounded
 from .score import part_candidates, part_notes, read_score, score_title, stream_to_melody
 
 log = logging.getLogger(__name__)
 
 MAX_BYTES = 5 * 1024 * 1024
+MIDI_IN_PROCESS_BYTES = 256 * 1024  # mido reads this much in ~0.3 s; larger files go to the sandbox
 MAX_BARS = 64
 MIDI_EXTENSIONS = (".mid", ".midi", ".kar", ".smf")
 XML_EXTENSIONS = (".musicxml", ".xml")
@@ -53,11 +55,32 @@ class ImportResult:
 
 
 # -- entry points ----------------------------------------------------------------------------------
-def load_melody(source: str | os.PathLike | bytes, *, filename: str | None = None,
-                track: int | None = None) -> ImportResult:
-    """Read a file (a path, or its bytes with ``filename`` for the extension and the name)."""
+def load_melody(source: str | os.PathLike | bytes, *, filename: str | None = None, track: int | None = None,
+                bounded: bool = True) -> ImportResult:
+    """Read a file (a path, or its bytes with ``filename`` for the extension and the name).
+
+    ``bounded``: parse scores, and MIDI files over ``MIDI_IN_PROCESS_BYTES``, in a child process under
+    the time and memory budget of :mod:`.sandbox` (off only for trusted files, e.g. in a process pool).
+    """
     data, filename = _read_source(source, filename)
     fmt = detect_format(data, filename)
+    if bounded and (fmt != "midi" or len(data) > MIDI_IN_PROCESS_BYTES):
+        return run_bounded(_parse, data, fmt, filename, track, what=filename or "The file")
+    return _parse(data, fmt, filename, track)
+
+
+def parse_text(text: str, *, bounded: bool = True) -> ImportResult:
+    """Typed notes: ABC (recognised by its ``K:``/``X:``/``M:`` fields) or tinyNotation."""
+    if not isinstance(text, str) or not text.strip():
+        raise NotMusicError(f"Nothing was typed. {HOW_TO_TYPE}")
+    if len(text.encode("utf-8")) > MAX_BYTES:
+        raise FileTooLargeError(f"The typed text is over {MAX_BYTES // 2**20} MB; type a shorter melody.")
+    if bounded:
+        return run_bounded(_parse_text, text, what="The typed notes")
+    return _parse_text(text)
+
+
+def _parse(data: bytes, fmt: str, filename: str, track: int | None) -> ImportResult:
     stem = Path(filename).stem if filename else ""
     try:
         if fmt == "midi":
@@ -74,17 +97,12 @@ def load_melody(source: str | os.PathLike | bytes, *, filename: str | None = Non
             "MusicXML.") from exc
 
 
-def parse_text(text: str) -> ImportResult:
-    """Typed notes: ABC (recognised by its ``K:``/``X:``/``M:`` fields) or tinyNotation."""
-    if not isinstance(text, str) or not text.strip():
-        raise NotMusicError(f"Nothing was typed. {HOW_TO_TYPE}")
-    if len(text.encode("utf-8")) > MAX_BYTES:
-        raise FileTooLargeError(f"The typed text is over {MAX_BYTES // 2**20} MB; type a shorter melody.")
+def _parse_text(text: str) -> ImportResult:
     try:
         return _from_text(text, None, "Typed melody")
     except MusicgenError:
         raise
-    except Exception as exc:  # see load_melody
+    except Exception as exc:  # see _parse
         log.warning("unexpected failure reading typed notes: %s: %s", type(exc).__name__, exc)
         raise NotMusicError(f"The typed notes could not be read. {HOW_TO_TYPE}") from exc
 
@@ -193,7 +211,7 @@ def _finish(melody: Melody, tracks: list[TrackInfo], track: int, notices: list[s
 
 
 def _from_midi(data: bytes, track: int | None, stem: str) -> ImportResult:
-    melody, report = midi_to_melody(data, track, name=stem)
+    melody, report = midi_to_melody(data, track, name=stem, max_bars=MAX_BARS)
     return _finish(melody, report.tracks, report.track, report.notices, "midi", report.quantize, stem)
 
 

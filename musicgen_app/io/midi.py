@@ -44,6 +44,7 @@ from .quantize import (
 log = logging.getLogger(__name__)
 
 PPQ = 480
+MAX_NOTES = 50_000  # read at most this many notes of a file: bounds the work of the track listing
 DRUM_CHANNEL = 9  # channel 10 as musicians count
 MELODY_CHANNEL = 0
 
@@ -175,6 +176,7 @@ class _Scan:
     names: dict[int, str] = field(default_factory=dict)
     ends: dict[int, int] = field(default_factory=dict)
     groups: dict[tuple, _Group] = field(default_factory=dict)
+    notes: int = 0  # note-ons read; stops at MAX_NOTES
 
 
 def _scan(mid: mido.MidiFile) -> _Scan:
@@ -198,6 +200,9 @@ def _scan(mid: mido.MidiFile) -> _Scan:
             tick += msg.time
             kind = msg.type
             if kind == "note_on" and msg.velocity > 0:
+                if scan.notes >= MAX_NOTES:
+                    continue  # the rest of such a file is never music we can use; its meta still counts
+                scan.notes += 1
                 if (msg.channel, msg.note) in sounding:  # re-struck without a note-off
                     close(ti, sounding, msg.channel, msg.note, tick)
                 sounding[(msg.channel, msg.note)] = (tick, msg.velocity)
@@ -303,8 +308,8 @@ def _key(scan: _Scan) -> Key | None:
     return None
 
 
-def midi_to_melody(data: bytes, track: int | None = None, *, name: str = "",
-                   steps_per_quarter: int = 4) -> tuple[Melody, MidiReport]:
+def midi_to_melody(data: bytes, track: int | None = None, *, name: str = "", steps_per_quarter: int = 4,
+                   max_bars: int | None = None) -> tuple[Melody, MidiReport]:
     """Parse a Standard MIDI File and take one candidate track (the most melody-like by default).
 
     ``track`` indexes ``report.tracks``. The melody is named after the song title (the first
@@ -328,8 +333,19 @@ def midi_to_melody(data: bytes, track: int | None = None, *, name: str = "",
     conductor = not any(g.track == 0 for g in groups)
     title = scan.names.get(0, "") if single or conductor else ""
     group = groups[track]
+    notes = raw[track]
+    if max_bars is not None:  # trimmed before quantising, so a long file costs no more than 64 bars
+        bar_q = meter[0] * 4 / meter[1]
+        limit_q = pickup / steps_per_quarter + max_bars * bar_q
+        kept = [n for n in notes if n.onset < limit_q]
+        if len(kept) < len(notes):
+            bars = math.ceil((max(n.onset + n.duration for n in notes) - pickup / steps_per_quarter) / bar_q)
+            notices.append(f"The melody has {bars} bars; kept the first {max_bars}.")
+            notes = kept
+    if scan.notes >= MAX_NOTES:
+        notices.append(f"The file has more than {MAX_NOTES:,} notes; read the first {MAX_NOTES:,}.")
     melody, qreport = build_melody(
-        raw[track], steps_per_quarter=steps_per_quarter, qpm=qpm, time_signature=meter,
+        notes, steps_per_quarter=steps_per_quarter, qpm=qpm, time_signature=meter,
         key=key or Key(), program=infos[track].program, pickup_steps=pickup, name=title or name,
         part_name=_part_name(scan.names.get(group.track, "") if not single else "", title or name))
     # Keep trailing rest up to the track's end, but not past the bar line after the last note:
@@ -338,6 +354,8 @@ def midi_to_melody(data: bytes, track: int | None = None, *, name: str = "",
     bar, offset = melody.bar_steps, melody.pickup_steps
     next_bar = offset + max(0, math.ceil((last_end - offset) / bar)) * bar
     end_steps = int(round(scan.ends.get(group.track, 0) * steps_per_quarter / ppq))
+    if max_bars is not None:
+        end_steps = min(end_steps, pickup + max_bars * bar)
     melody = melody.replace(total_steps=max(last_end, min(end_steps, next_bar)))
     if key is None:
         melody = melody.replace(key=estimate_key(melody.notes))

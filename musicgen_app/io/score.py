@@ -18,9 +18,9 @@ import io
 import logging
 import re
 import zipfile
-from xml.parsers.expat import ExpatError
 from dataclasses import dataclass, field
 from fractions import Fraction
+from xml.parsers.expat import ExpatError
 
 import music21 as m21
 

@@ -1,0 +1,78 @@
+"""Run a parser in a child process under a time and a memory budget.
+
+A few kilobytes can hold minutes of work for music21 (a 40 KB .mxl of 5 MB MusicXML parsed for 8
+minutes; a 1 MB ABC file took 12 minutes and 2 GB). The child is forked from a forkserver that has
+the importers loaded already (about 10 ms a call), gets an RLIMIT_DATA cap, and is killed when the
+time is up; the server thread that asked only waits.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import resource
+
+from ..errors import MusicgenError, ParseBudgetError
+
+log = logging.getLogger(__name__)
+
+TIME_BUDGET_SECONDS = 6.0
+MEMORY_BUDGET_BYTES = 1024 * 2**20
+
+_CONTEXT = mp.get_context("forkserver")
+_CONTEXT.set_forkserver_preload(["musicgen_app.io.importer"])
+
+
+def _child(conn, fn, args, memory: int) -> None:
+    resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
+    try:
+        conn.send(("ok", fn(*args)))
+    except MusicgenError as exc:
+        conn.send(("error", exc))
+    except MemoryError:
+        conn.send(("memory", None))
+    except BaseException as exc:  # report, don't die silently: the parent turns it into our error
+        conn.send(("crash", f"{type(exc).__name__}: {exc}"))
+    finally:
+        conn.close()
+
+
+def run_bounded(fn, *args, what: str = "The file", seconds: float | None = None, memory: int | None = None):
+    """``fn(*args)`` in a child process; its result, or its :class:`MusicgenError` raised here.
+
+    Past ``seconds`` or ``memory`` (defaults: the module's budgets) raises :class:`ParseBudgetError`.
+    ``fn`` and its arguments and result must pickle (module-level function, plain data).
+    """
+    seconds = TIME_BUDGET_SECONDS if seconds is None else seconds
+    memory = MEMORY_BUDGET_BYTES if memory is None else memory
+    receive, send = _CONTEXT.Pipe(duplex=False)
+    proc = _CONTEXT.Process(target=_child, args=(send, fn, args, memory), daemon=True)
+    proc.start()
+    send.close()
+    try:
+        if not receive.poll(seconds):
+            log.info("parse stopped after %.1f s", seconds)
+            raise ParseBudgetError(f"{what} took longer than {seconds:g} s to read, so it was stopped; upload a "
+                                   "shorter excerpt, or export it as MIDI.")
+        status, value = receive.recv()
+    except EOFError:  # the child died without a word: killed by the memory cap or a signal
+        status, value = "memory", None
+    finally:
+        if proc.is_alive():
+            proc.kill()
+        proc.join()
+        receive.close()
+    if status == "ok":
+        return value
+    if status == "error":
+        raise value
+    if status == "memory":
+        raise ParseBudgetError(f"{what} needs more than {memory // 2**20} MB to read, so it was stopped; upload a "
+                               "shorter excerpt, or export it as MIDI.")
+    log.warning("parser crashed: %s", value)
+    raise ParseBudgetError(f"{what} could not be read; it may be damaged. Export it again, or try MIDI.")
+
+
+def warm_up() -> None:
+    """Start the forkserver (and its import of the parsers) now rather than on the first upload."""
+    run_bounded(abs, 0)

@@ -1,0 +1,150 @@
+"""No small file can hog the studio: crafted inputs meet a budget and a clear message.
+
+Budgets are enforced by the code (a child process killed past its time, a memory cap, caps on notes,
+bars and audio seconds); these tests check that the budget is applied, not how fast a machine is.
+How long the crafted files take is printed by ``bench/bench_bounds.py``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+
+from musicgen_app import render
+from musicgen_app.errors import ParseBudgetError, RequestError
+from musicgen_app.io import sandbox
+from musicgen_app.io.importer import load_melody, parse_text
+from musicgen_app.io.midi import MAX_NOTES
+from musicgen_app.io.score import melody_to_musicxml
+from musicgen_app.melody import Melody, Note
+from musicgen_app.service import MelodyService, SampleRequest
+from musicgen_app.tempfiles import OWNER_FILE, TempStore, remove_stale_stores
+
+ROOT = Path(__file__).resolve().parent.parent
+TUNE = "X:1\nT:Reel\nM:4/4\nL:1/8\nK:D\n" + "|:DFAF dFAF|GBdB gBdB|AcEc AcEc|dfaf d2 d2:|\n"
+
+
+def many_notes_midi(n: int, ticks: int = 60) -> bytes:
+    mid = mido.MidiFile(type=1, ticks_per_beat=480)
+    track = mido.MidiTrack()
+    mid.tracks.append(track)
+    for i in range(n):
+        track.append(mido.Message("note_on", note=60 + i % 12, velocity=80, time=0))
+        track.append(mido.Message("note_off", note=60 + i % 12, velocity=0, time=ticks))
+    buf = io.BytesIO()
+    mid.save(file=buf)
+    return buf.getvalue()
+
+
+def test_a_slow_parse_is_stopped_at_its_time_budget(monkeypatch):
+    monkeypatch.setattr(sandbox, "TIME_BUDGET_SECONDS", 0.5)
+    huge = TUNE + "".join(f"X:{i}\nT:t\nM:4/4\nL:1/8\nK:G\n" + "GABc dedB|" * 40 + "\n" for i in range(2, 400))
+    with pytest.raises(ParseBudgetError, match=r"longer than 0\.5 s"):
+        parse_text(huge)
+    assert parse_text("4/4 c4 d e f").melody.notes  # the next parse works
+
+
+def test_a_parse_that_eats_memory_is_stopped():
+    with pytest.raises(ParseBudgetError, match="more than 256 MB"):
+        sandbox.run_bounded(bytearray, 2**31, memory=256 * 2**20)
+
+
+def test_a_small_mxl_holding_megabytes_of_musicxml_is_stopped(monkeypatch):
+    monkeypatch.setattr(sandbox, "TIME_BUDGET_SECONDS", 1.0)
+    one = melody_to_musicxml(Melody(notes=tuple(Note(2 * i, 60 + i % 7, 2) for i in range(8)), total_steps=16))
+    head, rest = one.split(b"<measure", 1)
+    measure, tail = (b"<measure" + rest).split(b"</part>", 1)
+    xml = head + measure * 2500 + b"</part>" + tail  # megabytes, and music21 reads every measure
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("META-INF/container.xml", '<container><rootfiles><rootfile full-path="score.xml"/>'
+                                              "</rootfiles></container>")
+        zf.writestr("score.xml", xml)
+    assert len(xml) > 2_000_000 and len(buf.getvalue()) < 200_000
+    with pytest.raises(ParseBudgetError, match="longer than 1 s"):
+        load_melody(buf.getvalue(), filename="small.mxl")
+
+
+def test_a_midi_with_many_notes_is_trimmed_to_64_bars_and_capped():
+    r = load_melody(many_notes_midi(MAX_NOTES + 5000), filename="flood.mid")
+    assert r.melody.num_bars <= 64
+    assert any("kept the first 64" in n for n in r.notices)
+    assert any(f"more than {MAX_NOTES:,} notes" in n for n in r.notices)
+
+
+def test_a_tiny_midi_asking_for_hours_of_audio_renders_at_most_the_cap():
+    # one 64-bar note of 8/2 at 10 qpm: 102 minutes
+    mid = mido.MidiFile(type=1, ticks_per_beat=480)
+    track = mido.MidiTrack()
+    mid.tracks.append(track)
+    track += [mido.MetaMessage("time_signature", numerator=8, denominator=2),
+              mido.MetaMessage("set_tempo", tempo=6_000_000), mido.Message("note_on", note=60, velocity=90, time=0),
+              mido.Message("note_off", note=60, velocity=0, time=480 * 16 * 64)]
+    buf = io.BytesIO()
+    mid.save(file=buf)
+    assert len(buf.getvalue()) < 100
+    m = load_melody(buf.getvalue(), filename="long.mid").melody
+    assert m.duration_seconds > 3600
+    audio = render.render(m)
+    assert len(audio) <= (render.MAX_AUDIO_SECONDS + render.TAIL_SECONDS) * render.SAMPLE_RATE + 64
+    assert "MIDI file has all of it" in render.audio_cut(m)
+
+
+def test_the_input_audio_cache_is_bounded_in_bytes():
+    cache = render._HeadCache(max_bytes=3 * 4000)
+    for i in range(10):
+        cache.get(i, lambda: np.zeros(1000, np.float32))
+    assert len(cache._items) == 3 and list(cache._items) == [7, 8, 9]
+
+
+def test_generate_refuses_a_meter_longer_than_the_model_window():
+    svc = MelodyService.debug()
+    with pytest.raises(RequestError, match="9/2"):
+        svc.sample(SampleRequest(count=1, seed=1, time_signature=(9, 2)))
+
+
+def test_the_store_is_bounded_by_age_and_size(tmp_path):
+    store = TempStore(tmp_path / "s", max_age=3600, max_bytes=10_000, remove_at_exit=False)
+    folders = []
+    for i in range(5):
+        d = store.request_dir("continue")
+        (d / "a.wav").write_bytes(bytes(4000))
+        os.utime(d, (time.time() - 100 + i, time.time() - 100 + i))
+        folders.append(d)
+    assert store.sweep(force=True) == 3  # 20 kB over a 10 kB cap: the three oldest go
+    assert [d.exists() for d in folders] == [False, False, False, True, True]
+    os.utime(folders[3], (time.time() - 7200, time.time() - 7200))
+    assert store.sweep(force=True) == 1 and not folders[3].exists() and folders[4].exists()
+
+
+def test_folders_of_dead_processes_are_removed_and_live_ones_kept(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    for name, pid in (("musicgen-dead", int(dead.stdout)), ("musicgen-live", os.getpid())):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / OWNER_FILE).write_text(str(pid))
+    (tmp_path / "musicgen-foreign").mkdir()  # no owner file: not ours to judge
+    assert remove_stale_stores(tmp_path) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["musicgen-foreign", "musicgen-live"]
+
+
+def test_sigterm_removes_the_app_temp_folder(tmp_path):
+    code = ("import os, signal, sys, time; from musicgen_app.tempfiles import TempStore;"
+            "s = TempStore(); signal.signal(signal.SIGTERM, lambda *_: sys.exit(0));"
+            "(s.request_dir('x') / 'f.wav').write_bytes(b'0' * 1000); print(s.root, flush=True); time.sleep(60)")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+    root = Path(proc.stdout.readline().strip())
+    assert root.is_dir()
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    assert not root.exists()
