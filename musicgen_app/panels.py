@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from .errors import RequestError
+from .errors import ImportFailed, RequestError
 from .examples import DEFAULT_EXAMPLE, example_names
 from .inputs import InputEntry, InputHistory, InputOrigin, read_input
 from .io.importer import HOW_TO_TYPE
@@ -58,8 +58,9 @@ def pick_example(name, history: InputHistory):
 
 @user_errors
 def pick_upload(path, history: InputHistory):
-    if not path:  # the file was cleared: keep the current input
-        return _panel_out(history)
+    current = history.current
+    if not path or (current and current.origin == InputOrigin("file", str(path))):
+        return _panel_out(history)  # cleared, or already read by an action that came first: keep
     return _panel_out(history.push(read_input(InputOrigin("file", str(path)))))
 
 
@@ -91,6 +92,25 @@ def initial_history(example: str | None = DEFAULT_EXAMPLE) -> InputHistory:
     if example is None:
         return InputHistory()
     return InputHistory((read_input(InputOrigin("example", example)),))
+
+
+def settled(history: InputHistory, upload) -> InputHistory:
+    """The history with an upload the panel holds but has not read yet (its own event still on the
+    way when the action button was clicked), so the action uses the melody the page shows.
+
+    A file the panel refused stays in the upload box; it stays refused (its own event showed why).
+    """
+    if not upload or any(e.origin == InputOrigin("file", str(upload)) for e in history.entries):
+        return history
+    try:
+        return history.push(read_input(InputOrigin("file", str(upload))))
+    except ImportFailed:
+        return history
+
+
+def panel_outputs(history: InputHistory):
+    """What a panel shows for ``history``: its state, the summary, the track picker."""
+    return _panel_out(history)
 
 
 def current_entry(history: InputHistory, what: str = "a melody") -> InputEntry:

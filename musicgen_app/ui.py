@@ -26,7 +26,7 @@ from .errors import RequestError
 from .examples import DEFAULT_EXAMPLE
 from .inputs import InputHistory
 from .melody import Melody
-from .panels import current_entry, input_panel, push_result, undo_input
+from .panels import current_entry, input_panel, panel_outputs, push_result, settled, undo_input
 from .service import KEY_LOCKS, TIME_SIGNATURES, ContinueRequest, InterpolateRequest, MelodyService, SampleRequest
 from .settings import spec
 from .studio import KEEP_PROGRAM, Studio, continue_files, generate_files, interpolate_files, user_errors
@@ -64,8 +64,9 @@ def chain_result(index: int, run: ContinueRun, history: InputHistory):
 
 
 @user_errors
-def continue_ui(studio: Studio, history: InputHistory, bars, temperature, variations, seed, key_lock, program,
-                soundfont, progress=gr.Progress()):
+def continue_ui(studio: Studio, history: InputHistory, upload, bars, temperature, variations, seed, key_lock,
+                program, soundfont, progress=gr.Progress()):
+    history = settled(history, upload)
     entry = current_entry(history)
     progress(0.05, desc="Writing the continuations")
     result, files, folder = continue_files(studio, entry.melody, bars, temperature, variations, seed, key_lock, program,
@@ -82,7 +83,7 @@ def continue_ui(studio: Studio, history: InputHistory, bars, temperature, variat
                       str(v.audio), None]
         else:
             slots += [gr.update(visible=False), None, None, "", None, None, None, None]
-    return (run, status, *slots)
+    return (*panel_outputs(history), run, status, *slots)
 
 
 @user_errors
@@ -101,13 +102,15 @@ def continue_scores_ui(run: ContinueRun, progress=gr.Progress()):
 
 
 @user_errors
-def interpolate_ui(studio: Studio, hist_a: InputHistory, hist_b: InputHistory, steps, temperature, seed, soundfont,
-                   progress=gr.Progress()):
+def interpolate_ui(studio: Studio, hist_a: InputHistory, upload_a, hist_b: InputHistory, upload_b, steps, temperature,
+                   seed, soundfont, progress=gr.Progress()):
+    hist_a, hist_b = settled(hist_a, upload_a), settled(hist_b, upload_b)
     a, b = current_entry(hist_a, "clip A"), current_entry(hist_b, "clip B")
     progress(0.05, desc="Morphing")
     result, files = interpolate_files(studio, a.melody, b.melody, steps, temperature, seed, soundfont, rolls=True)
     status = _status(result.seed, [*result.notices, *files.notices], f" {len(result.clips)} clips from A to B.")
-    return status, str(files.audio), [(str(p), c) for p, c in files.rolls], [str(files.midi), str(files.steps_zip)]
+    return (*panel_outputs(hist_a), *panel_outputs(hist_b), status, str(files.audio),
+            [(str(p), c) for p, c in files.rolls], [str(files.midi), str(files.steps_zip)])
 
 
 @user_errors
@@ -214,8 +217,8 @@ def _continue_tab(studio: Studio, heavy: dict):
         slot[-1].click(functools.partial(chain_result, i), [run, panel.state], panel_outs, api_visibility="private")
     slot_outs = [c for slot in slots for c in slot[:-1]]
     go.click(functools.partial(continue_ui, studio),
-             [panel.state, bars, temperature, variations, seed, key_lock, program, soundfont],
-             [run, status, *slot_outs], api_visibility="private", **heavy
+             [panel.state, panel.upload, bars, temperature, variations, seed, key_lock, program, soundfont],
+             [*panel_outs, run, status, *slot_outs], api_visibility="private", **heavy
              ).success(continue_scores_ui, [run], [c for slot in slots for c in (slot[3], slot[7])],
                        api_visibility="private", show_progress="hidden", **heavy)
 
@@ -242,8 +245,10 @@ def _interpolate_tab(studio: Studio, heavy: dict):
                             interactive=False, elem_id="interpolate-files")
             gallery = gr.Gallery(label="Piano roll of each step", columns=2, height="auto", object_fit="contain",
                                  elem_id="interpolate-gallery", elem_classes="rolls")
-    go.click(functools.partial(interpolate_ui, studio), [a.state, b.state, steps, temperature, seed, soundfont],
-             [status, audio, gallery, files], api_visibility="private", **heavy)
+    go.click(functools.partial(interpolate_ui, studio),
+             [a.state, a.upload, b.state, b.upload, steps, temperature, seed, soundfont],
+             [a.state, a.info, a.track, b.state, b.info, b.track, status, audio, gallery, files],
+             api_visibility="private", **heavy)
 
 
 def _generate_tab(studio: Studio, heavy: dict):

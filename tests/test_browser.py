@@ -119,6 +119,17 @@ def test_continue_an_upload_then_chain_undo_and_survive_a_corrupt_file(page):
     _status_seed(page, "#continue-status")
 
 
+def test_continue_right_after_an_upload_continues_the_upload(page):
+    # The click must not beat the upload's own event and continue the example still in the panel.
+    page.get_by_role("tab", name="Upload").first.click()
+    page.locator("#continue-upload input[type=file]").set_input_files(str(WALTZ))
+    page.click("#continue-go")
+    _status_seed(page, "#continue-status")
+    meter, _ = _meter_and_notes(_download(page, "#variation-1-midi"))
+    assert meter == (3, 4)  # the waltz, not the 2/4 folk tune the page started with
+    assert "waltz_3-4.mid" in page.inner_text("#continue-info")
+
+
 def test_every_continue_gets_its_score(page):
     # The score is engraved in a request thread; it used to work only for the first click.
     page.click("#continue-go")

@@ -29,7 +29,7 @@ def studio(tmp_path_factory):
 
 
 def _slots(outputs):
-    run, status, *flat = outputs
+    _state, _info, _track, run, status, *flat = outputs
     return run, status, [flat[i:i + SLOT] for i in range(0, len(flat), SLOT)]
 
 
@@ -72,7 +72,7 @@ def test_multitrack_example_offers_a_track_picker_and_switching_keeps_the_histor
 def test_continue_writes_audio_roll_and_midi_per_variation(studio):
     hist = panels.initial_history("Waltz (3/4, MIDI)")
     inp = hist.current.melody
-    run, status, slots = _slots(ui.continue_ui(studio, hist, 4, 1.0, 3, "123", "off", KEEP_PROGRAM, None))
+    run, status, slots = _slots(ui.continue_ui(studio, hist, None, 4, 1.0, 3, "123", "off", KEEP_PROGRAM, None))
     assert "Seed used: **123**" in status
     assert len(run.melodies) == 3 and len(slots) == ui.MAX_VARIATIONS
     for group, audio, roll, _score, whole, cont, wav, xml in slots[:3]:
@@ -93,8 +93,8 @@ def test_continue_writes_audio_roll_and_midi_per_variation(studio):
 
 def test_same_seed_gives_the_same_music_and_the_scores_come_second(studio):
     hist = panels.initial_history("Jig (6/8, MIDI)")
-    a = _slots(ui.continue_ui(studio, hist, 2, 0.8, 2, 5, "detected", 40, None))
-    b = _slots(ui.continue_ui(studio, hist, 2, 0.8, 2, 5, "detected", 40, None))
+    a = _slots(ui.continue_ui(studio, hist, None, 2, 0.8, 2, 5, "detected", 40, None))
+    b = _slots(ui.continue_ui(studio, hist, None, 2, 0.8, 2, 5, "detected", 40, None))
     assert a[0].melodies == b[0].melodies
     assert all(m.program == 40 for m in a[0].melodies)
     assert Path(a[2][0][4]).read_bytes() == Path(b[2][0][4]).read_bytes()
@@ -109,12 +109,12 @@ def test_same_seed_gives_the_same_music_and_the_scores_come_second(studio):
 def test_chain_a_result_then_undo(studio):
     hist = panels.initial_history()
     first = hist.current
-    run, status, _ = _slots(ui.continue_ui(studio, hist, 2, 1.0, 2, "", "off", KEEP_PROGRAM, None))
+    run, status, _ = _slots(ui.continue_ui(studio, hist, None, 2, 1.0, 2, "", "off", KEEP_PROGRAM, None))
     assert "Seed used: **" in status  # an empty seed box means a random seed, shown back
     hist2, info, track = ui.chain_result(1, run, hist)
     assert hist2.current.melody == run.melodies[1] and len(hist2.entries) == 2
     assert "Variation 2" in info and track["visible"] is False
-    run2, _, _ = _slots(ui.continue_ui(studio, hist2, 2, 1.0, 1, 2, "off", KEEP_PROGRAM, None))
+    run2, _, _ = _slots(ui.continue_ui(studio, hist2, None, 2, 1.0, 1, 2, "off", KEEP_PROGRAM, None))
     assert run2.melodies[0].notes[:len(run.melodies[1].notes)] == run.melodies[1].notes
     hist3, _, _ = panels.undo_input(hist2)
     assert hist3.current == first
@@ -140,13 +140,13 @@ def test_bad_typed_notes_and_bad_settings_are_errors(studio):
     with pytest.raises(gr.Error, match="tinyNotation|ABC"):
         panels.pick_text("", hist)
     with pytest.raises(gr.Error, match="bars"):
-        ui.continue_ui(studio, hist, 0, 1.0, 1, None, "off", KEEP_PROGRAM, None)
+        ui.continue_ui(studio, hist, None, 0, 1.0, 1, None, "off", KEEP_PROGRAM, None)
     with pytest.raises(gr.Error, match="H major|tonic"):
-        ui.continue_ui(studio, hist, 2, 1.0, 1, None, "H major", KEEP_PROGRAM, None)
+        ui.continue_ui(studio, hist, None, 2, 1.0, 1, None, "H major", KEEP_PROGRAM, None)
     with pytest.raises(gr.Error, match="Seed"):
-        ui.continue_ui(studio, hist, 2, 1.0, 1, "twelve", "off", KEEP_PROGRAM, None)
+        ui.continue_ui(studio, hist, None, 2, 1.0, 1, "twelve", "off", KEEP_PROGRAM, None)
     with pytest.raises(gr.Error, match="melody first"):
-        ui.continue_ui(studio, InputHistory(), 2, 1.0, 1, None, "off", KEEP_PROGRAM, None)
+        ui.continue_ui(studio, InputHistory(), None, 2, 1.0, 1, None, "off", KEEP_PROGRAM, None)
     assert len(hist.entries) == 1
 
 
@@ -158,7 +158,7 @@ def test_typed_notes_become_the_input():
 
 def test_interpolate_gives_one_roll_per_step_and_a_zip_of_clips(studio):
     a, b = panels.initial_history("Jig (6/8, MIDI)"), panels.initial_history("Waltz (3/4, MIDI)")
-    status, audio, gallery, files = ui.interpolate_ui(studio, a, b, 5, 0.0, 9, None)
+    *_, status, audio, gallery, files = ui.interpolate_ui(studio, a, None, b, None, 5, 0.0, 9, None)
     assert "Seed used: **9**" in status and "3/4" in status  # the meter notice is shown
     assert len(gallery) == 5 and gallery[0][1].endswith("A") and gallery[-1][1].endswith("B")
     assert _loud(audio) > 0.01
@@ -219,3 +219,23 @@ def test_wrong_api_values_get_our_settings_message(studio, bad):
         api.continue_api(studio, example="Jig (6/8, MIDI)", **bad)
     assert err.value.title == "Check the settings"
     assert "Error" not in err.value.message and "Traceback" not in err.value.message
+
+
+def test_continue_uses_an_upload_whose_own_event_has_not_arrived_yet(studio):
+    # The page starts with the folk tune; the waltz is in the upload box, but its upload event is
+    # still on its way when Continue is clicked.
+    hist = panels.initial_history()
+    waltz = str(example_path("Waltz (3/4, MIDI)"))
+    state, info, _, run, status, *_ = ui.continue_ui(studio, hist, waltz, 2, 1.0, 1, 1, "off", KEEP_PROGRAM, None)
+    assert state.current.origin == InputOrigin("file", waltz) and "waltz_3-4.mid" in info
+    assert run.melodies[0].time_signature == (3, 4)
+    # once read, the same upload is not read again: an example picked later stays the input
+    later = state.push(read_input(InputOrigin("example", "Jig (6/8, MIDI)")))
+    state2, *_ = ui.continue_ui(studio, later, waltz, 2, 1.0, 1, 1, "off", KEEP_PROGRAM, None)
+    assert state2 == later
+
+
+def test_a_refused_upload_left_in_the_box_does_not_block_continue(studio):
+    hist = panels.initial_history()
+    state, *_ = ui.continue_ui(studio, hist, str(CORRUPT / "truncated.mid"), 1, 1.0, 1, 1, "off", KEEP_PROGRAM, None)
+    assert state == hist
