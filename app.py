@@ -8,6 +8,7 @@ Environment: MUSICGEN_HOST, MUSICGEN_PORT, MUSICGEN_DEBUG_MODEL=1, MUSICGEN_CONC
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -23,6 +24,9 @@ def main(argv=None) -> None:
     # Two requests at a time on two cores; each gets one torch thread, so they do not fight.
     p.add_argument("--concurrency", type=int, default=int(env.get("MUSICGEN_CONCURRENCY", "2")))
     args = p.parse_args(argv)
+    # Our own notes (a refused upload, a stopped parse) as one line each; libraries stay at warnings.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("musicgen_app").setLevel(logging.INFO)
 
     from musicgen_app.tempfiles import TempStore
 

@@ -15,9 +15,19 @@ from .settings import spec
 from .studio import KEEP_PROGRAM, Studio, continue_files, generate_files, interpolate_files, user_errors
 
 
+class SettingNumber(gr.Number):
+    """A number input whose value reaches our parser as sent, so a wrong type ("eight", [1], NaN) gets
+    our "Check the settings" message, not Gradio's preprocessing error. Drawn as a Number."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        return payload
+
+
 def _number(request_type, name: str) -> gr.Number:
     s = spec(request_type, name)
-    return gr.Number(s.default, label=name, info=s.describe(), precision=0 if s.whole else None)
+    return SettingNumber(s.default, label=name, info=s.describe(), precision=0 if s.whole else None)
 
 
 @user_errors
@@ -61,13 +71,14 @@ def add_endpoints(studio: Studio, heavy: dict):
         c_file = gr.File(type="filepath", label="melody_file")
         c_notes = gr.Textbox(label="notes")
         c_example = gr.Textbox(label="example")
-        c_track = gr.Number(None, label="track", precision=0)
+        c_track = SettingNumber(None, label="track", precision=0, info="which track or part; empty: guess")
         c_bars = _number(ContinueRequest, "bars")
         c_temp = _number(ContinueRequest, "temperature")
         c_var = _number(ContinueRequest, "variations")
-        c_seed = gr.Number(None, label="seed", precision=0)
+        c_seed = SettingNumber(None, label="seed", precision=0, info="empty: a random one (returned in info)")
         c_key = gr.Textbox("off", label="key_lock")
-        c_prog = gr.Number(KEEP_PROGRAM, label="program", precision=0)
+        c_prog = SettingNumber(KEEP_PROGRAM, label="program", precision=0,
+                               info="General MIDI program 0-127; -1 keeps the input's")
         c_font = gr.Textbox("", label="soundfont")
         o_midi = gr.File(file_count="multiple", label="midi")
         o_cont = gr.File(file_count="multiple", label="continuation_midi")
@@ -83,7 +94,7 @@ def add_endpoints(studio: Studio, heavy: dict):
         i_a_ex, i_b_ex = gr.Textbox(label="a_example"), gr.Textbox(label="b_example")
         i_steps = _number(InterpolateRequest, "steps")
         i_temp = _number(InterpolateRequest, "temperature")
-        i_seed = gr.Number(None, label="seed", precision=0)
+        i_seed = SettingNumber(None, label="seed", precision=0, info="empty: a random one (returned in info)")
         io_morph, io_zip, io_wav = gr.File(label="morph_midi"), gr.File(label="steps_zip"), gr.File(label="audio")
         io_info = gr.JSON(label="info")
         i_btn = gr.Button("interpolate")
@@ -93,7 +104,7 @@ def add_endpoints(studio: Studio, heavy: dict):
 
         g_count = _number(SampleRequest, "count")
         g_temp = _number(SampleRequest, "temperature")
-        g_seed = gr.Number(None, label="seed", precision=0)
+        g_seed = SettingNumber(None, label="seed", precision=0, info="empty: a random one (returned in info)")
         g_ts = gr.Textbox("4/4", label="time_signature")
         g_qpm = _number(SampleRequest, "qpm")
         go_midi, go_zip = gr.File(file_count="multiple", label="midi"), gr.File(label="zip")

@@ -116,10 +116,10 @@ def soundfont_path(name: str | None = None) -> Path:
     """The file behind a SoundFont name; ``None`` means :func:`default_soundfont`."""
     name = default_soundfont() if name is None else name
     fonts = list_soundfonts()
-    if name not in fonts:
+    if not isinstance(name, str) or name not in fonts:
         raise RenderError(
-            f"Unknown SoundFont {name!r}; available: {', '.join(sorted(fonts)) or 'none'}. "
-            f"Drop a .sf2 or .sf3 file into {soundfonts_dir()} to add one."
+            f"Unknown SoundFont {str(name)[:40]!r}; available: {', '.join(sorted(fonts)) or 'none'}. "
+            "Drop a .sf2 or .sf3 file into the soundfonts/ folder to add one."
         )
     path = fonts[name]
     if not path.is_file():

@@ -54,6 +54,8 @@ class Setting:
         if value is None or (isinstance(value, str) and not value.strip()):
             value = self.default
         try:
+            if isinstance(value, bool):  # True is 1 to Python, not to a musician
+                raise TypeError
             number = float(value)
         except (TypeError, ValueError):
             raise RequestError(f"{self.label} {_shown(value)} is not a number; choose one from {self.low:g} "
@@ -62,7 +64,10 @@ class Setting:
             raise RequestError(f"{self.label} {_shown(value)} is not a number; choose one from {self.low:g} "
                                f"to {self.high:g}.")
         if self.whole:
-            number = int(round(number))
+            if not number.is_integer():
+                raise RequestError(f"{self.label} {_shown(value)} is not a whole number; choose one from "
+                                   f"{self.low:g} to {self.high:g}.")
+            number = int(number)
         self.check(name, number)
         return number
 

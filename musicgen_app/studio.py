@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import html
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,18 +71,26 @@ def user_errors(fn):
             return fn(*args, **kwargs)
         except MusicgenError as exc:
             log.info("%s refused: %s: %s", fn.__name__, type(exc).__name__, exc)  # one line, no traceback
-            raise gr.Error(html.escape(str(exc), quote=False), title=_error_title(exc)) from exc
+            raise gr.Error(html.escape(str(exc), quote=False), title=_error_title(exc),
+                           print_exception=False) from exc
 
     return wrapper
 
 
 def program_choice(value) -> int | None:
     """The instrument menu's value -> a GM program, or None (KEEP_PROGRAM, nothing) to keep the input's."""
-    try:
-        program = int(value)
-    except (TypeError, ValueError):
+    if value is None or value == "":
         return None
-    return program if 0 <= program <= 127 else None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if number == KEEP_PROGRAM:
+        return None
+    if not number.is_integer() or not 0 <= number <= 127:
+        raise RequestError(f"Instrument {str(value)[:20]!r} is not a General MIDI program; choose 0-127, or "
+                           f"{KEEP_PROGRAM} to keep the input's.")
+    return int(number)
 
 
 def continue_files(studio: Studio, melody: Melody, bars, temperature, variations, seed, key_lock, program,
