@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .. import tokens as tk
@@ -61,29 +62,52 @@ class PositionEmbedding(nn.Module):
                           self.bar_len(feats[..., 2])], dim=-1)
 
 
-def lstm_step(lstm: nn.LSTM, x: torch.Tensor | None, state, input_gates: torch.Tensor | None = None):
+def lstm_step(lstm: nn.LSTM, x: torch.Tensor, state):
     """One time step of a (multi-layer, unidirectional) nn.LSTM: x (B, I), state (h, c) of (L, B, H).
 
     Sampling runs one step per call; nn.LSTM builds a oneDNN primitive on every such call, which
     costs milliseconds, while the plain cell kernel takes well under one (measured in bench/).
-    ``input_gates`` (B, 4H), when given instead of ``x``, is the first layer's input projection
-    with both biases already added (see MelodyLSTM.step).
     """
     h, c = state
     hs, cs = [], []
     for k in range(lstm.num_layers):
-        if k == 0 and input_gates is not None:
-            i, f, g, o = (input_gates + h[0] @ lstm.weight_hh_l0.T).chunk(4, 1)
-            ck = torch.sigmoid(f) * c[0] + torch.sigmoid(i) * torch.tanh(g)
-            hk = torch.sigmoid(o) * torch.tanh(ck)
-        else:
-            hk, ck = torch.lstm_cell(x, (h[k], c[k]), getattr(lstm, f"weight_ih_l{k}"),
-                                     getattr(lstm, f"weight_hh_l{k}"), getattr(lstm, f"bias_ih_l{k}"),
-                                     getattr(lstm, f"bias_hh_l{k}"))
-        hs.append(hk)
+        x, ck = torch.lstm_cell(x, (h[k], c[k]), getattr(lstm, f"weight_ih_l{k}"), getattr(lstm, f"weight_hh_l{k}"),
+                                getattr(lstm, f"bias_ih_l{k}"), getattr(lstm, f"bias_hh_l{k}"))
+        hs.append(x)
         cs.append(ck)
-        x = hk
     return x, (torch.stack(hs), torch.stack(cs))
+
+
+def _pack(weight: torch.Tensor) -> torch.Tensor:
+    """``weight`` of ``x @ weight.T``, reordered once into oneDNN's blocked layout where it can be.
+
+    For the few rows of a sampling step, oneDNN's kernel on that layout takes about a third of the
+    time of the default BLAS call (4 rows times 768 x 1536 weights, one thread: 71 against 223 us;
+    no slower at 1 row). These are the ops that torch.compile's weight freezing uses; other devices
+    and dtypes keep the plain weight.
+    """
+    if torch.backends.mkldnn.is_available() and weight.device.type == "cpu" and weight.dtype == torch.float32:
+        return torch.ops.mkldnn._reorder_linear_weight(weight, None)
+    return weight
+
+
+def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    if weight.is_mkldnn:
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+    return F.linear(x, weight, bias)
+
+
+def _versions(tensors) -> tuple:
+    return tuple((t._version, t.data_ptr()) for t in tensors)
+
+
+def _cell(gates: torch.Tensor, c: torch.Tensor):
+    """LSTM cell update from pre-activation gates (B, 4H) in nn.LSTM's order i, f, g, o -> h, c."""
+    i, f, g, o = gates.chunk(4, 1)
+    g = g.tanh()  # before the in-place sigmoid below overwrites it
+    gates.sigmoid_()  # i, f and o are views of it; g's quarter is wasted work, cheaper than three calls
+    c = torch.addcmul(f * c, i, g)
+    return o * c.tanh(), c
 
 
 class MelodyLSTM(nn.Module):
@@ -118,34 +142,59 @@ class MelodyLSTM(nn.Module):
         if torch.is_grad_enabled():
             out, state = lstm_step(self.lstm, self.inputs(tokens, next_feats), state)
             return self.head(out), state
-        # Sampling a few rows is bound by reading weights. The first layer's input is a
-        # concatenation of embeddings, so its input projection is a sum of rows of precomputed
-        # tables: one gather replaces the embeddings and a quarter of the weights read per step.
-        table, offsets, repeats_w, bias = self._input_tables()
-        n = len(self.config.lookback_bars)
-        idx = torch.cat([tokens.unsqueeze(1), next_feats[:, :3 + n]], dim=1) + offsets
-        gates = table[idx].sum(1) + bias + next_feats[:, 3 + n:].to(table.dtype) @ repeats_w
-        out, state = lstm_step(self.lstm, None, state, input_gates=gates)
-        return self.head(out), state
+        # Sampling a few rows is bound by reading weights and by the count of calls, so each layer
+        # is one matrix product on packed weights (see _pack) and the first layer's input, a
+        # concatenation of embeddings and flags, is one summed gather from precomputed tables.
+        table, offsets, layers = self._sampling_weights()
+        x = F.embedding_bag(torch.column_stack([tokens, next_feats]) + offsets, table, mode="sum")
+        hs, cs = [], []
+        for k, ((w, b), h, c) in enumerate(zip(layers, *state)):
+            # the first layer adds its input projection x; the others multiply [input | state] at once
+            gates = _linear(h, w, b).add_(x) if k == 0 else _linear(torch.cat([x, h], 1), w, b)
+            x, c = _cell(gates, c)
+            hs.append(x)
+            cs.append(c)
+        # the head is small (90 rows): there the default BLAS call is the quicker one (8 against 15 us)
+        return self.head(x), (torch.stack(hs), torch.stack(cs))
 
-    def _input_tables(self):
-        """(rows, 4H) table of every embedding row times its slice of the first layer's input
-        weights, row offsets per input column, the repeat flags' weights, the first layer's bias.
-        Rebuilt when a weight changed in place (an optimiser step, load_state_dict)."""
-        embeddings = [self.embed, self.pos.step_in_beat, self.pos.beat_in_bar, self.pos.bar_len]
-        embeddings += [self.lookback] * len(self.config.lookback_bars)
-        w = self.lstm.weight_ih_l0
-        used = [e.weight for e in embeddings] + [w, self.lstm.bias_ih_l0, self.lstm.bias_hh_l0]
-        version = tuple((p._version, p.data_ptr()) for p in used)
-        if getattr(self, "_tables_version", None) != version:
-            with torch.no_grad():
-                parts, offsets, col, row = [], [], 0, 0
-                for e in embeddings:
-                    d = e.weight.shape[1]
-                    parts.append(e.weight @ w[:, col:col + d].T)
-                    offsets.append(row)
-                    col, row = col + d, row + e.weight.shape[0]
-                self._tables = (torch.cat(parts), torch.tensor(offsets), w[:, col:].T.contiguous(),
-                                self.lstm.bias_ih_l0 + self.lstm.bias_hh_l0)
-            self._tables_version = version
-        return self._tables
+    def _sampling_weights(self):
+        """What step() reads without gradients, rebuilt when a parameter changed in place or got
+        new data (an optimiser step, load_state_dict, .to()):
+
+        - a (rows, 4H) table: each input column's rows (embedding rows, or 0 and 1 for a repeat
+          flag) times that column's slice of the first layer's input weights, and the row offset
+          of each column of [token, next_feats];
+        - per layer, packed weights and summed biases: the first layer's W_hh (its input is the
+          table sum), the others' [W_ih | W_hh] for the input and the state side by side.
+        """
+        params, version, weights = getattr(self, "_sampling", ((), None, None))
+        # The parameter list is kept, as walking the modules for it costs a tenth of a step (20 us);
+        # so a parameter replaced by a new object goes unseen.
+        if _versions(params) != version:
+            params = tuple(self.parameters())
+            weights = self._build_sampling_weights()
+            self._sampling = params, _versions(params), weights
+        return weights
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_sampling", None)  # oneDNN's packed weights cannot be copied or pickled; step() rebuilds them
+        return state
+
+    @torch.no_grad()
+    def _build_sampling_weights(self):
+        lstm, n = self.lstm, len(self.config.lookback_bars)
+        w = lstm.weight_ih_l0
+        flag = torch.tensor([[0.0], [1.0]], dtype=w.dtype, device=w.device)  # a repeat flag's two values
+        columns = [self.embed.weight, self.pos.step_in_beat.weight, self.pos.beat_in_bar.weight,
+                   self.pos.bar_len.weight] + [self.lookback.weight] * n + [flag] * n
+        parts, offsets, col, row = [], [], 0, 0
+        for e in columns:
+            d = e.shape[1]
+            parts.append(e @ w[:, col:col + d].T)
+            offsets.append(row)
+            col, row = col + d, row + e.shape[0]
+        layers = [(_pack(w_hh if k == 0 else torch.cat([w_ih, w_hh], 1)), b_ih + b_hh)
+                  for k, (w_ih, w_hh, b_ih, b_hh) in enumerate(lstm.all_weights)]
+        offsets = torch.tensor(offsets, device=w.device)
+        return torch.cat(parts), offsets, layers
