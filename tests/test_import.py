@@ -12,6 +12,7 @@ from musicgen_app import errors
 from musicgen_app.io import importer
 from musicgen_app.io.importer import detect_format, load_melody, parse_text
 from musicgen_app.io.midi import melody_to_midi
+from musicgen_app.io.quantize import detect_pickup
 from musicgen_app.io.score import melody_to_musicxml
 from musicgen_app.melody import Key, Melody, Note
 
@@ -297,3 +298,34 @@ def test_parse_abc_with_two_tunes_takes_the_first():
 def test_parse_text_errors(text, error, match):
     with pytest.raises(error, match=match):
         parse_text(text)
+
+
+def _upbeat_waltz() -> bytes:
+    """A 3/4 tune that opens with one quarter and marks nothing: 16 bars and a beat of notes."""
+    mid = mido.MidiFile(type=1, ticks_per_beat=480)
+    track = mido.MidiTrack()
+    mid.tracks.append(track)
+    track.append(mido.MetaMessage("time_signature", numerator=3, denominator=4))
+    bar = [(67, 2), (64, 1)]  # a half note on the downbeat, a quarter after it
+    notes = [(62, 1)] + bar * 16  # the upbeat, then 16 bars
+    for pitch, beats in notes:
+        track.append(mido.Message("note_on", note=pitch, velocity=80, time=0))
+        track.append(mido.Message("note_off", note=pitch, velocity=0, time=480 * beats))
+    buf = io.BytesIO()
+    mid.save(file=buf)
+    return buf.getvalue()
+
+
+def test_an_unmarked_upbeat_start_is_found_and_reported():
+    r = load_melody(_upbeat_waltz(), filename="waltz.mid")
+    assert r.melody.pickup_steps == 4 and r.melody.num_bars == 16  # not "16.33 bars"
+    assert any("marks no pickup" in n for n in r.notices)
+
+
+def test_a_file_of_whole_bars_gets_no_pickup_and_our_export_reads_back_as_written():
+    # long notes on the second beat: read alone, the notes would suggest an upbeat start
+    on_the_downbeat = Melody(notes=tuple(Note(12 * i + 4 * j, 60 + j, 8 if j == 1 else 4) for i in range(4)
+                                         for j in range(2)) + (Note(48, 60, 4),),
+                             total_steps=52, time_signature=(3, 4))  # 4.33 bars, no pickup
+    assert detect_pickup(on_the_downbeat) == 4  # what an unmarked file of these notes would get
+    assert load_melody(melody_to_midi(on_the_downbeat), filename="x.mid").melody == on_the_downbeat.replace(name="x")

@@ -7,7 +7,9 @@ on channel 1, note on/off with the melody's velocities). Every note starts and e
 
 Pickups: the file starts with the pickup at tick 0, written as a short bar of its own meter
 (a one-beat pickup in 3/4 is a 1/4 bar, then 3/4 from the first downbeat), so bar lines in a DAW
-fall where the melody's do. On import, a first bar whose meter lasts exactly until a second time
+fall where the melody's do. A melody without a pickup whose length is not whole bars gets a text
+event "no pickup" in the conductor track, because on import such a file is otherwise checked for
+an unmarked upbeat start (see ``quantize.detect_pickup``). On import, a first bar whose meter lasts exactly until a second time
 signature, and is shorter than that meter's bar, is read back as a pickup (music21 reads ABC
 anacruses the same way). When the pickup is not a whole number of 1/2^n notes (odd
 steps_per_quarter), the export falls back on a leading rest that fills the first bar.
@@ -37,6 +39,7 @@ from .quantize import (
     build_melody,
     choose_track,
     describe_track,
+    detect_pickup,
     first_meter,
     first_tempo,
 )
@@ -44,6 +47,7 @@ from .quantize import (
 log = logging.getLogger(__name__)
 
 PPQ = 480
+NO_PICKUP = "no pickup"  # a text event in the conductor track: the first bar is a whole bar
 MAX_NOTES = 50_000  # read at most this many notes of a file: bounds the work of the track listing
 DRUM_CHANNEL = 9  # channel 10 as musicians count
 MELODY_CHANNEL = 0
@@ -111,6 +115,9 @@ def melody_to_midi(melody: Melody, path: str | Path | None = None) -> bytes:
     keyname = melody.key.tonic_name + ("m" if melody.key.mode == "minor" else "")
     meta.append((0, 2, mido.MetaMessage("key_signature", key=keyname)))
     meta.append((0, 3, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(melody.qpm))))
+    if not melody.pickup_steps and melody.total_steps % melody.bar_steps:
+        # Such a file looks like one that opens on the upbeat (see detect_pickup): say it does not.
+        meta.append((0, 4, mido.MetaMessage("text", text=NO_PICKUP)))
     end_tick = (melody.total_steps + shift) * tps
 
     notes: list[tuple[int, int, mido.Message]] = [
@@ -177,6 +184,7 @@ class _Scan:
     ends: dict[int, int] = field(default_factory=dict)
     groups: dict[tuple, _Group] = field(default_factory=dict)
     notes: int = 0  # note-ons read; stops at MAX_NOTES
+    no_pickup: bool = False  # the file says its first bar is whole (NO_PICKUP)
 
 
 def _scan(mid: mido.MidiFile) -> _Scan:
@@ -217,6 +225,8 @@ def _scan(mid: mido.MidiFile) -> _Scan:
                 scan.meters.append((tick, msg.numerator, msg.denominator))
             elif kind == "key_signature":
                 scan.keys.append((tick, msg.key))
+            elif kind == "text" and tick == 0 and msg.text == NO_PICKUP:
+                scan.no_pickup = True
             elif kind == "track_name" and ti not in scan.names and msg.name.strip():
                 scan.names[ti] = msg.name.strip()
         for ch, pitch in list(sounding):  # notes left hanging end with their track
@@ -348,12 +358,21 @@ def midi_to_melody(data: bytes, track: int | None = None, *, name: str = "", ste
         notes, steps_per_quarter=steps_per_quarter, qpm=qpm, time_signature=meter,
         key=key or Key(), program=infos[track].program, pickup_steps=pickup, name=title or name,
         part_name=_part_name(scan.names.get(group.track, "") if not single else "", title or name))
+    end_steps = int(round(scan.ends.get(group.track, 0) * steps_per_quarter / ppq))
+    if not pickup and not scan.no_pickup:
+        last_end = melody.notes[-1].end
+        file_end = end_steps if last_end <= end_steps < last_end + melody.bar_steps else last_end
+        found = detect_pickup(melody.replace(total_steps=file_end))
+        if found:
+            melody = melody.replace(pickup_steps=found)
+            notices.append(f"The file marks no pickup, but the melody starts {found / steps_per_quarter:g} quarter "
+                           "note(s) before its first downbeat (found from where its long notes fall); bar lines "
+                           "follow from there.")
     # Keep trailing rest up to the track's end, but not past the bar line after the last note:
     # files often end long after the music (and our own export ends exactly at total_steps).
     last_end = melody.notes[-1].end
     bar, offset = melody.bar_steps, melody.pickup_steps
     next_bar = offset + max(0, math.ceil((last_end - offset) / bar)) * bar
-    end_steps = int(round(scan.ends.get(group.track, 0) * steps_per_quarter / ppq))
     if max_bars is not None:
         end_steps = min(end_steps, pickup + max_bars * bar)
     melody = melody.replace(total_steps=max(last_end, min(end_steps, next_bar)))

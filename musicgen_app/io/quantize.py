@@ -27,6 +27,9 @@ from ..errors import DrumsOnlyError, MelodyError, NoNotesError, TrackChoiceError
 from ..melody import MAX_QPM, MIN_QPM, Key, Melody, Note, meter_problem
 from ..tokens import MAX_PITCH, MIN_PITCH
 
+# A pickup read from the notes must place them at least this much better than no pickup does
+# (chosen on the corpus's validation tunes; figures on the test split: bench/eval_pickup.py).
+PICKUP_MARGIN = 0.02
 MELODY_NAME_HINTS = ("melody", "lead", "vocal", "voice", "soprano", "tune", "melodie")
 
 
@@ -241,6 +244,40 @@ def build_melody(notes: list[RawNote], *, steps_per_quarter: int = 4, total_quar
         report.notices.append(
             f"Chords reduced to their top line: {report.chord_notes_dropped} lower note(s) dropped.")
     return melody, report
+
+
+def _metrical_weight(pos: int, bar: int, beat: int, eighth: int) -> float:
+    """How strong a position in the bar is: the downbeat, the bar's middle, a beat, an eighth, the rest."""
+    if pos == 0:
+        return 1.0
+    if bar % 2 == 0 and pos == bar // 2 and pos % beat == 0:
+        return 0.6
+    if pos % beat == 0:
+        return 0.4
+    return 0.15 if pos % eighth == 0 else 0.05
+
+
+def detect_pickup(melody: Melody, margin: float = PICKUP_MARGIN) -> int:
+    """Steps before the first downbeat of a melody whose file marks no pickup (0: none found).
+
+    The file's length says where a pickup could be: a melody that opens on the upbeat and does not
+    shorten its last bar ends ``p`` steps past a bar line (a waltz with a one-beat upbeat is
+    "16.33 bars"). That ``p`` is taken when the notes agree: their duration-weighted metrical
+    strength (long notes sit on strong beats) is at least as high with the bar lines moved by ``p``
+    as without. A file of whole bars is left as it is, so our own exports read back unchanged.
+    """
+    notes = melody.notes
+    bar = melody.bar_steps
+    p = melody.total_steps % bar
+    if len(notes) < 4 or not p or notes[0].start >= p:
+        return 0
+    beat, eighth = melody.beat_steps, max(1, melody.steps_per_quarter // 2)
+
+    def score(offset: int) -> float:
+        return sum(n.duration * _metrical_weight((n.start - offset) % bar, bar, beat, eighth) for n in notes)
+
+    total = sum(n.duration for n in notes)
+    return p if score(p) / total >= score(0) / total + margin else 0
 
 
 def trim_bars(melody: Melody, max_bars: int) -> tuple[Melody, str | None]:
