@@ -9,10 +9,11 @@ Pickups: the file starts with the pickup at tick 0, written as a short bar of it
 (a one-beat pickup in 3/4 is a 1/4 bar, then 3/4 from the first downbeat), so bar lines in a DAW
 fall where the melody's do. A melody without a pickup whose length is not whole bars gets a text
 event "no pickup" in the conductor track, because on import such a file is otherwise checked for
-an unmarked upbeat start (see ``quantize.detect_pickup``). On import, a first bar whose meter lasts exactly until a second time
-signature, and is shorter than that meter's bar, is read back as a pickup (music21 reads ABC
-anacruses the same way). When the pickup is not a whole number of 1/2^n notes (odd
-steps_per_quarter), the export falls back on a leading rest that fills the first bar.
+an unmarked upbeat start (see ``quantize.detect_pickup``). On import, a first bar whose meter
+lasts exactly until a second time signature, and is shorter than that meter's bar, is read back as
+a pickup (music21 reads ABC anacruses the same way). When the pickup is not a whole number of
+1/2^n notes (odd steps_per_quarter), the export falls back on a leading rest that fills the first
+bar.
 
 Import: type 0, 1 and 2, any PPQ (SMPTE time division is refused). Type 1/2 tracks are the
 candidates (drum-channel notes split off as their own drum candidate); a type 0 file's channels are.
