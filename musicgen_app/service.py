@@ -246,39 +246,41 @@ class MelodyService:
         gen, seed = _generator(req.seed)
         notices = []
         a, b = bar_aligned(req.a, notices, "A"), bar_aligned(req.b, notices, "B")
-        if a.time_signature != b.time_signature:
-            notices.append(f"Clip B is in {b.time_signature[0]}/{b.time_signature[1]}; the morph uses clip A's "
-                           f"{a.time_signature[0]}/{a.time_signature[1]}.")
-            b = b.replace(time_signature=a.time_signature, pickup_steps=0)
         W = self.window
-        bar = a.bar_steps
-        window = tk.whole_bars_steps(W, bar)
-        # The shorter clip sets the length (in whole windows): morphing into padded silence is no use.
-        chunks = min(MAX_CHUNKS, max(1, round(min(a.total_steps, b.total_steps) / window)))
-        length = chunks * window
+        # Whole bars of each clip's own meter (6/8 stays 6/8), as many as the shorter clip has: neither
+        # is padded with silent bars. They go through the VAE k bars (one window) at a time.
+        k = min(W // a.bar_steps, W // b.bar_steps)
+        bars = max(1, min(int(a.num_bars), int(b.num_bars), MAX_CHUNKS * k))
+        spans = [(c, min(c + k, bars)) for c in range(0, bars, k)]  # bar ranges, the last maybe shorter
+        chunks = len(spans)
         for name, m in (("A", a), ("B", b)):
-            if m.total_steps < length:
-                notices.append(f"Clip {name} ({m.num_bars:g} bars) was padded with rests to {length // bar} bars.")
-            elif m.total_steps > length:
-                notices.append(f"Clip {name} was trimmed to {length // bar} bars.")
-        a, b = fit_length(a, length), fit_length(b, length)
+            if m.num_bars > bars:
+                notices.append(f"Clip {name} ({m.num_bars:g} bars) was cut to its first {bars} bars, the length "
+                               "both clips have.")
+        a, b = (fit_length(m, bars * m.bar_steps) for m in (a, b))
         if chunks > 1:
-            notices.append(f"Interpolated in {chunks} chunks of {window // bar} bars.")
-        feats_w = tk.metric_features(W, a.time_signature, 0, a.steps_per_quarter)
-        ta, tb = tk.encode(a).tokens, tk.encode(b).tokens
-        rows = [tk.vae_window(t, ci * window, window, W) for ci in range(chunks) for t in (ta, tb)]
-        frows = [feats_w] * len(rows)
+            notices.append(f"Interpolated in {chunks} chunks of up to {k} bars.")
+        rows, frows = [], []
+        for first, last in spans:
+            for m in (a, b):
+                rows.append(tk.vae_window(tk.encode(m).tokens, first * m.bar_steps, (last - first) * m.bar_steps, W))
+                frows.append(tk.metric_features(W, m.time_signature, 0, m.steps_per_quarter))
         mu = self.encode_windows(np.stack(rows), np.stack(frows))
         ts = np.linspace(0, 1, req.steps)
-        zs = torch.stack([slerp(mu[2 * ci], mu[2 * ci + 1], float(t)) for t in ts[1:-1] for ci in range(chunks)])
-        decoded = self.decode_z(zs, torch.from_numpy(feats_w), req.temperature, gen)
         clips = [a]
         velocity = round(np.mean([n.velocity for n in a.notes + b.notes]))
-        for i in range(len(ts) - 2):
-            parts = [decoded[i * chunks + ci, :window] for ci in range(chunks)]
-            key = a.key if ts[i + 1] < 0.5 else b.key
-            clips.append(tk.decode(np.concatenate(parts), a.replace(key=key), velocity=velocity))
+        for t in ts[1:-1]:
+            near = a if t < 0.5 else b  # the meter and key of the nearer clip
+            zs = torch.stack([slerp(mu[2 * ci], mu[2 * ci + 1], float(t)) for ci in range(chunks)])
+            feats = torch.from_numpy(tk.metric_features(W, near.time_signature, 0, near.steps_per_quarter))
+            decoded = self.decode_z(zs, feats, req.temperature, gen)
+            parts = [decoded[ci, :(last - first) * near.bar_steps] for ci, (first, last) in enumerate(spans)]
+            clips.append(tk.decode(np.concatenate(parts), near.replace(qpm=a.qpm, program=a.program),
+                                   velocity=velocity))
         clips.append(b.replace(qpm=a.qpm, program=a.program))
+        if a.bar_steps != b.bar_steps:
+            notices.append(f"The morph file is written in clip A's {a.time_signature[0]}/{a.time_signature[1]}; "
+                           "each step's own file keeps its clip's meter.")
         morph = clips[0]
         for c in clips[1:]:
             morph = morph.concat(c)

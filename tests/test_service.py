@@ -98,7 +98,7 @@ def test_interpolate_shapes_and_endpoints(svc):
     assert res.clips[0].notes == a.notes and res.clips[-1].notes == b.notes
     assert len({c.total_steps for c in res.clips}) == 1
     assert res.morph.total_steps == 5 * res.clips[0].total_steps
-    assert any("padded" in n for n in res.notices)  # 2-bar clips fill a 4-bar window
+    assert res.clips[0].total_steps == a.total_steps  # 2-bar clips stay 2 bars: no silent bars added
 
 
 def test_interpolate_long_clips_go_chunk_by_chunk(svc):
@@ -106,12 +106,16 @@ def test_interpolate_long_clips_go_chunk_by_chunk(svc):
     twelve = eight.concat(scale_tune()).concat(scale_tune())
     res = svc.interpolate(InterpolateRequest(twelve, eight, steps=3, seed=0))
     assert res.clips[0].total_steps == 128 and any("2 chunks" in n for n in res.notices)
-    assert any("Clip A was trimmed to 8 bars" in n for n in res.notices)
+    assert any("Clip A (12 bars) was cut to its first 8 bars" in n for n in res.notices)
 
 
 def test_interpolate_pickup_and_meter_mismatch(svc):
     res = svc.interpolate(InterpolateRequest(scale_tune(pickup=4), scale_tune(ts=(3, 4)), steps=3, seed=0))
-    assert any("pickup" in n for n in res.notices) and any("3/4" in n for n in res.notices)
+    assert any("pickup" in n for n in res.notices) and any("4/4" in n for n in res.notices)
+    # each clip keeps its own meter, in whole bars of it; the middle step takes B's (t = 0.5)
+    assert [c.time_signature for c in res.clips] == [(4, 4), (3, 4), (3, 4)]
+    assert all(c.total_steps % c.bar_steps == 0 for c in res.clips)
+    assert res.clips[1].num_bars == res.clips[2].num_bars == res.clips[0].num_bars
 
 
 @pytest.mark.parametrize("change,match", [(dict(steps=2), "steps = 2"), (dict(steps=12), "steps = 12"),
