@@ -2,7 +2,8 @@
 
     python app.py [--host 127.0.0.1] [--port 7860] [--debug-model]
 
-Environment: MUSICGEN_HOST, MUSICGEN_PORT, MUSICGEN_DEBUG_MODEL=1, MUSICGEN_CONCURRENCY.
+Environment: MUSICGEN_HOST, MUSICGEN_PORT, MUSICGEN_DEBUG_MODEL=1, MUSICGEN_CONCURRENCY,
+MUSICGEN_TEMP_MAX_MB (the temp store's size cap, default 1024).
 """
 
 from __future__ import annotations

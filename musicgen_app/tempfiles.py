@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 MAX_AGE_SECONDS = 3600
-MAX_BYTES = 1024 * 2**20
-SWEEP_EVERY_SECONDS = 30
+MAX_BYTES = int(os.environ.get("MUSICGEN_TEMP_MAX_MB", "1024")) * 2**20
+SWEEP_EVERY_SECONDS = 5  # listing and sizing the store takes milliseconds
 PREFIX = "musicgen-"
 OWNER_FILE = "owner.pid"
 
