@@ -15,14 +15,13 @@ from .settings import spec
 from .studio import KEEP_PROGRAM, Studio, continue_files, generate_files, interpolate_files, user_errors
 
 
-class SettingNumber(gr.Number):
-    """A number input whose value reaches our parser as sent, so a wrong type ("eight", [1], NaN) gets
-    our "Check the settings" message, not Gradio's preprocessing error. Drawn as a Number."""
-
-    is_template = True
-
-    def preprocess(self, payload):
-        return payload
+def SettingNumber(*args, **kwargs) -> gr.Number:  # noqa: N802 (it stands where a component class would)
+    """A Number input whose value reaches our parser as sent, so a wrong type ("eight", [1], NaN) gets
+    our "Check the settings" message, not Gradio's preprocessing error. (Not a subclass: Gradio
+    writes a .pyi stub beside the module of every component subclass.)"""
+    number = gr.Number(*args, **kwargs)
+    number.preprocess = lambda payload: payload
+    return number
 
 
 def _number(request_type, name: str) -> gr.Number:
