@@ -23,7 +23,7 @@ from . import outputs, render
 from .errors import MusicgenError
 from .io.importer import load_melody
 from .melody import Melody
-from .service import TIME_SIGNATURES, ContinueRequest, InterpolateRequest, MelodyService, SampleRequest
+from .service import SAMPLERS, TIME_SIGNATURES, ContinueRequest, InterpolateRequest, MelodyService, SampleRequest
 from .settings import build_request, parse_time_signature, spec
 
 
@@ -70,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--time-signature", default="4/4", help=f"e.g. {', '.join(TIME_SIGNATURES)}")
     g.add_argument("--wav", action="store_true", help="also write a .wav next to each .mid")
+    g.add_argument("--sampler", choices=list(SAMPLERS), default="gan",
+                   help="where each melody's code comes from (default: the latent GAN)")
 
     r = sub.add_parser("render", help="play a melody through FluidSynth into an audio file")
     r.add_argument("input")
@@ -133,7 +135,7 @@ def cmd_interpolate(args) -> None:
 
 def cmd_generate(args) -> None:
     req = build_request(SampleRequest, count=args.count, temperature=args.temperature, seed=args.seed,
-                        qpm=args.qpm, time_signature=parse_time_signature(args.time_signature))
+                        qpm=args.qpm, time_signature=parse_time_signature(args.time_signature), sampler=args.sampler)
     result = _service(args).sample(req)
     files = outputs.write_generated(result, Path(args.output), audio=args.wav, zipped=False)
     _wrote(*files.midis, *files.audios)

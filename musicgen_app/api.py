@@ -10,7 +10,7 @@ import functools
 import gradio as gr
 
 from .inputs import resolve_api_input
-from .service import ContinueRequest, InterpolateRequest, SampleRequest
+from .service import SAMPLERS, ContinueRequest, InterpolateRequest, SampleRequest
 from .settings import spec
 from .studio import KEEP_PROGRAM, Studio, continue_files, generate_files, interpolate_files, user_errors
 
@@ -56,9 +56,11 @@ def interpolate_api(studio: Studio, a_file=None, a_notes=None, a_example=None, b
 
 
 @user_errors
-def generate_api(studio: Studio, count=None, temperature=None, seed=None, time_signature="4/4", qpm=None):
-    """/generate: how many, temperature, seed, time signature, tempo -> MIDIs, zip, WAVs, info."""
-    result, files = generate_files(studio, count, temperature, seed, time_signature, qpm, None, page=False)
+def generate_api(studio: Studio, count=None, temperature=None, seed=None, time_signature="4/4", qpm=None,
+                 sampler="gan"):
+    """/generate: how many, temperature, seed, time signature, tempo, sampler -> MIDIs, zip, WAVs, info."""
+    result, files = generate_files(studio, count, temperature, seed, time_signature, qpm, None, page=False,
+                                   sampler=sampler)
     info = {"seed": result.seed, "notices": [*result.notices, *files.notices],
             "melodies": [m.summary() for m in result.melodies]}
     return [str(p) for p in files.midis], str(files.zip), [str(w) for w in files.audios], info
@@ -106,8 +108,9 @@ def add_endpoints(studio: Studio, heavy: dict):
         g_seed = SettingNumber(None, label="seed", precision=0, info="empty: a random one (returned in info)")
         g_ts = gr.Textbox("4/4", label="time_signature")
         g_qpm = _number(SampleRequest, "qpm")
+        g_sampler = gr.Textbox("gan", label="sampler", info=f"one of: {', '.join(SAMPLERS)}")
         go_midi, go_zip = gr.File(file_count="multiple", label="midi"), gr.File(label="zip")
         go_wav, go_info = gr.File(file_count="multiple", label="audio"), gr.JSON(label="info")
         g_btn = gr.Button("generate")
-        g_btn.click(functools.partial(generate_api, studio), [g_count, g_temp, g_seed, g_ts, g_qpm],
+        g_btn.click(functools.partial(generate_api, studio), [g_count, g_temp, g_seed, g_ts, g_qpm, g_sampler],
                     [go_midi, go_zip, go_wav, go_info], api_name="generate", **heavy)

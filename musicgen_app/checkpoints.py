@@ -3,7 +3,7 @@
 Metadata (all strings, as safetensors requires):
     format          "musicgen-checkpoint"
     format_version  FORMAT_VERSION
-    kind            "lstm" | "vae"
+    kind            "lstm" | "vae" | "latent_gan"
     config          JSON of the model's config dataclass
     encoding        tokens.ENCODING_VERSION the model was trained with
     data_fingerprint, train_steps, metrics (JSON), created
@@ -23,12 +23,13 @@ from safetensors.torch import save_file
 
 from . import tokens as tk
 from .errors import CheckpointError
+from .models.latent_gan import LatentGAN, LatentGANConfig
 from .models.lstm import LSTMConfig, MelodyLSTM
 from .models.vae import MelodyVAE, VAEConfig
 
 FORMAT = "musicgen-checkpoint"
 FORMAT_VERSION = "1"
-KINDS = {"lstm": (MelodyLSTM, LSTMConfig), "vae": (MelodyVAE, VAEConfig)}
+KINDS = {"lstm": (MelodyLSTM, LSTMConfig), "vae": (MelodyVAE, VAEConfig), "latent_gan": (LatentGAN, LatentGANConfig)}
 REQUIRED = ("format", "format_version", "kind", "config", "encoding", "weights_sha256")
 
 
@@ -119,7 +120,7 @@ def load_checkpoint(path: str | Path, kind: str | None = None) -> tuple[torch.nn
     try:
         tensors = {}
         with safe_open(str(path), framework="pt") as f:
-            for name in f.keys():
+            for name in f.keys():  # noqa: SIM118 (safe_open is not iterable)
                 tensors[name] = f.get_tensor(name)
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"Checkpoint {path} could not be read ({exc}); restore it from git.") from None

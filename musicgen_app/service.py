@@ -17,8 +17,9 @@ import torch
 
 from . import tokens as tk
 from .checkpoints import load_checkpoint
-from .errors import MelodyError, RequestError
+from .errors import CheckpointError, MelodyError, RequestError
 from .melody import Key, Melody, estimate_key
+from .models.latent_gan import LatentGAN, LatentGANConfig, meter_name
 from .models.lstm import LSTMConfig, MelodyLSTM
 from .models.vae import MelodyVAE, VAEConfig, slerp
 from .sampling import pitch_mask, sample_logits
@@ -114,6 +115,9 @@ class InterpolateResult:
 
 
 TIME_SIGNATURES = ["4/4", "3/4", "2/4", "6/8"]
+# Where Generate's codes come from: the latent GAN (models/latent_gan.py), or the Gaussian fitted to
+# the training codes (MelodyVAE.sample_prior), kept to compare.
+SAMPLERS = {"gan": "Latent GAN", "gaussian": "Gaussian prior"}
 
 
 @dataclass(frozen=True)
@@ -124,10 +128,13 @@ class SampleRequest:
     qpm: float = setting("Tempo", 40, 240, 120, help="quarter notes per minute")
     time_signature: tuple[int, int] = (4, 4)
     program: int = 0
+    sampler: str = "gan"  # where z comes from: see SAMPLERS
 
     def validate(self):
         check_settings(self)
         check_seed(self.seed)
+        if self.sampler not in SAMPLERS:
+            raise RequestError(f"Sampler {str(self.sampler)[:20]!r} is not one of: {', '.join(SAMPLERS)}.")
 
 
 @dataclass(frozen=True)
@@ -151,18 +158,27 @@ def continuation_steps(melody: Melody, bars: int) -> int:
 class MelodyService:
     """Loads the LSTM and VAE once; every method is safe to call from many threads at once."""
 
-    def __init__(self, lstm: MelodyLSTM, vae: MelodyVAE, info: dict | None = None):
+    def __init__(self, lstm: MelodyLSTM, vae: MelodyVAE, info: dict | None = None, gan: LatentGAN | None = None):
         self.lstm, self.vae = lstm.eval(), vae.eval()
+        self.gan = gan.eval() if gan is not None else None
         self.info = info or {}
-        for p in list(self.lstm.parameters()) + list(self.vae.parameters()):
-            p.requires_grad_(False)
+        for model in (self.lstm, self.vae, self.gan):
+            for p in model.parameters() if model is not None else ():
+                p.requires_grad_(False)
 
     @classmethod
     def from_checkpoints(cls, directory: str | Path = CHECKPOINTS) -> MelodyService:
         directory = Path(directory)
         lstm, lstm_meta = load_checkpoint(directory / "lstm.safetensors", kind="lstm")
         vae, vae_meta = load_checkpoint(directory / "vae.safetensors", kind="vae")
-        return cls(lstm, vae, {"lstm": lstm_meta, "vae": vae_meta})
+        info, gan = {"lstm": lstm_meta, "vae": vae_meta}, None
+        if (directory / "gan.safetensors").is_file():  # optional: Generate falls back on the Gaussian
+            gan, info["gan"] = load_checkpoint(directory / "gan.safetensors", kind="latent_gan")
+            if info["gan"].get("vae_weights_sha256") != vae_meta["weights_sha256"]:
+                raise CheckpointError(f"{directory / 'gan.safetensors'} samples codes of another VAE than "
+                                      f"{directory / 'vae.safetensors'}; retrain it with python -m "
+                                      "musicgen_app.train_gan, or remove it.")
+        return cls(lstm, vae, info, gan)
 
     @classmethod
     def debug(cls, seed: int = 0) -> MelodyService:
@@ -171,7 +187,9 @@ class MelodyService:
         lstm = MelodyLSTM(LSTMConfig(embed_dim=8, pos_dim=4, hidden=16, layers=1, dropout=0.0, lookback_dim=4))
         vae = MelodyVAE(VAEConfig(embed_dim=8, pos_dim=4, enc_hidden=16, dec_hidden=16, dec_layers=1, z_dim=8,
                                 segment_dim=8))
-        return cls(lstm, vae, {"debug": True})
+        gan = LatentGAN(LatentGANConfig(z_dim=8, noise_dim=8, hidden=16, layers=1, meter_dim=4,
+                                        meters=tuple(TIME_SIGNATURES)))
+        return cls(lstm, vae, {"debug": True}, gan)
 
     @property
     def window(self) -> int:
@@ -296,15 +314,31 @@ class MelodyService:
             num, den = req.time_signature
             raise RequestError(f"A bar of {num}/{den} ({probe.bar_steps} sixteenths) is longer than the "
                                f"{W}-sixteenth clips the model writes; choose a shorter meter such as 4/4 or 6/8.")
-        length = tk.whole_bars_steps(W, probe.bar_steps)
-        feats = torch.from_numpy(tk.metric_features(W, req.time_signature, 0))
-        z = self.vae.sample_prior(req.count, gen)
-        toks = self.decode_z(z, feats, req.temperature, gen)
-        melodies = []
-        for i, row in enumerate(toks):
-            m = tk.decode(row[:length], probe.replace(name=f"sample {i + 1}"))
-            melodies.append(m.replace(key=estimate_key(m.notes)))
-        return SampleResult(melodies, seed)
+        notices = []
+        sampler = req.sampler
+        if sampler == "gan" and (self.gan is None or meter_name(req.time_signature) not in self.gan.config.meters):
+            why = "is not installed" if self.gan is None else f"was not trained on {meter_name(req.time_signature)}"
+            notices.append(f"The latent GAN {why}; these come from the Gaussian prior.")
+            sampler = "gaussian"
+        z = self.gan.sample(req.count, gen, req.time_signature) if sampler == "gan" else \
+            self.vae.sample_prior(req.count, gen)
+        melodies = melodies_from_codes(self.vae, z, probe, req.temperature, gen)
+        return SampleResult([m.replace(name=f"sample {i + 1}") for i, m in enumerate(melodies)], seed, notices)
+
+
+@torch.inference_mode()
+def melodies_from_codes(vae: MelodyVAE, z: torch.Tensor, template: Melody, temperature: float,
+                        gen: torch.Generator) -> list[Melody]:
+    """VAE codes (B, Z) -> melodies of the whole bars of ``template``'s meter that fit the window,
+    each with its estimated key (the model writes no key)."""
+    W = vae.config.window
+    feats = torch.from_numpy(tk.metric_features(W, template.time_signature, 0, template.steps_per_quarter))
+    length = tk.whole_bars_steps(W, template.bar_steps)
+    out = []
+    for row in vae.generate(z, feats, temperature, gen).numpy():
+        m = tk.decode(row[:length], template)
+        out.append(m.replace(key=estimate_key(m.notes)))
+    return out
 
 
 def bar_aligned(m: Melody, notices: list[str], name: str) -> Melody:

@@ -115,11 +115,11 @@ def interpolate_files(studio: Studio, a: Melody, b: Melody, steps, temperature, 
     return result, files
 
 
-def generate_files(studio: Studio, count, temperature, seed, time_signature, qpm, soundfont, *,
-                   page: bool) -> tuple[SampleResult, outputs.GeneratedFiles]:
+def generate_files(studio: Studio, count, temperature, seed, time_signature, qpm, soundfont, *, page: bool,
+                   sampler=None) -> tuple[SampleResult, outputs.GeneratedFiles]:
     """``page``: also the medley of all melodies and a piano roll each."""
     req = build_request(SampleRequest, count=count, temperature=temperature, seed=seed, qpm=qpm,
-                        time_signature=parse_time_signature(time_signature or "4/4"))
+                        time_signature=parse_time_signature(time_signature or "4/4"), sampler=sampler or "gan")
     result = studio.service.sample(req)
     files = outputs.write_generated(result, studio.store.request_dir("generate"), medley=page, rolls=page,
                                     soundfont=studio.font(soundfont))

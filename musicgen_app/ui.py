@@ -27,7 +27,15 @@ from .examples import DEFAULT_EXAMPLE
 from .inputs import InputHistory
 from .melody import Melody
 from .panels import current_entry, input_panel, panel_outputs, push_result, settled, undo_input
-from .service import KEY_LOCKS, TIME_SIGNATURES, ContinueRequest, InterpolateRequest, MelodyService, SampleRequest
+from .service import (
+    KEY_LOCKS,
+    SAMPLERS,
+    TIME_SIGNATURES,
+    ContinueRequest,
+    InterpolateRequest,
+    MelodyService,
+    SampleRequest,
+)
 from .settings import spec
 from .studio import KEEP_PROGRAM, Studio, continue_files, generate_files, interpolate_files, user_errors
 from .tempfiles import TempStore
@@ -114,9 +122,11 @@ def interpolate_ui(studio: Studio, hist_a: InputHistory, upload_a, hist_b: Input
 
 
 @user_errors
-def generate_ui(studio: Studio, count, temperature, seed, time_signature, qpm, soundfont, progress=gr.Progress()):
+def generate_ui(studio: Studio, count, temperature, seed, time_signature, qpm, sampler, soundfont,
+                progress=gr.Progress()):
     progress(0.05, desc="Sampling")
-    result, files = generate_files(studio, count, temperature, seed, time_signature, qpm, soundfont, page=True)
+    result, files = generate_files(studio, count, temperature, seed, time_signature, qpm, soundfont, page=True,
+                                   sampler=sampler)
     status = _status(result.seed, [*result.notices, *files.notices],
                      " The player plays them all in turn; click a piano roll to hear that melody alone.")
     return (status, str(files.medley), [(str(p), c) for p, c in files.rolls],
@@ -260,6 +270,9 @@ def _generate_tab(studio: Studio, heavy: dict):
             with gr.Row(elem_classes="compact-row"):
                 time_signature = gr.Dropdown(TIME_SIGNATURES, value="4/4", label="Time signature")
                 qpm = _slider(SampleRequest, "qpm", label="Tempo (quarter notes per minute)")
+            sampler = gr.Radio([(label, key) for key, label in SAMPLERS.items()], value="gan", label="Sampler",
+                               info="where each melody's code comes from; the Gaussian is kept to compare",
+                               elem_id="generate-sampler")
             seed = _seed_row()
             soundfont = _soundfont_dropdown(studio)
             go = gr.Button("Generate", variant="primary", elem_id="generate-go")
@@ -271,7 +284,8 @@ def _generate_tab(studio: Studio, heavy: dict):
             gallery = gr.Gallery(label="Piano rolls (click one to hear it)", columns=2, height="auto",
                                  object_fit="contain", elem_id="generate-gallery", elem_classes="rolls")
             wavs = gr.State([])
-    go.click(functools.partial(generate_ui, studio), [count, temperature, seed, time_signature, qpm, soundfont],
+    go.click(functools.partial(generate_ui, studio),
+             [count, temperature, seed, time_signature, qpm, sampler, soundfont],
              [status, audio, gallery, files, wavs], api_visibility="private", **heavy)
 
     def play(wav_paths, evt: gr.SelectData):

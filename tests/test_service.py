@@ -179,3 +179,14 @@ def test_new_bars_are_whole_bars_of_the_input_meter(svc):
     pad = bars.total_steps - res.continuations[0].total_steps
     assert pad == 4 and all(n.start >= pad for n in bars.notes)
     assert [(n.start - pad, n.pitch) for n in bars.notes] == [(n.start, n.pitch) for n in res.continuations[0].notes]
+
+
+def test_generate_falls_back_on_the_gaussian_where_the_gan_cannot_sample(svc):
+    res = svc.sample(SampleRequest(count=2, seed=4, time_signature=(7, 8)))  # the debug GAN knows 4 meters
+    assert any("not trained on 7/8" in n and "Gaussian" in n for n in res.notices)
+    same = svc.sample(SampleRequest(count=2, seed=4, time_signature=(7, 8), sampler="gaussian"))
+    assert [m.notes for m in res.melodies] == [m.notes for m in same.melodies] and not same.notices
+    without = MelodyService(svc.lstm, svc.vae)
+    assert any("not installed" in n for n in without.sample(SampleRequest(count=1, seed=1)).notices)
+    with pytest.raises(RequestError, match="Sampler"):
+        svc.sample(SampleRequest(count=1, sampler="magic"))

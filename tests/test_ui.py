@@ -179,7 +179,7 @@ def test_interpolate_gives_one_roll_per_step_and_a_zip_of_clips(studio):
 
 
 def test_generate_gives_midis_a_zip_and_audio(studio):
-    status, audio, gallery, files, wavs = ui.generate_ui(studio, 3, 1.0, 11, "3/4", 90, None)
+    status, audio, gallery, files, wavs = ui.generate_ui(studio, 3, 1.0, 11, "3/4", 90, "gan", None)
     assert "**11**" in status and len(gallery) == 3
     assert len(files) == 4 and files[-1].endswith(".zip")
     assert len(wavs) == 4 and wavs[0] == audio  # all of them, then one each
@@ -187,7 +187,10 @@ def test_generate_gives_midis_a_zip_and_audio(studio):
         ts = next(m for t in mido.MidiFile(f).tracks for m in t if m.type == "time_signature")
         assert (ts.numerator, ts.denominator) == (3, 4)
     with pytest.raises(gr.Error, match="count"):
-        ui.generate_ui(studio, 17, 1.0, None, "4/4", 120, None)
+        ui.generate_ui(studio, 17, 1.0, None, "4/4", 120, "gan", None)
+    assert "**11**" in ui.generate_ui(studio, 3, 1.0, 11, "3/4", 90, "gaussian", None)[0]
+    with pytest.raises(gr.Error, match="Sampler"):
+        ui.generate_ui(studio, 1, 1.0, None, "4/4", 120, "magic", None)
 
 
 def test_api_functions_take_a_file_text_or_example(studio, tmp_path):
