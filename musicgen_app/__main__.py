@@ -23,7 +23,15 @@ from . import outputs, render
 from .errors import MusicgenError
 from .io.importer import load_melody
 from .melody import Melody
-from .service import SAMPLERS, TIME_SIGNATURES, ContinueRequest, InterpolateRequest, MelodyService, SampleRequest
+from .service import (
+    PACINGS,
+    SAMPLERS,
+    TIME_SIGNATURES,
+    ContinueRequest,
+    InterpolateRequest,
+    MelodyService,
+    SampleRequest,
+)
 from .settings import build_request, parse_time_signature, spec
 
 
@@ -61,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--seed", type=int, default=None)
     i.add_argument("--zip", default=None, help="also write a zip with each step as its own MIDI file")
     i.add_argument("--wav", default=None, help="also write the morph's audio here")
+    i.add_argument("--pacing", choices=list(PACINGS), default="even",
+                   help="even: each step changes the melody about as much as the next (default); linear: equal "
+                        "distances along the latent path")
 
     g = sub.add_parser("generate", help="sample new melodies with the VAE")
     _option(g, SampleRequest, "count", "-n")
@@ -122,7 +133,7 @@ def cmd_continue(args) -> None:
 
 def cmd_interpolate(args) -> None:
     req = build_request(InterpolateRequest, a=_load(args.a), b=_load(args.b), steps=args.steps,
-                        temperature=args.temperature, seed=args.seed)
+                        temperature=args.temperature, seed=args.seed, pacing=args.pacing)
     result = _service(args).interpolate(req)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ import functools
 import gradio as gr
 
 from .inputs import resolve_api_input
-from .service import SAMPLERS, ContinueRequest, InterpolateRequest, SampleRequest
+from .service import PACINGS, SAMPLERS, ContinueRequest, InterpolateRequest, SampleRequest
 from .settings import spec
 from .studio import KEEP_PROGRAM, Studio, continue_files, generate_files, interpolate_files, user_errors
 
@@ -45,11 +45,12 @@ def continue_api(studio: Studio, melody_file=None, notes=None, example=None, tra
 
 @user_errors
 def interpolate_api(studio: Studio, a_file=None, a_notes=None, a_example=None, b_file=None, b_notes=None,
-                    b_example=None, steps=None, temperature=None, seed=None):
+                    b_example=None, steps=None, temperature=None, seed=None, pacing="even"):
     """/interpolate: clips A and B (file, typed notes or example) -> morph MIDI, steps zip, WAV, info."""
     a = resolve_api_input(a_file, a_notes, a_example, name="clip A")
     b = resolve_api_input(b_file, b_notes, b_example, name="clip B")
-    result, files = interpolate_files(studio, a.melody, b.melody, steps, temperature, seed, None, rolls=False)
+    result, files = interpolate_files(studio, a.melody, b.melody, steps, temperature, seed, None, rolls=False,
+                                      pacing=pacing)
     info = {"seed": result.seed, "notices": [*a.notices, *b.notices, *result.notices, *files.notices],
             "clips": [c.summary() for c in result.clips], "morph": result.morph.summary()}
     return str(files.midi), str(files.steps_zip), str(files.audio), info
@@ -96,11 +97,12 @@ def add_endpoints(studio: Studio, heavy: dict):
         i_steps = _number(InterpolateRequest, "steps")
         i_temp = _number(InterpolateRequest, "temperature")
         i_seed = SettingNumber(None, label="seed", precision=0, info="empty: a random one (returned in info)")
+        i_pacing = gr.Textbox("even", label="pacing", info=f"one of: {', '.join(PACINGS)}")
         io_morph, io_zip, io_wav = gr.File(label="morph_midi"), gr.File(label="steps_zip"), gr.File(label="audio")
         io_info = gr.JSON(label="info")
         i_btn = gr.Button("interpolate")
         i_btn.click(functools.partial(interpolate_api, studio),
-                    [i_a_file, i_a_notes, i_a_ex, i_b_file, i_b_notes, i_b_ex, i_steps, i_temp, i_seed],
+                    [i_a_file, i_a_notes, i_a_ex, i_b_file, i_b_notes, i_b_ex, i_steps, i_temp, i_seed, i_pacing],
                     [io_morph, io_zip, io_wav, io_info], api_name="interpolate", **heavy)
 
         g_count = _number(SampleRequest, "count")

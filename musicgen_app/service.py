@@ -97,6 +97,7 @@ class InterpolateRequest:
     steps: int = setting("Steps", 3, 11, 7, help="clips in the morph, A and B included")
     temperature: float = setting("Temperature", 0.0, 2.0, 0.0, 0.05, help="0: the most likely notes")
     seed: int | None = None
+    pacing: str = "even"  # see PACINGS
 
     def validate(self):
         for name, m in (("A", self.a), ("B", self.b)):
@@ -104,6 +105,8 @@ class InterpolateRequest:
                 raise RequestError(f"Clip {name} has no notes; give each clip at least one note.")
         check_settings(self)
         check_seed(self.seed)
+        if self.pacing not in PACINGS:
+            raise RequestError(f"Pacing {str(self.pacing)[:20]!r} is not one of: {', '.join(PACINGS)}.")
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,10 @@ class InterpolateResult:
     notices: list[str] = field(default_factory=list)
 
 
+# How the steps of a morph are spaced: "even" so that each step changes the melody by about as much
+# as the next (see MelodyService.paced_ts), "linear" at equal distances along the latent path.
+PACINGS = {"even": "Even steps", "linear": "Equal latent distance"}
+PACE_GRID = 17  # points along the path decoded to measure how fast the melody changes
 TIME_SIGNATURES = ["4/4", "3/4", "2/4", "6/8"]
 # Where Generate's codes come from: the latent GAN (models/latent_gan.py), or the Gaussian fitted to
 # the training codes (MelodyVAE.sample_prior), kept to compare.
@@ -284,16 +291,27 @@ class MelodyService:
                 rows.append(tk.vae_window(tk.encode(m).tokens, first * m.bar_steps, (last - first) * m.bar_steps, W))
                 frows.append(tk.metric_features(W, m.time_signature, 0, m.steps_per_quarter))
         mu = self.encode_windows(np.stack(rows), np.stack(frows))
-        ts = np.linspace(0, 1, req.steps)
+        def path(us, temperature: float) -> list[np.ndarray]:
+            """The tokens at each of ``us`` along the latent path, in the meter of the nearer clip
+            (one batch per meter)."""
+            rows = {}
+            for near, group in ((a, [u for u in us if u < 0.5]), (b, [u for u in us if u >= 0.5])):
+                if not group:
+                    continue
+                zs = torch.stack([slerp(mu[2 * ci], mu[2 * ci + 1], float(u)) for u in group for ci in range(chunks)])
+                feats = torch.from_numpy(tk.metric_features(W, near.time_signature, 0, near.steps_per_quarter))
+                decoded = self.decode_z(zs, feats, temperature, gen)
+                for gi, u in enumerate(group):
+                    rows[u] = np.concatenate([decoded[gi * chunks + ci, :(last - first) * near.bar_steps]
+                                              for ci, (first, last) in enumerate(spans)])
+            return [rows[u] for u in us]
+
+        ts = paced_ts(path, req.steps) if req.pacing == "even" else np.linspace(0, 1, req.steps)
         clips = [a]
         velocity = round(np.mean([n.velocity for n in a.notes + b.notes]))
         for t in ts[1:-1]:
             near = a if t < 0.5 else b  # the meter and key of the nearer clip
-            zs = torch.stack([slerp(mu[2 * ci], mu[2 * ci + 1], float(t)) for ci in range(chunks)])
-            feats = torch.from_numpy(tk.metric_features(W, near.time_signature, 0, near.steps_per_quarter))
-            decoded = self.decode_z(zs, feats, req.temperature, gen)
-            parts = [decoded[ci, :(last - first) * near.bar_steps] for ci, (first, last) in enumerate(spans)]
-            clips.append(tk.decode(np.concatenate(parts), near.replace(qpm=a.qpm, program=a.program),
+            clips.append(tk.decode(path([t], req.temperature)[0], near.replace(qpm=a.qpm, program=a.program),
                                    velocity=velocity))
         clips.append(b.replace(qpm=a.qpm, program=a.program))
         if a.bar_steps != b.bar_steps:
@@ -324,6 +342,23 @@ class MelodyService:
             self.vae.sample_prior(req.count, gen)
         melodies = melodies_from_codes(self.vae, z, probe, req.temperature, gen)
         return SampleResult([m.replace(name=f"sample {i + 1}") for i, m in enumerate(melodies)], seed, notices)
+
+
+def paced_ts(path, steps: int, grid: int = PACE_GRID) -> np.ndarray:
+    """Points 0 = t_0 < ... < t_{steps-1} = 1 along a latent path at which the decoded melody has
+    changed by equal amounts: ``path(us, 0.0)`` decodes (argmax) ``grid`` points, the tokens that
+    change between neighbours are counted, and the cumulative count is split evenly. Along a
+    straight slerp the change bunches in the middle (the first and last steps are near-copies of A
+    and B).
+    """
+    us = np.linspace(0, 1, grid)
+    rows = path([float(u) for u in us], 0.0)
+    change = [float(np.mean(x[:min(len(x), len(y))] != y[:min(len(x), len(y))])) for x, y in zip(rows, rows[1:])]
+    cum = np.concatenate([[0.0], np.cumsum(change)])
+    if cum[-1] <= 0:
+        return np.linspace(0, 1, steps)
+    cum = cum + us * 1e-9  # strictly increasing for the inverse below
+    return np.interp(np.linspace(0, cum[-1], steps), cum, us)
 
 
 @torch.inference_mode()

@@ -105,8 +105,9 @@ def continue_files(studio: Studio, melody: Melody, bars, temperature, variations
 
 
 def interpolate_files(studio: Studio, a: Melody, b: Melody, steps, temperature, seed, soundfont, *,
-                      rolls: bool) -> tuple[InterpolateResult, outputs.MorphFiles]:
-    req = build_request(InterpolateRequest, a=a, b=b, steps=steps, temperature=temperature, seed=seed)
+                      rolls: bool, pacing=None) -> tuple[InterpolateResult, outputs.MorphFiles]:
+    req = build_request(InterpolateRequest, a=a, b=b, steps=steps, temperature=temperature, seed=seed,
+                        pacing=pacing or "even")
     result = studio.service.interpolate(req)
     folder = studio.store.request_dir("interpolate")
     files = outputs.write_morph(result, folder / "morph.mid", steps_zip=folder / "morph-steps.zip",

@@ -29,6 +29,7 @@ from .melody import Melody
 from .panels import current_entry, input_panel, panel_outputs, push_result, settled, undo_input
 from .service import (
     KEY_LOCKS,
+    PACINGS,
     SAMPLERS,
     TIME_SIGNATURES,
     ContinueRequest,
@@ -111,11 +112,12 @@ def continue_scores_ui(run: ContinueRun, progress=gr.Progress()):
 
 @user_errors
 def interpolate_ui(studio: Studio, hist_a: InputHistory, upload_a, hist_b: InputHistory, upload_b, steps, temperature,
-                   seed, soundfont, progress=gr.Progress()):
+                   pacing, seed, soundfont, progress=gr.Progress()):
     hist_a, hist_b = settled(hist_a, upload_a), settled(hist_b, upload_b)
     a, b = current_entry(hist_a, "clip A"), current_entry(hist_b, "clip B")
     progress(0.05, desc="Morphing")
-    result, files = interpolate_files(studio, a.melody, b.melody, steps, temperature, seed, soundfont, rolls=True)
+    result, files = interpolate_files(studio, a.melody, b.melody, steps, temperature, seed, soundfont, rolls=True,
+                                      pacing=pacing)
     status = _status(result.seed, [*result.notices, *files.notices], f" {len(result.clips)} clips from A to B.")
     return (*panel_outputs(hist_a), *panel_outputs(hist_b), status, str(files.audio),
             [(str(p), c) for p, c in files.rolls], [str(files.midi), str(files.steps_zip)])
@@ -245,6 +247,9 @@ def _interpolate_tab(studio: Studio, heavy: dict):
             with gr.Row(elem_classes="compact-row"):
                 steps = _slider(InterpolateRequest, "steps", label="Steps (A and B included)")
                 temperature = _slider(InterpolateRequest, "temperature", label="Temperature (0: most likely)")
+            pacing = gr.Radio([(label, key) for key, label in PACINGS.items()], value="even", label="Pacing",
+                              info="even: each step changes the melody about as much as the next",
+                              elem_id="interpolate-pacing")
             seed = _seed_row()
             soundfont = _soundfont_dropdown(studio)
             go = gr.Button("Interpolate", variant="primary", elem_id="interpolate-go")
@@ -256,7 +261,7 @@ def _interpolate_tab(studio: Studio, heavy: dict):
             gallery = gr.Gallery(label="Piano roll of each step", columns=2, height="auto", object_fit="contain",
                                  elem_id="interpolate-gallery", elem_classes="rolls")
     go.click(functools.partial(interpolate_ui, studio),
-             [a.state, a.upload, b.state, b.upload, steps, temperature, seed, soundfont],
+             [a.state, a.upload, b.state, b.upload, steps, temperature, pacing, seed, soundfont],
              [a.state, a.info, a.track, b.state, b.info, b.track, status, audio, gallery, files],
              api_visibility="private", **heavy)
 

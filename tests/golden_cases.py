@@ -33,12 +33,12 @@ def golden_hashes() -> dict[str, str]:
                 out[f"continue/{name}/{key_lock}/{v}/whole"] = _sha(melody_to_midi(whole))
                 out[f"continue/{name}/{key_lock}/{v}/new"] = _sha(melody_to_midi(cont))
         other = names[(i + 1) % len(names)]
-        for temp in (0.0, 0.8):
+        for temp, pacing, tag in ((0.0, "linear", ""), (0.8, "linear", ""), (0.0, "even", "even/")):
             r = svc.interpolate(InterpolateRequest(melodies[name], melodies[other], steps=5, temperature=temp,
-                                                   seed=3 + i))
-            out[f"interpolate/{name}/{other}/{temp}/morph"] = _sha(melody_to_midi(r.morph))
+                                                   seed=3 + i, pacing=pacing))
+            out[f"interpolate/{tag}{name}/{other}/{temp}/morph"] = _sha(melody_to_midi(r.morph))
             for c, clip in enumerate(r.clips):
-                out[f"interpolate/{name}/{other}/{temp}/{c}"] = _sha(melody_to_midi(clip))
+                out[f"interpolate/{tag}{name}/{other}/{temp}/{c}"] = _sha(melody_to_midi(clip))
     for ts in ((4, 4), (3, 4), (6, 8)):
         for sampler, tag in (("gaussian", ""), ("gan", "gan/")):
             r = svc.sample(SampleRequest(count=3, temperature=1.0, seed=5, qpm=100, time_signature=ts,

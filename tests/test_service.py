@@ -1,5 +1,6 @@
 """The service on the tiny debug model: request validation, seeding, key lock, shapes of results."""
 
+import numpy as np
 import pytest
 
 from musicgen_app.errors import RequestError
@@ -10,6 +11,7 @@ from musicgen_app.service import (
     MelodyService,
     SampleRequest,
     continuation_steps,
+    paced_ts,
     slerp,
 )
 
@@ -110,7 +112,8 @@ def test_interpolate_long_clips_go_chunk_by_chunk(svc):
 
 
 def test_interpolate_pickup_and_meter_mismatch(svc):
-    res = svc.interpolate(InterpolateRequest(scale_tune(pickup=4), scale_tune(ts=(3, 4)), steps=3, seed=0))
+    res = svc.interpolate(InterpolateRequest(scale_tune(pickup=4), scale_tune(ts=(3, 4)), steps=3, seed=0,
+                                             pacing="linear"))
     assert any("pickup" in n for n in res.notices) and any("4/4" in n for n in res.notices)
     # each clip keeps its own meter, in whole bars of it; the middle step takes B's (t = 0.5)
     assert [c.time_signature for c in res.clips] == [(4, 4), (3, 4), (3, 4)]
@@ -190,3 +193,24 @@ def test_generate_falls_back_on_the_gaussian_where_the_gan_cannot_sample(svc):
     assert any("not installed" in n for n in without.sample(SampleRequest(count=1, seed=1)).notices)
     with pytest.raises(RequestError, match="Sampler"):
         svc.sample(SampleRequest(count=1, sampler="magic"))
+
+
+def test_even_pacing_splits_the_change_along_the_path_evenly():
+    # a path whose tokens change only in the middle fifth: linear steps would copy A, then B
+    def path(us, temperature):
+        return [np.full(64, 10 + int(np.clip((t - 0.4) / 0.2, 0, 1) * 60)) for t in us]
+
+    ts = paced_ts(path, 5, grid=33)
+    assert ts[0] == 0 and ts[-1] == 1 and np.all(np.diff(ts) > 0)
+    assert 0.38 < ts[1] < ts[2] < ts[3] < 0.62  # the interior steps all fall where the melody changes
+    flat = paced_ts(lambda us, temperature: [np.zeros(64, np.int64) for _ in us], 4)
+    assert np.allclose(flat, np.linspace(0, 1, 4))  # nothing changes: equal spacing
+
+
+def test_interpolate_pacing_is_a_choice(svc):
+    a, b = scale_tune(), scale_tune().transpose(5)
+    even = svc.interpolate(InterpolateRequest(a, b, steps=5, seed=0))
+    linear = svc.interpolate(InterpolateRequest(a, b, steps=5, seed=0, pacing="linear"))
+    assert len(even.clips) == len(linear.clips) == 5
+    with pytest.raises(RequestError, match="Pacing"):
+        svc.interpolate(InterpolateRequest(a, b, pacing="fast"))
