@@ -23,6 +23,7 @@ from . import outputs, render
 from .errors import MusicgenError
 from .io.importer import load_melody
 from .melody import Melody
+from .phrasing import ENDINGS
 from .service import (
     PACINGS,
     SAMPLERS,
@@ -56,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
         _option(c, ContinueRequest, name)
     c.add_argument("--seed", type=int, default=None)
     c.add_argument("--key-lock", default="off", help="off, detected, or a key such as 'D minor'")
+    c.add_argument("--end-on", dest="ending", choices=ENDINGS, default="tonic chord",
+                   help="where the last bar lands, in the melody's key (default: the tonic chord)")
     c.add_argument("--track", type=int, default=None, help="which track or part of the input (default: guess)")
     c.add_argument("--continuation-only", action="store_true", help="write only the new bars")
     c.add_argument("--wav", action="store_true", help="also write a .wav next to each .mid")
@@ -121,7 +124,7 @@ def _finish(result, files) -> None:
 def cmd_continue(args) -> None:
     req = build_request(ContinueRequest, melody=_load(args.input, args.track), bars=args.bars,
                         temperature=args.temperature, variations=args.variations, seed=args.seed,
-                        key_lock=args.key_lock)
+                        key_lock=args.key_lock, ending=args.ending)
     result = _service(args).continue_(req)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)

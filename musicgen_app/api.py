@@ -10,6 +10,7 @@ import functools
 import gradio as gr
 
 from .inputs import resolve_api_input
+from .phrasing import ENDINGS
 from .service import PACINGS, SAMPLERS, ContinueRequest, InterpolateRequest, SampleRequest
 from .settings import spec
 from .studio import KEEP_PROGRAM, Studio, continue_files, generate_files, interpolate_files, user_errors
@@ -31,15 +32,17 @@ def _number(request_type, name: str) -> gr.Number:
 
 @user_errors
 def continue_api(studio: Studio, melody_file=None, notes=None, example=None, track=None, bars=None,
-                 temperature=None, variations=None, seed=None, key_lock="off", program=KEEP_PROGRAM, soundfont=None):
+                 temperature=None, variations=None, seed=None, key_lock="off", program=KEEP_PROGRAM, soundfont=None,
+                 ending="tonic chord"):
     """/continue: a file, typed notes or an example name -> MIDIs, continuation MIDIs, WAVs, info."""
     entry = resolve_api_input(melody_file, notes, example, track)
     result, files, _ = continue_files(studio, entry.melody, bars, temperature, variations, seed, key_lock, program,
-                                      soundfont, rolls=False)
+                                      soundfont, rolls=False, ending=ending)
     vs = files.variations
     info = {"seed": result.seed, "input": entry.melody.summary(), "track": entry.track,
             "start_step": result.start_step, "notices": [*entry.notices, *result.notices, *files.notices],
-            "variations": [v.melody.summary() for v in vs]}
+            "variations": [v.melody.summary() | {"log2p_per_note": round(p, 3), "ended_as_asked": e}
+                           for v, p, e in zip(vs, result.log2p_per_note, result.ended)]}
     return [str(v.midi) for v in vs], [str(v.new_bars_midi) for v in vs], [str(v.audio) for v in vs], info
 
 
@@ -82,13 +85,14 @@ def add_endpoints(studio: Studio, heavy: dict):
         c_prog = SettingNumber(KEEP_PROGRAM, label="program", precision=0,
                                info="General MIDI program 0-127; -1 keeps the input's")
         c_font = gr.Textbox("", label="soundfont")
+        c_end = gr.Textbox("tonic chord", label="ending", info=f"one of: {', '.join(ENDINGS)}")
         o_midi = gr.File(file_count="multiple", label="midi")
         o_cont = gr.File(file_count="multiple", label="continuation_midi")
         o_wav = gr.File(file_count="multiple", label="audio")
         o_info = gr.JSON(label="info")
         c_btn = gr.Button("continue")
         c_btn.click(functools.partial(continue_api, studio),
-                    [c_file, c_notes, c_example, c_track, c_bars, c_temp, c_var, c_seed, c_key, c_prog, c_font],
+                    [c_file, c_notes, c_example, c_track, c_bars, c_temp, c_var, c_seed, c_key, c_prog, c_font, c_end],
                     [o_midi, o_cont, o_wav, o_info], api_name="continue", **heavy)
 
         i_a_file, i_b_file = gr.File(type="filepath", label="a_file"), gr.File(type="filepath", label="b_file")

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import phrasing
 from . import tokens as tk
 from .checkpoints import load_checkpoint
 from .errors import CheckpointError, MelodyError, RequestError
@@ -41,12 +42,14 @@ class ContinueRequest:
     seed: int | None = None
     key_lock: str = "off"  # "off", "detected" (the melody's key) or a key name such as "D minor"
     pitch_range: tuple[int, int] | None = None  # None: the input's range widened by a fifth
+    ending: str = "tonic chord"  # how the last bar lands: one of phrasing.ENDINGS
 
     def validate(self):
         if not self.melody.notes:
             raise RequestError("The melody has no notes; give at least one note to continue from.")
         check_settings(self)
         check_seed(self.seed)
+        phrasing.check_ending(self.ending)
         if self.key_lock not in ("off", "detected"):
             try:
                 Key.parse(str(self.key_lock))
@@ -69,6 +72,8 @@ class ContinueRequest:
 
 @dataclass(frozen=True)
 class ContinueResult:
+    """Variations best first: those that end as asked, each group by the model's likelihood per note."""
+
     primer: Melody  # the request's melody
     melodies: list[Melody]  # input followed by each continuation
     continuations: list[Melody]  # the new part alone, starting at step 0
@@ -76,6 +81,8 @@ class ContinueResult:
     seed: int
     key_lock: Key | None
     notices: list[str] = field(default_factory=list)
+    log2p_per_note: tuple[float, ...] = ()  # the LSTM's own likelihood of each variation, per note event
+    ended: tuple[bool, ...] = ()  # whether each variation ends as the request asked
 
     def new_bars(self, i: int) -> Melody:
         """Variation ``i``'s new notes as a file of their own, in whole bars of the input's meter.
@@ -213,21 +220,38 @@ class MelodyService:
             notices.append(f"{enc.folded_notes} input notes were outside the model's range 21-108 and were "
                            "moved by octaves.")
         key = req.locked_key()
-        low, high = m.pitch_range
-        rng = req.pitch_range or (max(tk.MIN_PITCH, low - 7), min(tk.MAX_PITCH, high + 7))
-        mask = pitch_mask(key.scale_pitch_classes() if key else None, rng)
-        n_new = continuation_steps(m, req.bars)
-        toks = self.generate_lstm(enc.tokens, m, n_new, req.variations, req.temperature, gen, mask)
+        rows = self.continuation_rows(req, gen)
+        n_new = rows.tokens.shape[1]
+        if req.ending != "free" and not rows.satisfied.all():
+            notices.append(f"{int((~rows.satisfied).sum())} of {len(rows.satisfied)} variations could not end on the "
+                           f"{req.ending} in the bars asked for; they come last.")
         velocity = round(sum(n.velocity for n in m.notes) / len(m.notes))
         melodies, conts = [], []
-        for row in toks:
+        for row in rows.tokens:
             whole = tk.decode(np.concatenate([enc.tokens, row]), m, velocity=velocity)
             # the input's own notes stay untouched (velocities, unfolded pitches); only new ones are added
             new_notes = tuple(n for n in whole.notes if n.start >= m.total_steps)
             full = m.replace(notes=m.notes + new_notes, total_steps=m.total_steps + n_new)
             melodies.append(full)
             conts.append(full.slice(m.total_steps, full.total_steps))
-        return ContinueResult(m, melodies, conts, m.total_steps, seed, key, notices)
+        return ContinueResult(m, melodies, conts, m.total_steps, seed, key, notices,
+                              tuple(float(x) for x in rows.log2p_per_note), tuple(bool(x) for x in rows.satisfied))
+
+    def continuation_rows(self, req: ContinueRequest, gen: torch.Generator,
+                          candidates: int | None = None) -> phrasing.PhrasedRows:
+        """The request's continuation tokens, best first, each ending as asked where it can (see
+        phrasing.generate_with_ending): the key lock and pitch guard as a logit mask, whole bars to
+        the bar line. ``candidates``: endings sampled per variation (default: one for "free")."""
+        m = req.melody
+        key = req.locked_key()
+        low, high = m.pitch_range
+        rng = req.pitch_range or (max(tk.MIN_PITCH, low - 7), min(tk.MAX_PITCH, high + 7))
+        mask = pitch_mask(key.scale_pitch_classes() if key else None, rng)
+        if candidates is None:
+            candidates = 1 if req.ending == "free" else phrasing.DEFAULT_CANDIDATES
+        return phrasing.generate_with_ending(self, tk.encode(m).tokens, m, continuation_steps(m, req.bars),
+                                             req.variations, req.temperature, gen, mask, ending=req.ending,
+                                             key=key or m.key, candidates=candidates)
 
     @torch.inference_mode()
     def generate_lstm(self, primer: np.ndarray, m: Melody, n_new: int, batch: int, temperature: float,

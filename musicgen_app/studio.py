@@ -94,9 +94,9 @@ def program_choice(value) -> int | None:
 
 
 def continue_files(studio: Studio, melody: Melody, bars, temperature, variations, seed, key_lock, program,
-                   soundfont, *, rolls: bool) -> tuple[ContinueResult, outputs.ContinueFiles, Path]:
+                   soundfont, *, rolls: bool, ending=None) -> tuple[ContinueResult, outputs.ContinueFiles, Path]:
     req = build_request(ContinueRequest, melody=melody, bars=bars, temperature=temperature, variations=variations,
-                        seed=seed, key_lock=key_lock or "off")
+                        seed=seed, key_lock=key_lock or "off", ending=ending or "tonic chord")
     result = studio.service.continue_(req)
     folder = studio.store.request_dir("continue")
     files = outputs.write_continue(result, folder / "variation.mid", rolls=rolls, program=program_choice(program),

@@ -27,6 +27,7 @@ from .examples import DEFAULT_EXAMPLE
 from .inputs import InputHistory
 from .melody import Melody
 from .panels import current_entry, input_panel, panel_outputs, push_result, settled, undo_input
+from .phrasing import ENDINGS
 from .service import (
     KEY_LOCKS,
     PACINGS,
@@ -74,25 +75,36 @@ def chain_result(index: int, run: ContinueRun, history: InputHistory):
 
 @user_errors
 def continue_ui(studio: Studio, history: InputHistory, upload, bars, temperature, variations, seed, key_lock,
-                program, soundfont, progress=gr.Progress()):
+                ending, program, soundfont, progress=gr.Progress()):
     history = settled(history, upload)
     entry = current_entry(history)
     progress(0.05, desc="Writing the continuations")
     result, files, folder = continue_files(studio, entry.melody, bars, temperature, variations, seed, key_lock, program,
-                                      soundfont, rolls=True)
+                                           soundfont, rolls=True, ending=ending)
     run = ContinueRun(tuple(v.melody for v in files.variations), result.start_step, str(folder), entry.label)
     n = len(files.variations)
     status = _status(result.seed, [*result.notices, *files.notices],
-                     f" Blue: the input; orange: the continuation ({n} variation{'s' if n > 1 else ''}).")
+                     f" Blue: the input; orange: the continuation ({n} variation{'s' if n > 1 else ''}, the "
+                     "model's likeliest first).")
     slots = []
     for i in range(MAX_VARIATIONS):
         if i < n:
             v = files.variations[i]
-            slots += [gr.update(visible=True), str(v.audio), str(v.roll), "", str(v.midi), str(v.new_bars_midi),
-                      str(v.audio), None]
+            slots += [gr.update(visible=True), gr.update(value=str(v.audio), label=_variation_label(result, i)),
+                      str(v.roll), "", str(v.midi), str(v.new_bars_midi), str(v.audio), None]
         else:
             slots += [gr.update(visible=False), None, None, "", None, None, None, None]
     return (*panel_outputs(history), run, status, *slots)
+
+
+def _variation_label(result, i: int) -> str:
+    """What the player's label says of a variation: how likely the model finds it, how it ends."""
+    label = f"Variation {i + 1}"
+    if i < len(result.log2p_per_note):
+        label += f" · {result.log2p_per_note[i]:.2f} bits per note"
+    if i < len(result.ended) and not result.ended[i]:
+        label += " · could not end as asked"
+    return label
 
 
 @user_errors
@@ -198,6 +210,8 @@ def _continue_tab(studio: Studio, heavy: dict):
                     seed = _seed_row()
                 key_lock = gr.Dropdown(KEY_LOCKS, value="off", label="Key lock", scale=2, min_width=100,
                                        info="new notes stay in the scale; minor also allows the raised 6th and 7th")
+                ending = gr.Dropdown(list(ENDINGS), value="tonic chord", label="End on", scale=2, min_width=100,
+                                     info="where the last bar lands (in the melody's key)", elem_id="continue-ending")
             with gr.Row(elem_classes="compact-row"):
                 program = gr.Dropdown(PROGRAM_CHOICES, value=KEEP_PROGRAM, label="Instrument")
                 soundfont = _soundfont_dropdown(studio)
@@ -229,7 +243,7 @@ def _continue_tab(studio: Studio, heavy: dict):
         slot[-1].click(functools.partial(chain_result, i), [run, panel.state], panel_outs, api_visibility="private")
     slot_outs = [c for slot in slots for c in slot[:-1]]
     go.click(functools.partial(continue_ui, studio),
-             [panel.state, panel.upload, bars, temperature, variations, seed, key_lock, program, soundfont],
+             [panel.state, panel.upload, bars, temperature, variations, seed, key_lock, ending, program, soundfont],
              [*panel_outs, run, status, *slot_outs], api_visibility="private", **heavy
              ).success(continue_scores_ui, [run], [c for slot in slots for c in (slot[3], slot[7])],
                        api_visibility="private", show_progress="hidden", **heavy)

@@ -26,12 +26,13 @@ def golden_hashes() -> dict[str, str]:
     melodies = {n: load_melody(example_path(n)).melody for n in names}
     out: dict[str, str] = {}
     for i, name in enumerate(names):
-        for key_lock, temp in (("off", 1.0), ("detected", 0.7)):
+        for key_lock, temp, ending, tag in (("off", 1.0, "free", ""), ("detected", 0.7, "free", ""),
+                                            ("off", 1.0, "tonic chord", "tonic-chord/")):
             r = svc.continue_(ContinueRequest(melodies[name], bars=2, temperature=temp, variations=2, seed=7 + i,
-                                              key_lock=key_lock))
+                                              key_lock=key_lock, ending=ending))
             for v, (whole, cont) in enumerate(zip(r.melodies, r.continuations)):
-                out[f"continue/{name}/{key_lock}/{v}/whole"] = _sha(melody_to_midi(whole))
-                out[f"continue/{name}/{key_lock}/{v}/new"] = _sha(melody_to_midi(cont))
+                out[f"continue/{tag}{name}/{key_lock}/{v}/whole"] = _sha(melody_to_midi(whole))
+                out[f"continue/{tag}{name}/{key_lock}/{v}/new"] = _sha(melody_to_midi(cont))
         other = names[(i + 1) % len(names)]
         for temp, pacing, tag in ((0.0, "linear", ""), (0.8, "linear", ""), (0.0, "even", "even/")):
             r = svc.interpolate(InterpolateRequest(melodies[name], melodies[other], steps=5, temperature=temp,

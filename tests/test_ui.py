@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from pathlib import Path
 
@@ -30,7 +31,7 @@ def studio(tmp_path_factory):
 
 def _slots(outputs):
     _state, _info, _track, run, status, *flat = outputs
-    return run, status, [flat[i:i + SLOT] for i in range(0, len(flat), SLOT)]
+    return run, status, [flat[i : i + SLOT] for i in range(0, len(flat), SLOT)]
 
 
 def _midi_bars(path_or_file) -> float:
@@ -77,11 +78,16 @@ def test_multitrack_example_offers_a_track_picker_and_switching_keeps_the_histor
 def test_continue_writes_audio_roll_and_midi_per_variation(studio):
     hist = panels.initial_history("Waltz (3/4, MIDI)")
     inp = hist.current.melody
-    run, status, slots = _slots(ui.continue_ui(studio, hist, None, 4, 1.0, 3, "123", "off", KEEP_PROGRAM, None))
+    run, status, slots = _slots(
+        ui.continue_ui(studio, hist, None, 4, 1.0, 3, "123", "off", "tonic chord", KEEP_PROGRAM, None)
+    )
     assert "Seed used: **123**" in status
     assert len(run.melodies) == 3 and len(slots) == ui.MAX_VARIATIONS
-    for group, audio, roll, _score, whole, cont, wav, xml in slots[:3]:
+    likelihoods = []
+    for group, player, roll, _score, whole, cont, wav, xml in slots[:3]:
         assert group["visible"] is True
+        audio = player["value"]
+        likelihoods.append(float(re.search(r"(-?\d+\.\d+) bits per note", player["label"]).group(1)))
         assert _loud(audio) > 0.01
         assert Path(roll).read_bytes()[:4] == b"\x89PNG"
         assert xml is None  # the score pass adds it
@@ -92,14 +98,15 @@ def test_continue_writes_audio_roll_and_midi_per_variation(studio):
         assert (ts.numerator, ts.denominator) == (3, 4)
     for group, audio, *_ in slots[3:]:
         assert group["visible"] is False and audio is None
+    assert len(likelihoods) == 3  # each player says how likely the model finds its variation
     # the input's notes come first, unchanged
-    assert run.melodies[0].notes[:len(inp.notes)] == inp.notes
+    assert run.melodies[0].notes[: len(inp.notes)] == inp.notes
 
 
 def test_same_seed_gives_the_same_music_and_the_scores_come_second(studio):
     hist = panels.initial_history("Jig (6/8, MIDI)")
-    a = _slots(ui.continue_ui(studio, hist, None, 2, 0.8, 2, 5, "detected", 40, None))
-    b = _slots(ui.continue_ui(studio, hist, None, 2, 0.8, 2, 5, "detected", 40, None))
+    a = _slots(ui.continue_ui(studio, hist, None, 2, 0.8, 2, 5, "detected", "tonic chord", 40, None))
+    b = _slots(ui.continue_ui(studio, hist, None, 2, 0.8, 2, 5, "detected", "tonic chord", 40, None))
     assert a[0].melodies == b[0].melodies
     assert all(m.program == 40 for m in a[0].melodies)
     assert Path(a[2][0][4]).read_bytes() == Path(b[2][0][4]).read_bytes()
@@ -114,13 +121,13 @@ def test_same_seed_gives_the_same_music_and_the_scores_come_second(studio):
 def test_chain_a_result_then_undo(studio):
     hist = panels.initial_history()
     first = hist.current
-    run, status, _ = _slots(ui.continue_ui(studio, hist, None, 2, 1.0, 2, "", "off", KEEP_PROGRAM, None))
+    run, status, _ = _slots(ui.continue_ui(studio, hist, None, 2, 1.0, 2, "", "off", "tonic chord", KEEP_PROGRAM, None))
     assert "Seed used: **" in status  # an empty seed box means a random seed, shown back
     hist2, info, track = ui.chain_result(1, run, hist)
     assert hist2.current.melody == run.melodies[1] and len(hist2.entries) == 2
     assert "Variation 2" in info and track["visible"] is False
-    run2, _, _ = _slots(ui.continue_ui(studio, hist2, None, 2, 1.0, 1, 2, "off", KEEP_PROGRAM, None))
-    assert run2.melodies[0].notes[:len(run.melodies[1].notes)] == run.melodies[1].notes
+    run2, _, _ = _slots(ui.continue_ui(studio, hist2, None, 2, 1.0, 1, 2, "off", "tonic chord", KEEP_PROGRAM, None))
+    assert run2.melodies[0].notes[: len(run.melodies[1].notes)] == run.melodies[1].notes
     hist3, _, _ = panels.undo_input(hist2)
     assert hist3.current == first
     with pytest.raises(gr.Error):
@@ -129,8 +136,9 @@ def test_chain_a_result_then_undo(studio):
         ui.chain_result(5, run, hist)
 
 
-@pytest.mark.parametrize("name", ["truncated.mid", "random-bytes.mid", "not-music.txt", "drums-only.mid",
-                                  "bad-xml.musicxml"])
+@pytest.mark.parametrize(
+    "name", ["truncated.mid", "random-bytes.mid", "not-music.txt", "drums-only.mid", "bad-xml.musicxml"]
+)
 def test_a_bad_upload_is_an_error_and_the_input_stays(name):
     hist = panels.initial_history()
     before = hist
@@ -145,13 +153,13 @@ def test_bad_typed_notes_and_bad_settings_are_errors(studio):
     with pytest.raises(gr.Error, match="tinyNotation|ABC"):
         panels.pick_text("", hist)
     with pytest.raises(gr.Error, match="bars"):
-        ui.continue_ui(studio, hist, None, 0, 1.0, 1, None, "off", KEEP_PROGRAM, None)
+        ui.continue_ui(studio, hist, None, 0, 1.0, 1, None, "off", "tonic chord", KEEP_PROGRAM, None)
     with pytest.raises(gr.Error, match="H major|tonic"):
-        ui.continue_ui(studio, hist, None, 2, 1.0, 1, None, "H major", KEEP_PROGRAM, None)
+        ui.continue_ui(studio, hist, None, 2, 1.0, 1, None, "H major", "tonic chord", KEEP_PROGRAM, None)
     with pytest.raises(gr.Error, match="Seed"):
-        ui.continue_ui(studio, hist, None, 2, 1.0, 1, "twelve", "off", KEEP_PROGRAM, None)
+        ui.continue_ui(studio, hist, None, 2, 1.0, 1, "twelve", "off", "tonic chord", KEEP_PROGRAM, None)
     with pytest.raises(gr.Error, match="melody first"):
-        ui.continue_ui(studio, InputHistory(), None, 2, 1.0, 1, None, "off", KEEP_PROGRAM, None)
+        ui.continue_ui(studio, InputHistory(), None, 2, 1.0, 1, None, "off", "tonic chord", KEEP_PROGRAM, None)
     assert len(hist.entries) == 1
 
 
@@ -195,8 +203,9 @@ def test_generate_gives_midis_a_zip_and_audio(studio):
 
 
 def test_api_functions_take_a_file_text_or_example(studio, tmp_path):
-    midi, cont, wavs, info = api.continue_api(studio, str(example_path("Jig (6/8, MIDI)")), bars=2, variations=2,
-                                                 seed=3)
+    midi, cont, wavs, info = api.continue_api(
+        studio, str(example_path("Jig (6/8, MIDI)")), bars=2, variations=2, seed=3
+    )
     assert len(midi) == len(cont) == len(wavs) == 2 and info["seed"] == 3
     assert info["input"]["time_signature"] == "6/8"
     _, _, _, info = api.continue_api(studio, example="Multitrack (bass, fiddle, drums)", track=0, bars=1, variations=1)
@@ -204,9 +213,12 @@ def test_api_functions_take_a_file_text_or_example(studio, tmp_path):
     _, _, _, info = api.continue_api(studio, notes="4/4 c4 d e f", bars=1, variations=1)
     assert info["input"]["notes"] == 4
     with pytest.raises(gr.Error, match="Give the melody"):
-        api.continue_api(studio, )
-    morph, zipped, wav, info = api.interpolate_api(studio, a_example="Jig (6/8, MIDI)", b_notes="6/8 g8 a b c'4.",
-                                                      steps=3)
+        api.continue_api(
+            studio,
+        )
+    morph, zipped, wav, info = api.interpolate_api(
+        studio, a_example="Jig (6/8, MIDI)", b_notes="6/8 g8 a b c'4.", steps=3
+    )
     assert len(info["clips"]) == 3 and Path(morph).is_file()
     mids, zipped, wavs, info = api.generate_api(studio, count=2, seed=1)
     assert len(mids) == len(wavs) == 2
@@ -218,13 +230,23 @@ def test_temp_store_sweeps_old_request_folders(tmp_path):
     (old / "x.mid").write_bytes(b"x")
     import os
     import time
+
     os.utime(old, (time.time() - 7200, time.time() - 7200))
     assert store.sweep(force=True) == 1
     assert not old.exists() and new.exists()
 
 
-@pytest.mark.parametrize("bad", [dict(bars="eight"), dict(bars=float("nan")), dict(temperature=[1]),
-                                 dict(variations=1e9), dict(seed="1.5"), dict(track="two")])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(bars="eight"),
+        dict(bars=float("nan")),
+        dict(temperature=[1]),
+        dict(variations=1e9),
+        dict(seed="1.5"),
+        dict(track="two"),
+    ],
+)
 def test_wrong_api_values_get_our_settings_message(studio, bad):
     with pytest.raises(gr.Error) as err:
         api.continue_api(studio, example="Jig (6/8, MIDI)", **bad)
@@ -237,16 +259,32 @@ def test_continue_uses_an_upload_whose_own_event_has_not_arrived_yet(studio):
     # still on its way when Continue is clicked.
     hist = panels.initial_history()
     waltz = str(example_path("Waltz (3/4, MIDI)"))
-    state, info, _, run, status, *_ = ui.continue_ui(studio, hist, waltz, 2, 1.0, 1, 1, "off", KEEP_PROGRAM, None)
+    state, info, _, run, status, *_ = ui.continue_ui(
+        studio, hist, waltz, 2, 1.0, 1, 1, "off", "tonic chord", KEEP_PROGRAM, None
+    )
     assert state.current.origin == InputOrigin("file", waltz) and "waltz_3-4.mid" in info
     assert run.melodies[0].time_signature == (3, 4)
     # once read, the same upload is not read again: an example picked later stays the input
     later = state.push(read_input(InputOrigin("example", "Jig (6/8, MIDI)")))
-    state2, *_ = ui.continue_ui(studio, later, waltz, 2, 1.0, 1, 1, "off", KEEP_PROGRAM, None)
+    state2, *_ = ui.continue_ui(studio, later, waltz, 2, 1.0, 1, 1, "off", "tonic chord", KEEP_PROGRAM, None)
     assert state2 == later
 
 
 def test_a_refused_upload_left_in_the_box_does_not_block_continue(studio):
     hist = panels.initial_history()
-    state, *_ = ui.continue_ui(studio, hist, str(CORRUPT / "truncated.mid"), 1, 1.0, 1, 1, "off", KEEP_PROGRAM, None)
+    state, *_ = ui.continue_ui(
+        studio, hist, str(CORRUPT / "truncated.mid"), 1, 1.0, 1, 1, "off", "tonic chord", KEEP_PROGRAM, None
+    )
     assert state == hist
+
+
+def test_api_variations_come_best_first_with_their_likelihood(studio):
+    *_, info = api.continue_api(studio, example="Jig (6/8, MIDI)", bars=2, variations=5, seed=4, ending="tonic")
+    vs = info["variations"]
+    ended = [v["ended_as_asked"] for v in vs]
+    assert ended == sorted(ended, reverse=True)  # those that end as asked first
+    for flag in (True, False):
+        scores = [v["log2p_per_note"] for v in vs if v["ended_as_asked"] is flag]
+        assert scores == sorted(scores, reverse=True)  # then by the model's likelihood per note
+    with pytest.raises(gr.Error, match="ending|End"):
+        api.continue_api(studio, example="Jig (6/8, MIDI)", bars=1, variations=1, ending="subdominant")

@@ -1,0 +1,188 @@
+"""How continuations end and repeat, with and without an asked ending, against the real tunes.
+
+    PYTHONPATH=. .venv/bin/python bench/eval_phrasing.py [--primers 200] [--timing 30] [--rolls DIR]
+
+Held-out primers (evaluate.primers: 4 bars from the start of test tunes), 4 generated bars, 4
+variations each, temperature 1.0 and 0.7. Rows: today's Continue (one pass, phrasing's candidates=1:
+the very rows continue_ gives), ``free`` and ``tonic chord`` endings chosen among K candidate last
+bars, and the tunes' own next 4 bars. Columns (per continuation, or per bar):
+
+- tonic chord / tonic end: phrasing.ends_on (the last note in the tonic triad / on the tonic, landing
+  on the final bar's downbeat or middle beat); "last in triad": the last note's pitch alone;
+- repeated bars: bars 2-4 with notes, equal (onsets, pitches, lengths) to an earlier bar of the
+  continuation; primer copies: bars with notes equal to a bar of the primer;
+- log2 p/note: phrasing.log_likelihood_per_note; in scale: notes in the primer's key's scale;
+- asked: the share of variations flagged as ending as asked (tonic chord rows).
+
+Then the model time of one Continue of 8 bars x 4 variations per method (one thread), and with
+--rolls, piano rolls of the first 8 primers' best variation, free and tonic chord.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from PIL import Image  # noqa: E402
+
+from musicgen_app import data, evaluate, phrasing, views  # noqa: E402
+from musicgen_app import tokens as tk  # noqa: E402
+from musicgen_app.melody import Melody  # noqa: E402
+from musicgen_app.service import ContinueRequest, MelodyService  # noqa: E402
+
+BARS = 4
+
+
+def bar_notes(m: Melody) -> list[tuple]:
+    """Each bar's notes as (onset in bar, pitch, length), from step 0 (the primers have no pickup)."""
+    return [tuple((n.start, n.pitch, n.duration) for n in m.slice(b * m.bar_steps, (b + 1) * m.bar_steps).notes)
+            for b in range(m.total_steps // m.bar_steps)]
+
+
+def figures(primer: Melody, cont: Melody) -> dict:
+    key, bars, before = primer.key, bar_notes(cont), set(bar_notes(primer))
+    last = cont.notes[-1].pitch % 12 if cont.notes else None
+    return {"tonic chord end": phrasing.ends_on(cont, "tonic chord", key),
+            "last in triad": last in phrasing.ending_pitch_classes("tonic chord", key),
+            "tonic end": phrasing.ends_on(cont, "tonic", key),
+            "repeated bars": [bool(b) and b in bars[:i] for i, b in enumerate(bars) if i],
+            "primer copies": [bool(b) and b in before for b in bars],
+            "in scale": [n.pitch % 12 in key.scale_pitch_classes() for n in cont.notes]}
+
+
+def real_pairs(test: list[Melody], n: int) -> list[tuple[Melody, np.ndarray]]:
+    """evaluate.primers' primers with the tokens of their tune's next BARS bars (where it has them)."""
+    primers = evaluate.primers(test, n)
+    by_start = {}
+    for m in test:  # walk the tunes as evaluate.primers does, to find each primer's own tune
+        start, length = m.pickup_steps, BARS * m.bar_steps
+        if m.total_steps >= start + 2 * length:
+            by_start.setdefault(m.slice(start, start + length), m)
+    out = []
+    for p in primers:
+        m = by_start.get(p)
+        if m is not None:
+            start = m.pickup_steps + BARS * m.bar_steps
+            out.append((p, tk.encode(m).tokens[m.pickup_steps:start + BARS * m.bar_steps][p.total_steps:]))
+    return out
+
+
+def method_rows(svc, primers, temperature, ending, candidates):
+    """Per primer, its PhrasedRows (4 variations of 4 bars, seed = the primer's index)."""
+    return [phrasing.continue_with_ending(svc, ContinueRequest(p, bars=BARS, variations=4, seed=i,
+                                                               temperature=temperature), ending, candidates)
+            for i, p in enumerate(primers)]
+
+
+def summarise(pairs: list[tuple[Melody, np.ndarray, float, bool]], ending: str = "free") -> dict:
+    """(primer, continuation tokens, log2 p/note, flagged as asked) -> the table's figures."""
+    per = [figures(p, tk.decode(row, p.slice(p.total_steps, p.total_steps))) for p, row, _, _ in pairs]
+    out = {k: float(np.mean([f[k] for f in per])) for k in ("tonic chord end", "last in triad", "tonic end")}
+    for k in ("repeated bars", "primer copies", "in scale"):
+        out[k] = float(np.mean([x for f in per for x in f[k]]))
+    out["log2 p/note"] = float(np.mean([s for _, _, s, _ in pairs]))
+    out["asked"] = float(np.mean([a for *_, a in pairs])) if ending != "free" else None
+    out["n"] = len(pairs)
+    return out
+
+
+def table(rows: list[tuple[str, dict]]) -> str:
+    cols = ["tonic chord end", "last in triad", "tonic end", "repeated bars", "primer copies", "in scale",
+            "log2 p/note", "asked"]
+    lines = ["| method | " + " | ".join(cols) + " | n |", "|---" * (len(cols) + 2) + "|"]
+    for name, r in rows:
+        cells = ["-" if r[c] is None else f"{r[c]:.2f}" if c == "log2 p/note" else f"{100 * r[c]:.1f} %"
+                 for c in cols]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {r['n']} |")
+    return "\n".join(lines)
+
+
+def timing(svc, primers, candidates: int) -> list[tuple[str, float, float]]:
+    """Per method: median ms of one Continue of 8 bars x 4 variations over ``primers``, and the
+    median of its ratio to today's continue_ on the same primer. The methods take turns on each
+    primer, so load from other work on the machine falls on all of them alike."""
+    methods = [("today's continue_", lambda r: svc.continue_(r)),
+               ("free, 1 candidate (scores only)", lambda r: phrasing.continue_with_ending(svc, r, "free", 1)),
+               ("tonic chord, K=8", lambda r: phrasing.continue_with_ending(svc, r, "tonic chord", 8)),
+               (f"tonic chord, K={candidates}", lambda r: phrasing.continue_with_ending(svc, r, "tonic chord",
+                                                                                          candidates))]
+    ms = np.zeros((len(primers), len(methods)))
+    for i, p in enumerate(primers):
+        req = ContinueRequest(p, bars=8, variations=4, seed=i)
+        for j in np.roll(np.arange(len(methods)), i):
+            t0 = time.perf_counter()
+            methods[j][1](req)
+            ms[i, j] = 1e3 * (time.perf_counter() - t0)
+    return [(name, float(np.median(ms[:, j])), float(np.median(ms[:, j] / ms[:, 0])))
+            for j, (name, _) in enumerate(methods)]
+
+
+def rolls(svc, primers, candidates: int, folder: Path) -> None:
+    for ending, k, name in (("free", 1, "rolls_free.png"), ("tonic chord", candidates, "rolls_tonic.png")):
+        tiles = []
+        for i, p in enumerate(primers):
+            out = phrasing.continue_with_ending(svc, ContinueRequest(p, bars=BARS, variations=4, seed=i), ending, k)
+            whole = tk.decode(np.concatenate([tk.encode(p).tokens, out.tokens[0]]), p)
+            end = "ends on I" if phrasing.ends_on(whole, "tonic chord") else "does not end on I"
+            title = f"{i}: {p.key.name} {p.time_signature[0]}/{p.time_signature[1]}, {ending}: {end}, " \
+                    f"{out.log2p_per_note[0]:.2f} bits/note"
+            png = views.piano_roll_png(whole, split_step=p.total_steps, title=title, width=700, height=220)
+            tiles.append(Image.open(io.BytesIO(png)))
+        w, h = tiles[0].size
+        sheet = Image.new("RGB", (2 * w, h * ((len(tiles) + 1) // 2)), "white")
+        for j, t in enumerate(tiles):
+            sheet.paste(t, ((j % 2) * w, (j // 2) * h))
+        sheet.save(folder / name)
+        print(f"wrote {folder / name}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--primers", type=int, default=200)
+    ap.add_argument("--timing", type=int, default=30, help="primers timed per method (8 bars x 4)")
+    ap.add_argument("--timing-only", action="store_true", help="stop after the timing")
+    ap.add_argument("--candidates", type=int, default=phrasing.DEFAULT_CANDIDATES)
+    ap.add_argument("--rolls", type=Path, help="folder for rolls_free.png and rolls_tonic.png")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    svc = MelodyService.from_checkpoints()
+    test = data.load().split("test")
+    primers = evaluate.primers(test, args.primers)
+    K = args.candidates
+    for name, ms, ratio in timing(svc, primers[:args.timing], K):
+        print(f"model time, 8 bars x 4 variations, {name}: {ms:.0f} ms, {ratio:.2f} x today "
+              f"(medians over {args.timing} primers)", flush=True)
+    if args.timing_only:
+        return
+    real = real_pairs(test, args.primers)
+    with torch.inference_mode():
+        real_scores = [phrasing.log_likelihood_per_note(svc.lstm, tk.encode(p).tokens, p, row[None])[0]
+                       for p, row in real]
+    rows = [("real next 4 bars", summarise([(p, row, s, False) for (p, row), s in zip(real, real_scores)]))]
+    for temperature in (1.0, 0.7):
+        for name, ending, k in (("today (1 pass)", "free", 1), (f"free, K={K}", "free", K),
+                                ("tonic chord, K=8", "tonic chord", 8), (f"tonic chord, K={K}", "tonic chord", K)):
+            t0 = time.time()
+            out = method_rows(svc, primers, temperature, ending, k)
+            pairs = [(p, row, s, a) for p, o in zip(primers, out)
+                     for row, s, a in zip(o.tokens, o.log2p_per_note, o.satisfied)]
+            rows.append((f"T={temperature} {name}", summarise(pairs, ending)))
+            print(f"T={temperature} {name}: {time.time() - t0:.0f} s", flush=True)
+    print(f"\n{len(primers)} held-out primers, {BARS} new bars, 4 variations each; real: the {len(real)} tunes "
+          f"with {BARS} more bars after the primer\n")
+    print(table(rows))
+    if args.rolls:
+        args.rolls.mkdir(parents=True, exist_ok=True)
+        rolls(svc, primers[:8], K, args.rolls)
+
+
+if __name__ == "__main__":
+    main()

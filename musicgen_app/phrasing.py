@@ -1,0 +1,223 @@
+"""Continuations that end as asked (on the tonic, its chord, the dominant), and the LSTM's own
+likelihood of each, so variations can be ranked best first.
+
+The ending is reached by choosing, never by editing notes: the body of each variation is sampled up
+to the start of its final bar(s), then ``candidates`` endings are sampled from the LSTM at that bar
+line and played to the end (look-ahead), and the most likely ending that satisfies the rule is kept.
+When none does, the most likely one is kept and the variation is flagged, so the caller can say so.
+
+Ending rule (:func:`ends_on`): the continuation's last note
+
+- has a pitch class of the asked set: ``tonic`` {1}, ``tonic chord`` the tonic triad {1, 3, 5}
+  (minor third in minor), ``dominant`` the dominant triad V {5, 7, 2}, with the 7th degree natural
+  or raised in minor (``Key.scale_pitch_classes`` allows both);
+- *lands*: it starts on the final bar's downbeat or on its middle beat when the middle falls on a
+  beat (4/4 beat 3, 2/4 and 6/8 beat 2, 12/8 beat 3; 3/4 and 9/8 have only the downbeat), the
+  metrically strong places where cadences arrive. Only rests may follow it. A last note on a weak
+  beat or an off-beat is a lead-in to a next phrase, not an ending; a note held over from an
+  earlier bar has not landed in this one.
+
+Likelihood (:func:`log_likelihood_per_note`): log2 P(continuation | primer) under the LSTM's own
+distribution (temperature 1, no key mask, teacher-forced with exactly the inputs that sampling
+gives it), divided by the continuation's note events (non-HOLD tokens: note-ons and rests). Per
+event rather than per step or per row, because what a continuation has to decide grows with its
+notes, not with its steps: a bar of one held note and a bar of sixteenths are both 16 steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import tokens as tk
+from .errors import RequestError
+from .melody import Key, Melody
+from .models.lstm import MelodyLSTM
+from .settings import MAX_SEED
+
+ENDINGS = ("free", "tonic", "tonic chord", "dominant")
+# Scale degrees of each ending as semitones above the tonic, by mode.
+_ENDING_DEGREES = {
+    "tonic": {"major": (0,), "minor": (0,)},
+    "tonic chord": {"major": (0, 4, 7), "minor": (0, 3, 7)},
+    "dominant": {"major": (7, 11, 2), "minor": (7, 10, 11, 2)},
+}
+LN2 = math.log(2)
+# Endings sampled per variation. The shipped LSTM, like the tunes it learnt, mostly ends a bar with
+# a lead-in to the next phrase: about one sampled last bar in 12 lands on the tonic chord, so it takes
+# about 32 to find one for 71 % of variations at temperature 1.0 (65 % at 0.7; 8 find one for 41 %),
+# at about 4x the model time of a plain Continue (measured by bench/eval_phrasing.py).
+DEFAULT_CANDIDATES = 32
+
+
+def check_ending(ending: str) -> None:
+    if ending not in ENDINGS:
+        raise RequestError(f"Ending {str(ending)[:30]!r} is not one of {', '.join(ENDINGS)}.")
+
+
+def ending_pitch_classes(ending: str, key: Key) -> frozenset[int] | None:
+    """Pitch classes the last note may have; None for ``free`` (any)."""
+    check_ending(ending)
+    if ending == "free":
+        return None
+    return frozenset((key.tonic + d) % 12 for d in _ENDING_DEGREES[ending][key.mode])
+
+
+def landing_steps(melody: Melody) -> tuple[int, ...]:
+    """Steps where a final note lands: the final bar's downbeat, and its middle if that is a beat."""
+    bar, beat = melody.bar_steps, melody.beat_steps
+    into_last_bar = (melody.total_steps - melody.pickup_steps) % bar or bar
+    downbeat = melody.total_steps - into_last_bar
+    middle = () if bar % 2 or (bar // 2) % beat else (downbeat + bar // 2,)
+    return tuple(s for s in (downbeat, *middle) if 0 <= s < melody.total_steps)
+
+
+def ends_on(melody: Melody, ending: str, key: Key | None = None) -> bool:
+    """Whether ``melody`` (a continuation alone, or any melody) ends as ``ending`` asks (see the
+    module docstring). ``key`` defaults to the melody's own; ``free`` holds for any melody."""
+    allowed = ending_pitch_classes(ending, key or melody.key)
+    if allowed is None:
+        return True
+    if not melody.notes:
+        return False
+    last = melody.notes[-1]
+    return last.pitch % 12 in allowed and last.start in landing_steps(melody)
+
+
+# -- likelihood -----------------------------------------------------------------------------------
+@dataclass
+class _Scored:
+    """A segment's summed log2-probability per row, and where the LSTM stands after it."""
+
+    log2p: np.ndarray  # (N,)
+    next_logits: torch.Tensor  # (N, C): the prediction of the step after the segment
+    state: tuple[torch.Tensor, torch.Tensor]
+
+
+def _features(lstm: MelodyLSTM, metric: np.ndarray, hist: np.ndarray, bar_steps: int, positions: np.ndarray):
+    """The inputs that ``MelodyService.generate_lstm`` builds for predicting ``positions`` from ``hist``."""
+    f = tk.lstm_features(np.broadcast_to(metric[positions], (len(hist), len(positions), 3)), hist, bar_steps,
+                         lstm.config.lookback_bars, positions)
+    return torch.from_numpy(np.ascontiguousarray(f))
+
+
+def _primed(lstm: MelodyLSTM, primer: np.ndarray, metric: np.ndarray, bar_steps: int, rows: int) -> _Scored:
+    """The LSTM after ``primer`` (run once), as the starting point of ``rows`` rows."""
+    logits, (h, c) = lstm(torch.from_numpy(primer).unsqueeze(0),
+                          _features(lstm, metric, primer[None], bar_steps, np.arange(1, len(primer) + 1)))
+    return _Scored(np.zeros(rows), logits[:, -1].expand(rows, -1),
+                   (h.expand(-1, rows, -1).contiguous(), c.expand(-1, rows, -1).contiguous()))
+
+
+def _score_segment(lstm: MelodyLSTM, hist: np.ndarray, start: int, metric: np.ndarray, bar_steps: int,
+                   before: _Scored) -> _Scored:
+    """Teacher-force ``hist[:, start:]`` (N rows) from ``before`` (one row per hist row)."""
+    seg = hist[:, start:]
+    if seg.shape[1] == 0:
+        return _Scored(np.zeros(len(hist)), before.next_logits, before.state)
+    # every token of the segment is fed, so the last output predicts the step after it (the next segment)
+    logits, state = lstm(torch.from_numpy(np.ascontiguousarray(seg)),
+                         _features(lstm, metric, hist, bar_steps, np.arange(start + 1, hist.shape[1] + 1)),
+                         before.state)
+    logits = torch.cat([before.next_logits.unsqueeze(1), logits], 1)
+    lp = torch.log_softmax(logits[:, :-1], -1).gather(-1, torch.from_numpy(seg).unsqueeze(-1)).squeeze(-1)
+    return _Scored(lp.sum(1).double().numpy() / LN2, logits[:, -1], state)
+
+
+def _events(rows: np.ndarray) -> np.ndarray:
+    # at least one, so a continuation that only holds the primer's last note still gets a finite score
+    return np.maximum((rows != tk.HOLD).sum(1), 1)
+
+
+@torch.inference_mode()
+def log_likelihood_per_note(lstm: MelodyLSTM, primer_tokens: np.ndarray, melody_for_features: Melody,
+                            continuation_rows: np.ndarray) -> np.ndarray:
+    """Each row's log2 P(row | primer) under ``lstm`` divided by its note events -> (N,) float64.
+
+    ``melody_for_features`` gives the meter and pickup (as for ``MelodyService.generate_lstm``);
+    ``continuation_rows`` (N, n) follow ``primer_tokens`` (T,).
+    """
+    primer = np.asarray(primer_tokens, np.int64)
+    rows = np.asarray(continuation_rows, np.int64).reshape(len(continuation_rows), -1)
+    T, m = len(primer), melody_for_features
+    metric = tk.melody_features(m, T + rows.shape[1] + 1)
+    hist = np.concatenate([np.broadcast_to(primer, (len(rows), T)), rows], 1)
+    before = _primed(lstm, primer, metric, m.bar_steps, len(rows))
+    return _score_segment(lstm, hist, T, metric, m.bar_steps, before).log2p / _events(rows)
+
+
+# -- continuing with an ending --------------------------------------------------------------------
+@dataclass(frozen=True)
+class PhrasedRows:
+    """Continuations, best first: ``tokens`` (V, n_new), the LSTM's log2-likelihood per note event
+    of each (V,), whether each ends as asked (V,), and the seed that reproduces them. Rows that end
+    as asked come before those that could not, each part in falling likelihood."""
+
+    tokens: np.ndarray
+    log2p_per_note: np.ndarray
+    satisfied: np.ndarray
+    seed: int | None = None
+
+
+def generate_with_ending(service, primer: np.ndarray, m: Melody, n_new: int, batch: int, temperature: float,
+                         gen: torch.Generator, mask: torch.Tensor | None = None, *, ending: str = "free",
+                         key: Key | None = None, candidates: int = DEFAULT_CANDIDATES,
+                         ending_bars: int = 1) -> PhrasedRows:
+    """``service.generate_lstm``'s arguments, plus the ending: ``batch`` rows of ``n_new`` tokens
+    after ``primer``, each ending as asked where one of ``candidates`` sampled endings of its last
+    ``ending_bars`` bars does, best first. ``key`` defaults to ``m.key``.
+
+    ``service`` is what has ``lstm`` and ``generate_lstm`` (a ``MelodyService``). With one candidate
+    there is nothing to choose: the rows are sampled in one pass, the very rows ``generate_lstm``
+    gives, only ranked and checked.
+    """
+    check_ending(ending)
+    if candidates < 1 or ending_bars < 1:
+        raise RequestError(f"candidates ({candidates}) and ending_bars ({ending_bars}) must be at least 1.")
+    key = key or m.key
+    lstm, T = service.lstm, len(primer)
+    n_body = 0 if candidates == 1 else max(0, n_new - ending_bars * m.bar_steps)
+    body = service.generate_lstm(primer, m, n_body, batch, temperature, gen, mask) if n_body else \
+        np.empty((batch, 0), np.int64)
+    if candidates == 1:
+        ends = service.generate_lstm(primer, m, n_new, batch, temperature, gen, mask)[:, None]
+    else:  # each variation's endings start from its own body, so they are sampled one variation at a time
+        ends = np.stack([service.generate_lstm(np.concatenate([primer, b]), m, n_new - n_body, candidates,
+                                               temperature, gen, mask) for b in body])  # (V, K, n_end)
+    rows = np.concatenate([np.repeat(body[:, None], candidates, 1), ends], 2)  # (V, K, n_new)
+    # The last note, if it lands at all, starts inside the ending, so only the ending is decoded.
+    grid = m.slice(T + n_body, T + n_body)  # the ending's bar grid, from where it starts in m's meter
+    ok = np.array([[ends_on(tk.decode(e, grid), ending, key) for e in v] for v in ends])
+    # Scoring an ending costs as much as sampling it, so only those that can be kept are scored:
+    # the satisfying ones, or every one of a variation where none satisfies.
+    vs, ks = np.nonzero(ok | ~ok.any(1, keepdims=True))
+    with torch.inference_mode():
+        metric = tk.melody_features(m, T + n_new + 1)
+        body_hist = np.concatenate([np.broadcast_to(primer, (batch, T)), body], 1)
+        after_body = _score_segment(lstm, body_hist, T, metric, m.bar_steps,  # once per variation
+                                    _primed(lstm, primer, metric, m.bar_steps, batch))
+        at = torch.from_numpy(vs)
+        before_end = _Scored(np.zeros(len(vs)), after_body.next_logits[at], tuple(s[:, at] for s in after_body.state))
+        end_hist = np.concatenate([np.broadcast_to(primer, (len(vs), T)), rows[vs, ks]], 1)
+        ended = _score_segment(lstm, end_hist, T + n_body, metric, m.bar_steps, before_end)
+    scores = np.full((batch, candidates), -np.inf)
+    scores[vs, ks] = (after_body.log2p[vs] + ended.log2p) / _events(rows[vs, ks])
+    pick = scores.argmax(1)  # the most likely satisfying ending, else the most likely of all (flagged)
+    v = np.arange(batch)
+    order = np.lexsort((-scores[v, pick], ~ok[v, pick]))  # those ending as asked first, each part best first
+    return PhrasedRows(rows[v, pick][order], scores[v, pick][order], ok[v, pick][order])
+
+
+def continue_with_ending(service, request, ending: str, candidates: int = DEFAULT_CANDIDATES) -> PhrasedRows:
+    """A ``ContinueRequest``'s continuations with ``ending`` and ``candidates``, best first, and the seed
+    used: what ``MelodyService.continue_`` samples (for measuring choices continue_ does not expose)."""
+    request = dataclasses.replace(request, ending=ending)
+    request.validate()
+    seed = random.SystemRandom().randint(0, MAX_SEED) if request.seed is None else request.seed
+    out = service.continuation_rows(request, torch.Generator().manual_seed(seed), candidates)
+    return PhrasedRows(out.tokens, out.log2p_per_note, out.satisfied, seed)
