@@ -72,9 +72,9 @@ def healthy(server) -> bool:
 
 def continue_args(file=None, notes=None, example=None, **settings) -> list:
     s = {"track": None, "bars": 1, "temperature": 1.0, "variations": 1, "seed": 1, "key_lock": "off",
-         "program": -1, "soundfont": ""} | settings
+         "program": -1, "soundfont": "", "ending": "free"} | settings
     return [file, notes, example, s["track"], s["bars"], s["temperature"], s["variations"], s["seed"],
-            s["key_lock"], s["program"], s["soundfont"]]
+            s["key_lock"], s["program"], s["soundfont"], s["ending"]]
 
 
 # -- the hostile inputs ---------------------------------------------------------------------------------
@@ -131,6 +131,8 @@ BAD_SETTINGS = [
     {"soundfont": v} for v in ("../../etc/passwd", "/etc/passwd", "nope.sf2", 7, ["FluidR3_GM"])
 ] + [
     {"bars": 2, "variations": v, "temperature": t} for v, t in ((0.5, 1), (3, "0x10"), ("4", -1))
+] + [
+    {"ending": v} for v in ("subdominant", 3, ["tonic"], "x" * 5000)
 ]
 
 PATH_GRABS = ["/etc/passwd", "../../etc/passwd", str(ROOT / "checkpoints" / "lstm.safetensors"),
@@ -197,18 +199,26 @@ def test_paths_and_urls_that_try_to_read_server_files(app_server):
 
 def test_hostile_generate_and_interpolate_settings(app_server):
     for bad in (0, 17, "many", float("nan"), None, [2]):
-        kind, payload = call(app_server, "generate", [bad, 1.0, 1, "4/4", 120])
+        kind, payload = call(app_server, "generate", [bad, 1.0, 1, "4/4", 120, "gan"])
         _check(app_server, kind, payload, f"count {bad!r}")
     for ts in ("0/0", "4/0", "9/2", "x", "-4/4", "4/4/4", "1000/4"):
-        kind, payload = call(app_server, "generate", [1, 1.0, 1, ts, 120])
+        kind, payload = call(app_server, "generate", [1, 1.0, 1, ts, 120, "gan"])
         _check(app_server, kind, payload, f"time signature {ts!r}")
         assert kind == "error"
     for qpm in (0, 1e9, "fast", float("nan")):
-        kind, payload = call(app_server, "generate", [1, 1.0, 1, "4/4", qpm])
+        kind, payload = call(app_server, "generate", [1, 1.0, 1, "4/4", qpm, "gan"])
         _check(app_server, kind, payload, f"qpm {qpm!r}")
         assert kind == "error"
+    for sampler in ("magic", 7, None):
+        kind, payload = call(app_server, "generate", [1, 1.0, 1, "4/4", 120, sampler])
+        _check(app_server, kind, payload, f"sampler {sampler!r}")
     for steps in (2, 12, "seven", float("inf")):
         kind, payload = call(app_server, "interpolate", [None, None, "Jig (6/8, MIDI)", None, "4/4 c4 d e f", None,
-                                                         steps, 0.0, 1])
+                                                         steps, 0.0, 1, "even"])
         _check(app_server, kind, payload, f"steps {steps!r}")
+        assert kind == "error"
+    for pacing in ("fast", 3):
+        kind, payload = call(app_server, "interpolate", [None, None, "Jig (6/8, MIDI)", None, "4/4 c4 d e f", None,
+                                                         5, 0.0, 1, pacing])
+        _check(app_server, kind, payload, f"pacing {pacing!r}")
         assert kind == "error"
