@@ -186,9 +186,10 @@ def generate_with_ending(service, primer: np.ndarray, m: Melody, n_new: int, bat
         np.empty((batch, 0), np.int64)
     if candidates == 1:
         ends = service.generate_lstm(primer, m, n_new, batch, temperature, gen, mask)[:, None]
-    else:  # each variation's endings start from its own body, so they are sampled one variation at a time
-        ends = np.stack([service.generate_lstm(np.concatenate([primer, b]), m, n_new - n_body, candidates,
-                                               temperature, gen, mask) for b in body])  # (V, K, n_end)
+    else:  # every variation's candidates in one pass, each from its own body
+        primers = np.concatenate([np.broadcast_to(primer, (batch, len(primer))), body], 1)
+        ends = service.generate_lstm(primers, m, n_new - n_body, batch * candidates, temperature, gen,
+                                     mask).reshape(batch, candidates, -1)  # (V, K, n_end)
     rows = np.concatenate([np.repeat(body[:, None], candidates, 1), ends], 2)  # (V, K, n_new)
     # The last note, if it lands at all, starts inside the ending, so only the ending is decoded.
     grid = m.slice(T + n_body, T + n_body)  # the ending's bar grid, from where it starts in m's meter

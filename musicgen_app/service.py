@@ -256,22 +256,29 @@ class MelodyService:
     @torch.inference_mode()
     def generate_lstm(self, primer: np.ndarray, m: Melody, n_new: int, batch: int, temperature: float,
                       gen: torch.Generator, mask: torch.Tensor | None = None) -> np.ndarray:
-        """Sample ``n_new`` tokens after ``primer`` for ``batch`` rows at once -> (batch, n_new)."""
-        T = len(primer)
+        """Sample ``n_new`` tokens after ``primer`` for ``batch`` rows at once -> (batch, n_new).
+
+        ``primer`` is one token row for every row, or (P, T) rows of equal length, each the primer of
+        ``batch // P`` consecutive rows (candidate endings of several variations in one pass).
+        """
+        primers = np.atleast_2d(primer)
+        P, T = primers.shape
+        if batch % P:
+            raise RequestError(f"{batch} rows cannot share {P} primers evenly.")
+        reps = batch // P
         lags = self.lstm.config.lookback_bars
         metric = tk.melody_features(m, T + n_new)
         hist = np.empty((batch, T + n_new), np.int64)  # primer, then each row's sampled steps
-        hist[:, :T] = primer
+        hist[:, :T] = np.repeat(primers, reps, axis=0)
 
         def feats(positions):  # inputs for predicting ``positions`` from what ``hist`` holds so far
             f = tk.lstm_features(np.broadcast_to(metric[positions], (batch, len(positions), 3)), hist, m.bar_steps,
                                  lags, positions)
             return torch.from_numpy(np.ascontiguousarray(f))
 
-        x = torch.from_numpy(primer).unsqueeze(0)
-        logits, (h, c) = self.lstm(x, feats(np.arange(1, T + 1))[:1])
-        last = logits[:, -1].expand(batch, -1)
-        h, c = h.expand(-1, batch, -1).contiguous(), c.expand(-1, batch, -1).contiguous()
+        logits, (h, c) = self.lstm(torch.from_numpy(primers), feats(np.arange(1, T + 1))[::reps])
+        last = logits[:, -1].repeat_interleave(reps, 0)
+        h, c = h.repeat_interleave(reps, 1), c.repeat_interleave(reps, 1)
         for i in range(n_new):
             tok = sample_logits(last, temperature, gen, mask)
             hist[:, T + i] = tok.numpy()

@@ -162,12 +162,13 @@ class Scripted:
 
     def generate_lstm(self, primer, m, n_new, batch, temperature, gen, mask=None):
         rows = self.svc.generate_lstm(primer, m, n_new, batch, temperature, gen, mask)
-        variation = len(self.calls) - 1  # the first call samples the bodies
-        if variation >= 0 and variation % 2 == 0:
-            for i in range(0, batch, 3):
-                land = 8 * (i % 2)
-                rows[i, land] = tk.pitch_to_token((60, 64, 67)[i % 3])
-                rows[i, land + 1:] = tk.HOLD
+        if self.calls:  # the first call samples the bodies; the second every variation's candidates
+            per = batch // len(primer)
+            for variation in range(0, len(primer), 2):
+                for i in range(0, per, 3):
+                    land, row = 8 * (i % 2), variation * per + i
+                    rows[row, land] = tk.pitch_to_token((60, 64, 67)[i % 3])
+                    rows[row, land + 1:] = tk.HOLD
         self.calls.append((primer, rows))
         return rows
 
@@ -178,7 +179,8 @@ def test_keeps_the_most_likely_satisfying_candidate_and_flags_the_rest(svc):
     out = phrasing.continue_with_ending(script, ContinueRequest(m, bars=2, variations=6, seed=2), "tonic chord",
                                         candidates=9)
     expected = []
-    for primer_and_body, ends in script.calls[1:]:
+    primers, all_ends = script.calls[1]
+    for primer_and_body, ends in zip(primers, all_ends.reshape(len(primers), -1, all_ends.shape[1])):
         rows = np.concatenate([np.broadcast_to(primer_and_body[m.total_steps:], (len(ends), 16)), ends], 1)
         grid = m.slice(len(primer_and_body), len(primer_and_body))
         ok = np.array([phrasing.ends_on(tk.decode(e, grid), "tonic chord") for e in ends])
