@@ -162,5 +162,5 @@ def write_generated(result: SampleResult, folder: Path, *, audio: bool = True, m
         first = result.melodies[0]
         gap = first.bar_steps * first.seconds_per_step - render.TAIL_SECONDS
         all_wav = write_wav(render.one_after_another(sounds, gap), folder / "all-melodies.wav")
-    cut = next((render.audio_cut(m) for m in result.melodies if render.audio_cut(m)), None) if sounds else None
+    cut = next(filter(None, map(render.audio_cut, result.melodies)), None) if sounds else None
     return GeneratedFiles(tuple(midis), archive, tuple(wavs), all_wav, tuple(pictures), (cut,) if cut else ())
