@@ -153,6 +153,18 @@ def test_wav_and_ogg_bytes_read_back():
     assert len(ogg_bytes) < len(render.to_wav_bytes(audio, SR)) / 3
 
 
+def test_wav_bytes_are_what_libsndfile_writes():
+    # the fast writer must not change a sample: loud (clipped), quiet and silent audio, odd lengths
+    rng = np.random.default_rng(0)
+    for audio in (rng.standard_normal(10_001).astype(np.float32) * 1.5, rng.standard_normal(77) * 0.01,
+                  np.zeros(5, np.float32), np.array([1.0, -1.0, 0.999999, -0.999999], np.float32)):
+        buf = io.BytesIO()
+        soundfile.write(buf, np.clip(np.asarray(audio, np.float32), -1, 1), SR, format="WAV", subtype="PCM_16")
+        assert render.to_wav_bytes(audio, SR) == buf.getvalue()
+    with pytest.raises(RenderError, match="0 Hz"):
+        render.to_wav_bytes(np.zeros(3, np.float32), 0)
+
+
 def test_write_audio_picks_the_format_by_suffix(tmp_path):
     audio = render.render(scale_melody(), SMALL_FONT, sample_rate=SR)
     assert soundfile.info(render.write_audio(audio, SR, tmp_path / "a.wav")).format == "WAV"
