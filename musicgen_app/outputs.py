@@ -8,6 +8,7 @@ by field, not by tuple position.
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,33 +80,51 @@ def write_musicxml(melody: Melody, path: Path) -> bytes:
 
 
 def write_continue(result: ContinueResult, base: Path, *, whole: bool = True, audio: bool = True,
-                   rolls: bool = False, program: int | None = None, soundfont: str | None = None) -> ContinueFiles:
+                   rolls: bool = False, program: int | None = None, soundfont: str | None = None,
+                   media_for: Collection[int] | None = None) -> ContinueFiles:
     """Per variation ``base`` numbered (see :func:`numbered`): the whole melody's MIDI, the new bars'
     MIDI (``-continuation``, in whole bars: see ContinueResult.new_bars; it takes the plain name when
     ``whole`` is off), WAV, piano roll.
 
     ``program`` (General MIDI) replaces the input's instrument in the files and the audio.
+    ``media_for``: the variations whose WAV and roll are written now (default: all); the page writes
+    the first, plays it, and has :func:`write_variation_media` write the others meanwhile.
     """
     out = []
     n = len(result.melodies)
-    for i, (melody, cont) in enumerate(zip(result.melodies, result.continuations)):
-        bars = result.new_bars(i)
+    for i in range(n):
+        melody, bars = result.melodies[i], result.new_bars(i)
         if program is not None:
-            melody, cont, bars = (m.replace(program=program) for m in (melody, cont, bars))
+            melody, bars = melody.replace(program=program), bars.replace(program=program)
         path = numbered(base, i, n)
         midi = path.with_suffix(".mid") if whole else None
         if midi:
             melody_to_midi(melody, midi)
         new_bars = path.with_name(f"{path.stem}-continuation.mid") if whole else path.with_suffix(".mid")
         melody_to_midi(bars, new_bars)
-        wav = None
-        if audio:
-            head = result.primer.replace(program=melody.program)
-            wav = write_wav(render.render_continued(head, cont, soundfont), path.with_suffix(".wav"))
-        roll = write_roll(melody, path.with_suffix(".png"), split_step=result.start_step) if rolls else None
+        wav = roll = None
+        if media_for is None or i in media_for:
+            wav, roll = write_variation_media(result, i, base, audio=audio, roll=rolls, program=program,
+                                              soundfont=soundfont)
         out.append(VariationFiles(melody, midi, new_bars, wav, roll))
     cut = render.audio_cut(result.melodies[0]) if audio else None
     return ContinueFiles(tuple(out), (cut,) if cut else ())
+
+
+def write_variation_media(result: ContinueResult, i: int, base: Path, *, audio: bool = True, roll: bool = True,
+                          program: int | None = None, soundfont: str | None = None) -> tuple[Path | None, Path | None]:
+    """Variation ``i``'s WAV (the input's audio is rendered once and reused) and piano roll, named as
+    :func:`write_continue` names them."""
+    path = numbered(base, i, len(result.melodies))
+    melody, cont = result.melodies[i], result.continuations[i]
+    if program is not None:
+        melody, cont = melody.replace(program=program), cont.replace(program=program)
+    wav = None
+    if audio:
+        head = result.primer.replace(program=melody.program)
+        wav = write_wav(render.render_continued(head, cont, soundfont), path.with_suffix(".wav"))
+    picture = write_roll(melody, path.with_suffix(".png"), split_step=result.start_step) if roll else None
+    return wav, picture
 
 
 def step_names(n: int) -> list[str]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
+from gradio.context import LocalContext
 
 from . import outputs, render
 from .errors import ImportFailed, MusicgenError, RenderError, RequestError
@@ -32,6 +33,7 @@ from .tempfiles import TempStore
 log = logging.getLogger(__name__)
 
 KEEP_PROGRAM = -1  # the instrument menu's "keep the input's"
+VARIATION_BASE = "variation.mid"  # numbered per variation: variation-1.mid ...
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,24 @@ def user_errors(fn):
     return wrapper
 
 
+def client_gone() -> bool:
+    """Whether the page or client of the running event has gone (closed, reloaded, disconnected).
+
+    Gradio drops a gone client's queued events itself, and marks a running one dead, but cannot stop
+    the thread that runs it; long handlers ask between their steps and stop. This reads Gradio's
+    queue, which is not public API: tests/test_ui.py checks it against a real queue's event.
+    """
+    blocks, event_id = LocalContext.blocks.get(None), LocalContext.event_id.get(None)
+    queue = getattr(blocks, "_queue", None)
+    event = queue.event_ids_to_events.get(event_id) if queue is not None and event_id else None
+    return event is not None and not event.alive
+
+
+def skip_outputs(n: int) -> tuple:
+    """Leave ``n`` outputs as they are."""
+    return (gr.skip(),) * n
+
+
 def program_choice(value) -> int | None:
     """The instrument menu's value -> a GM program, or None (KEEP_PROGRAM, nothing) to keep the input's."""
     if value is None or value == "":
@@ -94,13 +114,15 @@ def program_choice(value) -> int | None:
 
 
 def continue_files(studio: Studio, melody: Melody, bars, temperature, variations, seed, key_lock, program,
-                   soundfont, *, rolls: bool, ending=None) -> tuple[ContinueResult, outputs.ContinueFiles, Path]:
+                   soundfont, *, rolls: bool, ending=None,
+                   media_for=None) -> tuple[ContinueResult, outputs.ContinueFiles, Path]:
+    """``media_for``: the variations whose audio and roll are written now (see outputs.write_continue)."""
     req = build_request(ContinueRequest, melody=melody, bars=bars, temperature=temperature, variations=variations,
                         seed=seed, key_lock=key_lock or "off", ending=ending or "tonic chord")
     result = studio.service.continue_(req)
     folder = studio.store.request_dir("continue")
-    files = outputs.write_continue(result, folder / "variation.mid", rolls=rolls, program=program_choice(program),
-                                   soundfont=studio.font(soundfont))
+    files = outputs.write_continue(result, folder / VARIATION_BASE, rolls=rolls, program=program_choice(program),
+                                   soundfont=studio.font(soundfont), media_for=media_for)
     return result, files, folder
 
 

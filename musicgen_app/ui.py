@@ -34,12 +34,24 @@ from .service import (
     SAMPLERS,
     TIME_SIGNATURES,
     ContinueRequest,
+    ContinueResult,
     InterpolateRequest,
     MelodyService,
     SampleRequest,
 )
 from .settings import spec
-from .studio import KEEP_PROGRAM, Studio, continue_files, generate_files, interpolate_files, user_errors
+from .studio import (
+    KEEP_PROGRAM,
+    VARIATION_BASE,
+    Studio,
+    client_gone,
+    continue_files,
+    generate_files,
+    interpolate_files,
+    program_choice,
+    skip_outputs,
+    user_errors,
+)
 from .tempfiles import TempStore
 
 MAX_VARIATIONS = int(spec(ContinueRequest, "variations").high)
@@ -48,12 +60,16 @@ PROGRAM_CHOICES = [("Keep the input's", KEEP_PROGRAM)] + [(f"{i}: {name}", i) fo
 
 @dataclass(frozen=True)
 class ContinueRun:
-    """What the last Continue produced, for "Continue from this" and the score pass."""
+    """What the last Continue produced, for "Continue from this" and the second pass (the other
+    variations' audio and rolls, every score)."""
 
     melodies: tuple[Melody, ...] = ()
     start_step: int = 0
     folder: str = ""
     label: str = ""
+    result: ContinueResult | None = None  # for the audio of the variations after the first
+    program: int | None = None
+    soundfont: str | None = None
 
 
 def random_seed() -> int:
@@ -76,12 +92,14 @@ def chain_result(index: int, run: ContinueRun, history: InputHistory):
 @user_errors
 def continue_ui(studio: Studio, history: InputHistory, upload, bars, temperature, variations, seed, key_lock,
                 ending, program, soundfont, progress=gr.Progress()):
+    """The first pass: every MIDI, and the first variation's audio and roll, so it plays at once."""
     history = settled(history, upload)
     entry = current_entry(history)
     progress(0.05, desc="Writing the continuations")
     result, files, folder = continue_files(studio, entry.melody, bars, temperature, variations, seed, key_lock, program,
-                                           soundfont, rolls=True, ending=ending)
-    run = ContinueRun(tuple(v.melody for v in files.variations), result.start_step, str(folder), entry.label)
+                                           soundfont, rolls=True, ending=ending, media_for=(0,))
+    run = ContinueRun(tuple(v.melody for v in files.variations), result.start_step, str(folder), entry.label,
+                      result, program_choice(program), studio.font(soundfont))
     n = len(files.variations)
     status = _status(result.seed, [*result.notices, *files.notices],
                      f" Blue: the input; orange: the continuation ({n} variation{'s' if n > 1 else ''}, the "
@@ -90,11 +108,16 @@ def continue_ui(studio: Studio, history: InputHistory, upload, bars, temperature
     for i in range(MAX_VARIATIONS):
         if i < n:
             v = files.variations[i]
-            slots += [gr.update(visible=True), gr.update(value=str(v.audio), label=_variation_label(result, i)),
-                      str(v.roll), "", str(v.midi), str(v.new_bars_midi), str(v.audio), None]
+            label = _variation_label(result, i) + ("" if v.audio else " · rendering…")
+            slots += [gr.update(visible=True), gr.update(value=_path(v.audio), label=label), _path(v.roll), "",
+                      str(v.midi), str(v.new_bars_midi), _path(v.audio), None]
         else:
             slots += [gr.update(visible=False), None, None, "", None, None, None, None]
     return (*panel_outputs(history), run, status, *slots)
+
+
+def _path(path: Path | None) -> str | None:
+    return None if path is None else str(path)
 
 
 def _variation_label(result, i: int) -> str:
@@ -108,17 +131,29 @@ def _variation_label(result, i: int) -> str:
 
 
 @user_errors
-def continue_scores_ui(run: ContinueRun, progress=gr.Progress()):
-    """Second pass after the audio is on screen: engraved scores and MusicXML downloads."""
+def continue_rest_ui(run: ContinueRun, progress=gr.Progress()):
+    """The second pass, while the first variation plays: the other variations' audio and rolls, then
+    engraved scores and MusicXML downloads. Stops early when the page has gone."""
+    n = len(run.melodies)
+    media = {}  # variation -> (audio, roll, wav) updates
+    for i in range(1, n):
+        if client_gone():
+            return skip_outputs(5 * MAX_VARIATIONS)
+        progress(i / (2 * n), desc=f"Rendering variation {i + 1}")
+        wav, roll = outputs.write_variation_media(run.result, i, Path(run.folder) / VARIATION_BASE,
+                                                  program=run.program, soundfont=run.soundfont)
+        media[i] = (gr.update(value=str(wav), label=_variation_label(run.result, i)), str(roll), str(wav))
     out = []
     for i in range(MAX_VARIATIONS):
-        if i >= len(run.melodies):
-            out += ["", None]
+        if i >= n:
+            out += [gr.skip()] * 3 + ["", None]
             continue
-        progress(i / len(run.melodies), desc=f"Engraving variation {i + 1}")
+        if client_gone():
+            return skip_outputs(5 * MAX_VARIATIONS)
+        progress((n + i) / (2 * n), desc=f"Engraving variation {i + 1}")
         path = Path(run.folder) / f"variation-{i + 1}.musicxml"
         xml = outputs.write_musicxml(run.melodies[i], path)
-        out += [f'<div class="score">{views.score_svg(xml)}</div>', str(path)]
+        out += [*media.get(i, [gr.skip()] * 3), f'<div class="score">{views.score_svg(xml)}</div>', str(path)]
     return tuple(out)
 
 
@@ -242,11 +277,11 @@ def _continue_tab(studio: Studio, heavy: dict):
     for i, slot in enumerate(slots):
         slot[-1].click(functools.partial(chain_result, i), [run, panel.state], panel_outs, api_visibility="private")
     slot_outs = [c for slot in slots for c in slot[:-1]]
+    rest_outs = [c for group, audio, roll, score, _, _, wav, xml, _ in slots for c in (audio, roll, wav, score, xml)]
     go.click(functools.partial(continue_ui, studio),
              [panel.state, panel.upload, bars, temperature, variations, seed, key_lock, ending, program, soundfont],
              [*panel_outs, run, status, *slot_outs], api_visibility="private", **heavy
-             ).success(continue_scores_ui, [run], [c for slot in slots for c in (slot[3], slot[7])],
-                       api_visibility="private", show_progress="hidden", **heavy)
+             ).success(continue_rest_ui, [run], rest_outs, api_visibility="private", show_progress="hidden", **heavy)
 
 
 def _interpolate_tab(studio: Studio, heavy: dict):

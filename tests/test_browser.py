@@ -96,7 +96,11 @@ def test_continue_an_upload_then_chain_undo_and_survive_a_corrupt_file(page):
     whole = _download(page, "#variation-1-midi")
     assert _meter_and_notes(whole)[1] > notes
     page.locator("#variation-1").first.get_by_text("Score", exact=True).click()
-    page.wait_for_selector("#variation-1-score svg")  # the score pass ran
+    page.wait_for_selector("#variation-1-score svg")  # the second pass ran
+    for v in (2, 3, 4):  # and gave the other variations their audio and roll
+        page.wait_for_selector(f"#variation-{v}-audio audio, #variation-{v}-audio [data-testid=download-link]")
+        page.wait_for_selector(f"#variation-{v}-roll img")
+    assert "rendering" not in page.inner_text("#variation-4")
     page.locator("#variation-1-score").first.scroll_into_view_if_needed()
     _screenshot(page, DOCS / "screenshot-continue.png")
 

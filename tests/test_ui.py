@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import zipfile
@@ -12,12 +13,14 @@ import mido
 import numpy as np
 import pytest
 import soundfile
+from gradio.context import LocalContext
+from gradio.queueing import Event
 
 from musicgen_app import api, panels, ui
 from musicgen_app.examples import DEFAULT_EXAMPLE, EXAMPLES, example_path
 from musicgen_app.inputs import InputHistory, InputOrigin, read_input
 from musicgen_app.service import MelodyService
-from musicgen_app.studio import KEEP_PROGRAM, Studio
+from musicgen_app.studio import KEEP_PROGRAM, Studio, client_gone
 from musicgen_app.tempfiles import TempStore
 
 CORRUPT = Path(__file__).resolve().parent / "data" / "corrupt"
@@ -75,6 +78,9 @@ def test_multitrack_example_offers_a_track_picker_and_switching_keeps_the_histor
     assert hist2.current.melody != hist.current.melody
 
 
+REST = 5  # the second pass's outputs per variation: audio, roll, wav, score, musicxml
+
+
 def test_continue_writes_audio_roll_and_midi_per_variation(studio):
     hist = panels.initial_history("Waltz (3/4, MIDI)")
     inp = hist.current.melody
@@ -83,24 +89,40 @@ def test_continue_writes_audio_roll_and_midi_per_variation(studio):
     )
     assert "Seed used: **123**" in status
     assert len(run.melodies) == 3 and len(slots) == ui.MAX_VARIATIONS
-    likelihoods = []
-    for group, player, roll, _score, whole, cont, wav, xml in slots[:3]:
-        assert group["visible"] is True
-        audio = player["value"]
-        likelihoods.append(float(re.search(r"(-?\d+\.\d+) bits per note", player["label"]).group(1)))
-        assert _loud(audio) > 0.01
-        assert Path(roll).read_bytes()[:4] == b"\x89PNG"
-        assert xml is None  # the score pass adds it
-        assert whole.endswith(".mid") and cont.endswith("-continuation.mid") and wav == audio
+    # the first pass: every MIDI, but audio and a roll for the first variation only, so it plays at once
+    for i, (group, player, roll, _score, whole, cont, wav, xml) in enumerate(slots[:3]):
+        assert group["visible"] is True and xml is None  # the second pass adds the score
+        assert (player["value"] is None) == (roll is None) == (wav is None) == (i > 0)
+        assert ("rendering" in player["label"]) == (i > 0)
+        assert whole.endswith(".mid") and cont.endswith("-continuation.mid")
         assert _midi_bars(cont) == pytest.approx(4)
         assert _midi_bars(whole) == pytest.approx(inp.num_bars + 4)
         ts = next(m for t in mido.MidiFile(whole).tracks for m in t if m.type == "time_signature")
         assert (ts.numerator, ts.denominator) == (3, 4)
     for group, audio, *_ in slots[3:]:
         assert group["visible"] is False and audio is None
+    rest = ui.continue_rest_ui(run)
+    assert len(rest) == REST * ui.MAX_VARIATIONS
+    rest = [rest[i : i + REST] for i in range(0, len(rest), REST)]
+    players = [slots[0][1]] + [r[0] for r in rest[1:3]]
+    likelihoods = []
+    for i, (player, (_, roll, wav, score, xml)) in enumerate(zip(players, rest)):
+        audio = player["value"]
+        likelihoods.append(float(re.search(r"(-?\d+\.\d+) bits per note", player["label"]).group(1)))
+        assert "rendering" not in player["label"]
+        assert _loud(audio) > 0.01
+        if i:
+            assert Path(roll).read_bytes()[:4] == b"\x89PNG" and wav == audio
+        assert "<svg" in score and xml.endswith(f"variation-{i + 1}.musicxml")
+    assert rest[0][:3] == (gr.skip(),) * 3  # the first variation's player is left playing
     assert len(likelihoods) == 3  # each player says how likely the model finds its variation
+    assert likelihoods == sorted(likelihoods, reverse=True) or not all(run.result.ended)
     # the input's notes come first, unchanged
     assert run.melodies[0].notes[: len(inp.notes)] == inp.notes
+    # two passes write what one pass writes
+    one = api.continue_api(studio, None, None, "Waltz (3/4, MIDI)", None, 4, 1.0, 3, 123, "off", KEEP_PROGRAM,
+                           None, "tonic chord")
+    assert [Path(w).read_bytes() for w in one[2]] == [Path(p["value"]).read_bytes() for p in players]
 
 
 def test_same_seed_gives_the_same_music_and_the_scores_come_second(studio):
@@ -110,12 +132,34 @@ def test_same_seed_gives_the_same_music_and_the_scores_come_second(studio):
     assert a[0].melodies == b[0].melodies
     assert all(m.program == 40 for m in a[0].melodies)
     assert Path(a[2][0][4]).read_bytes() == Path(b[2][0][4]).read_bytes()
-    scored = ui.continue_scores_ui(a[0])
-    assert len(scored) == 2 * ui.MAX_VARIATIONS
-    html0, xml0 = scored[0], scored[1]
+    rest = ui.continue_rest_ui(a[0])
+    assert len(rest) == REST * ui.MAX_VARIATIONS
+    html0, xml0 = rest[3], rest[4]
     assert "<svg" in html0
     assert xml0.endswith(".musicxml") and Path(xml0).stat().st_size > 500
-    assert scored[4:] == ("", None) * (ui.MAX_VARIATIONS - 2)
+    assert rest[2 * REST:] == (gr.skip(), gr.skip(), gr.skip(), "", None) * (ui.MAX_VARIATIONS - 2)
+
+
+def test_client_gone_reads_gradios_queue_and_stops_the_second_pass(studio):
+    demo = ui.build_ui(MelodyService.debug(), studio.store)
+    demo.queue()
+    queue = demo._queue
+    event = Event("page-1", next(iter(demo.fns.values())), None, None)
+    queue.event_ids_to_events[event._id] = event
+    queue.active_jobs = [[event]]  # as if running
+    tokens = LocalContext.blocks.set(demo), LocalContext.event_id.set(event._id)
+    try:
+        assert not client_gone()
+        hist = panels.initial_history()
+        run, _, _ = _slots(ui.continue_ui(studio, hist, None, 2, 1.0, 3, 7, "off", "free", KEEP_PROGRAM, None))
+        asyncio.run(queue.clean_events(session_hash="page-1"))  # what Gradio does when the page's stream closes
+        assert client_gone()
+        assert ui.continue_rest_ui(run) == (gr.skip(),) * (REST * ui.MAX_VARIATIONS)
+        assert not list(Path(run.folder).glob("*.wav"))[1:]  # only the first pass's WAV
+    finally:
+        LocalContext.blocks.reset(tokens[0])
+        LocalContext.event_id.reset(tokens[1])
+    assert not client_gone()  # outside an event: never gone
 
 
 def test_chain_a_result_then_undo(studio):
