@@ -55,6 +55,19 @@ class TempStore:
         safe = re.sub(r"[^A-Za-z0-9_-]", "", kind) or "req"
         return Path(tempfile.mkdtemp(prefix=f"{safe}-", dir=self.out))
 
+    def keep(self, folder: str | Path) -> bool:
+        """Restart the age clock of one request folder (a page still shows its files); False when
+        the folder is gone (swept for space or age) or is not one of this store's."""
+        folder = Path(folder).resolve()
+        if folder.parent != self.out or not folder.is_dir():
+            return False
+        try:
+            for path in (*folder.iterdir(), folder):  # Gradio's own cache ages files by their ctime
+                os.utime(path)
+        except FileNotFoundError:  # swept meanwhile
+            return False
+        return True
+
     def _folders(self) -> list[Path]:
         """Request folders, and the folders Gradio keeps uploads in."""
         inner = [p for p in self.out.iterdir() if p.is_dir()]

@@ -12,6 +12,7 @@ panel, the last Continue run); the service and the temp store are shared and rea
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import html
 import random
@@ -167,7 +168,7 @@ def interpolate_ui(studio: Studio, hist_a: InputHistory, upload_a, hist_b: Input
                                       pacing=pacing)
     status = _status(result.seed, [*result.notices, *files.notices], f" {len(result.clips)} clips from A to B.")
     return (*panel_outputs(hist_a), *panel_outputs(hist_b), status, str(files.audio),
-            [(str(p), c) for p, c in files.rolls], [str(files.midi), str(files.steps_zip)])
+            [(str(p), c) for p, c in files.rolls], [str(files.midi), str(files.steps_zip)], str(files.midi.parent))
 
 
 @user_errors
@@ -179,7 +180,29 @@ def generate_ui(studio: Studio, count, temperature, seed, time_signature, qpm, s
     status = _status(result.seed, [*result.notices, *files.notices],
                      " The player plays them all in turn; click a piano roll to hear that melody alone.")
     return (status, str(files.medley), [(str(p), c) for p, c in files.rolls],
-            [str(p) for p in files.midis] + [str(files.zip)], [str(files.medley)] + [str(w) for w in files.audios])
+            [str(p) for p in files.midis] + [str(files.zip)], [str(files.medley)] + [str(w) for w in files.audios],
+            str(files.medley.parent))
+
+
+FILES_CLEARED = ("The files of this result were cleared to make room on the server; press the button again to "
+                 "remake them (the same seed gives the same music).")
+KEEP_FILES_EVERY = 120  # seconds between an open page's calls that keep its latest files
+
+
+def keep_files(studio: Studio, held, status: str):
+    """An open page keeps its latest result's files: each call restarts their age clock, so they go
+    an hour after the page closes, not while it shows them. When the store cleared them for space,
+    the status says so (once)."""
+    folder = held.folder if isinstance(held, ContinueRun) else held
+    if not folder or studio.store.keep(folder):
+        return gr.skip(), gr.skip()
+    cleared = dataclasses.replace(held, folder="") if isinstance(held, ContinueRun) else ""
+    return cleared, f"{status}  \n⚠ {FILES_CLEARED}"
+
+
+def _keep_files_while_open(studio: Studio, held: gr.State, status: gr.Markdown) -> None:
+    gr.Timer(KEEP_FILES_EVERY).tick(functools.partial(keep_files, studio), [held, status], [held, status],
+                                    api_visibility="private", queue=False, show_progress="hidden")
 
 
 # -- layout ---------------------------------------------------------------------------------------
@@ -282,6 +305,7 @@ def _continue_tab(studio: Studio, heavy: dict):
              [panel.state, panel.upload, bars, temperature, variations, seed, key_lock, ending, program, soundfont],
              [*panel_outs, run, status, *slot_outs], api_visibility="private", **heavy
              ).success(continue_rest_ui, [run], rest_outs, api_visibility="private", show_progress="hidden", **heavy)
+    _keep_files_while_open(studio, run, status)
 
 
 def _interpolate_tab(studio: Studio, heavy: dict):
@@ -309,10 +333,12 @@ def _interpolate_tab(studio: Studio, heavy: dict):
                             interactive=False, elem_id="interpolate-files")
             gallery = gr.Gallery(label="Piano roll of each step", columns=2, height="auto", object_fit="contain",
                                  elem_id="interpolate-gallery", elem_classes="rolls")
+            folder = gr.State("")
     go.click(functools.partial(interpolate_ui, studio),
              [a.state, a.upload, b.state, b.upload, steps, temperature, pacing, seed, soundfont],
-             [a.state, a.info, a.track, b.state, b.info, b.track, status, audio, gallery, files],
+             [a.state, a.info, a.track, b.state, b.info, b.track, status, audio, gallery, files, folder],
              api_visibility="private", **heavy)
+    _keep_files_while_open(studio, folder, status)
 
 
 def _generate_tab(studio: Studio, heavy: dict):
@@ -337,10 +363,11 @@ def _generate_tab(studio: Studio, heavy: dict):
                             interactive=False, height=130, elem_id="generate-files")
             gallery = gr.Gallery(label="Piano rolls (click one to hear it)", columns=2, height="auto",
                                  object_fit="contain", elem_id="generate-gallery", elem_classes="rolls")
-            wavs = gr.State([])
+            wavs, folder = gr.State([]), gr.State("")
     go.click(functools.partial(generate_ui, studio),
              [count, temperature, seed, time_signature, qpm, sampler, soundfont],
-             [status, audio, gallery, files, wavs], api_visibility="private", **heavy)
+             [status, audio, gallery, files, wavs, folder], api_visibility="private", **heavy)
+    _keep_files_while_open(studio, folder, status)
 
     def play(wav_paths, evt: gr.SelectData):
         # wav_paths[0] is all of them in turn; melody k is at k + 1

@@ -127,6 +127,20 @@ def test_the_store_is_bounded_by_age_and_size(tmp_path):
     assert store.sweep(force=True) == 1 and not folders[3].exists() and folders[4].exists()
 
 
+def test_a_kept_folder_outlives_the_age_limit_and_only_store_folders_are_kept(tmp_path):
+    store = TempStore(tmp_path / "s", max_age=3600, max_bytes=10**9, remove_at_exit=False)
+    shown, closed = store.request_dir("continue"), store.request_dir("continue")
+    for d in (shown, closed):
+        (d / "a.wav").write_bytes(bytes(100))
+        for path in (d / "a.wav", d):
+            os.utime(path, (time.time() - 7000, time.time() - 7000))
+    assert store.keep(shown)  # an open page still shows it
+    assert time.time() - (shown / "a.wav").stat().st_ctime < 60  # Gradio's cache ages files by ctime
+    assert store.sweep(force=True) == 1 and shown.exists() and not closed.exists()
+    assert not store.keep(closed)  # gone: the page is told
+    assert not store.keep(tmp_path) and not store.keep(store.root) and not store.keep("/etc")
+
+
 def test_folders_of_dead_processes_are_removed_and_live_ones_kept(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     for name, pid in (("musicgen-dead", int(dead.stdout)), ("musicgen-live", os.getpid())):

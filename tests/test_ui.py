@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import re
+import shutil
+import time
 import zipfile
 from pathlib import Path
 
@@ -215,7 +218,8 @@ def test_typed_notes_become_the_input():
 
 def test_interpolate_gives_one_roll_per_step_and_a_zip_of_clips(studio):
     a, b = panels.initial_history("Jig (6/8, MIDI)"), panels.initial_history("Waltz (3/4, MIDI)")
-    *_, status, audio, gallery, files = ui.interpolate_ui(studio, a, None, b, None, 5, 0.0, "even", 9, None)
+    *_, status, audio, gallery, files, folder = ui.interpolate_ui(studio, a, None, b, None, 5, 0.0, "even", 9, None)
+    assert Path(files[0]).parent == Path(folder)
     assert "Seed used: **9**" in status
     assert len(gallery) == 5 and gallery[0][1].endswith("A") and gallery[-1][1].endswith("B")
     assert _loud(audio) > 0.01
@@ -232,7 +236,8 @@ def test_interpolate_gives_one_roll_per_step_and_a_zip_of_clips(studio):
 
 
 def test_generate_gives_midis_a_zip_and_audio(studio):
-    status, audio, gallery, files, wavs = ui.generate_ui(studio, 3, 1.0, 11, "3/4", 90, "gan", None)
+    status, audio, gallery, files, wavs, folder = ui.generate_ui(studio, 3, 1.0, 11, "3/4", 90, "gan", None)
+    assert Path(files[0]).parent == Path(folder)
     assert "**11**" in status and len(gallery) == 3
     assert len(files) == 4 and files[-1].endswith(".zip")
     assert len(wavs) == 4 and wavs[0] == audio  # all of them, then one each
@@ -244,6 +249,24 @@ def test_generate_gives_midis_a_zip_and_audio(studio):
     assert "**11**" in ui.generate_ui(studio, 3, 1.0, 11, "3/4", 90, "gaussian", None)[0]
     with pytest.raises(gr.Error, match="Sampler"):
         ui.generate_ui(studio, 1, 1.0, None, "4/4", 120, "magic", None)
+
+
+def test_an_open_page_keeps_its_files_and_is_told_when_they_were_cleared(studio):
+    hist = panels.initial_history()
+    run, status, _ = _slots(ui.continue_ui(studio, hist, None, 1, 1.0, 1, 3, "off", "free", KEEP_PROGRAM, None))
+    wav = next(Path(run.folder).glob("*.wav"))
+    os.utime(wav, (time.time() - 5000, time.time() - 5000))
+    assert ui.keep_files(studio, run, status) == (gr.skip(), gr.skip())  # kept: nothing on the page changes
+    assert time.time() - wav.stat().st_mtime < 60
+    shutil.rmtree(run.folder)  # the store made room
+    run2, status2 = ui.keep_files(studio, run, status)
+    assert status2.startswith(status) and ui.FILES_CLEARED in status2
+    assert run2.folder == "" and run2.melodies == run.melodies  # "Continue from this" still works
+    assert ui.keep_files(studio, run2, status2) == (gr.skip(), gr.skip())  # said once
+    assert ui.keep_files(studio, "", "") == (gr.skip(), gr.skip())  # nothing shown yet
+    *_, folder = ui.generate_ui(studio, 1, 1.0, 1, "4/4", 120, "gan", None)
+    shutil.rmtree(folder)
+    assert ui.keep_files(studio, folder, "Seed used") == ("", f"Seed used  \n⚠ {ui.FILES_CLEARED}")
 
 
 def test_api_functions_take_a_file_text_or_example(studio, tmp_path):
