@@ -62,3 +62,7 @@ class CheckpointError(MusicgenError):
 
 class RequestError(MusicgenError, ValueError):
     """A service request has an out-of-range or inconsistent parameter."""
+
+
+class ClientGone(MusicgenError):
+    """The page or client that asked has gone; the rest of the work is not done."""

@@ -16,7 +16,7 @@ import gradio as gr
 from gradio.context import LocalContext
 
 from . import outputs, render
-from .errors import ImportFailed, MusicgenError, RenderError, RequestError
+from .errors import ClientGone, ImportFailed, MusicgenError, RenderError, RequestError
 from .melody import Melody
 from .service import (
     ContinueRequest,
@@ -92,6 +92,12 @@ def client_gone() -> bool:
     return event is not None and not event.alive
 
 
+def stop_if_client_gone() -> None:
+    """Between the model and the files: a client that left gets no audio rendered for it."""
+    if client_gone():
+        raise ClientGone("The page was closed before the result was ready; nothing was written.")
+
+
 def skip_outputs(n: int) -> tuple:
     """Leave ``n`` outputs as they are."""
     return (gr.skip(),) * n
@@ -120,6 +126,7 @@ def continue_files(studio: Studio, melody: Melody, bars, temperature, variations
     req = build_request(ContinueRequest, melody=melody, bars=bars, temperature=temperature, variations=variations,
                         seed=seed, key_lock=key_lock or "off", ending=ending or "tonic chord")
     result = studio.service.continue_(req)
+    stop_if_client_gone()
     folder = studio.store.request_dir("continue")
     files = outputs.write_continue(result, folder / VARIATION_BASE, rolls=rolls, program=program_choice(program),
                                    soundfont=studio.font(soundfont), media_for=media_for)
@@ -131,6 +138,7 @@ def interpolate_files(studio: Studio, a: Melody, b: Melody, steps, temperature, 
     req = build_request(InterpolateRequest, a=a, b=b, steps=steps, temperature=temperature, seed=seed,
                         pacing=pacing or "even")
     result = studio.service.interpolate(req)
+    stop_if_client_gone()
     folder = studio.store.request_dir("interpolate")
     files = outputs.write_morph(result, folder / "morph.mid", steps_zip=folder / "morph-steps.zip",
                                 audio=folder / "morph.wav", rolls_dir=folder if rolls else None,
@@ -144,6 +152,7 @@ def generate_files(studio: Studio, count, temperature, seed, time_signature, qpm
     req = build_request(SampleRequest, count=count, temperature=temperature, seed=seed, qpm=qpm,
                         time_signature=parse_time_signature(time_signature or "4/4"), sampler=sampler or "gan")
     result = studio.service.sample(req)
+    stop_if_client_gone()
     files = outputs.write_generated(result, studio.store.request_dir("generate"), medley=page, rolls=page,
                                     soundfont=studio.font(soundfont))
     return result, files

@@ -159,6 +159,8 @@ def test_client_gone_reads_gradios_queue_and_stops_the_second_pass(studio):
         assert client_gone()
         assert ui.continue_rest_ui(run) == (gr.skip(),) * (REST * ui.MAX_VARIATIONS)
         assert not list(Path(run.folder).glob("*.wav"))[1:]  # only the first pass's WAV
+        with pytest.raises(gr.Error, match="closed"):  # a new click's model runs, but nothing is rendered
+            ui.continue_ui(studio, hist, None, 2, 1.0, 3, 7, "off", "free", KEEP_PROGRAM, None)
     finally:
         LocalContext.blocks.reset(tokens[0])
         LocalContext.event_id.reset(tokens[1])

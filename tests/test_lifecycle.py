@@ -1,0 +1,164 @@
+"""The server's life with clients that leave and operators that stop it, over raw HTTP.
+
+- A page that closes with work queued: Gradio drops its queued events, and our handlers write nothing
+  for an event whose client has gone, so the model workers go back to those who are still there.
+- SIGTERM in the middle of a request: the process exits and its temp folder goes with it.
+- SIGKILL (nothing can clean up): the next start removes the dead process's folder.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from test_hostile import continue_args
+
+pytest_plugins = ["conftest_app"]
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parent.parent
+BIG = {"example": "Folk tune (2/4, ABC)", "bars": 32, "variations": 8}  # seconds of work per request
+QUEUED = 8
+
+
+def store_of(pid: int) -> Path:
+    """The temp folder of the app with this pid (app.py's TempStore writes its pid into it)."""
+    for owner in glob.glob(os.path.join(tempfile.gettempdir(), "musicgen-*", "owner.pid")):
+        if Path(owner).read_text().strip() == str(pid):
+            return Path(owner).parent
+    raise AssertionError(f"no temp store belongs to pid {pid}")
+
+
+def continue_folders(store: Path) -> set[Path]:
+    return set((store / "out").glob("continue-*"))
+
+
+def join(url: str, session: str, data: list) -> None:
+    config = httpx.get(url + "config", timeout=30).json()
+    fn = next(d["id"] for d in config["dependencies"] if d.get("api_name") == "continue")
+    httpx.post(url + "gradio_api/queue/join", json={"data": data, "fn_index": fn, "session_hash": session,
+                                                    "event_data": None, "trigger_id": None},
+               timeout=30).raise_for_status()
+
+
+def test_a_page_that_closes_leaves_no_work_behind(app_server):
+    store = store_of(app_server.process.pid)
+    before = continue_folders(store)
+    session = uuid.uuid4().hex
+    for i in range(QUEUED):
+        join(app_server.url, session, continue_args(seed=i, **BIG))
+    # the page listens to its session's stream, sees its first event start, and is closed
+    with httpx.stream("GET", app_server.url + f"gradio_api/queue/data?session_hash={session}", timeout=60) as s:
+        next(line for line in s.iter_lines() if "process_starts" in line)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # the events that had started finish (or stop); nothing else starts
+        time.sleep(2)
+        if httpx.get(app_server.url + "gradio_api/queue/status", timeout=30).json().get("queue_size") == 0:
+            break
+    time.sleep(2)
+    ran = continue_folders(store) - before
+    # at most the two that were running (the app's concurrency); those stop before rendering if the
+    # model finishes after the page has gone, and then write nothing at all
+    assert len(ran) <= 2, f"{len(ran)} of {QUEUED} queued requests ran after their page closed"
+    # the server still serves those who stayed
+    _call(app_server.url, continue_args(notes="4/4 c4 d e f", bars=1, variations=1, seed=1))
+
+
+def _call(url: str, data: list) -> None:
+    event = httpx.post(url + "gradio_api/call/continue", json={"data": data}, timeout=60).json()["event_id"]
+    stream = httpx.get(url + f"gradio_api/call/continue/{event}", timeout=120).text
+    assert "event: complete" in stream and ".wav" in stream, stream[-500:]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(port: int, log: Path) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), GRADIO_ANALYTICS_ENABLED="False")
+    env.pop("GRADIO_TEMP_DIR", None)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--debug-model"],
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text()[-2000:]
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/gradio_api/info", timeout=5).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    proc.kill()
+    raise AssertionError(f"app.py did not start:\n{log.read_text()[-2000:]}")
+
+
+def _in_flight(port: int, store: Path) -> None:
+    """Send a long Continue and return once the server is working on it (its folder exists)."""
+    url = f"http://127.0.0.1:{port}/"
+    before = continue_folders(store)
+    join(url, uuid.uuid4().hex, continue_args(seed=1, **BIG))
+    deadline = time.monotonic() + 60
+    while not continue_folders(store) - before:
+        assert time.monotonic() < deadline, "the request never started"
+        time.sleep(0.02)
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def _gone(pid: int, timeout: float = 20) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_sigterm_mid_request_then_sigkill_then_restart_leave_no_garbage(tmp_path):
+    log = tmp_path / "app.log"
+    port = free_port()
+    first = _start(port, log)
+    store = store_of(first.pid)
+    _in_flight(port, store)
+    helpers = _children(first.pid)  # the parser's process
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=30) == 0
+    assert not store.exists(), "SIGTERM left the temp folder behind"
+    assert all(_gone(pid) for pid in helpers), "SIGTERM left a child process behind"
+
+    second = _start(port, log)
+    store2 = store_of(second.pid)
+    _in_flight(port, store2)
+    second.kill()  # SIGKILL: no chance to clean up
+    second.wait(timeout=30)
+    assert store2.exists()
+    third = _start(port, log)
+    try:
+        assert not store2.exists(), "a restart did not remove the folder of the killed process"
+        assert store_of(third.pid).exists()
+    finally:
+        third.send_signal(signal.SIGTERM)
+        third.wait(timeout=30)
+    assert not store_of_any({first.pid, second.pid, third.pid})
+
+
+def store_of_any(pids: set[int]) -> list[str]:
+    return [o for o in glob.glob(os.path.join(tempfile.gettempdir(), "musicgen-*", "owner.pid"))
+            if Path(o).read_text().strip() in {str(p) for p in pids}]
