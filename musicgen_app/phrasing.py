@@ -153,6 +153,19 @@ def log_likelihood_per_note(lstm: MelodyLSTM, primer_tokens: np.ndarray, melody_
 
 # -- continuing with an ending --------------------------------------------------------------------
 @dataclass(frozen=True)
+class LSTMRun:
+    """Rows sampled by ``MelodyService.sample_lstm``: each row's tokens so far (primer included), the
+    log2-likelihood of its sampled steps under the model's own distribution (temperature 1, no
+    mask: what log_likelihood_per_note computes by teacher forcing), and where the LSTM stands after
+    them, so a caller can go on sampling from there."""
+
+    hist: np.ndarray  # (B, T + sampled)
+    log2p: np.ndarray  # (B,)
+    next_logits: torch.Tensor  # (B, C): the prediction of the next step
+    state: tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass(frozen=True)
 class PhrasedRows:
     """Continuations, best first: ``tokens`` (V, n_new), the LSTM's log2-likelihood per note event
     of each (V,), whether each ends as asked (V,), and the seed that reproduces them. Rows that end
@@ -172,7 +185,7 @@ def generate_with_ending(service, primer: np.ndarray, m: Melody, n_new: int, bat
     after ``primer``, each ending as asked where one of ``candidates`` sampled endings of its last
     ``ending_bars`` bars does, best first. ``key`` defaults to ``m.key``.
 
-    ``service`` is what has ``lstm`` and ``generate_lstm`` (a ``MelodyService``). With one candidate
+    ``service`` is what has ``sample_lstm`` (a ``MelodyService``). With one candidate
     there is nothing to choose: the rows are sampled in one pass, the very rows ``generate_lstm``
     gives, only ranked and checked.
     """
@@ -180,34 +193,20 @@ def generate_with_ending(service, primer: np.ndarray, m: Melody, n_new: int, bat
     if candidates < 1 or ending_bars < 1:
         raise RequestError(f"candidates ({candidates}) and ending_bars ({ending_bars}) must be at least 1.")
     key = key or m.key
-    lstm, T = service.lstm, len(primer)
+    T = len(primer)
     n_body = 0 if candidates == 1 else max(0, n_new - ending_bars * m.bar_steps)
-    body = service.generate_lstm(primer, m, n_body, batch, temperature, gen, mask) if n_body else \
-        np.empty((batch, 0), np.int64)
-    if candidates == 1:
-        ends = service.generate_lstm(primer, m, n_new, batch, temperature, gen, mask)[:, None]
-    else:  # every variation's candidates in one pass, each from its own body
-        primers = np.concatenate([np.broadcast_to(primer, (batch, len(primer))), body], 1)
-        ends = service.generate_lstm(primers, m, n_new - n_body, batch * candidates, temperature, gen,
-                                     mask).reshape(batch, candidates, -1)  # (V, K, n_end)
-    rows = np.concatenate([np.repeat(body[:, None], candidates, 1), ends], 2)  # (V, K, n_new)
+    # The body once per variation, then every variation's candidate endings in one pass, each going
+    # on from its own body's LSTM state; the likelihoods come with the samples (no scoring pass).
+    body = service.sample_lstm(primer, m, n_body, batch, temperature, gen, mask)
+    ends = service.sample_lstm(None, m, n_new - n_body, batch * candidates, temperature, gen, mask, after=body)
+    rows = ends.hist[:, T:].reshape(batch, candidates, n_new)
+    end_rows = rows[:, :, n_body:]  # (V, K, n_end)
     # The last note, if it lands at all, starts inside the ending, so only the ending is decoded.
     grid = m.slice(T + n_body, T + n_body)  # the ending's bar grid, from where it starts in m's meter
-    ok = np.array([[ends_on(tk.decode(e, grid), ending, key) for e in v] for v in ends])
-    # Scoring an ending costs as much as sampling it, so only those that can be kept are scored:
-    # the satisfying ones, or every one of a variation where none satisfies.
-    vs, ks = np.nonzero(ok | ~ok.any(1, keepdims=True))
-    with torch.inference_mode():
-        metric = tk.melody_features(m, T + n_new + 1)
-        body_hist = np.concatenate([np.broadcast_to(primer, (batch, T)), body], 1)
-        after_body = _score_segment(lstm, body_hist, T, metric, m.bar_steps,  # once per variation
-                                    _primed(lstm, primer, metric, m.bar_steps, batch))
-        at = torch.from_numpy(vs)
-        before_end = _Scored(np.zeros(len(vs)), after_body.next_logits[at], tuple(s[:, at] for s in after_body.state))
-        end_hist = np.concatenate([np.broadcast_to(primer, (len(vs), T)), rows[vs, ks]], 1)
-        ended = _score_segment(lstm, end_hist, T + n_body, metric, m.bar_steps, before_end)
-    scores = np.full((batch, candidates), -np.inf)
-    scores[vs, ks] = (after_body.log2p[vs] + ended.log2p) / _events(rows[vs, ks])
+    ok = np.array([[ends_on(tk.decode(e, grid), ending, key) for e in v] for v in end_rows])
+    scores = ends.log2p.reshape(batch, candidates) / _events(rows.reshape(batch * candidates, n_new)).reshape(
+        batch, candidates)
+    scores = np.where(ok | ~ok.any(1, keepdims=True), scores, -np.inf)  # satisfying ones, if a variation has any
     pick = scores.argmax(1)  # the most likely satisfying ending, else the most likely of all (flagged)
     v = np.arange(batch)
     order = np.lexsort((-scores[v, pick], ~ok[v, pick]))  # those ending as asked first, each part best first

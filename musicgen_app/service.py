@@ -262,30 +262,49 @@ class MelodyService:
         ``batch // P`` consecutive rows (candidate endings of several variations in one pass).
         """
         primers = np.atleast_2d(primer)
-        P, T = primers.shape
+        return self.sample_lstm(primers, m, n_new, batch, temperature, gen, mask).hist[:, primers.shape[1]:].copy()
+
+    @torch.inference_mode()
+    def sample_lstm(self, primer: np.ndarray | None, m: Melody, n_new: int, batch: int, temperature: float,
+                    gen: torch.Generator, mask: torch.Tensor | None = None,
+                    after: phrasing.LSTMRun | None = None) -> phrasing.LSTMRun:
+        """``generate_lstm``, keeping what a caller may go on from: every row's tokens so far, the
+        log2-likelihood the model gives its sampled steps, and the LSTM's state after them.
+
+        Either ``primer`` ((T,) or (P, T), as for generate_lstm) or ``after``, a run whose P rows each
+        go on as ``batch // P`` rows without running the LSTM over their past again.
+        """
+        lags = self.lstm.config.lookback_bars
+        past = np.atleast_2d(primer) if after is None else after.hist
+        P, T = past.shape
         if batch % P:
             raise RequestError(f"{batch} rows cannot share {P} primers evenly.")
         reps = batch // P
-        lags = self.lstm.config.lookback_bars
-        metric = tk.melody_features(m, T + n_new)
-        hist = np.empty((batch, T + n_new), np.int64)  # primer, then each row's sampled steps
-        hist[:, :T] = np.repeat(primers, reps, axis=0)
+        metric = tk.melody_features(m, T + n_new + 1)
+        hist = np.empty((batch, T + n_new), np.int64)  # the past, then each row's sampled steps
+        hist[:, :T] = np.repeat(past, reps, axis=0)
 
         def feats(positions):  # inputs for predicting ``positions`` from what ``hist`` holds so far
             f = tk.lstm_features(np.broadcast_to(metric[positions], (batch, len(positions), 3)), hist, m.bar_steps,
                                  lags, positions)
             return torch.from_numpy(np.ascontiguousarray(f))
 
-        logits, (h, c) = self.lstm(torch.from_numpy(primers), feats(np.arange(1, T + 1))[::reps])
-        last = logits[:, -1].repeat_interleave(reps, 0)
+        if after is None:
+            logits, (h, c) = self.lstm(torch.from_numpy(past), feats(np.arange(1, T + 1))[::reps])
+            last, log2p = logits[:, -1], np.zeros(P)
+        else:
+            last, (h, c), log2p = after.next_logits, after.state, after.log2p
+        last = last.repeat_interleave(reps, 0)
         h, c = h.repeat_interleave(reps, 1), c.repeat_interleave(reps, 1)
+        log2p = np.repeat(log2p, reps).astype(np.float64)
         for i in range(n_new):
             tok = sample_logits(last, temperature, gen, mask)
             hist[:, T + i] = tok.numpy()
-            if i + 1 == n_new:
-                break
+            # the model's own likelihood (temperature 1, no mask), as phrasing.log_likelihood_per_note
+            log2p += torch.log_softmax(last, -1).gather(1, tok[:, None])[:, 0].double().numpy() / phrasing.LN2
+            # one step past the last token too (a few rows, ~0.1 ms), so the run can be gone on from
             last, (h, c) = self.lstm.step(tok, feats(np.array([T + i + 1]))[:, 0], (h, c))
-        return hist[:, T:].copy()
+        return phrasing.LSTMRun(hist, log2p, last, (h, c))
 
     # -- VAE --------------------------------------------------------------------------------------
     def decode_z(self, z: torch.Tensor, feats: torch.Tensor, temperature: float, gen: torch.Generator) -> np.ndarray:

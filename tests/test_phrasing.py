@@ -153,24 +153,31 @@ def test_one_candidate_gives_continue_rows_ranked(svc):
 class Scripted:
     """The service, with landing endings planted among the sampled ones: the random debug model
     hardly ever lands a note on a strong beat and then holds it, so in every other variation a third
-    of the candidates get the tonic chord from the downbeat or beat 3 on. Remembers every batch."""
+    of the candidates get the tonic chord from the downbeat or beat 3 on (their likelihood taken
+    again by teacher forcing). Remembers every run."""
 
-    continuation_rows = MelodyService.continuation_rows  # the service's own, calling this generate_lstm
+    continuation_rows = MelodyService.continuation_rows  # the service's own, calling this sample_lstm
 
     def __init__(self, svc):
         self.svc, self.lstm, self.calls = svc, svc.lstm, []
 
-    def generate_lstm(self, primer, m, n_new, batch, temperature, gen, mask=None):
-        rows = self.svc.generate_lstm(primer, m, n_new, batch, temperature, gen, mask)
-        if self.calls:  # the first call samples the bodies; the second every variation's candidates
-            per = batch // len(primer)
-            for variation in range(0, len(primer), 2):
-                for i in range(0, per, 3):
-                    land, row = 8 * (i % 2), variation * per + i
-                    rows[row, land] = tk.pitch_to_token((60, 64, 67)[i % 3])
-                    rows[row, land + 1:] = tk.HOLD
-        self.calls.append((primer, rows))
-        return rows
+    def sample_lstm(self, primer, m, n_new, batch, temperature, gen, mask=None, after=None):
+        run = self.svc.sample_lstm(primer, m, n_new, batch, temperature, gen, mask, after=after)
+        if after is None:  # the bodies
+            self.primer = np.asarray(primer)
+            self.calls.append(run)
+            return run
+        hist, T = run.hist.copy(), after.hist.shape[1]
+        per = batch // len(after.hist)
+        for variation in range(0, len(after.hist), 2):
+            for i in range(0, per, 3):
+                land, row = T + 8 * (i % 2), variation * per + i
+                hist[row, land] = tk.pitch_to_token((60, 64, 67)[i % 3])
+                hist[row, land + 1:] = tk.HOLD
+        new = hist[:, len(self.primer):]
+        log2p = phrasing.log_likelihood_per_note(self.lstm, self.primer, m, new) * phrasing._events(new)
+        self.calls.append(phrasing.LSTMRun(hist, log2p, run.next_logits, run.state))
+        return self.calls[-1]
 
 
 def test_keeps_the_most_likely_satisfying_candidate_and_flags_the_rest(svc):
@@ -179,11 +186,11 @@ def test_keeps_the_most_likely_satisfying_candidate_and_flags_the_rest(svc):
     out = phrasing.continue_with_ending(script, ContinueRequest(m, bars=2, variations=6, seed=2), "tonic chord",
                                         candidates=9)
     expected = []
-    primers, all_ends = script.calls[1]
-    for primer_and_body, ends in zip(primers, all_ends.reshape(len(primers), -1, all_ends.shape[1])):
-        rows = np.concatenate([np.broadcast_to(primer_and_body[m.total_steps:], (len(ends), 16)), ends], 1)
-        grid = m.slice(len(primer_and_body), len(primer_and_body))
-        ok = np.array([phrasing.ends_on(tk.decode(e, grid), "tonic chord") for e in ends])
+    T = m.total_steps
+    candidates = script.calls[1].hist[:, T:].reshape(6, 9, -1)
+    for rows in candidates:
+        grid = m.slice(T + 16, T + 16)
+        ok = np.array([phrasing.ends_on(tk.decode(r[16:], grid), "tonic chord") for r in rows])
         scores = phrasing.log_likelihood_per_note(svc.lstm, tk.encode(m).tokens, m, rows)
         best = np.where(ok, scores, -np.inf).argmax() if ok.any() else scores.argmax()
         expected.append((tuple(rows[best]), bool(ok.any())))
@@ -192,6 +199,26 @@ def test_keeps_the_most_likely_satisfying_candidate_and_flags_the_rest(svc):
     # endings as asked first, each part best first
     np.testing.assert_array_equal(out.satisfied, [True] * 3 + [False] * 3)
     assert (np.diff(out.log2p_per_note[:3]) <= 0).all() and (np.diff(out.log2p_per_note[3:]) <= 0).all()
+
+
+def test_sampled_likelihoods_are_the_teacher_forced_ones(svc):
+    # the ending search ranks by the log2 p that sampling collects on the way; it must be the model's
+    # own likelihood of the rows, as log_likelihood_per_note computes it by teacher forcing
+    m = primer()
+    toks = tk.encode(m).tokens
+    gen = torch.Generator().manual_seed(8)
+    body = svc.sample_lstm(toks, m, 12, 3, 1.3, gen)
+    ends = svc.sample_lstm(None, m, 20, 6, 1.3, gen, after=body)
+    new = ends.hist[:, len(toks):]
+    np.testing.assert_array_equal(ends.hist[::2, :len(toks) + 12], body.hist)  # each body goes on twice
+    forced = phrasing.log_likelihood_per_note(svc.lstm, toks, m, new) * phrasing._events(new)
+    np.testing.assert_allclose(ends.log2p, forced, rtol=1e-5, atol=1e-4)
+    # and going on from a run samples what one longer run samples
+    again = svc.sample_lstm(toks, m, 32, 3, 1.3, torch.Generator().manual_seed(9))
+    gen = torch.Generator().manual_seed(9)
+    two = svc.sample_lstm(None, m, 20, 3, 1.3, gen, after=svc.sample_lstm(toks, m, 12, 3, 1.3, gen))
+    np.testing.assert_array_equal(two.hist, again.hist)
+    np.testing.assert_allclose(two.log2p, again.log2p, rtol=1e-6)
 
 
 def test_an_impossible_ending_falls_back_to_the_most_likely_and_says_so(svc):
