@@ -1,6 +1,6 @@
 """Click -> audio through the real server: start app.py, call its API with gradio_client, time it.
 
-    PYTHONPATH=. .venv/bin/python bench/bench_app.py [--debug-model] [--calls 20] [--clients 16]
+    PYTHONPATH=. .venv/bin/python bench/bench_app.py [--debug-model] [--calls 20] [--clients 16] [--page 20]
 
 Measures, per action, the wall time of one ``client.predict`` (queue, model, rendering, writing the
 files) plus fetching the audio files, as the page does before it can play them; MIDI and other
@@ -9,6 +9,8 @@ downloads are fetched only when clicked, so they are not counted:
 * Continue: 8 bars x 4 variations from the 4/4 folk-tune example   goal: median <= 0.4 s on 2 cores
 * Interpolate: two 4-bar clips, 7 steps
 * Generate: 8 melodies
+* The page (``--page N``): Continue clicked in chromium, until the first variation can play
+  and until all four can                                           goal: median <= 0.3 s to the first
 * Load: ``--clients`` concurrent clients x ``--per-client`` Continue requests each
                                                                    goal: 0 failures, p95 <= 2 s
 
@@ -83,12 +85,50 @@ def line(name: str, times: list[float], goal: str = "") -> None:
     print(f"{name:38} median {med:6.3f} s   p95 {p95:6.3f} s   n={len(times):3}   {goal}")
 
 
+AUDIO_SRC = ("n => { const a = document.querySelector(`#variation-${n}-audio [data-testid=download-link]`); "
+             "return a ? a.href : ''; }")
+
+
+def page_clicks(url: str, n: int) -> None:
+    """What a musician waits for: Continue clicked in the page until the first variation's player has
+    the new file, and until every variation's player has (the second pass). The browser runs on the
+    same cores as the server."""
+    from playwright.sync_api import sync_playwright
+
+    first, every = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                                    args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.set_default_timeout(60_000)
+        page.goto(url)
+        page.wait_for_selector("#continue-go")
+        for i in range(n + 1):  # the first click warms up
+            before = [page.evaluate(AUDIO_SRC, v) for v in (1, 4)]
+            t = time.perf_counter()
+            page.click("#continue-go")
+            page.wait_for_function(f"old => ({AUDIO_SRC})(1) && ({AUDIO_SRC})(1) !== old", arg=before[0],
+                                   polling=5)
+            t_first = time.perf_counter() - t
+            page.wait_for_function(f"old => ({AUDIO_SRC})(4) && ({AUDIO_SRC})(4) !== old", arg=before[1],
+                                   polling=5)
+            if i:
+                first.append(t_first)
+                every.append(time.perf_counter() - t)
+        browser.close()
+    print(f"-- the page, {n} Continue clicks (8 bars x 4 variations, the default example)")
+    line("click -> first variation playable", first, "goal: median <= 0.3 s")
+    line("click -> all four playable", every)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--debug-model", action="store_true")
     p.add_argument("--calls", type=int, default=20)
     p.add_argument("--clients", type=int, default=16)
     p.add_argument("--per-client", type=int, default=10)
+    p.add_argument("--page", type=int, default=0, metavar="N",
+                   help="also click Continue N times in the page (Playwright + Debian's chromium)")
     args = p.parse_args()
 
     from gradio_client import Client
@@ -137,6 +177,9 @@ def main() -> None:
         line("Continue 8 bars x 4 variations", timed(cont, args.calls), "goal: median <= 0.4 s")
         line("Interpolate 4 bars x 7 steps", timed(interp, args.calls))
         line("Generate 8 melodies", timed(gen, args.calls))
+
+        if args.page:
+            page_clicks(url, args.page)
 
         print(f"-- {args.clients} concurrent clients x {args.per_client} Continue requests")
         times: list[float] = []
