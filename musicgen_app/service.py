@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import phrasing
+from . import phrasing, pitch_guard
 from . import tokens as tk
 from .checkpoints import load_checkpoint
 from .errors import CheckpointError, MelodyError, RequestError
@@ -41,7 +41,7 @@ class ContinueRequest:
     variations: int = setting("Variations", 1, 8, 4, help="continuations to write at once")
     seed: int | None = None
     key_lock: str = "off"  # "off", "detected" (the melody's key) or a key name such as "D minor"
-    pitch_range: tuple[int, int] | None = None  # None: the input's range widened by a fifth
+    pitch_range: tuple[int, int] | None = None  # None: pitch_guard.pitch_guard(melody)
     ending: str = "tonic chord"  # how the last bar lands: one of phrasing.ENDINGS
 
     def validate(self):
@@ -69,6 +69,10 @@ class ContinueRequest:
             return Key.parse(self.key_lock)
         return None
 
+    def guard_range(self) -> tuple[int, int]:
+        """Lowest and highest pitch a continuation may play: the asked range, else the pitch guard's."""
+        return self.pitch_range or pitch_guard.pitch_guard(self.melody)
+
 
 @dataclass(frozen=True)
 class ContinueResult:
@@ -83,6 +87,7 @@ class ContinueResult:
     notices: list[str] = field(default_factory=list)
     log2p_per_note: tuple[float, ...] = ()  # the LSTM's own likelihood of each variation, per note event
     ended: tuple[bool, ...] = ()  # whether each variation ends as the request asked
+    pitch_range: tuple[int, int] = (tk.MIN_PITCH, tk.MAX_PITCH)  # the pitch guard used (lowest, highest)
 
     def new_bars(self, i: int) -> Melody:
         """Variation ``i``'s new notes as a file of their own, in whole bars of the input's meter.
@@ -235,7 +240,8 @@ class MelodyService:
             melodies.append(full)
             conts.append(full.slice(m.total_steps, full.total_steps))
         return ContinueResult(m, melodies, conts, m.total_steps, seed, key, notices,
-                              tuple(float(x) for x in rows.log2p_per_note), tuple(bool(x) for x in rows.satisfied))
+                              tuple(float(x) for x in rows.log2p_per_note), tuple(bool(x) for x in rows.satisfied),
+                              req.guard_range())
 
     def continuation_rows(self, req: ContinueRequest, gen: torch.Generator,
                           candidates: int | None = None) -> phrasing.PhrasedRows:
@@ -244,8 +250,7 @@ class MelodyService:
         the bar line. ``candidates``: endings sampled per variation (default: one for "free")."""
         m = req.melody
         key = req.locked_key()
-        low, high = m.pitch_range
-        rng = req.pitch_range or (max(tk.MIN_PITCH, low - 7), min(tk.MAX_PITCH, high + 7))
+        rng = req.guard_range()
         mask = pitch_mask(key.scale_pitch_classes() if key else None, rng)
         if candidates is None:
             candidates = 1 if req.ending == "free" else phrasing.DEFAULT_CANDIDATES
