@@ -40,7 +40,8 @@ def continue_api(studio: Studio, melody_file=None, notes=None, example=None, tra
                                       soundfont, rolls=False, ending=ending)
     vs = files.variations
     info = {"seed": result.seed, "input": entry.melody.summary(), "track": entry.track,
-            "start_step": result.start_step, "notices": [*entry.notices, *result.notices, *files.notices],
+            "start_step": result.start_step, "pitch_range": list(result.pitch_range),
+            "notices": [*entry.notices, *result.notices, *files.notices],
             "variations": [v.melody.summary() | {"log2p_per_note": round(p, 3), "ended_as_asked": e}
                            for v, p, e in zip(vs, result.log2p_per_note, result.ended)]}
     return [str(v.midi) for v in vs], [str(v.new_bars_midi) for v in vs], [str(v.audio) for v in vs], info

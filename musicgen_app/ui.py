@@ -102,9 +102,11 @@ def continue_ui(studio: Studio, history: InputHistory, upload, bars, temperature
     run = ContinueRun(tuple(v.melody for v in files.variations), result.start_step, str(folder), entry.label,
                       result, program_choice(program), studio.font(soundfont))
     n = len(files.variations)
+    low, high = result.pitch_range
     status = _status(result.seed, [*result.notices, *files.notices],
                      f" Blue: the input; orange: the continuation ({n} variation{'s' if n > 1 else ''}, the "
-                     "model's likeliest first).")
+                     f"model's likeliest first). New notes stay within {views.pitch_name(low)}-"
+                     f"{views.pitch_name(high)}: the input's range, widened as far as real tunes widen it.")
     slots = []
     for i in range(MAX_VARIATIONS):
         if i < n:

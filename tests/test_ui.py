@@ -19,7 +19,7 @@ import soundfile
 from gradio.context import LocalContext
 from gradio.queueing import Event
 
-from musicgen_app import api, panels, ui
+from musicgen_app import api, panels, ui, views
 from musicgen_app.examples import DEFAULT_EXAMPLE, EXAMPLES, example_path
 from musicgen_app.inputs import InputHistory, InputOrigin, read_input
 from musicgen_app.service import MelodyService
@@ -91,6 +91,10 @@ def test_continue_writes_audio_roll_and_midi_per_variation(studio):
         ui.continue_ui(studio, hist, None, 4, 1.0, 3, "123", "off", "tonic chord", KEEP_PROGRAM, None)
     )
     assert "Seed used: **123**" in status
+    low, high = run.result.pitch_range  # the pitch guard is stated
+    assert f"within {views.pitch_name(low)}-{views.pitch_name(high)}" in status
+    assert low <= min(n.pitch for n in inp.notes) - 7 and high >= max(n.pitch for n in inp.notes) + 7
+    assert all(low <= n.pitch <= high for m in run.melodies for n in m.notes[len(inp.notes):])
     assert len(run.melodies) == 3 and len(slots) == ui.MAX_VARIATIONS
     # the first pass: every MIDI, but audio and a roll for the first variation only, so it plays at once
     for i, (group, player, roll, _score, whole, cont, wav, xml) in enumerate(slots[:3]):
@@ -277,6 +281,8 @@ def test_api_functions_take_a_file_text_or_example(studio, tmp_path):
     )
     assert len(midi) == len(cont) == len(wavs) == 2 and info["seed"] == 3
     assert info["input"]["time_signature"] == "6/8"
+    low, high = info["pitch_range"]
+    assert low < high and all(low <= m.note <= high for m in mido.MidiFile(cont[0]).tracks[-1] if m.type == "note_on")
     _, _, _, info = api.continue_api(studio, example="Multitrack (bass, fiddle, drums)", track=0, bars=1, variations=1)
     assert info["track"] == 0
     _, _, _, info = api.continue_api(studio, notes="4/4 c4 d e f", bars=1, variations=1)
