@@ -3,7 +3,7 @@
 Metadata (all strings, as safetensors requires):
     format          "musicgen-checkpoint"
     format_version  FORMAT_VERSION
-    kind            "lstm" | "vae" | "latent_gan"
+    kind            "lstm" | "vae" | "latent_gan" | "code_bank"
     config          JSON of the model's config dataclass
     encoding        tokens.ENCODING_VERSION the model was trained with
     data_fingerprint, train_steps, metrics (JSON), created
@@ -23,13 +23,15 @@ from safetensors.torch import save_file
 
 from . import tokens as tk
 from .errors import CheckpointError
+from .models.code_bank import CodeBank, CodeBankConfig
 from .models.latent_gan import LatentGAN, LatentGANConfig
 from .models.lstm import LSTMConfig, MelodyLSTM
 from .models.vae import MelodyVAE, VAEConfig
 
 FORMAT = "musicgen-checkpoint"
 FORMAT_VERSION = "1"
-KINDS = {"lstm": (MelodyLSTM, LSTMConfig), "vae": (MelodyVAE, VAEConfig), "latent_gan": (LatentGAN, LatentGANConfig)}
+KINDS = {"lstm": (MelodyLSTM, LSTMConfig), "vae": (MelodyVAE, VAEConfig), "latent_gan": (LatentGAN, LatentGANConfig),
+         "code_bank": (CodeBank, CodeBankConfig)}
 REQUIRED = ("format", "format_version", "kind", "config", "encoding", "weights_sha256")
 
 

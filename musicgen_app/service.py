@@ -20,11 +20,12 @@ from . import tokens as tk
 from .checkpoints import load_checkpoint
 from .errors import CheckpointError, MelodyError, RequestError
 from .melody import Key, Melody, estimate_key
+from .models.code_bank import Attributes, CodeBank
 from .models.latent_gan import LatentGAN, LatentGANConfig, meter_name
 from .models.lstm import LSTMConfig, MelodyLSTM
 from .models.vae import MelodyVAE, VAEConfig, slerp
 from .sampling import pitch_mask, sample_logits
-from .settings import MAX_SEED, check_seed, check_settings, setting
+from .settings import MAX_SEED, check_seed, check_settings, parse_time_signature, setting
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = ROOT / "checkpoints"
@@ -134,9 +135,12 @@ class InterpolateResult:
 PACINGS = {"even": "Even steps", "linear": "Equal latent distance"}
 PACE_GRID = 17  # points along the path decoded to measure how fast the melody changes
 TIME_SIGNATURES = ["4/4", "3/4", "2/4", "6/8"]
-# Where Generate's codes come from: the latent GAN (models/latent_gan.py), or the Gaussian fitted to
-# the training codes (MelodyVAE.sample_prior), kept to compare.
-SAMPLERS = {"gan": "Latent GAN", "gaussian": "Gaussian prior"}
+# Where Generate's codes come from: near the codes of training windows (models/code_bank.py, the one
+# with attribute controls), the latent GAN (models/latent_gan.py), or the Gaussian fitted to the
+# training codes (MelodyVAE.sample_prior); the last two are kept to compare.
+SAMPLERS = {"bank": "Corpus neighbourhood", "gan": "Latent GAN", "gaussian": "Gaussian prior"}
+# Generate's key control: free, a mode in any key, or one key.
+GENERATE_KEYS = ["any", "major", "minor"] + [k.name for k in Key.all()]
 
 
 @dataclass(frozen=True)
@@ -147,13 +151,27 @@ class SampleRequest:
     qpm: float = setting("Tempo", 40, 240, 120, help="quarter notes per minute")
     time_signature: tuple[int, int] = (4, 4)
     program: int = 0
-    sampler: str = "gan"  # where z comes from: see SAMPLERS
+    sampler: str = "bank"  # where z comes from: see SAMPLERS
+    # Attribute controls (the bank sampler's): None, "any" and False leave the quantity free.
+    notes_per_bar: float | None = setting("Notes per bar", 0.5, 16, None, 0.25, help="note density")
+    range_semitones: int | None = setting("Pitch range", 0, 36, None, help="semitones from lowest note to highest")
+    key: str = "any"  # "any", "major", "minor" or a key such as "D minor": see GENERATE_KEYS
+    ends_on_tonic: bool = False  # True: the last note is the tonic of the melody's key
 
     def validate(self):
         check_settings(self)
         check_seed(self.seed)
         if self.sampler not in SAMPLERS:
             raise RequestError(f"Sampler {str(self.sampler)[:20]!r} is not one of: {', '.join(SAMPLERS)}.")
+        if not isinstance(self.ends_on_tonic, bool):
+            raise RequestError(f"ends_on_tonic = {str(self.ends_on_tonic)[:20]!r} must be true or false.")
+        if not self.attributes().free and self.sampler != "bank":
+            raise RequestError(f"The {SAMPLERS[self.sampler]} sampler has no attribute controls; choose the "
+                               f"{SAMPLERS['bank']} sampler, or leave notes per bar, range, key and ending free.")
+
+    def attributes(self) -> Attributes:
+        return Attributes.from_key(self.key, notes_per_bar=self.notes_per_bar, range_semitones=self.range_semitones,
+                                   ends_on_tonic=self.ends_on_tonic)
 
 
 @dataclass(frozen=True)
@@ -177,9 +195,11 @@ def continuation_steps(melody: Melody, bars: int) -> int:
 class MelodyService:
     """Loads the LSTM and VAE once; every method is safe to call from many threads at once."""
 
-    def __init__(self, lstm: MelodyLSTM, vae: MelodyVAE, info: dict | None = None, gan: LatentGAN | None = None):
+    def __init__(self, lstm: MelodyLSTM, vae: MelodyVAE, info: dict | None = None, gan: LatentGAN | None = None,
+                 bank: CodeBank | None = None):
         self.lstm, self.vae = lstm.eval(), vae.eval()
         self.gan = gan.eval() if gan is not None else None
+        self.bank = bank.eval() if bank is not None else None
         self.info = info or {}
         for model in (self.lstm, self.vae, self.gan):
             for p in model.parameters() if model is not None else ():
@@ -190,14 +210,16 @@ class MelodyService:
         directory = Path(directory)
         lstm, lstm_meta = load_checkpoint(directory / "lstm.safetensors", kind="lstm")
         vae, vae_meta = load_checkpoint(directory / "vae.safetensors", kind="vae")
-        info, gan = {"lstm": lstm_meta, "vae": vae_meta}, None
-        if (directory / "gan.safetensors").is_file():  # optional: Generate falls back on the Gaussian
-            gan, info["gan"] = load_checkpoint(directory / "gan.safetensors", kind="latent_gan")
-            if info["gan"].get("vae_weights_sha256") != vae_meta["weights_sha256"]:
-                raise CheckpointError(f"{directory / 'gan.safetensors'} samples codes of another VAE than "
-                                      f"{directory / 'vae.safetensors'}; retrain it with python -m "
-                                      "musicgen_app.train_gan, or remove it.")
-        return cls(lstm, vae, info, gan)
+        info, latent = {"lstm": lstm_meta, "vae": vae_meta}, {}
+        # optional: Generate falls back on the GAN, then on the Gaussian
+        for name, kind, trainer in (("gan", "latent_gan", "train_gan"), ("code_bank", "code_bank", "train_bank")):
+            path = directory / f"{name}.safetensors"
+            if path.is_file():
+                latent[name], info[name] = load_checkpoint(path, kind=kind)
+                if info[name].get("vae_weights_sha256") != vae_meta["weights_sha256"]:
+                    raise CheckpointError(f"{path} samples codes of another VAE than {directory / 'vae.safetensors'}; "
+                                          f"rebuild it with python -m musicgen_app.{trainer}, or remove it.")
+        return cls(lstm, vae, info, latent.get("gan"), latent.get("code_bank"))
 
     @classmethod
     def debug(cls, seed: int = 0) -> MelodyService:
@@ -208,7 +230,19 @@ class MelodyService:
                                 segment_dim=8))
         gan = LatentGAN(LatentGANConfig(z_dim=8, noise_dim=8, hidden=16, layers=1, meter_dim=4,
                                         meters=tuple(TIME_SIGNATURES)))
-        return cls(lstm, vae, {"debug": True}, gan)
+        # 48 random windows, 12 per meter, with notes every 2, 4 or 8 steps (so densities differ)
+        rng = np.random.default_rng(seed)
+        windows = np.full((48, vae.config.window), tk.HOLD, np.int64)
+        for i, row in enumerate(windows):
+            every = (2, 4, 8)[i % 3]
+            row[::every] = tk.pitch_to_token(60) + rng.integers(-7, 8, len(row[::every]))
+        meters = TIME_SIGNATURES * 12
+        bank = CodeBank.from_windows(windows, meters, torch.ones(vae.config.z_dim), mix=0.5, noise=0.3)
+        feats = np.stack([tk.metric_features(vae.config.window, parse_time_signature(m)) for m in meters])
+        with torch.inference_mode():
+            codes, _ = vae.encode(torch.from_numpy(windows), torch.from_numpy(feats))
+        bank.set_neighbours(codes, torch.arange(len(windows)))  # each window a tune of its own
+        return cls(lstm, vae, {"debug": True}, gan, bank)
 
     @property
     def window(self) -> int:
@@ -388,13 +422,28 @@ class MelodyService:
             raise RequestError(f"A bar of {num}/{den} ({probe.bar_steps} sixteenths) is longer than the "
                                f"{W}-sixteenth clips the model writes; choose a shorter meter such as 4/4 or 6/8.")
         notices = []
-        sampler = req.sampler
-        if sampler == "gan" and (self.gan is None or meter_name(req.time_signature) not in self.gan.config.meters):
-            why = "is not installed" if self.gan is None else f"was not trained on {meter_name(req.time_signature)}"
+        sampler, attrs, meter = req.sampler, req.attributes(), meter_name(req.time_signature)
+        if sampler == "bank" and (self.bank is None or not self.bank.knows(req.time_signature)):
+            why = "is not installed" if self.bank is None else f"has no {meter} windows"
+            if not attrs.free:
+                raise RequestError(f"The corpus bank {why}, and the attribute controls need it; leave notes per "
+                                   "bar, range, key and ending free" + (" or choose another time signature."
+                                                                        if self.bank is not None else "."))
+            notices.append(f"The corpus bank {why}; these come from the latent GAN.")
+            sampler = "gan"
+        if sampler == "gan" and (self.gan is None or meter not in self.gan.config.meters):
+            why = "is not installed" if self.gan is None else f"was not trained on {meter}"
             notices.append(f"The latent GAN {why}; these come from the Gaussian prior.")
             sampler = "gaussian"
-        z = self.gan.sample(req.count, gen, req.time_signature) if sampler == "gan" else \
-            self.vae.sample_prior(req.count, gen)
+        if sampler == "bank":
+            z, picked = self.bank.sample(self.vae, req.count, gen, req.time_signature, attrs)
+            if picked.matches < req.count:
+                notices.append(f"Only {picked.matches} corpus windows meet the request; some of these melodies "
+                               "grew from the same one.")
+        elif sampler == "gan":
+            z = self.gan.sample(req.count, gen, req.time_signature)
+        else:
+            z = self.vae.sample_prior(req.count, gen)
         melodies = melodies_from_codes(self.vae, z, probe, req.temperature, gen)
         return SampleResult([m.replace(name=f"sample {i + 1}") for i, m in enumerate(melodies)], seed, notices)
 

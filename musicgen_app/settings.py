@@ -8,6 +8,9 @@ CLI its options from the same declaration, so a limit or a default cannot disagr
         bars: int = setting("Bars", 1, 32, 8, help="new bars after the input")
 
     spec(ContinueRequest, "bars").parse("8")   # -> 8, or RequestError quoting the bad value
+
+A setting whose default is None is optional: None (an empty box) means "free", the request leaves
+that quantity to the model.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ MAX_SEED = 2**31 - 1
 
 @dataclass(frozen=True)
 class Setting:
-    """One number a user sets. ``step`` 1 (or any whole number) means whole numbers only."""
+    """One number a user sets. ``step`` 1 (or any whole number) means whole numbers only; a None
+    default makes it optional (None = free)."""
 
     label: str
     low: float
@@ -37,22 +41,33 @@ class Setting:
     def whole(self) -> bool:
         return float(self.step).is_integer()
 
+    @property
+    def optional(self) -> bool:
+        return self.default is None
+
     def describe(self) -> str:
-        return f"{self.help} ({self.low:g}-{self.high:g}, default {self.default:g})".lstrip()
+        default = "empty: free" if self.optional else f"default {self.default:g}"
+        return f"{self.help} ({self.low:g}-{self.high:g}, {default})".lstrip()
 
     def check(self, name: str, value) -> None:
+        if value is None and self.optional:
+            return
         ok_type = (int,) if self.whole else (int, float)
         if isinstance(value, bool) or not isinstance(value, ok_type) or not self.low <= value <= self.high:
             raise RequestError(f"{name} = {_shown(value)} is out of range; choose "
-                               f"{'a whole number' if self.whole else 'a value'} from {self.low:g} to {self.high:g}.")
+                               f"{'a whole number' if self.whole else 'a value'} from {self.low:g} to {self.high:g}"
+                               + (", or leave it empty for free." if self.optional else "."))
 
-    def parse(self, name: str, value) -> int | float:
+    def parse(self, name: str, value) -> int | float | None:
         """A widget's, a form's or an argument's value -> a number in range, or :class:`RequestError`.
 
-        Empty means the default. Text and floats are accepted where they mean a number ("8", 8.0).
+        Empty means the default (None for an optional setting). Text and floats are accepted where
+        they mean a number ("8", 8.0).
         """
         if value is None or (isinstance(value, str) and not value.strip()):
             value = self.default
+            if value is None:
+                return None
         try:
             if isinstance(value, bool):  # True is 1 to Python, not to a musician
                 raise TypeError
@@ -77,8 +92,8 @@ def _shown(value) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def setting(label: str, low: float, high: float, default: float, step: float = 1, help: str = ""):
-    """A dataclass field carrying its :class:`Setting`."""
+def setting(label: str, low: float, high: float, default: float | None, step: float = 1, help: str = ""):
+    """A dataclass field carrying its :class:`Setting` (default None: optional)."""
     return dataclasses.field(default=default, metadata={"setting": Setting(label, low, high, default, step, help)})
 
 

@@ -98,24 +98,32 @@ class Log:
 
 
 # -- codes ----------------------------------------------------------------------------------------
+def meter_windows(melodies: list[Melody], window: int, stride_bars: int):
+    """Every window of ``melodies`` in the order the cached codes have (meters by name, melodies in
+    order): for each meter, its name, the windows (batches.SeqSet) and the index in ``melodies`` of
+    each window's melody."""
+    by_meter: dict[str, list[int]] = {}
+    for i, m in enumerate(melodies):
+        by_meter.setdefault(meter_name(m.time_signature), []).append(i)
+    for name, group in sorted(by_meter.items()):
+        owners = []
+        for i in group:  # one melody at a time only to know each window's melody
+            owners += [i] * len(vae_windows([melodies[i]], window, stride_bars=stride_bars))
+        yield name, vae_windows([melodies[i] for i in group], window, stride_bars=stride_bars), np.array(owners)
+
+
 @torch.inference_mode()
 def encode_codes(vae: MelodyVAE, melodies: list[Melody], stride_bars: int, batch: int = 512):
     """Posterior means of every window of ``melodies`` -> codes (N, Z) float32, meter names (N,), and the
     index in ``melodies`` of each window's melody (N,)."""
     codes, meters, owners = [], [], []
-    by_meter: dict[str, list[int]] = {}
-    for i, m in enumerate(melodies):
-        by_meter.setdefault(meter_name(m.time_signature), []).append(i)
-    for name, group in sorted(by_meter.items()):
-        for i in group:  # one melody at a time only to know each window's melody; batched below
-            n = len(vae_windows([melodies[i]], vae.config.window, stride_bars=stride_bars))
-            owners += [i] * n
-        w = vae_windows([melodies[i] for i in group], vae.config.window, stride_bars=stride_bars)
+    for name, w, own in meter_windows(melodies, vae.config.window, stride_bars):
         for s in range(0, len(w), batch):
             mu, _ = vae.encode(torch.from_numpy(w.tokens[s : s + batch]), torch.from_numpy(w.feats[s : s + batch]))
             codes.append(mu.numpy().astype(np.float32))
         meters += [name] * len(w)
-    return np.concatenate(codes), np.array(meters), np.array(owners)
+        owners.append(own)
+    return np.concatenate(codes), np.array(meters), np.concatenate(owners)
 
 
 def load_codes(vae_path: Path, corpus, train_stride: int, valid_stride: int, cache: Path, log) -> dict:
@@ -671,16 +679,19 @@ def samplers(vae: MelodyVAE, gan: LatentGAN | None, codes: dict | None, valid_4_
     return out
 
 
-def nearest_training_window(melodies: list[Melody], train_tokens: np.ndarray, block: int = 64) -> dict:
+def nearest_training_rows(melodies: list[Melody], train_tokens: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each window, the share of steps equal to its nearest training window (N,), and that window's row."""
+    train = torch.from_numpy(train_tokens)
+    rows = torch.from_numpy(np.stack([tk.encode(m).tokens for m in melodies]))
+    rows[:, 0] = torch.where(rows[:, 0] == tk.HOLD, tk.REST, rows[:, 0])  # as vae_windows cuts them
+    best = [(train == r).float().mean(1).max(0) for r in rows]
+    return torch.stack([b.values for b in best]), torch.stack([b.indices for b in best])
+
+
+def nearest_training_window(melodies: list[Melody], train_tokens: np.ndarray) -> dict:
     """How close each window comes to a training window: share of steps equal to its nearest one,
     and the share of windows that copy one outright. Memorised codes would decode to copies."""
-    train = torch.from_numpy(train_tokens)
-    best = []
-    for s in range(0, len(melodies), block):
-        rows = torch.from_numpy(np.stack([tk.encode(m).tokens for m in melodies[s : s + block]]))
-        rows[:, 0] = torch.where(rows[:, 0] == tk.HOLD, tk.REST, rows[:, 0])  # as vae_windows cuts them
-        best.append(torch.stack([(train == r).float().mean(1).max() for r in rows]))
-    best = torch.cat(best)
+    best, _ = nearest_training_rows(melodies, train_tokens)
     return {"nearest_train_agreement": float(best.mean()), "train_copies": float((best == 1).float().mean())}
 
 

@@ -1,0 +1,393 @@
+"""Build and measure the corpus-neighbourhood sampler (models/code_bank.py).
+
+    python -m musicgen_app.train_bank [--out checkpoints/code_bank.safetensors]   # build; noise chosen on valid
+    python -m musicgen_app.train_bank --evaluate    # test split: bank / GAN / Gaussian side by side, novelty
+    python -m musicgen_app.train_bank --controls    # test split: attribute controls, 200 samples a setting
+    python -m musicgen_app.train_bank --rolls       # piano rolls of 16 bank samples, into /tmp/bank
+
+The bank: the training split's windows (all meters, untransposed), cut as train_gan cuts the GAN's
+training codes (train_gan.meter_windows), every ``--stride`` windows of a melody plus its last one,
+so that phrase endings are in it, and each window's ``--neighbours`` nearest windows of other tunes
+of its meter (by the cached codes). The noise unit is each dimension's sd over all training codes
+(train_gan's code cache, /tmp/gan/codes.npz).
+
+How far a code moves towards its partner (mix) and the noise are chosen on the valid split: 400
+decoded 4/4 samples per pair in ``--grid`` against the valid 4/4 windows, scored by the classifier
+two-sample test (train_gan.classifier_two_sample) and the six statistic overlaps, and by how much
+they copy: the share of each sample's bars that equal a bar of the window it grew from (and of its
+partner), its best step agreement with any 4/4 training window, and the share of its bars found in
+that nearest training window. Held-out valid windows set the bar for the last: a sampler should
+not copy the training set more than new tunes of the corpus resemble it (the spirit of Meehan,
+Chaudhuri, Dasgupta 2020, "A non-parametric test to detect data-copying in generative models").
+The pair kept is the one with the lowest classifier accuracy among those whose samples do not share
+measurably more bars with their nearest training window than valid windows do (choose_sampling).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import data as corpus_data
+from . import tokens as tk
+from .batches import vae_windows
+from .checkpoints import load_checkpoint, read_metadata, save_checkpoint
+from .evaluate import compare_stats
+from .melody import Melody, estimate_key
+from .models.code_bank import Attributes, CodeBank, window_attributes
+from .models.vae import MelodyVAE
+from .train_gan import (
+    GAN_PATH,
+    TARGETS,
+    VAE_PATH,
+    Log,
+    classifier_two_sample,
+    compare_bar_stats,
+    decode_codes,
+    load_codes,
+    meter_windows,
+    nearest_training_rows,
+    samplers,
+    window_melodies,
+)
+from .views import piano_roll_png
+
+ROOT = Path(__file__).resolve().parent.parent
+BANK_PATH = ROOT / "checkpoints" / "code_bank.safetensors"
+WORK = Path("/tmp/bank")
+CODES = Path("/tmp/gan/codes.npz")  # shared with train_gan
+# (mix, noise) pairs tried on the valid split
+GRID = ((0, 0.3), (0, 0.5), (0, 0.6), (0, 0.7), (0.3, 0), (0.3, 0.2), (0.3, 0.4), (0.4, 0.2), (0.4, 0.3), (0.5, 0),
+        (0.5, 0.2), (0.5, 0.3), (0.5, 0.4))
+
+
+# -- the bank -------------------------------------------------------------------------------------
+def bank_windows(melodies: list[Melody], window: int, stride: int) -> dict:
+    """Training windows one bar apart (the code cache's order), thinned to every ``stride``-th window
+    of each melody plus its last: tokens (N, window), meter names (N,), each window's melody (N,) and
+    its row in the code cache (N,)."""
+    tokens, meters, owners = [], [], []
+    for name, w, own in meter_windows(melodies, window, 1):
+        tokens.append(w.tokens)
+        meters += [name] * len(w)
+        owners.append(own)
+    tokens, owners = np.concatenate(tokens), np.concatenate(owners)
+    first = np.r_[True, owners[1:] != owners[:-1]]  # each melody's windows are consecutive
+    position = np.arange(len(owners)) - np.maximum.accumulate(np.where(first, np.arange(len(owners)), 0))
+    last = np.r_[owners[1:] != owners[:-1], True]
+    keep = np.nonzero((position % stride == 0) | last)[0]
+    return {"tokens": tokens[keep], "meters": np.array(meters)[keep], "melody": owners[keep], "code_row": keep}
+
+
+def build(args, log, corpus, codes) -> CodeBank:
+    vae_window = load_checkpoint(args.vae, kind="vae")[0].config.window
+    w = bank_windows(corpus.split("train"), vae_window, args.stride)
+    t0 = time.time()
+    code_std = torch.from_numpy(codes["train_codes"].std(0))
+    bank = CodeBank.from_windows(w["tokens"], w["meters"].tolist(), code_std, neighbours=args.neighbours)
+    bank.set_neighbours(torch.from_numpy(codes["train_codes"][w["code_row"]]), torch.from_numpy(w["melody"]))
+    log(f"bank of {len(w['tokens'])} windows ({len(bank.config.meters)} meters) in {time.time() - t0:.0f} s")
+    return bank
+
+
+def with_sampling(bank: CodeBank, mix: float, noise: float) -> CodeBank:
+    out = CodeBank(dataclasses.replace(bank.config, mix=mix, noise=noise))
+    out.load_state_dict(bank.state_dict())
+    return out.eval()
+
+
+# -- measuring ------------------------------------------------------------------------------------
+def bar_rows(m: Melody) -> np.ndarray:
+    """The melody's whole bars as token rows (bars, bar_steps)."""
+    toks = tk.encode(m).tokens
+    n = len(toks) // m.bar_steps
+    return toks[: n * m.bar_steps].reshape(n, m.bar_steps)
+
+
+def shared_bar_share(m: Melody, other: np.ndarray) -> float:
+    """Share of ``m``'s bars with a note that equal some bar of the window tokens ``other``."""
+    mine = bar_rows(m)
+    theirs = bar_rows(tk.decode(other, m))
+    sounding = (mine >= 2).any(1)
+    same = (mine[:, None, :] == theirs[None, :, :]).all(-1).any(1)
+    return float((same & sounding).sum() / max(sounding.sum(), 1))
+
+
+def novelty(melodies: list[Melody], train_tokens: np.ndarray, sources: dict | None = None) -> dict:
+    """How much the windows copy the training set: their best step agreement with any training window,
+    the share equal to one, and the share of their bars found in that nearest training window; with
+    ``sources`` (name -> the window tokens each sample grew from), the share of bars found in those."""
+    best, row = nearest_training_rows(melodies, train_tokens)
+    shared = [shared_bar_share(m, train_tokens[i]) for m, i in zip(melodies, row.tolist())]
+    out = {
+        "nearest_train_agreement": float(best.mean()),
+        "train_copies": float((best == 1).float().mean()),
+        "bars_in_nearest_train": float(np.mean(shared)),
+        "bars_in_nearest_train_se": float(np.std(shared) / np.sqrt(len(shared))),
+    }
+    for name, rows in (sources or {}).items():
+        out[f"bars_in_{name}"] = float(np.mean([shared_bar_share(m, r) for m, r in zip(melodies, rows)]))
+    return out
+
+
+def realism(melodies: list[Melody], reference: list[Melody], seed: int) -> dict:
+    stats = {**compare_stats(melodies, reference), **compare_bar_stats(melodies, reference)}
+    return {
+        "c2st": classifier_two_sample(melodies, reference, seed=seed)["accuracy"],
+        "overlaps": {k: stats[k]["overlap"] for k in TARGETS},
+        "means": {k: [stats[k]["generated_mean"], stats[k]["heldout_mean"]] for k in TARGETS},
+    }
+
+
+def bank_samples(vae: MelodyVAE, bank: CodeBank, n: int, seed: int, attrs: Attributes | None = None,
+                 time_signature=(4, 4), temperature: float = 1.0) -> tuple[list[Melody], dict]:
+    """``n`` melodies decoded as Generate decodes them, and the (transposed) windows they grew from."""
+    gen = torch.Generator().manual_seed(seed)
+    picked = bank.pick(n, gen, time_signature, attrs or Attributes())
+    z = bank.codes(vae, picked, time_signature, gen)
+    sources = {"source": bank.windows(picked.index, picked.shift).numpy()}
+    if bank.config.mix:
+        sources["partner"] = bank.windows(picked.partner, picked.partner_shift).numpy()
+    return decode_codes(vae, z, time_signature, temperature, gen), sources
+
+
+def four_four(melodies: list[Melody]) -> list[Melody]:
+    return [m for m in melodies if m.time_signature == (4, 4)]
+
+
+def choose_sampling(results: dict, reference: dict) -> tuple[float, float]:
+    """The (mix, noise) whose samples pass best for held-out windows (lowest classifier accuracy)
+    among those whose samples do not share measurably more bars with their nearest training window
+    than held-out windows do (one-sided, two standard errors of the difference); the one that shares
+    fewest when none passes."""
+    def copies_more(r):
+        se = np.hypot(r["bars_in_nearest_train_se"], reference["bars_in_nearest_train_se"])
+        return r["bars_in_nearest_train"] - reference["bars_in_nearest_train"] > 2 * se
+
+    novel = [k for k, r in results.items() if not copies_more(r)]
+    if not novel:
+        return min(results, key=lambda k: results[k]["bars_in_nearest_train"])
+    return min(novel, key=lambda k: results[k]["c2st"])
+
+
+def sweep(args, log, bank: CodeBank, corpus, vae: MelodyVAE) -> tuple[tuple[float, float], dict]:
+    """Valid-split realism and copying of each (mix, noise) in ``args.grid``; the chosen pair and a record."""
+    valid = window_melodies(four_four(corpus.split("valid")), vae.config.window)
+    train_tokens = vae_windows(four_four(corpus.split("train")), vae.config.window, stride_bars=1).tokens
+    ref = novelty(valid, train_tokens)
+    log(f"valid 4/4 windows ({len(valid)}) against training windows: {json.dumps(ref)}")
+    results = {}
+    for mix, noise in args.grid:
+        t0 = time.time()
+        melodies, sources = bank_samples(vae, with_sampling(bank, mix, noise), args.n, args.seed)
+        r = results[mix, noise] = {**realism(melodies, valid, args.seed), **novelty(melodies, train_tokens, sources)}
+        log(f"mix {mix} noise {noise}: c2st {r['c2st']:.3f} overlaps "
+            + " ".join(f"{v:.2f}" for v in r["overlaps"].values())
+            + " | " + " ".join(f"{k} {v:.3f}" for k, v in r.items() if not isinstance(v, dict) and k != "c2st")
+            + f" ({time.time() - t0:.0f} s)")
+    chosen = choose_sampling(results, ref)
+    record = {"valid_heldout_novelty": ref, "chosen": {"mix": chosen[0], "noise": chosen[1]},
+              "valid": [{"mix": k[0], "noise": k[1], **v} for k, v in results.items()]}
+    return chosen, record
+
+
+def train(args, log) -> None:
+    corpus = corpus_data.load(args.corpus)
+    codes = load_codes(args.vae, corpus, 1, 4, CODES, log)
+    vae, _ = load_checkpoint(args.vae, kind="vae")
+    bank = build(args, log, corpus, codes)
+    (mix, noise), record = sweep(args, log, bank, corpus, vae)
+    log(f"chosen on the valid split: mix {mix}, noise {noise}")
+    vae_digest = read_metadata(args.vae)["weights_sha256"]
+    save_checkpoint(args.out, with_sampling(bank, mix, noise), data_fingerprint=corpus.fingerprint, metrics=record,
+                    extra={"train_command": args.command, "vae_weights_sha256": vae_digest})
+    log(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)")
+
+
+# -- test split -----------------------------------------------------------------------------------
+def run_evaluation(args, log) -> dict:
+    """Bank, GAN, Gaussian (and train_gan's other baselines) side by side on held-out 4/4 windows."""
+    vae, _ = load_checkpoint(args.vae, kind="vae")
+    bank, _ = load_checkpoint(args.bank, kind="code_bank")
+    corpus = corpus_data.load(args.corpus)
+    test = four_four(corpus.split("test"))
+    reference = window_melodies(test, vae.config.window)
+    train_tokens = vae_windows(four_four(corpus.split("train")), vae.config.window, stride_bars=1).tokens
+    gan = load_checkpoint(args.gan, kind="latent_gan")[0] if args.gan.exists() else None
+    results = {}
+    t0 = time.time()
+    melodies, sources = bank_samples(vae, bank, args.n, args.seed)
+    results[f"bank (mix {bank.config.mix:g}, noise {bank.config.noise:g})"] = {
+        **realism(melodies, reference, args.seed), **novelty(melodies, train_tokens, sources)}
+    log(f"bank measured in {time.time() - t0:.0f} s")
+    for name, sample_z in samplers(vae, gan, dict(np.load(CODES)) if CODES.exists() else None,
+                                   four_four(corpus.split("valid"))).items():
+        t0 = time.time()
+        gen = torch.Generator().manual_seed(args.seed)
+        melodies = decode_codes(vae, sample_z(args.n, gen), (4, 4), 1.0, gen)
+        results[name] = {**realism(melodies, reference, args.seed), **novelty(melodies, train_tokens)}
+        log(f"{name} measured in {time.time() - t0:.0f} s")
+    results["held-out test windows"] = novelty(reference, train_tokens)
+    print_table(results, f"Test split: {len(reference)} held-out 4-bar 4/4 windows from {len(test)} melodies; "
+                f"{args.n} samples per sampler, temperature 1.0, seed {args.seed}.")
+    return results
+
+
+def print_table(results: dict, title: str) -> None:
+    names = list(results)
+    rows = [title, "", "| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for k in TARGETS:
+        cells = [f"{r['overlaps'][k]:.2f} ({r['means'][k][0]:.2f} / {r['means'][k][1]:.2f})" if "overlaps" in r else ""
+                 for r in results.values()]
+        rows.append(f"| {k} overlap (generated mean / held-out) | " + " | ".join(cells) + " |")
+    for k in ("c2st", "nearest_train_agreement", "bars_in_nearest_train", "train_copies", "bars_in_source",
+              "bars_in_partner"):
+        rows.append(f"| {k} | " + " | ".join(f"{r[k]:.3f}" if k in r else "" for r in results.values()) + " |")
+    print("\n".join(rows), flush=True)
+
+
+# -- attribute controls ---------------------------------------------------------------------------
+CONTROLS = {
+    "notes_per_bar": (2.0, 3.0, 4.0, 5.0, 6.0, 7.0),
+    "range_semitones": (5, 7, 9, 12, 15),
+    "key": ("G major", "D major", "A minor", "E minor", "Bb major", "F# minor", "Eb major", "C# minor"),
+    "mode": ("major", "minor"),
+    "ends_on_tonic": (True,),
+}
+
+
+def measured(m: Melody) -> dict:
+    return window_attributes(tk.encode(m).tokens, m.time_signature)
+
+
+def matching_reference(windows: np.ndarray, attrs: list[dict], want: Attributes, bank: CodeBank) -> list[Melody]:
+    """Held-out windows that meet ``want`` within the bank's tolerances, moved to its tonic."""
+    c, probe, out = bank.config, Melody(notes=(), time_signature=(4, 4)), []
+    for row, a in zip(windows, attrs):
+        if (want.notes_per_bar is not None and abs(a["notes_per_bar"] - want.notes_per_bar) > c.density_tolerance) or \
+                (want.range_semitones is not None and abs(a["range_semitones"] - want.range_semitones) >
+                 c.range_tolerance) or (want.mode is not None and a["minor"] != (want.mode == "minor")) or \
+                (want.ends_on_tonic and not a["ends_on_tonic"]):
+            continue
+        m = tk.decode(row, probe)
+        m = m.replace(key=estimate_key(m.notes))
+        out.append(m if want.tonic is None else m.transpose((want.tonic - a["tonic"] + 6) % 12 - 6))
+    return out
+
+
+def run_controls(args, log) -> dict:
+    """200 samples per setting of each control: requested against measured after decoding, and the
+    classifier test against held-out test windows that meet the same request."""
+    vae, _ = load_checkpoint(args.vae, kind="vae")
+    bank, _ = load_checkpoint(args.bank, kind="code_bank")
+    corpus = corpus_data.load(args.corpus)
+    held = vae_windows(four_four(corpus.split("test")), vae.config.window, stride_bars=1).tokens
+    held = held[np.random.default_rng(args.seed).permutation(len(held))]  # the classifier sees many tunes
+    held_attrs = [window_attributes(r, (4, 4)) for r in held]
+    settings = [("free", Attributes())]
+    for name, values in CONTROLS.items():
+        for v in values:
+            attrs = Attributes.from_key(v) if name in ("key", "mode") else Attributes(**{name: v})
+            settings.append((f"{name} {v}", attrs))
+    settings.append(("D minor, 3 notes per bar, ends on tonic",
+                     Attributes(notes_per_bar=3.0, mode="minor", tonic=2, ends_on_tonic=True)))
+    out = {}
+    for i, (label, attrs) in enumerate(settings):
+        t0 = time.time()
+        melodies, _ = bank_samples(vae, bank, args.n_controls, args.seed + i, attrs)
+        got = [measured(m) for m in melodies]
+        ref = matching_reference(held, held_attrs, attrs, bank)
+        r = out[label] = {
+            "notes_per_bar": float(np.mean([g["notes_per_bar"] for g in got])),
+            "range_semitones": float(np.mean([g["range_semitones"] for g in got])),
+            "key_hit": float(np.mean([m.key == attrs.key for m in melodies])) if attrs.key else None,
+            "mode_hit": float(np.mean([m.key.mode == attrs.mode for m in melodies])) if attrs.mode else None,
+            "minor_share": float(np.mean([m.key.mode == "minor" for m in melodies])),
+            "ends_on_tonic": float(np.mean([g["ends_on_tonic"] for g in got])),
+            "c2st": classifier_two_sample(melodies, ref, seed=args.seed)["accuracy"] if len(ref) >= 20 else None,
+            "reference_windows": len(ref),
+            "_got": got,
+        }
+        log(f"{label}: " + json.dumps({k: v for k, v in r.items() if k != "_got"}) + f" ({time.time() - t0:.0f} s)")
+    summary = {}
+    for name in ("notes_per_bar", "range_semitones"):
+        asked = [v for v in CONTROLS[name] for _ in range(args.n_controls)]
+        got = [g[name] for v in CONTROLS[name] for g in out[f"{name} {v}"]["_got"]]
+        summary[name] = {"correlation": float(np.corrcoef(asked, got)[0, 1]),
+                         "mean_abs_error": float(np.mean(np.abs(np.array(asked) - np.array(got))))}
+    summary["key_hit"] = float(np.mean([out[f"key {k}"]["key_hit"] for k in CONTROLS["key"]]))
+    summary["mode_hit"] = float(np.mean([out[f"mode {k}"]["mode_hit"] for k in CONTROLS["mode"]]))
+    summary["ends_on_tonic_hit"] = out["ends_on_tonic True"]["ends_on_tonic"]
+    print(json.dumps(summary, indent=1))
+    lines = ["| setting | notes/bar | range | key hit | mode hit | ends on tonic | c2st (held-out windows) |",
+             "|---|---|---|---|---|---|---|"]
+    for label, r in out.items():
+        def f(v, fmt="{:.2f}"):
+            return "" if v is None else fmt.format(v)
+        lines.append(f"| {label} | {r['notes_per_bar']:.2f} | {r['range_semitones']:.1f} | {f(r['key_hit'])} | "
+                     f"{f(r['mode_hit'])} | {r['ends_on_tonic']:.2f} | {f(r['c2st'], '{:.3f}')} "
+                     f"({r['reference_windows']}) |")
+    print("\n".join(lines), flush=True)
+    return {"summary": summary, "settings": {k: {j: v for j, v in r.items() if j != "_got"} for k, r in out.items()}}
+
+
+def draw_rolls(args, log) -> None:
+    """16 bank samples as one sheet (and each roll), 4/4, temperature 1.0."""
+    vae, _ = load_checkpoint(args.vae, kind="vae")
+    bank, _ = load_checkpoint(args.bank, kind="code_bank")
+    melodies, _ = bank_samples(vae, bank, 16, args.seed)
+    w, h = 360, 170
+    sheet = Image.new("RGB", (4 * w, 4 * h), "white")
+    for i, m in enumerate(melodies):
+        tile = Image.open(piano_roll_png(m, path=WORK / f"roll_bank_{i}.png", title=f"bank {i + 1} ({m.key.name})",
+                                         width=w, height=h))
+        sheet.paste(tile, ((i % 4) * w, (i // 4) * h))
+    path = args.rolls_out
+    sheet.save(path, optimize=True)
+    log(f"wrote {path} ({path.stat().st_size / 1e3:.0f} KB)")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--evaluate", action="store_true", help="test split: bank / GAN / Gaussian side by side")
+    ap.add_argument("--controls", action="store_true", help="test split: the attribute controls")
+    ap.add_argument("--rolls", action="store_true", help="a sheet of piano rolls of 16 samples")
+    ap.add_argument("--rolls-out", type=Path, default=WORK / "rolls_bank.png")
+    ap.add_argument("--out", type=Path, default=BANK_PATH)
+    ap.add_argument("--bank", type=Path, default=BANK_PATH, help="the checkpoint --evaluate, --controls, --rolls read")
+    ap.add_argument("--gan", type=Path, default=GAN_PATH)
+    ap.add_argument("--vae", type=Path, default=VAE_PATH)
+    ap.add_argument("--corpus", type=Path, default=corpus_data.DEFAULT_CACHE)
+    ap.add_argument("--stride", type=int, default=2, help="windows (bars) between a melody's bank windows")
+    ap.add_argument("--neighbours", type=int, default=4, help="partners kept per window")
+    ap.add_argument("--grid", type=lambda t: tuple(float(x) for x in t.split(":")), nargs="+", default=GRID,
+                    help="mix:noise pairs tried on the valid split")
+    ap.add_argument("--n", type=int, default=400, help="samples per sampler or grid point")
+    ap.add_argument("--n-controls", type=int, default=200, help="samples per control setting")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+    args.command = " ".join(["python -m musicgen_app.train_bank", *(sys.argv[1:] if argv is None else argv)])
+    torch.set_num_threads(args.threads)
+    log = Log(None if (args.evaluate or args.controls or args.rolls) else WORK / "build.log")
+    if args.evaluate:
+        run_evaluation(args, log)
+    if args.controls:
+        run_controls(args, log)
+    if args.rolls:
+        draw_rolls(args, log)
+    if not (args.evaluate or args.controls or args.rolls):
+        log(f"command: {args.command}")
+        train(args, log)
+
+
+if __name__ == "__main__":
+    main()
