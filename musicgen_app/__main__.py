@@ -84,8 +84,13 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--time-signature", default="4/4", help=f"e.g. {', '.join(TIME_SIGNATURES)}")
     g.add_argument("--wav", action="store_true", help="also write a .wav next to each .mid")
-    g.add_argument("--sampler", choices=list(SAMPLERS), default="gan",
-                   help="where each melody's code comes from (default: the latent GAN)")
+    g.add_argument("--sampler", choices=list(SAMPLERS), default="bank",
+                   help="where each melody's code comes from: near a corpus window (bank, the default), the "
+                        "latent GAN, or the Gaussian prior")
+    for name in ("notes_per_bar", "range_semitones"):  # the bank sampler's attribute controls
+        _option(g, SampleRequest, name)
+    g.add_argument("--key", default="any", help="any, major, minor, or a key such as 'D minor' (bank sampler)")
+    g.add_argument("--ends-on-tonic", action="store_true", help="the last note is the key's tonic (bank sampler)")
 
     r = sub.add_parser("render", help="play a melody through FluidSynth into an audio file")
     r.add_argument("input")
@@ -149,7 +154,9 @@ def cmd_interpolate(args) -> None:
 
 def cmd_generate(args) -> None:
     req = build_request(SampleRequest, count=args.count, temperature=args.temperature, seed=args.seed,
-                        qpm=args.qpm, time_signature=parse_time_signature(args.time_signature), sampler=args.sampler)
+                        qpm=args.qpm, time_signature=parse_time_signature(args.time_signature), sampler=args.sampler,
+                        notes_per_bar=args.notes_per_bar, range_semitones=args.range_semitones, key=args.key,
+                        ends_on_tonic=args.ends_on_tonic)
     result = _service(args).sample(req)
     files = outputs.write_generated(result, Path(args.output), audio=args.wav, zipped=False)
     _wrote(*files.midis, *files.audios)

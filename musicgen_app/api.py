@@ -62,10 +62,12 @@ def interpolate_api(studio: Studio, a_file=None, a_notes=None, a_example=None, b
 
 @user_errors
 def generate_api(studio: Studio, count=None, temperature=None, seed=None, time_signature="4/4", qpm=None,
-                 sampler="gan"):
-    """/generate: how many, temperature, seed, time signature, tempo, sampler -> MIDIs, zip, WAVs, info."""
+                 sampler="bank", notes_per_bar=None, range_semitones=None, key="any", ends_on_tonic=False):
+    """/generate: how many, temperature, seed, time signature, tempo, sampler, attributes (bank sampler;
+    empty: free) -> MIDIs, zip, WAVs, info."""
     result, files = generate_files(studio, count, temperature, seed, time_signature, qpm, None, page=False,
-                                   sampler=sampler)
+                                   sampler=sampler, notes_per_bar=notes_per_bar, range_semitones=range_semitones,
+                                   key=key, ends_on_tonic=ends_on_tonic)
     info = {"seed": result.seed, "notices": [*result.notices, *files.notices],
             "melodies": [m.summary() for m in result.melodies]}
     return [str(p) for p in files.midis], str(files.zip), [str(w) for w in files.audios], info
@@ -115,9 +117,13 @@ def add_endpoints(studio: Studio, heavy: dict):
         g_seed = SettingNumber(None, label="seed", precision=0, info="empty: a random one (returned in info)")
         g_ts = gr.Textbox("4/4", label="time_signature")
         g_qpm = _number(SampleRequest, "qpm")
-        g_sampler = gr.Textbox("gan", label="sampler", info=f"one of: {', '.join(SAMPLERS)}")
+        g_sampler = gr.Textbox("bank", label="sampler", info=f"one of: {', '.join(SAMPLERS)}")
+        g_density, g_range = _number(SampleRequest, "notes_per_bar"), _number(SampleRequest, "range_semitones")
+        g_key = gr.Textbox("any", label="key", info="any, major, minor, or a key such as 'D minor' (bank sampler)")
+        g_tonic = gr.Checkbox(False, label="ends_on_tonic", info="the last note is the key's tonic (bank sampler)")
         go_midi, go_zip = gr.File(file_count="multiple", label="midi"), gr.File(label="zip")
         go_wav, go_info = gr.File(file_count="multiple", label="audio"), gr.JSON(label="info")
         g_btn = gr.Button("generate")
-        g_btn.click(functools.partial(generate_api, studio), [g_count, g_temp, g_seed, g_ts, g_qpm, g_sampler],
+        g_btn.click(functools.partial(generate_api, studio),
+                    [g_count, g_temp, g_seed, g_ts, g_qpm, g_sampler, g_density, g_range, g_key, g_tonic],
                     [go_midi, go_zip, go_wav, go_info], api_name="generate", **heavy)

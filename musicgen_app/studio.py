@@ -147,10 +147,13 @@ def interpolate_files(studio: Studio, a: Melody, b: Melody, steps, temperature, 
 
 
 def generate_files(studio: Studio, count, temperature, seed, time_signature, qpm, soundfont, *, page: bool,
-                   sampler=None) -> tuple[SampleResult, outputs.GeneratedFiles]:
-    """``page``: also the medley of all melodies and a piano roll each."""
+                   sampler=None, notes_per_bar=None, range_semitones=None, key=None,
+                   ends_on_tonic=False) -> tuple[SampleResult, outputs.GeneratedFiles]:
+    """``page``: also the medley of all melodies and a piano roll each. Empty attributes are free."""
     req = build_request(SampleRequest, count=count, temperature=temperature, seed=seed, qpm=qpm,
-                        time_signature=parse_time_signature(time_signature or "4/4"), sampler=sampler or "gan")
+                        time_signature=parse_time_signature(time_signature or "4/4"), sampler=sampler or "bank",
+                        notes_per_bar=notes_per_bar, range_semitones=range_semitones, key=key or "any",
+                        ends_on_tonic=False if ends_on_tonic is None else ends_on_tonic)
     result = studio.service.sample(req)
     stop_if_client_gone()
     files = outputs.write_generated(result, studio.store.request_dir("generate"), medley=page, rolls=page,

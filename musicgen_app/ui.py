@@ -30,6 +30,7 @@ from .melody import Melody
 from .panels import current_entry, input_panel, panel_outputs, push_result, settled, undo_input
 from .phrasing import ENDINGS
 from .service import (
+    GENERATE_KEYS,
     KEY_LOCKS,
     PACINGS,
     SAMPLERS,
@@ -174,11 +175,12 @@ def interpolate_ui(studio: Studio, hist_a: InputHistory, upload_a, hist_b: Input
 
 
 @user_errors
-def generate_ui(studio: Studio, count, temperature, seed, time_signature, qpm, sampler, soundfont,
-                progress=gr.Progress()):
+def generate_ui(studio: Studio, count, temperature, seed, time_signature, qpm, sampler, notes_per_bar,
+                range_semitones, key, ends_on_tonic, soundfont, progress=gr.Progress()):
     progress(0.05, desc="Sampling")
     result, files = generate_files(studio, count, temperature, seed, time_signature, qpm, soundfont, page=True,
-                                   sampler=sampler)
+                                   sampler=sampler, notes_per_bar=notes_per_bar, range_semitones=range_semitones,
+                                   key=key, ends_on_tonic=ends_on_tonic)
     status = _status(result.seed, [*result.notices, *files.notices],
                      " The player plays them all in turn; click a piano roll to hear that melody alone.")
     return (status, str(files.medley), [(str(p), c) for p, c in files.rolls],
@@ -246,6 +248,13 @@ def build_ui(service: MelodyService, store: TempStore | None = None, *, concurre
 def _slider(request_type, name: str, label: str | None = None, **kw) -> gr.Slider:
     s = spec(request_type, name)
     return gr.Slider(s.low, s.high, value=s.default, step=s.step, label=label or s.label, **kw)
+
+
+def _optional_number(request_type, name: str, elem_id: str) -> gr.Number:
+    """A box for an optional setting: empty means free (a slider cannot be empty)."""
+    s = spec(request_type, name)
+    return gr.Number(None, label=s.label, info=s.describe(), minimum=s.low, maximum=s.high, step=s.step,
+                     placeholder="free", elem_id=elem_id, min_width=120)
 
 
 def _seed_row():
@@ -352,9 +361,18 @@ def _generate_tab(studio: Studio, heavy: dict):
             with gr.Row(elem_classes="compact-row"):
                 time_signature = gr.Dropdown(TIME_SIGNATURES, value="4/4", label="Time signature")
                 qpm = _slider(SampleRequest, "qpm", label="Tempo (quarter notes per minute)")
-            sampler = gr.Radio([(label, key) for key, label in SAMPLERS.items()], value="gan", label="Sampler",
-                               info="where each melody's code comes from; the Gaussian is kept to compare",
+            sampler = gr.Radio([(label, key) for key, label in SAMPLERS.items()], value="bank", label="Sampler",
+                               info="where each melody's code comes from: near a corpus tune (the shape controls "
+                                    "below work with this one), or the GAN and the Gaussian, kept to compare",
                                elem_id="generate-sampler")
+            with gr.Accordion("Shape (empty: free)", open=False, elem_id="generate-shape"):
+                with gr.Row(elem_classes="compact-row"):
+                    density = _optional_number(SampleRequest, "notes_per_bar", "generate-density")
+                    span = _optional_number(SampleRequest, "range_semitones", "generate-range")
+                with gr.Row(elem_classes="compact-row", equal_height=True):
+                    key = gr.Dropdown(GENERATE_KEYS, value="any", label="Key", elem_id="generate-key",
+                                      info="any, a mode, or one key")
+                    tonic = gr.Checkbox(False, label="Ends on the tonic", elem_id="generate-tonic")
             seed = _seed_row()
             soundfont = _soundfont_dropdown(studio)
             go = gr.Button("Generate", variant="primary", elem_id="generate-go")
@@ -367,7 +385,7 @@ def _generate_tab(studio: Studio, heavy: dict):
                                  object_fit="contain", elem_id="generate-gallery", elem_classes="rolls")
             wavs, folder = gr.State([]), gr.State("")
     go.click(functools.partial(generate_ui, studio),
-             [count, temperature, seed, time_signature, qpm, sampler, soundfont],
+             [count, temperature, seed, time_signature, qpm, sampler, density, span, key, tonic, soundfont],
              [status, audio, gallery, files, wavs, folder], api_visibility="private", **heavy)
     _keep_files_while_open(studio, folder, status)
 

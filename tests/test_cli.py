@@ -63,6 +63,11 @@ def test_generate_writes_n_files(tmp_path):
     assert main(["--debug-model", "generate", "-n", "3", "--time-signature", "6/8", "-o", str(tmp_path / "g")]) == 0
     files = sorted((tmp_path / "g").glob("*.mid"))
     assert len(files) == 3 and all(_meter(f) == (6, 8) for f in files)
+    assert main(["--debug-model", "generate", "-n", "2", "--notes-per-bar", "4", "--key", "D minor", "--ends-on-tonic",
+                 "-o", str(tmp_path / "shaped")]) == 0
+    assert len(list((tmp_path / "shaped").glob("*.mid"))) == 2
+    # shape controls belong to the corpus neighbourhood sampler
+    assert main(["--debug-model", "generate", "--sampler", "gan", "--key", "minor", "-o", str(tmp_path / "x")]) == 2
 
 
 def test_render_writes_audible_wav(tmp_path):

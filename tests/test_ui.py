@@ -242,7 +242,8 @@ def test_interpolate_gives_one_roll_per_step_and_a_zip_of_clips(studio):
 
 
 def test_generate_gives_midis_a_zip_and_audio(studio):
-    status, audio, gallery, files, wavs, folder = ui.generate_ui(studio, 3, 1.0, 11, "3/4", 90, "gan", None)
+    status, audio, gallery, files, wavs, folder = ui.generate_ui(studio, 3, 1.0, 11, "3/4", 90, "gan", None, None,
+                                                                 "any", False, None)
     assert Path(files[0]).parent == Path(folder)
     assert "**11**" in status and len(gallery) == 3
     assert len(files) == 4 and files[-1].endswith(".zip")
@@ -251,10 +252,18 @@ def test_generate_gives_midis_a_zip_and_audio(studio):
         ts = next(m for t in mido.MidiFile(f).tracks for m in t if m.type == "time_signature")
         assert (ts.numerator, ts.denominator) == (3, 4)
     with pytest.raises(gr.Error, match="count"):
-        ui.generate_ui(studio, 17, 1.0, None, "4/4", 120, "gan", None)
-    assert "**11**" in ui.generate_ui(studio, 3, 1.0, 11, "3/4", 90, "gaussian", None)[0]
+        ui.generate_ui(studio, 17, 1.0, None, "4/4", 120, "gan", None, None, "any", False, None)
+    assert "**11**" in ui.generate_ui(studio, 3, 1.0, 11, "3/4", 90, "gaussian", None, None, "any", False, None)[0]
     with pytest.raises(gr.Error, match="Sampler"):
-        ui.generate_ui(studio, 1, 1.0, None, "4/4", 120, "magic", None)
+        ui.generate_ui(studio, 1, 1.0, None, "4/4", 120, "magic", None, None, "any", False, None)
+    # the shape controls reach the corpus neighbourhood sampler (their effect on the real models is
+    # measured in test_code_bank: the debug model's random decoder follows no attribute)
+    status = ui.generate_ui(studio, 2, 1.0, 5, "4/4", 120, "bank", "", "", "D minor", True, None)[0]
+    assert "**5**" in status
+    with pytest.raises(gr.Error, match="no attribute controls"):
+        ui.generate_ui(studio, 2, 1.0, 5, "4/4", 120, "gan", 4, None, "any", False, None)
+    with pytest.raises(gr.Error, match="Notes per bar|notes_per_bar"):
+        ui.generate_ui(studio, 2, 1.0, 5, "4/4", 120, "bank", 99, None, "any", False, None)
 
 
 def test_an_open_page_keeps_its_files_and_is_told_when_they_were_cleared(studio):
@@ -270,7 +279,7 @@ def test_an_open_page_keeps_its_files_and_is_told_when_they_were_cleared(studio)
     assert run2.folder == "" and run2.melodies == run.melodies  # "Continue from this" still works
     assert ui.keep_files(studio, run2, status2) == (gr.skip(), gr.skip())  # said once
     assert ui.keep_files(studio, "", "") == (gr.skip(), gr.skip())  # nothing shown yet
-    *_, folder = ui.generate_ui(studio, 1, 1.0, 1, "4/4", 120, "gan", None)
+    *_, folder = ui.generate_ui(studio, 1, 1.0, 1, "4/4", 120, "gan", None, None, "any", False, None)
     shutil.rmtree(folder)
     assert ui.keep_files(studio, folder, "Seed used") == ("", f"Seed used  \n⚠ {ui.FILES_CLEARED}")
 
