@@ -23,6 +23,7 @@ from .melody import Key, Melody, estimate_key
 from .models.code_bank import Attributes, CodeBank
 from .models.latent_gan import LatentGAN, LatentGANConfig, meter_name
 from .models.lstm import LSTMConfig, MelodyLSTM
+from .models.style import StyleModel, fit_style
 from .models.vae import MelodyVAE, VAEConfig, slerp
 from .sampling import pitch_mask, sample_logits
 from .settings import MAX_SEED, check_seed, check_settings, parse_time_signature, setting
@@ -138,7 +139,8 @@ TIME_SIGNATURES = ["4/4", "3/4", "2/4", "6/8"]
 # Where Generate's codes come from: near the codes of training windows (models/code_bank.py, the one
 # with attribute controls), the latent GAN (models/latent_gan.py), or the Gaussian fitted to the
 # training codes (MelodyVAE.sample_prior); the last two are kept to compare.
-SAMPLERS = {"bank": "Corpus neighbourhood", "gan": "Latent GAN", "gaussian": "Gaussian prior"}
+SAMPLERS = {"bank": "Corpus neighbourhood", "gan": "Latent GAN", "gaussian": "Gaussian prior",
+            "style": "More like my clips"}  # "style": a model fitted to the user's clips (models/style.py)
 # Generate's key control: free, a mode in any key, or one key.
 GENERATE_KEYS = ["any", "major", "minor"] + [k.name for k in Key.all()]
 
@@ -157,12 +159,16 @@ class SampleRequest:
     range_semitones: int | None = setting("Pitch range", 0, 36, None, help="semitones from lowest note to highest")
     key: str = "any"  # "any", "major", "minor" or a key such as "D minor": see GENERATE_KEYS
     ends_on_tonic: bool = False  # True: the last note is the tonic of the melody's key
+    style: StyleModel | None = None  # fitted by MelodyService.learn_style; needed by the "style" sampler
 
     def validate(self):
         check_settings(self)
         check_seed(self.seed)
         if self.sampler not in SAMPLERS:
             raise RequestError(f"Sampler {str(self.sampler)[:20]!r} is not one of: {', '.join(SAMPLERS)}.")
+        if self.sampler == "style" and self.style is None:
+            raise RequestError("There is no style to sample yet: give 2-20 clips under \"More like these\" and "
+                               "learn their style first, or choose another sampler.")
         if not isinstance(self.ends_on_tonic, bool):
             raise RequestError(f"ends_on_tonic = {str(self.ends_on_tonic)[:20]!r} must be true or false.")
         if not self.attributes().free and self.sampler != "bank":
@@ -412,16 +418,27 @@ class MelodyService:
         morph = morph.replace(name=f"{a.name or 'A'} to {b.name or 'B'}")
         return InterpolateResult(clips, morph, seed, notices)
 
+    def learn_style(self, melodies: list[Melody], progress=None, seed: int = 0) -> StyleModel:
+        """"More like these": a small model of 2-20 clips' codes (see models/style.py), in seconds;
+        ``progress(fraction, message)`` as it goes. Pass it as SampleRequest.style."""
+        return fit_style(self, melodies, progress, seed)
+
     def sample(self, req: SampleRequest) -> SampleResult:
         req.validate()
         gen, seed = _generator(req.seed)
-        probe = Melody(notes=(), time_signature=req.time_signature, qpm=req.qpm, program=req.program)
+        notices = []
+        ts = req.time_signature
+        if req.sampler == "style":
+            req.style.check_vae(self.vae)
+            if ts != req.style.time_signature:
+                notices.append(f"These are in {req.style.meter}, the meter of the clips the style was learnt from.")
+            ts = req.style.time_signature
+        probe = Melody(notes=(), time_signature=ts, qpm=req.qpm, program=req.program)
         W = self.window
         if probe.bar_steps > W:
             num, den = req.time_signature
             raise RequestError(f"A bar of {num}/{den} ({probe.bar_steps} sixteenths) is longer than the "
                                f"{W}-sixteenth clips the model writes; choose a shorter meter such as 4/4 or 6/8.")
-        notices = []
         sampler, attrs, meter = req.sampler, req.attributes(), meter_name(req.time_signature)
         if sampler == "bank" and (self.bank is None or not self.bank.knows(req.time_signature)):
             why = "is not installed" if self.bank is None else f"has no {meter} windows"
@@ -440,6 +457,8 @@ class MelodyService:
             if picked.matches < req.count:
                 notices.append(f"Only {picked.matches} corpus windows meet the request; some of these melodies "
                                "grew from the same one.")
+        elif sampler == "style":
+            z = req.style.sample(req.count, gen)
         elif sampler == "gan":
             z = self.gan.sample(req.count, gen, req.time_signature)
         else:
