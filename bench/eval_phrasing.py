@@ -1,11 +1,14 @@
 """How continuations end and repeat, with and without an asked ending, against the real tunes.
 
     PYTHONPATH=. .venv/bin/python bench/eval_phrasing.py [--primers 200] [--timing 30] [--rolls DIR]
+                                                         [--split test|valid]
 
-Held-out primers (evaluate.primers: 4 bars from the start of test tunes), 4 generated bars, 4
-variations each, temperature 1.0 and 0.7. Rows: today's Continue (one pass, phrasing's candidates=1:
-the very rows continue_ gives), ``free`` and ``tonic chord`` endings chosen among K candidate last
-bars, and the tunes' own next 4 bars. Columns (per continuation, or per bar):
+Held-out primers (evaluate.primers: 4 bars from the start of the split's tunes; choices are made on
+``--split valid``, figures reported on test), 4 generated bars, 4 variations each, temperature 1.0
+and 0.7. Rows: today's Continue (one pass, phrasing's candidates=1: the very rows continue_ gives
+with End on: free), ``free`` and ``tonic chord`` endings chosen among K candidate last bars, the
+default (tonic chord, K) at "Stay close" 0 and 1 besides its default, and the tunes' own next 4
+bars. Columns (per continuation, or per bar):
 
 - tonic chord / tonic end: phrasing.ends_on (the last note in the tonic triad / on the tonic, landing
   on the final bar's downbeat or middle beat); "last in triad": the last note's pitch alone;
@@ -14,6 +17,13 @@ bars, and the tunes' own next 4 bars. Columns (per continuation, or per bar):
 - log2 p/note: phrasing.log_likelihood_per_note; in scale: notes in the primer's key's scale;
 - asked: the share of variations flagged as ending as asked (tonic chord rows).
 
+"More like variation N" (ContinueRequest.like): per primer, the default Continue's best variation
+is the reference; 4 new variations are drawn with ``like`` = it (another seed), and 4 with the same
+seed without it. Printed per group: steps equal to the reference's, note onsets of the reference
+that the new variation has too (same step, same pitch), bars equal to the reference's same bar, and
+whole copies of it; "unrelated" compares the default Continue's other 3 variations with the
+reference.
+
 Then the model time of one Continue of 8 bars x 4 variations per method (one thread), and with
 --rolls, piano rolls of the first 8 primers' best variation, free and tonic chord.
 """
@@ -21,6 +31,7 @@ Then the model time of one Continue of 8 bars x 4 variations per method (one thr
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import sys
 import time
@@ -37,8 +48,10 @@ from musicgen_app import data, evaluate, phrasing, views  # noqa: E402
 from musicgen_app import tokens as tk  # noqa: E402
 from musicgen_app.melody import Melody  # noqa: E402
 from musicgen_app.service import ContinueRequest, MelodyService  # noqa: E402
+from musicgen_app.settings import spec  # noqa: E402
 
 BARS = 4
+STAY_CLOSE = spec(ContinueRequest, "stay_close").default
 
 
 def bar_notes(m: Melody) -> list[tuple]:
@@ -75,11 +88,41 @@ def real_pairs(test: list[Melody], n: int) -> list[tuple[Melody, np.ndarray]]:
     return out
 
 
-def method_rows(svc, primers, temperature, ending, candidates):
+def method_rows(svc, primers, temperature, ending, candidates, stay_close=STAY_CLOSE):
     """Per primer, its PhrasedRows (4 variations of 4 bars, seed = the primer's index)."""
     return [phrasing.continue_with_ending(svc, ContinueRequest(p, bars=BARS, variations=4, seed=i,
-                                                               temperature=temperature), ending, candidates)
+                                                               temperature=temperature, stay_close=stay_close),
+                                          ending, candidates)
             for i, p in enumerate(primers)]
+
+
+def likeness(rows: np.ndarray, ref: np.ndarray, bar_steps: int) -> dict:
+    """How close each of ``rows`` (N, n) is to ``ref`` (n,): per row, then averaged."""
+    onsets = ref >= 2
+    bars = (rows != ref).reshape(len(rows), -1, bar_steps).any(2) == 0  # the primers end on a bar line
+    return {"steps equal": float((rows == ref).mean()),
+            "onsets kept": float((rows[:, onsets] == ref[onsets]).mean()) if onsets.any() else None,
+            "bars equal": float(bars.mean()), "copies": float((rows == ref).all(1).mean())}
+
+
+def like_figures(svc, primers, temperature: float) -> dict[str, dict]:
+    """The "more like" measurement (see the module docstring), averaged over primers."""
+    out = {"like": [], "same seed, no like": [], "unrelated": []}
+    for i, p in enumerate(primers):
+        req = ContinueRequest(p, bars=BARS, variations=4, seed=i, temperature=temperature)
+        first = svc.continue_(req)
+        ref = phrasing.reference_tokens(first.continuations[0])
+        ref[0] = tk.encode(first.continuations[0]).tokens[0]  # the figures compare every step
+        rows = {name: phrasing.continue_with_ending(svc, dataclasses.replace(req, seed=i + 10_000, **change),
+                                                    req.ending).tokens
+                for name, change in (("like", {"like": first.continuations[0]}), ("same seed, no like", {}))}
+        rows["unrelated"] = np.stack([tk.encode(c).tokens for c in first.continuations[1:]])
+        for name, r in rows.items():
+            r = r.copy()
+            r[:, 0] = np.where(r[:, 0] == tk.HOLD, tk.REST, r[:, 0])  # as a continuation alone encodes it
+            out[name].append(likeness(r, ref, p.bar_steps))
+    return {name: {k: float(np.mean([f[k] for f in figs if f[k] is not None])) for k in figs[0]}
+            for name, figs in out.items()}
 
 
 def summarise(pairs: list[tuple[Melody, np.ndarray, float, bool]], ending: str = "free") -> dict:
@@ -150,10 +193,12 @@ def main() -> None:
     ap.add_argument("--timing-only", action="store_true", help="stop after the timing")
     ap.add_argument("--candidates", type=int, default=phrasing.DEFAULT_CANDIDATES)
     ap.add_argument("--rolls", type=Path, help="folder for rolls_free.png and rolls_tonic.png")
+    ap.add_argument("--like", type=int, default=100, help="primers of the 'more like' measurement")
+    ap.add_argument("--split", choices=("test", "valid"), default="test", help="valid for choosing, test to report")
     args = ap.parse_args()
     torch.set_num_threads(1)
     svc = MelodyService.from_checkpoints()
-    test = data.load().split("test")
+    test = data.load().split(args.split)
     primers = evaluate.primers(test, args.primers)
     K = args.candidates
     for name, ms, ratio in timing(svc, primers[:args.timing], K):
@@ -167,17 +212,29 @@ def main() -> None:
                        for p, row in real]
     rows = [("real next 4 bars", summarise([(p, row, s, False) for (p, row), s in zip(real, real_scores)]))]
     for temperature in (1.0, 0.7):
-        for name, ending, k in (("today (1 pass)", "free", 1), (f"free, K={K}", "free", K),
-                                ("tonic chord, K=8", "tonic chord", 8), (f"tonic chord, K={K}", "tonic chord", K)):
+        for name, ending, k, close in (
+                ("today (1 pass)", "free", 1, STAY_CLOSE), (f"free, K={K}", "free", K, STAY_CLOSE),
+                ("tonic chord, K=8", "tonic chord", 8, STAY_CLOSE),
+                (f"tonic chord, K={K}", "tonic chord", K, STAY_CLOSE),
+                (f"tonic chord, K={K}, stay close 0", "tonic chord", K, 0.0),
+                (f"tonic chord, K={K}, stay close 1", "tonic chord", K, 1.0)):
             t0 = time.time()
-            out = method_rows(svc, primers, temperature, ending, k)
+            out = method_rows(svc, primers, temperature, ending, k, close)
             pairs = [(p, row, s, a) for p, o in zip(primers, out)
                      for row, s, a in zip(o.tokens, o.log2p_per_note, o.satisfied)]
             rows.append((f"T={temperature} {name}", summarise(pairs, ending)))
             print(f"T={temperature} {name}: {time.time() - t0:.0f} s", flush=True)
-    print(f"\n{len(primers)} held-out primers, {BARS} new bars, 4 variations each; real: the {len(real)} tunes "
-          f"with {BARS} more bars after the primer\n")
+    print(f"\n{len(primers)} {args.split} primers, {BARS} new bars, 4 variations each, stay close {STAY_CLOSE:g} "
+          f"unless named; real: the {len(real)} tunes with {BARS} more bars after the primer\n")
     print(table(rows))
+    for temperature in (1.0, 0.7):
+        figs = like_figures(svc, primers[:args.like], temperature)
+        print(f"\nMore like the best variation, T={temperature}, {min(args.like, len(primers))} primers "
+              "(default Continue otherwise):\n")
+        cols = list(next(iter(figs.values())))
+        print("| new variations | " + " | ".join(cols) + " |\n" + "|---" * (len(cols) + 1) + "|")
+        for name, f in figs.items():
+            print(f"| {name} | " + " | ".join(f"{100 * f[c]:.1f} %" for c in cols) + " |")
     if args.rolls:
         args.rolls.mkdir(parents=True, exist_ok=True)
         rolls(svc, primers[:8], K, args.rolls)

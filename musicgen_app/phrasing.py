@@ -180,7 +180,7 @@ class PhrasedRows:
 def generate_with_ending(service, primer: np.ndarray, m: Melody, n_new: int, batch: int, temperature: float,
                          gen: torch.Generator, mask: torch.Tensor | None = None, *, ending: str = "free",
                          key: Key | None = None, candidates: int = DEFAULT_CANDIDATES,
-                         ending_bars: int = 1) -> PhrasedRows:
+                         ending_bars: int = 1, pull: float = 0.0, like: np.ndarray | None = None) -> PhrasedRows:
     """``service.generate_lstm``'s arguments, plus the ending: ``batch`` rows of ``n_new`` tokens
     after ``primer``, each ending as asked where one of ``candidates`` sampled endings of its last
     ``ending_bars`` bars does, best first. ``key`` defaults to ``m.key``.
@@ -188,6 +188,12 @@ def generate_with_ending(service, primer: np.ndarray, m: Melody, n_new: int, bat
     ``service`` is what has ``sample_lstm`` (a ``MelodyService``). With one candidate
     there is nothing to choose: the rows are sampled in one pass, the very rows ``generate_lstm``
     gives, only ranked and checked.
+
+    ``pull`` (sampling.stay_close_pull) steers the body toward or away from what the melody played
+    1/2/4/8 bars before; candidate endings are drawn without it, as a cadence is not a repeat: a
+    pull toward the input's bars made fewer of them land (at "Stay close" 1, 8 % of variations
+    could end on the tonic chord). ``like`` (n_new,) are an earlier variation's tokens
+    (:func:`reference_tokens`) that every row is steered toward, ending included.
     """
     check_ending(ending)
     if candidates < 1 or ending_bars < 1:
@@ -197,8 +203,10 @@ def generate_with_ending(service, primer: np.ndarray, m: Melody, n_new: int, bat
     n_body = 0 if candidates == 1 else max(0, n_new - ending_bars * m.bar_steps)
     # The body once per variation, then every variation's candidate endings in one pass, each going
     # on from its own body's LSTM state; the likelihoods come with the samples (no scoring pass).
-    body = service.sample_lstm(primer, m, n_body, batch, temperature, gen, mask)
-    ends = service.sample_lstm(None, m, n_new - n_body, batch * candidates, temperature, gen, mask, after=body)
+    body_like, end_like = (None, None) if like is None else (like[:n_body], like[n_body:])
+    body = service.sample_lstm(primer, m, n_body, batch, temperature, gen, mask, pull=pull, like=body_like)
+    ends = service.sample_lstm(None, m, n_new - n_body, batch * candidates, temperature, gen, mask, after=body,
+                               pull=pull if candidates == 1 else 0.0, like=end_like)
     rows = ends.hist[:, T:].reshape(batch, candidates, n_new)
     end_rows = rows[:, :, n_body:]  # (V, K, n_end)
     # The last note, if it lands at all, starts inside the ending, so only the ending is decoded.
@@ -211,6 +219,37 @@ def generate_with_ending(service, primer: np.ndarray, m: Melody, n_new: int, bat
     v = np.arange(batch)
     order = np.lexsort((-scores[v, pick], ~ok[v, pick]))  # those ending as asked first, each part best first
     return PhrasedRows(rows[v, pick][order], scores[v, pick][order], ok[v, pick][order])
+
+
+def check_like(like, melody: Melody, n_new: int) -> None:
+    """That ``like`` can be an earlier variation of ``melody``'s continuation of ``n_new`` steps (the
+    new part alone, as ``ContinueResult.continuations[i]``), or :class:`RequestError` saying why not."""
+    if not isinstance(like, Melody):
+        raise RequestError(f"The variation to write more like must be a melody (a Continue result's "
+                           f"continuations[i]), not {type(like).__name__}.")
+    if (like.time_signature, like.steps_per_quarter) != (melody.time_signature, melody.steps_per_quarter):
+        (a, b), (c, d) = like.time_signature, melody.time_signature
+        raise RequestError(f"The variation to write more like is in {a}/{b} ({like.steps_per_quarter} steps per "
+                           f"quarter) but the melody is in {c}/{d} ({melody.steps_per_quarter}); choose a variation "
+                           "continued from this melody.")
+    if like.total_steps != n_new:
+        raise RequestError(f"The variation to write more like is {like.total_steps} steps long but this Continue "
+                           f"writes {n_new}; ask for as many bars as that variation has.")
+    if like.pickup_steps != (melody.pickup_steps - melody.total_steps) % melody.bar_steps:
+        raise RequestError(f"The variation to write more like starts {like.pickup_steps} steps before a bar line but "
+                           f"this melody's continuation starts "
+                           f"{(melody.pickup_steps - melody.total_steps) % melody.bar_steps}; choose a variation "
+                           "continued from this melody.")
+
+
+def reference_tokens(like: Melody) -> np.ndarray:
+    """An earlier variation's tokens to steer toward (sampling.steer), -1 at its first step unless a
+    note starts there: the variation alone no longer says whether it held the input's last note
+    or stopped it."""
+    tokens = tk.encode(like).tokens
+    if not any(n.start == 0 for n in like.notes):
+        tokens[0] = -1
+    return tokens
 
 
 def continue_with_ending(service, request, ending: str, candidates: int = DEFAULT_CANDIDATES) -> PhrasedRows:

@@ -25,7 +25,7 @@ from .models.latent_gan import LatentGAN, LatentGANConfig, meter_name
 from .models.lstm import LSTMConfig, MelodyLSTM
 from .models.style import StyleModel, fit_style
 from .models.vae import MelodyVAE, VAEConfig, slerp
-from .sampling import pitch_mask, sample_logits
+from .sampling import like_bias, pitch_mask, sample_logits, stay_close_pull, steer
 from .settings import MAX_SEED, check_seed, check_settings, parse_time_signature, setting
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +45,9 @@ class ContinueRequest:
     key_lock: str = "off"  # "off", "detected" (the melody's key) or a key name such as "D minor"
     pitch_range: tuple[int, int] | None = None  # None: pitch_guard.pitch_guard(melody)
     ending: str = "tonic chord"  # how the last bar lands: one of phrasing.ENDINGS
+    stay_close: float = setting("Stay close", 0.0, 1.0, 0.5, 0.05,
+                                help="0: wander away from the input, 1: bring its bars back")
+    like: Melody | None = None  # an earlier variation (ContinueResult.continuations[i]) to write more like
 
     def validate(self):
         if not self.melody.notes:
@@ -52,6 +55,8 @@ class ContinueRequest:
         check_settings(self)
         check_seed(self.seed)
         phrasing.check_ending(self.ending)
+        if self.like is not None:
+            phrasing.check_like(self.like, self.melody, continuation_steps(self.melody, self.bars))
         if self.key_lock not in ("off", "detected"):
             try:
                 Key.parse(str(self.key_lock))
@@ -286,8 +291,9 @@ class MelodyService:
     def continuation_rows(self, req: ContinueRequest, gen: torch.Generator,
                           candidates: int | None = None) -> phrasing.PhrasedRows:
         """The request's continuation tokens, best first, each ending as asked where it can (see
-        phrasing.generate_with_ending): the key lock and pitch guard as a logit mask, whole bars to
-        the bar line. ``candidates``: endings sampled per variation (default: one for "free")."""
+        phrasing.generate_with_ending): the key lock and pitch guard as a logit mask, "Stay close"
+        and "like" steering the draws, whole bars to the bar line. ``candidates``: endings sampled
+        per variation (default: one for "free")."""
         m = req.melody
         key = req.locked_key()
         rng = req.guard_range()
@@ -296,28 +302,37 @@ class MelodyService:
             candidates = 1 if req.ending == "free" else phrasing.DEFAULT_CANDIDATES
         return phrasing.generate_with_ending(self, tk.encode(m).tokens, m, continuation_steps(m, req.bars),
                                              req.variations, req.temperature, gen, mask, ending=req.ending,
-                                             key=key or m.key, candidates=candidates)
+                                             key=key or m.key, candidates=candidates,
+                                             pull=stay_close_pull(req.stay_close),
+                                             like=None if req.like is None else phrasing.reference_tokens(req.like))
 
     @torch.inference_mode()
     def generate_lstm(self, primer: np.ndarray, m: Melody, n_new: int, batch: int, temperature: float,
-                      gen: torch.Generator, mask: torch.Tensor | None = None) -> np.ndarray:
+                      gen: torch.Generator, mask: torch.Tensor | None = None, *, pull: float = 0.0,
+                      like: np.ndarray | None = None) -> np.ndarray:
         """Sample ``n_new`` tokens after ``primer`` for ``batch`` rows at once -> (batch, n_new).
 
         ``primer`` is one token row for every row, or (P, T) rows of equal length, each the primer of
-        ``batch // P`` consecutive rows (candidate endings of several variations in one pass).
+        ``batch // P`` consecutive rows (candidate endings of several variations in one pass);
+        ``pull`` and ``like`` steer the draws as in sample_lstm.
         """
         primers = np.atleast_2d(primer)
-        return self.sample_lstm(primers, m, n_new, batch, temperature, gen, mask).hist[:, primers.shape[1]:].copy()
+        run = self.sample_lstm(primers, m, n_new, batch, temperature, gen, mask, pull=pull, like=like)
+        return run.hist[:, primers.shape[1]:].copy()
 
     @torch.inference_mode()
     def sample_lstm(self, primer: np.ndarray | None, m: Melody, n_new: int, batch: int, temperature: float,
                     gen: torch.Generator, mask: torch.Tensor | None = None,
-                    after: phrasing.LSTMRun | None = None) -> phrasing.LSTMRun:
+                    after: phrasing.LSTMRun | None = None, *, pull: float = 0.0,
+                    like: np.ndarray | None = None) -> phrasing.LSTMRun:
         """``generate_lstm``, keeping what a caller may go on from: every row's tokens so far, the
         log2-likelihood the model gives its sampled steps, and the LSTM's state after them.
 
         Either ``primer`` ((T,) or (P, T), as for generate_lstm) or ``after``, a run whose P rows each
-        go on as ``batch // P`` rows without running the LSTM over their past again.
+        go on as ``batch // P`` rows without running the LSTM over their past again. Each draw is
+        steered (sampling.steer): ``pull`` toward (> 0) or away from (< 0) what the row played 1, 2,
+        4 and 8 bars before, and toward ``like`` (n_new,), an earlier continuation's tokens at these
+        steps (-1 where it has none). The likelihood is the model's own, unsteered.
         """
         lags = self.lstm.config.lookback_bars
         past = np.atleast_2d(primer) if after is None else after.hist
@@ -342,13 +357,18 @@ class MelodyService:
         last = last.repeat_interleave(reps, 0)
         h, c = h.repeat_interleave(reps, 1), c.repeat_interleave(reps, 1)
         log2p = np.repeat(log2p, reps).astype(np.float64)
+        back = slice(3, 3 + len(lags))  # the lookback tokens among the features (tokens.lstm_features)
+        ahead = feats(np.array([T]))[:, 0]  # the inputs of the step being predicted
+        toward = None if like is None else like_bias(like)
         for i in range(n_new):
-            tok = sample_logits(last, temperature, gen, mask)
+            steered = steer(last, temperature, mask, ahead[:, back], pull, None if toward is None else toward[i])
+            tok = sample_logits(steered, 1.0, gen)
             hist[:, T + i] = tok.numpy()
             # the model's own likelihood (temperature 1, no mask), as phrasing.log_likelihood_per_note
             log2p += torch.log_softmax(last, -1).gather(1, tok[:, None])[:, 0].double().numpy() / phrasing.LN2
             # one step past the last token too (a few rows, ~0.1 ms), so the run can be gone on from
-            last, (h, c) = self.lstm.step(tok, feats(np.array([T + i + 1]))[:, 0], (h, c))
+            ahead = feats(np.array([T + i + 1]))[:, 0]
+            last, (h, c) = self.lstm.step(tok, ahead, (h, c))
         return phrasing.LSTMRun(hist, log2p, last, (h, c))
 
     # -- VAE --------------------------------------------------------------------------------------

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from musicgen_app import data, evaluate, phrasing
+from musicgen_app import data, evaluate, phrasing, sampling
 from musicgen_app import tokens as tk
 from musicgen_app.errors import RequestError
 from musicgen_app.melody import Key, Melody, Note
 from musicgen_app.service import ContinueRequest, MelodyService
+from musicgen_app.settings import spec
 
 CKPT = Path(__file__).resolve().parent.parent / "checkpoints"
 C_MAJOR, A_MINOR = Key(0, "major"), Key(9, "minor")
@@ -161,8 +162,8 @@ class Scripted:
     def __init__(self, svc):
         self.svc, self.lstm, self.calls = svc, svc.lstm, []
 
-    def sample_lstm(self, primer, m, n_new, batch, temperature, gen, mask=None, after=None):
-        run = self.svc.sample_lstm(primer, m, n_new, batch, temperature, gen, mask, after=after)
+    def sample_lstm(self, primer, m, n_new, batch, temperature, gen, mask=None, after=None, **steering):
+        run = self.svc.sample_lstm(primer, m, n_new, batch, temperature, gen, mask, after=after, **steering)
         if after is None:  # the bodies
             self.primer = np.asarray(primer)
             self.calls.append(run)
@@ -249,3 +250,135 @@ def test_the_shipped_lstm_ends_on_the_tonic_chord_when_asked():
         rates[ending] = np.mean(hits)
     # measured on these 32 continuations: 0.12 free, 0.81 asked (bench/eval_phrasing.py: 200 primers)
     assert rates["tonic chord"] >= 0.5 and rates["tonic chord"] >= rates["free"] + 0.3, rates
+
+
+# -- steering: "Stay close" and "more like" ----------------------------------------------------------
+def lookback(*rows):
+    """Lookback tokens (B, 4) from pitches, "hold" or None (the melody does not reach back that far)."""
+    code = {"hold": tk.HOLD, None: tk.LOOKBACK_NONE}
+    return torch.tensor([[code[p] if p in code else tk.pitch_to_token(p) for p in r] for r in rows])
+
+
+def test_steering_at_temperature_one_without_pull_or_reference_changes_nothing():
+    logits, mask = torch.randn(2, tk.NUM_CLASSES), sampling.pitch_mask(pitch_range=(55, 80))
+    z = sampling.steer(logits, 1.0, mask, lookback(("hold", 60, None, 62), (64, 64, 64, None)), 0.0)
+    assert torch.equal(z, logits + mask)
+
+
+@pytest.mark.parametrize("temperature", [0.5, 0.7, 1.5])
+def test_temperature_does_not_change_how_likely_a_repeat_is(temperature):
+    torch.manual_seed(0)
+    logits = torch.randn(3, tk.NUM_CLASSES)
+    back = lookback((60, 62, "hold", None), (64, 64, 60, 67), ("hold", "hold", None, None))
+    repeats = [[tk.pitch_to_token(p) for p in ps] for ps in ((60, 62), (60, 64, 67), ())]
+    for row, toks in enumerate(repeats):
+        logits[row, toks] += 3.0  # the model prefers to repeat, as the shipped LSTM does
+    p1, p = torch.softmax(logits, -1), torch.softmax(sampling.steer(logits, temperature, None, back), -1)
+    plain = torch.softmax(logits / temperature, -1)
+    for row, toks in enumerate(repeats[:2]):
+        assert abs(float(p[row, toks].sum() - p1[row, toks].sum())) < 1e-5
+        assert abs(float(plain[row, toks].sum() - p1[row, toks].sum())) > 0.05  # what it would have been
+        others = [t for t in range(tk.NUM_CLASSES) if t not in toks]
+        # temperature still sharpens the choice among the other tokens (and among the repeated ones)
+        np.testing.assert_allclose((p[row, others].log() - p[row, others[0]].log()).numpy(),
+                                   ((logits[row, others] - logits[row, others[0]]) / temperature).numpy(), atol=1e-4)
+    # no note or rest to repeat (only holds): plain temperature
+    np.testing.assert_allclose(p[2].numpy(), plain[2].numpy(), atol=1e-6)
+
+
+def test_pull_goes_toward_or_away_from_the_notes_bars_back_not_their_holds():
+    logits = torch.randn(2, tk.NUM_CLASSES)
+    back = lookback((60, 60, "hold", 62), ("hold", "hold", "hold", None))
+    for pull in (-2.0, 1.5):
+        z = sampling.steer(logits, 1.0, None, back, pull)
+        added = z - logits
+        c, d = tk.pitch_to_token(60), tk.pitch_to_token(62)
+        assert abs(float(added[0, c]) - 2 * pull) < 1e-5 and abs(float(added[0, d]) - pull) < 1e-5  # per lag
+        added[0, [c, d]] = 0
+        assert float(added.abs().max()) < 1e-5  # the holds and the other tokens untouched
+    assert sampling.stay_close_pull(0.0) < 0 < sampling.stay_close_pull(1.0)
+    assert sampling.stay_close_pull(0.0) < sampling.stay_close_pull(spec(ContinueRequest, "stay_close").default)
+
+
+def test_like_pulls_toward_the_reference_token_where_it_has_one():
+    logits = torch.randn(2, tk.NUM_CLASSES)
+    z = sampling.steer(logits, 0.7, like=sampling.like_bias(np.array([tk.pitch_to_token(65), -1])))
+    added = z - logits / 0.7
+    assert abs(float(added[0, tk.pitch_to_token(65)]) - sampling.LIKE_PULL) < 1e-5
+    added[0, tk.pitch_to_token(65)] = 0
+    assert float(added.abs().max()) < 1e-5
+
+
+def test_steering_keeps_masked_tokens_out_even_when_only_they_repeat():
+    mask = sampling.pitch_mask(pitch_range=(64, 72))
+    z = sampling.steer(torch.randn(1, tk.NUM_CLASSES), 0.7, mask, lookback((60, 60, 62, None)), 1.0)
+    assert torch.isneginf(z[0, tk.pitch_to_token(60)]) and not z.isnan().any()
+    assert torch.isfinite(z[0, [tk.HOLD, tk.REST, tk.pitch_to_token(64)]]).all()
+
+
+def test_reference_tokens_leave_an_unknown_first_step_free():
+    first_held = Melody(notes=(Note(4, 64, 4),), total_steps=16)
+    assert phrasing.reference_tokens(first_held)[0] == -1
+    assert list(phrasing.reference_tokens(first_held)[4:9]) == [tk.pitch_to_token(64), 0, 0, 0, tk.REST]
+    assert phrasing.reference_tokens(Melody(notes=(Note(0, 64, 4),), total_steps=16))[0] == tk.pitch_to_token(64)
+
+
+def test_steered_continuations_are_seeded(svc):
+    m = primer()
+    like = svc.continue_(ContinueRequest(m, bars=2, variations=2, seed=1)).continuations[1]
+    reqs = [ContinueRequest(m, bars=2, variations=3, seed=9, temperature=0.8, stay_close=s, like=x)
+            for s, x in ((0.2, None), (0.2, None), (0.9, None), (0.2, like))]
+    a, b, c, d = (svc.continue_(r).continuations for r in reqs)
+    assert a == b and a != c and a != d
+    assert d == svc.continue_(reqs[3]).continuations
+
+
+def bars_back(primer_tokens: np.ndarray, rows: np.ndarray, bar: int) -> tuple[float, float]:
+    """Shares of the continuation bars with a note that equal a primer bar, or an earlier bar of
+    their own row (token for token; the primers end on a bar line)."""
+    before = {tuple(b) for b in primer_tokens.reshape(-1, bar)}
+    copies, repeats, n = 0, 0, 0
+    for row in rows:
+        bars = [tuple(b) for b in row.reshape(-1, bar)]
+        for i, b in enumerate(bars):
+            if max(b) >= 2:
+                n += 1
+                copies += b in before
+                repeats += b in bars[:i]
+    return copies / n, repeats / n
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    if not (CKPT / "lstm.safetensors").exists():
+        pytest.skip("no trained checkpoints")
+    torch.set_num_threads(1)
+    return MelodyService.from_checkpoints(CKPT), evaluate.primers(data.load().split("test"), 12)
+
+
+def test_stay_close_brings_the_inputs_bars_back_more_or_less(shipped):
+    real, primers = shipped
+    rates = []
+    for close in (0.0, spec(ContinueRequest, "stay_close").default, 1.0):
+        rows = [phrasing.continue_with_ending(real, ContinueRequest(p, bars=4, variations=4, seed=i, stay_close=close),
+                                              "tonic chord").tokens for i, p in enumerate(primers)]
+        rates.append(np.mean([bars_back(tk.encode(p).tokens, r, p.bar_steps) for p, r in zip(primers, rows)], 0))
+    (c0, r0), (cd, rd), (c1, r1) = rates
+    # measured on these 192 bars: copies 0 / 0.17 / 0.35, repeats 0 / 0.02 / 0.16 (bench/eval_phrasing.py: 200)
+    assert c0 < 0.03 and r0 < 0.03 and 0.08 < cd < 0.3 and c1 > cd + 0.1 and r1 > rd + 0.05, rates
+
+
+def test_more_like_a_variation_is_closer_to_it_but_no_copy(shipped):
+    real, primers = shipped
+    near, far, copies = [], [], []
+    for i, p in enumerate(primers[:8]):
+        ref = real.continue_(ContinueRequest(p, bars=4, variations=4, seed=i)).continuations[0]
+        want = tk.encode(ref).tokens[1:]  # the first step is not comparable (see reference_tokens)
+        for like, out in ((ref, near), (None, far)):
+            got = real.continue_(ContinueRequest(p, bars=4, variations=4, seed=100 + i, like=like)).continuations
+            rows = np.stack([tk.encode(c).tokens[1:] for c in got])
+            out.append(np.mean(rows == want))
+            if like is not None:
+                copies += [bool((r == want).all()) for r in rows]
+    # measured: steps equal 0.xx with like, 0.xx without; copies 0.xx
+    assert np.mean(near) > np.mean(far) + 0.1 and np.mean(copies) < 0.5, (np.mean(near), np.mean(far), np.mean(copies))

@@ -155,9 +155,8 @@ def test_sampling_sees_the_inputs_training_sees(svc, monkeypatch):
     from musicgen_app.batches import lstm_batch, lstm_chunks
 
     seen = []
-    real = service_mod.sample_logits
-    monkeypatch.setattr(service_mod, "sample_logits",
-                        lambda logits, *a: seen.append(logits.clone()) or real(logits, *a))
+    real = service_mod.steer
+    monkeypatch.setattr(service_mod, "steer", lambda logits, *a: seen.append(logits.clone()) or real(logits, *a))
     m = Melody(notes=tuple(Note(4 * i, 60 + (i % 5), 4) for i in range(16)), total_steps=64)
     primer = tk.encode(m).tokens
     out = svc.generate_lstm(primer, m, 40, 2, 1.0, torch.Generator().manual_seed(3))
@@ -214,3 +213,28 @@ def test_interpolate_pacing_is_a_choice(svc):
     assert len(even.clips) == len(linear.clips) == 5
     with pytest.raises(RequestError, match="Pacing"):
         svc.interpolate(InterpolateRequest(a, b, pacing="fast"))
+
+
+def test_more_like_an_earlier_variation(svc):
+    m = scale_tune()
+    first = svc.continue_(ContinueRequest(m, bars=2, variations=2, seed=4))
+    res = svc.continue_(ContinueRequest(m, bars=2, variations=3, seed=5, like=first.continuations[1]))
+    assert len(res.continuations) == 3 and all(c.total_steps == 2 * m.bar_steps for c in res.continuations)
+
+
+@pytest.mark.parametrize("like,match", [
+    ("variation 1", "must be a melody .*not str"),
+    (Melody(notes=(Note(0, 60, 4),), total_steps=48), "48 steps long but this Continue writes 32; ask for as many "
+                                                      "bars"),
+    (Melody(notes=(Note(0, 60, 4),), total_steps=24, time_signature=(3, 4)), "in 3/4 .* the melody is in 4/4"),
+    (Melody(notes=(Note(0, 60, 4),), total_steps=32, pickup_steps=4), "starts 4 steps before a bar line"),
+])
+def test_a_variation_to_be_like_must_fit_the_continuation(svc, like, match):
+    with pytest.raises(RequestError, match=match):
+        svc.continue_(ContinueRequest(scale_tune(), bars=2, like=like))
+
+
+def test_stay_close_is_a_setting_from_0_to_1(svc):
+    for bad in (-0.1, 1.5, "close"):
+        with pytest.raises(RequestError, match=rf"stay_close = {bad!r}.* from 0 to 1"):
+            svc.continue_(ContinueRequest(scale_tune(), stay_close=bad))
