@@ -24,7 +24,11 @@ from musicgen_app.examples import DEFAULT_EXAMPLE, EXAMPLES, example_path
 from musicgen_app.inputs import InputHistory, InputOrigin, read_input
 from musicgen_app.service import MelodyService
 from musicgen_app.studio import KEEP_PROGRAM, Studio, client_gone
+from musicgen_app.tab_continue import MAX_VARIATIONS, chain_result, continue_rest_ui, continue_ui
+from musicgen_app.tab_generate import generate_ui
+from musicgen_app.tab_interpolate import interpolate_ui
 from musicgen_app.tempfiles import TempStore
+from musicgen_app.widgets import FILES_CLEARED, keep_files
 
 CORRUPT = Path(__file__).resolve().parent / "data" / "corrupt"
 SLOT = 8  # group, audio, roll, score, midi, continuation midi, wav, musicxml per variation
@@ -88,14 +92,14 @@ def test_continue_writes_audio_roll_and_midi_per_variation(studio):
     hist = panels.initial_history("Waltz (3/4, MIDI)")
     inp = hist.current.melody
     run, status, slots = _slots(
-        ui.continue_ui(studio, hist, None, 4, 1.0, 3, "123", "off", "tonic chord", KEEP_PROGRAM, None)
+        continue_ui(studio, hist, None, 4, 1.0, 3, "123", "off", "tonic chord", KEEP_PROGRAM, None)
     )
     assert "Seed used: **123**" in status
     low, high = run.result.pitch_range  # the pitch guard is stated
     assert f"within {views.pitch_name(low)}-{views.pitch_name(high)}" in status
     assert low <= min(n.pitch for n in inp.notes) - 7 and high >= max(n.pitch for n in inp.notes) + 7
     assert all(low <= n.pitch <= high for m in run.melodies for n in m.notes[len(inp.notes):])
-    assert len(run.melodies) == 3 and len(slots) == ui.MAX_VARIATIONS
+    assert len(run.melodies) == 3 and len(slots) == MAX_VARIATIONS
     # the first pass: every MIDI, but audio and a roll for the first variation only, so it plays at once
     for i, (group, player, roll, _score, whole, cont, wav, xml) in enumerate(slots[:3]):
         assert group["visible"] is True and xml is None  # the second pass adds the score
@@ -108,8 +112,8 @@ def test_continue_writes_audio_roll_and_midi_per_variation(studio):
         assert (ts.numerator, ts.denominator) == (3, 4)
     for group, audio, *_ in slots[3:]:
         assert group["visible"] is False and audio is None
-    rest = ui.continue_rest_ui(run)
-    assert len(rest) == REST * ui.MAX_VARIATIONS
+    rest = continue_rest_ui(run)
+    assert len(rest) == REST * MAX_VARIATIONS
     rest = [rest[i : i + REST] for i in range(0, len(rest), REST)]
     players = [slots[0][1]] + [r[0] for r in rest[1:3]]
     likelihoods = []
@@ -134,17 +138,17 @@ def test_continue_writes_audio_roll_and_midi_per_variation(studio):
 
 def test_same_seed_gives_the_same_music_and_the_scores_come_second(studio):
     hist = panels.initial_history("Jig (6/8, MIDI)")
-    a = _slots(ui.continue_ui(studio, hist, None, 2, 0.8, 2, 5, "detected", "tonic chord", 40, None))
-    b = _slots(ui.continue_ui(studio, hist, None, 2, 0.8, 2, 5, "detected", "tonic chord", 40, None))
+    a = _slots(continue_ui(studio, hist, None, 2, 0.8, 2, 5, "detected", "tonic chord", 40, None))
+    b = _slots(continue_ui(studio, hist, None, 2, 0.8, 2, 5, "detected", "tonic chord", 40, None))
     assert a[0].melodies == b[0].melodies
     assert all(m.program == 40 for m in a[0].melodies)
     assert Path(a[2][0][4]).read_bytes() == Path(b[2][0][4]).read_bytes()
-    rest = ui.continue_rest_ui(a[0])
-    assert len(rest) == REST * ui.MAX_VARIATIONS
+    rest = continue_rest_ui(a[0])
+    assert len(rest) == REST * MAX_VARIATIONS
     html0, xml0 = rest[3], rest[4]
     assert "<svg" in html0
     assert xml0.endswith(".musicxml") and Path(xml0).stat().st_size > 500
-    assert rest[2 * REST:] == (gr.skip(), gr.skip(), gr.skip(), "", None) * (ui.MAX_VARIATIONS - 2)
+    assert rest[2 * REST:] == (gr.skip(), gr.skip(), gr.skip(), "", None) * (MAX_VARIATIONS - 2)
 
 
 def test_client_gone_reads_gradios_queue_and_stops_the_second_pass(studio):
@@ -158,13 +162,13 @@ def test_client_gone_reads_gradios_queue_and_stops_the_second_pass(studio):
     try:
         assert not client_gone()
         hist = panels.initial_history()
-        run, _, _ = _slots(ui.continue_ui(studio, hist, None, 2, 1.0, 3, 7, "off", "free", KEEP_PROGRAM, None))
+        run, _, _ = _slots(continue_ui(studio, hist, None, 2, 1.0, 3, 7, "off", "free", KEEP_PROGRAM, None))
         asyncio.run(queue.clean_events(session_hash="page-1"))  # what Gradio does when the page's stream closes
         assert client_gone()
-        assert ui.continue_rest_ui(run) == (gr.skip(),) * (REST * ui.MAX_VARIATIONS)
+        assert continue_rest_ui(run) == (gr.skip(),) * (REST * MAX_VARIATIONS)
         assert not list(Path(run.folder).glob("*.wav"))[1:]  # only the first pass's WAV
         with pytest.raises(gr.Error, match="closed"):  # a new click's model runs, but nothing is rendered
-            ui.continue_ui(studio, hist, None, 2, 1.0, 3, 7, "off", "free", KEEP_PROGRAM, None)
+            continue_ui(studio, hist, None, 2, 1.0, 3, 7, "off", "free", KEEP_PROGRAM, None)
     finally:
         LocalContext.blocks.reset(tokens[0])
         LocalContext.event_id.reset(tokens[1])
@@ -174,19 +178,19 @@ def test_client_gone_reads_gradios_queue_and_stops_the_second_pass(studio):
 def test_chain_a_result_then_undo(studio):
     hist = panels.initial_history()
     first = hist.current
-    run, status, _ = _slots(ui.continue_ui(studio, hist, None, 2, 1.0, 2, "", "off", "tonic chord", KEEP_PROGRAM, None))
+    run, status, _ = _slots(continue_ui(studio, hist, None, 2, 1.0, 2, "", "off", "tonic chord", KEEP_PROGRAM, None))
     assert "Seed used: **" in status  # an empty seed box means a random seed, shown back
-    hist2, info, track = ui.chain_result(1, run, hist)
+    hist2, info, track = chain_result(1, run, hist)
     assert hist2.current.melody == run.melodies[1] and len(hist2.entries) == 2
     assert "Variation 2" in info and track["visible"] is False
-    run2, _, _ = _slots(ui.continue_ui(studio, hist2, None, 2, 1.0, 1, 2, "off", "tonic chord", KEEP_PROGRAM, None))
+    run2, _, _ = _slots(continue_ui(studio, hist2, None, 2, 1.0, 1, 2, "off", "tonic chord", KEEP_PROGRAM, None))
     assert run2.melodies[0].notes[: len(run.melodies[1].notes)] == run.melodies[1].notes
     hist3, _, _ = panels.undo_input(hist2)
     assert hist3.current == first
     with pytest.raises(gr.Error):
         panels.undo_input(hist3)
     with pytest.raises(gr.Error):
-        ui.chain_result(5, run, hist)
+        chain_result(5, run, hist)
 
 
 @pytest.mark.parametrize(
@@ -206,13 +210,13 @@ def test_bad_typed_notes_and_bad_settings_are_errors(studio):
     with pytest.raises(gr.Error, match="tinyNotation|ABC"):
         panels.pick_text("", hist)
     with pytest.raises(gr.Error, match="bars"):
-        ui.continue_ui(studio, hist, None, 0, 1.0, 1, None, "off", "tonic chord", KEEP_PROGRAM, None)
+        continue_ui(studio, hist, None, 0, 1.0, 1, None, "off", "tonic chord", KEEP_PROGRAM, None)
     with pytest.raises(gr.Error, match="H major|tonic"):
-        ui.continue_ui(studio, hist, None, 2, 1.0, 1, None, "H major", "tonic chord", KEEP_PROGRAM, None)
+        continue_ui(studio, hist, None, 2, 1.0, 1, None, "H major", "tonic chord", KEEP_PROGRAM, None)
     with pytest.raises(gr.Error, match="Seed"):
-        ui.continue_ui(studio, hist, None, 2, 1.0, 1, "twelve", "off", "tonic chord", KEEP_PROGRAM, None)
+        continue_ui(studio, hist, None, 2, 1.0, 1, "twelve", "off", "tonic chord", KEEP_PROGRAM, None)
     with pytest.raises(gr.Error, match="melody first"):
-        ui.continue_ui(studio, InputHistory(), None, 2, 1.0, 1, None, "off", "tonic chord", KEEP_PROGRAM, None)
+        continue_ui(studio, InputHistory(), None, 2, 1.0, 1, None, "off", "tonic chord", KEEP_PROGRAM, None)
     assert len(hist.entries) == 1
 
 
@@ -224,7 +228,7 @@ def test_typed_notes_become_the_input():
 
 def test_interpolate_gives_one_roll_per_step_and_a_zip_of_clips(studio):
     a, b = panels.initial_history("Jig (6/8, MIDI)"), panels.initial_history("Waltz (3/4, MIDI)")
-    *_, status, audio, gallery, files, folder = ui.interpolate_ui(studio, a, None, b, None, 5, 0.0, "even", 9, None)
+    *_, status, audio, gallery, files, folder = interpolate_ui(studio, a, None, b, None, 5, 0.0, "even", 9, None)
     assert Path(files[0]).parent == Path(folder)
     assert "Seed used: **9**" in status
     assert len(gallery) == 5 and gallery[0][1].endswith("A") and gallery[-1][1].endswith("B")
@@ -242,7 +246,7 @@ def test_interpolate_gives_one_roll_per_step_and_a_zip_of_clips(studio):
 
 
 def test_generate_gives_midis_a_zip_and_audio(studio):
-    status, audio, gallery, files, wavs, folder = ui.generate_ui(studio, 3, 1.0, 11, "3/4", 90, "gan", None, None,
+    status, audio, gallery, files, wavs, folder = generate_ui(studio, 3, 1.0, 11, "3/4", 90, "gan", None, None,
                                                                  "any", False, None)
     assert Path(files[0]).parent == Path(folder)
     assert "**11**" in status and len(gallery) == 3
@@ -252,36 +256,36 @@ def test_generate_gives_midis_a_zip_and_audio(studio):
         ts = next(m for t in mido.MidiFile(f).tracks for m in t if m.type == "time_signature")
         assert (ts.numerator, ts.denominator) == (3, 4)
     with pytest.raises(gr.Error, match="count"):
-        ui.generate_ui(studio, 17, 1.0, None, "4/4", 120, "gan", None, None, "any", False, None)
-    assert "**11**" in ui.generate_ui(studio, 3, 1.0, 11, "3/4", 90, "gaussian", None, None, "any", False, None)[0]
+        generate_ui(studio, 17, 1.0, None, "4/4", 120, "gan", None, None, "any", False, None)
+    assert "**11**" in generate_ui(studio, 3, 1.0, 11, "3/4", 90, "gaussian", None, None, "any", False, None)[0]
     with pytest.raises(gr.Error, match="Sampler"):
-        ui.generate_ui(studio, 1, 1.0, None, "4/4", 120, "magic", None, None, "any", False, None)
+        generate_ui(studio, 1, 1.0, None, "4/4", 120, "magic", None, None, "any", False, None)
     # the shape controls reach the corpus neighbourhood sampler (their effect on the real models is
     # measured in test_code_bank: the debug model's random decoder follows no attribute)
-    status = ui.generate_ui(studio, 2, 1.0, 5, "4/4", 120, "bank", "", "", "D minor", True, None)[0]
+    status = generate_ui(studio, 2, 1.0, 5, "4/4", 120, "bank", "", "", "D minor", True, None)[0]
     assert "**5**" in status
     with pytest.raises(gr.Error, match="no attribute controls"):
-        ui.generate_ui(studio, 2, 1.0, 5, "4/4", 120, "gan", 4, None, "any", False, None)
+        generate_ui(studio, 2, 1.0, 5, "4/4", 120, "gan", 4, None, "any", False, None)
     with pytest.raises(gr.Error, match="Notes per bar|notes_per_bar"):
-        ui.generate_ui(studio, 2, 1.0, 5, "4/4", 120, "bank", 99, None, "any", False, None)
+        generate_ui(studio, 2, 1.0, 5, "4/4", 120, "bank", 99, None, "any", False, None)
 
 
 def test_an_open_page_keeps_its_files_and_is_told_when_they_were_cleared(studio):
     hist = panels.initial_history()
-    run, status, _ = _slots(ui.continue_ui(studio, hist, None, 1, 1.0, 1, 3, "off", "free", KEEP_PROGRAM, None))
+    run, status, _ = _slots(continue_ui(studio, hist, None, 1, 1.0, 1, 3, "off", "free", KEEP_PROGRAM, None))
     wav = next(Path(run.folder).glob("*.wav"))
     os.utime(wav, (time.time() - 5000, time.time() - 5000))
-    assert ui.keep_files(studio, run, status) == (gr.skip(), gr.skip())  # kept: nothing on the page changes
+    assert keep_files(studio, run, status) == (gr.skip(), gr.skip())  # kept: nothing on the page changes
     assert time.time() - wav.stat().st_mtime < 60
     shutil.rmtree(run.folder)  # the store made room
-    run2, status2 = ui.keep_files(studio, run, status)
-    assert status2.startswith(status) and ui.FILES_CLEARED in status2
+    run2, status2 = keep_files(studio, run, status)
+    assert status2.startswith(status) and FILES_CLEARED in status2
     assert run2.folder == "" and run2.melodies == run.melodies  # "Continue from this" still works
-    assert ui.keep_files(studio, run2, status2) == (gr.skip(), gr.skip())  # said once
-    assert ui.keep_files(studio, "", "") == (gr.skip(), gr.skip())  # nothing shown yet
-    *_, folder = ui.generate_ui(studio, 1, 1.0, 1, "4/4", 120, "gan", None, None, "any", False, None)
+    assert keep_files(studio, run2, status2) == (gr.skip(), gr.skip())  # said once
+    assert keep_files(studio, "", "") == (gr.skip(), gr.skip())  # nothing shown yet
+    *_, folder = generate_ui(studio, 1, 1.0, 1, "4/4", 120, "gan", None, None, "any", False, None)
     shutil.rmtree(folder)
-    assert ui.keep_files(studio, folder, "Seed used") == ("", f"Seed used  \n⚠ {ui.FILES_CLEARED}")
+    assert keep_files(studio, folder, "Seed used") == ("", f"Seed used  \n⚠ {FILES_CLEARED}")
 
 
 def test_api_functions_take_a_file_text_or_example(studio, tmp_path):
@@ -343,20 +347,20 @@ def test_continue_uses_an_upload_whose_own_event_has_not_arrived_yet(studio):
     # still on its way when Continue is clicked.
     hist = panels.initial_history()
     waltz = str(example_path("Waltz (3/4, MIDI)"))
-    state, info, _, run, status, *_ = ui.continue_ui(
+    state, info, _, run, status, *_ = continue_ui(
         studio, hist, waltz, 2, 1.0, 1, 1, "off", "tonic chord", KEEP_PROGRAM, None
     )
     assert state.current.origin == InputOrigin("file", waltz) and "waltz_3-4.mid" in info
     assert run.melodies[0].time_signature == (3, 4)
     # once read, the same upload is not read again: an example picked later stays the input
     later = state.push(read_input(InputOrigin("example", "Jig (6/8, MIDI)")))
-    state2, *_ = ui.continue_ui(studio, later, waltz, 2, 1.0, 1, 1, "off", "tonic chord", KEEP_PROGRAM, None)
+    state2, *_ = continue_ui(studio, later, waltz, 2, 1.0, 1, 1, "off", "tonic chord", KEEP_PROGRAM, None)
     assert state2 == later
 
 
 def test_a_refused_upload_left_in_the_box_does_not_block_continue(studio):
     hist = panels.initial_history()
-    state, *_ = ui.continue_ui(
+    state, *_ = continue_ui(
         studio, hist, str(CORRUPT / "truncated.mid"), 1, 1.0, 1, 1, "off", "tonic chord", KEEP_PROGRAM, None
     )
     assert state == hist

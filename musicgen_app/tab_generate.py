@@ -1,0 +1,70 @@
+"""The Generate tab: how many, meter, tempo, the sampler and its shape controls; the melodies as a
+medley, a piano roll each (click one to hear it alone) and the downloads."""
+
+from __future__ import annotations
+
+import functools
+
+import gradio as gr
+
+from . import widgets
+from .service import GENERATE_KEYS, SAMPLERS, TIME_SIGNATURES, SampleRequest
+from .studio import Studio, generate_files, user_errors
+
+
+@user_errors
+def generate_ui(studio: Studio, count, temperature, seed, time_signature, qpm, sampler, notes_per_bar,
+                range_semitones, key, ends_on_tonic, soundfont, progress=gr.Progress()):
+    progress(0.05, desc="Sampling")
+    result, files = generate_files(studio, count, temperature, seed, time_signature, qpm, soundfont, page=True,
+                                   sampler=sampler, notes_per_bar=notes_per_bar, range_semitones=range_semitones,
+                                   key=key, ends_on_tonic=ends_on_tonic)
+    status = widgets.status_line(result.seed, [*result.notices, *files.notices],
+                     " The player plays them all in turn; click a piano roll to hear that melody alone.")
+    return (status, str(files.medley), [(str(p), c) for p, c in files.rolls],
+            [str(p) for p in files.midis] + [str(files.zip)], [str(files.medley)] + [str(w) for w in files.audios],
+            str(files.medley.parent))
+
+
+def build(studio: Studio, heavy: dict):
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=340):
+            gr.Markdown("### Settings")
+            count = widgets.slider(SampleRequest, "count", elem_id="generate-count")
+            temperature = widgets.slider(SampleRequest, "temperature", label="Temperature (higher: wilder)")
+            with gr.Row(elem_classes="compact-row"):
+                time_signature = gr.Dropdown(TIME_SIGNATURES, value="4/4", label="Time signature")
+                qpm = widgets.slider(SampleRequest, "qpm", label="Tempo (quarter notes per minute)")
+            sampler = gr.Radio([(label, key) for key, label in SAMPLERS.items()], value="bank", label="Sampler",
+                               info="where each melody's code comes from: near a corpus tune (the shape controls "
+                                    "below work with this one), or the GAN and the Gaussian, kept to compare",
+                               elem_id="generate-sampler")
+            with gr.Accordion("Shape (empty: free)", open=False, elem_id="generate-shape"):
+                with gr.Row(elem_classes="compact-row"):
+                    density = widgets.optional_number(SampleRequest, "notes_per_bar", "generate-density")
+                    span = widgets.optional_number(SampleRequest, "range_semitones", "generate-range")
+                with gr.Row(elem_classes="compact-row", equal_height=True):
+                    key = gr.Dropdown(GENERATE_KEYS, value="any", label="Key", elem_id="generate-key",
+                                      info="any, a mode, or one key")
+                    tonic = gr.Checkbox(False, label="Ends on the tonic", elem_id="generate-tonic")
+            seed = widgets.seed_row()
+            soundfont = widgets.soundfont_dropdown(studio)
+            go = gr.Button("Generate", variant="primary", elem_id="generate-go")
+        with gr.Column(scale=3, min_width=480):
+            status = gr.Markdown("New melodies appear here: press **Generate**.", elem_id="generate-status")
+            audio = gr.Audio(type="filepath", interactive=False, label="Listen", elem_id="generate-audio")
+            files = gr.File(file_count="multiple", label="Downloads (a MIDI per melody, and a zip)",
+                            interactive=False, height=130, elem_id="generate-files")
+            gallery = gr.Gallery(label="Piano rolls (click one to hear it)", columns=2, height="auto",
+                                 object_fit="contain", elem_id="generate-gallery", elem_classes="rolls")
+            wavs, folder = gr.State([]), gr.State("")
+    go.click(functools.partial(generate_ui, studio),
+             [count, temperature, seed, time_signature, qpm, sampler, density, span, key, tonic, soundfont],
+             [status, audio, gallery, files, wavs, folder], api_visibility="private", **heavy)
+    widgets.keep_files_while_open(studio, folder, status)
+
+    def play(wav_paths, evt: gr.SelectData):
+        # wav_paths[0] is all of them in turn; melody k is at k + 1
+        return wav_paths[evt.index + 1] if evt.index + 1 < len(wav_paths) else gr.update()
+
+    gallery.select(play, [wavs], [audio], api_visibility="private", queue=False)

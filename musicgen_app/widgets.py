@@ -1,0 +1,71 @@
+"""What every tab of the page is built from: sliders and boxes declared by the request types,
+the seed row, the SoundFont menu, the status line, and keeping a shown result's files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import html
+import random
+
+import gradio as gr
+
+from .settings import spec
+from .studio import Studio
+
+
+def random_seed() -> int:
+    return random.randint(0, 99_999_999)
+
+
+def status_line(seed: int, notices, extra: str = "") -> str:
+    lines = [f"Seed used: **{seed}** (type it into the seed box to get the same result again).{extra}"]
+    lines += [f"⚠ {html.escape(n)}" for n in notices]
+    return "  \n".join(lines)
+
+
+FILES_CLEARED = ("The files of this result were cleared to make room on the server; press the button again to "
+                 "remake them (the same seed gives the same music).")
+KEEP_FILES_EVERY = 120  # seconds between an open page's calls that keep its latest files
+
+
+def keep_files(studio: Studio, held, status: str):
+    """An open page keeps its latest result's files: each call restarts their age clock, so they go
+    an hour after the page closes, not while it shows them. When the store cleared them for space,
+    the status says so (once)."""
+    folder = held if isinstance(held, str) else held.folder  # a folder, or a run that names one
+    if not folder or studio.store.keep(folder):
+        return gr.skip(), gr.skip()
+    cleared = "" if isinstance(held, str) else dataclasses.replace(held, folder="")
+    return cleared, f"{status}  \n⚠ {FILES_CLEARED}"
+
+
+def keep_files_while_open(studio: Studio, held: gr.State, status: gr.Markdown) -> None:
+    gr.Timer(KEEP_FILES_EVERY).tick(functools.partial(keep_files, studio), [held, status], [held, status],
+                                    api_visibility="private", queue=False, show_progress="hidden")
+
+
+def soundfont_dropdown(studio: Studio):
+    return gr.Dropdown(studio.soundfonts, value=studio.default_soundfont, label="SoundFont",
+                       interactive=bool(studio.soundfonts))
+
+
+def slider(request_type, name: str, label: str | None = None, **kw) -> gr.Slider:
+    s = spec(request_type, name)
+    return gr.Slider(s.low, s.high, value=s.default, step=s.step, label=label or s.label, **kw)
+
+
+def optional_number(request_type, name: str, elem_id: str) -> gr.Number:
+    """A box for an optional setting: empty means free (a slider cannot be empty)."""
+    s = spec(request_type, name)
+    return gr.Number(None, label=s.label, info=s.describe(), minimum=s.low, maximum=s.high, step=s.step,
+                     placeholder="free", elem_id=elem_id, min_width=120)
+
+
+def seed_row():
+    with gr.Row(elem_classes="compact-row", equal_height=True):
+        seed = gr.Textbox("", label="Seed", placeholder="random", max_length=12, scale=3, min_width=90)
+        dice = gr.Button("New seed", size="sm", scale=2, min_width=70)
+    dice.click(lambda: str(random_seed()), None, seed, api_visibility="private", queue=False)
+    return seed
