@@ -91,6 +91,8 @@ def _parser() -> argparse.ArgumentParser:
         _option(g, SampleRequest, name)
     g.add_argument("--key", default="any", help="any, major, minor, or a key such as 'D minor' (bank sampler)")
     g.add_argument("--ends-on-tonic", action="store_true", help="the last note is the key's tonic (bank sampler)")
+    g.add_argument("--like", nargs="+", metavar="CLIP", default=None,
+                   help="2-20 clips (MIDI, MusicXML, ABC): learn their style and sample near it (sampler: style)")
 
     r = sub.add_parser("render", help="play a melody through FluidSynth into an audio file")
     r.add_argument("input")
@@ -153,11 +155,16 @@ def cmd_interpolate(args) -> None:
 
 
 def cmd_generate(args) -> None:
+    service = _service(args)
+    style = None
+    if args.like:
+        style = service.learn_style([_load(path, None) for path in args.like])
+        args.sampler = "style"
     req = build_request(SampleRequest, count=args.count, temperature=args.temperature, seed=args.seed,
                         qpm=args.qpm, time_signature=parse_time_signature(args.time_signature), sampler=args.sampler,
                         notes_per_bar=args.notes_per_bar, range_semitones=args.range_semitones, key=args.key,
-                        ends_on_tonic=args.ends_on_tonic)
-    result = _service(args).sample(req)
+                        ends_on_tonic=args.ends_on_tonic, style=style)
+    result = service.sample(req)
     files = outputs.write_generated(result, Path(args.output), audio=args.wav, zipped=False)
     _wrote(*files.midis, *files.audios)
     _finish(result, files)

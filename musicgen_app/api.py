@@ -13,7 +13,15 @@ from .inputs import resolve_api_input
 from .phrasing import ENDINGS
 from .service import PACINGS, SAMPLERS, ContinueRequest, InterpolateRequest, SampleRequest
 from .settings import spec
-from .studio import KEEP_PROGRAM, Studio, continue_files, generate_files, interpolate_files, user_errors
+from .studio import (
+    KEEP_PROGRAM,
+    Studio,
+    continue_files,
+    generate_files,
+    interpolate_files,
+    learn_style,
+    user_errors,
+)
 
 
 def SettingNumber(*args, **kwargs) -> gr.Number:  # noqa: N802 (it stands where a component class would)
@@ -62,12 +70,14 @@ def interpolate_api(studio: Studio, a_file=None, a_notes=None, a_example=None, b
 
 @user_errors
 def generate_api(studio: Studio, count=None, temperature=None, seed=None, time_signature="4/4", qpm=None,
-                 sampler="bank", notes_per_bar=None, range_semitones=None, key="any", ends_on_tonic=False):
+                 sampler="bank", notes_per_bar=None, range_semitones=None, key="any", ends_on_tonic=False,
+                 clips=None):
     """/generate: how many, temperature, seed, time signature, tempo, sampler, attributes (bank sampler;
-    empty: free) -> MIDIs, zip, WAVs, info."""
+    empty: free), clips (2-20 files: the "style" sampler learns them first) -> MIDIs, zip, WAVs, info."""
+    style = learn_style(studio, clips) if sampler == "style" else None
     result, files = generate_files(studio, count, temperature, seed, time_signature, qpm, None, page=False,
                                    sampler=sampler, notes_per_bar=notes_per_bar, range_semitones=range_semitones,
-                                   key=key, ends_on_tonic=ends_on_tonic)
+                                   key=key, ends_on_tonic=ends_on_tonic, style=style)
     info = {"seed": result.seed, "notices": [*result.notices, *files.notices],
             "melodies": [m.summary() for m in result.melodies]}
     return [str(p) for p in files.midis], str(files.zip), [str(w) for w in files.audios], info
@@ -121,9 +131,10 @@ def add_endpoints(studio: Studio, heavy: dict):
         g_density, g_range = _number(SampleRequest, "notes_per_bar"), _number(SampleRequest, "range_semitones")
         g_key = gr.Textbox("any", label="key", info="any, major, minor, or a key such as 'D minor' (bank sampler)")
         g_tonic = gr.Checkbox(False, label="ends_on_tonic", info="the last note is the key's tonic (bank sampler)")
+        g_clips = gr.File(file_count="multiple", type="filepath", label="clips")  # the "style" sampler learns them
         go_midi, go_zip = gr.File(file_count="multiple", label="midi"), gr.File(label="zip")
         go_wav, go_info = gr.File(file_count="multiple", label="audio"), gr.JSON(label="info")
         g_btn = gr.Button("generate")
         g_btn.click(functools.partial(generate_api, studio),
-                    [g_count, g_temp, g_seed, g_ts, g_qpm, g_sampler, g_density, g_range, g_key, g_tonic],
+                    [g_count, g_temp, g_seed, g_ts, g_qpm, g_sampler, g_density, g_range, g_key, g_tonic, g_clips],
                     [go_midi, go_zip, go_wav, go_info], api_name="generate", **heavy)

@@ -17,7 +17,9 @@ from gradio.context import LocalContext
 
 from . import outputs, render
 from .errors import ClientGone, ImportFailed, MusicgenError, RenderError, RequestError
+from .inputs import InputOrigin, read_input
 from .melody import Melody
+from .models.style import MAX_CLIPS, MIN_CLIPS, StyleModel
 from .service import (
     ContinueRequest,
     ContinueResult,
@@ -146,14 +148,36 @@ def interpolate_files(studio: Studio, a: Melody, b: Melody, steps, temperature, 
     return result, files
 
 
+def read_clips(files) -> list[Melody]:
+    """Uploaded clips for "More like these" -> melodies; a clip that cannot be read is named."""
+    paths = [f if isinstance(f, str | Path) else getattr(f, "name", "") for f in (files or [])]
+    if not MIN_CLIPS <= len(paths) <= MAX_CLIPS:
+        raise RequestError(f"Give {MIN_CLIPS} to {MAX_CLIPS} clips to learn a style from, not {len(paths)}.")
+    melodies = []
+    for i, path in enumerate(paths):
+        try:
+            melodies.append(read_input(InputOrigin("file", str(path))).melody)
+        except ImportFailed as exc:
+            raise type(exc)(f"Clip {i + 1} ({Path(path).name[:60]}): {exc}") from None
+    return melodies
+
+
+def learn_style(studio: Studio, files, progress=None) -> StyleModel:
+    """Fit "More like these" to uploaded clips; ``progress(fraction, message)`` as it goes."""
+    return studio.service.learn_style(read_clips(files), progress)
+
+
 def generate_files(studio: Studio, count, temperature, seed, time_signature, qpm, soundfont, *, page: bool,
-                   sampler=None, notes_per_bar=None, range_semitones=None, key=None,
-                   ends_on_tonic=False) -> tuple[SampleResult, outputs.GeneratedFiles]:
-    """``page``: also the medley of all melodies and a piano roll each. Empty attributes are free."""
+                   sampler=None, notes_per_bar=None, range_semitones=None, key=None, ends_on_tonic=False,
+                   style: StyleModel | bytes | None = None) -> tuple[SampleResult, outputs.GeneratedFiles]:
+    """``page``: also the medley of all melodies and a piano roll each. Empty attributes are free.
+    ``style``: a learnt style (or its bytes) for the "style" sampler."""
+    if isinstance(style, bytes):
+        style = StyleModel.from_bytes(style)
     req = build_request(SampleRequest, count=count, temperature=temperature, seed=seed, qpm=qpm,
                         time_signature=parse_time_signature(time_signature or "4/4"), sampler=sampler or "bank",
                         notes_per_bar=notes_per_bar, range_semitones=range_semitones, key=key or "any",
-                        ends_on_tonic=False if ends_on_tonic is None else ends_on_tonic)
+                        ends_on_tonic=False if ends_on_tonic is None else ends_on_tonic, style=style)
     result = studio.service.sample(req)
     stop_if_client_gone()
     files = outputs.write_generated(result, studio.store.request_dir("generate"), medley=page, rolls=page,

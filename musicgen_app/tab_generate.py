@@ -4,26 +4,41 @@ medley, a piano roll each (click one to hear it alone) and the downloads."""
 from __future__ import annotations
 
 import functools
+import html
 
 import gradio as gr
 
 from . import widgets
+from .models.style import MAX_CLIPS, MIN_CLIPS
+from .panels import UPLOAD_TYPES
 from .service import GENERATE_KEYS, SAMPLERS, TIME_SIGNATURES, SampleRequest
-from .studio import Studio, generate_files, user_errors
+from .studio import Studio, generate_files, learn_style, user_errors
 
 
 @user_errors
 def generate_ui(studio: Studio, count, temperature, seed, time_signature, qpm, sampler, notes_per_bar,
-                range_semitones, key, ends_on_tonic, soundfont, progress=gr.Progress()):
+                range_semitones, key, ends_on_tonic, style, soundfont, progress=gr.Progress()):
+    """``style``: the bytes of the style learnt on this page, if any."""
     progress(0.05, desc="Sampling")
     result, files = generate_files(studio, count, temperature, seed, time_signature, qpm, soundfont, page=True,
                                    sampler=sampler, notes_per_bar=notes_per_bar, range_semitones=range_semitones,
-                                   key=key, ends_on_tonic=ends_on_tonic)
+                                   key=key, ends_on_tonic=ends_on_tonic, style=style or None)
     status = widgets.status_line(result.seed, [*result.notices, *files.notices],
-                     " The player plays them all in turn; click a piano roll to hear that melody alone.")
+                                 " The player plays them all in turn; click a piano roll to hear that melody alone.")
     return (status, str(files.medley), [(str(p), c) for p, c in files.rolls],
             [str(p) for p in files.midis] + [str(files.zip)], [str(files.medley)] + [str(w) for w in files.audios],
             str(files.medley.parent))
+
+
+@user_errors
+def learn_style_ui(studio: Studio, clips, progress=gr.Progress()):
+    """"More like these": learn the style of the uploaded clips; the page keeps it (as bytes) and
+    switches the sampler to it. A failure leaves the style learnt before, if any."""
+    style = learn_style(studio, clips, lambda fraction, message: progress(fraction, desc=message))
+    notes = "".join(f"  \n⚠ {html.escape(n)}" for n in style.notices)
+    info = (f"Learnt from {style.clips} clips ({style.windows} windows of {style.meter}). **More like my clips** "
+            f"is now the sampler: press Generate.{notes}")
+    return style.to_bytes(), info, gr.update(value="style")
 
 
 def build(studio: Studio, heavy: dict):
@@ -37,7 +52,8 @@ def build(studio: Studio, heavy: dict):
                 qpm = widgets.slider(SampleRequest, "qpm", label="Tempo (quarter notes per minute)")
             sampler = gr.Radio([(label, key) for key, label in SAMPLERS.items()], value="bank", label="Sampler",
                                info="where each melody's code comes from: near a corpus tune (the shape controls "
-                                    "below work with this one), or the GAN and the Gaussian, kept to compare",
+                                    "work with this one), near your clips (learn them below), or the GAN and the "
+                                    "Gaussian, kept to compare",
                                elem_id="generate-sampler")
             with gr.Accordion("Shape (empty: free)", open=False, elem_id="generate-shape"):
                 with gr.Row(elem_classes="compact-row"):
@@ -47,6 +63,12 @@ def build(studio: Studio, heavy: dict):
                     key = gr.Dropdown(GENERATE_KEYS, value="any", label="Key", elem_id="generate-key",
                                       info="any, a mode, or one key")
                     tonic = gr.Checkbox(False, label="Ends on the tonic", elem_id="generate-tonic")
+            with gr.Accordion("More like these: learn from your clips", open=False, elem_id="generate-style"):
+                clips = gr.File(file_count="multiple", label=f"{MIN_CLIPS}-{MAX_CLIPS} clips (MIDI, MusicXML, ABC)",
+                                file_types=UPLOAD_TYPES, type="filepath", height=120, elem_id="generate-clips")
+                learn = gr.Button("Learn their style", size="sm", elem_id="generate-learn")
+                style_info = gr.Markdown("No style learnt yet.", elem_id="generate-style-info")
+                style = gr.State(b"")
             seed = widgets.seed_row()
             soundfont = widgets.soundfont_dropdown(studio)
             go = gr.Button("Generate", variant="primary", elem_id="generate-go")
@@ -59,9 +81,11 @@ def build(studio: Studio, heavy: dict):
                                  object_fit="contain", elem_id="generate-gallery", elem_classes="rolls")
             wavs, folder = gr.State([]), gr.State("")
     go.click(functools.partial(generate_ui, studio),
-             [count, temperature, seed, time_signature, qpm, sampler, density, span, key, tonic, soundfont],
+             [count, temperature, seed, time_signature, qpm, sampler, density, span, key, tonic, style, soundfont],
              [status, audio, gallery, files, wavs, folder], api_visibility="private", **heavy)
     widgets.keep_files_while_open(studio, folder, status)
+    learn.click(functools.partial(learn_style_ui, studio), [clips], [style, style_info, sampler],
+                api_visibility="private", **heavy)
 
     def play(wav_paths, evt: gr.SelectData):
         # wav_paths[0] is all of them in turn; melody k is at k + 1

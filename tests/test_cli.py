@@ -66,6 +66,10 @@ def test_generate_writes_n_files(tmp_path):
     assert main(["--debug-model", "generate", "-n", "2", "--notes-per-bar", "4", "--key", "D minor", "--ends-on-tonic",
                  "-o", str(tmp_path / "shaped")]) == 0
     assert len(list((tmp_path / "shaped").glob("*.mid"))) == 2
+    # more like these: learn the clips' style first (the jig and a copy of it: 6/8)
+    like = tmp_path / "like"
+    assert main(["--debug-model", "generate", "-n", "2", "--like", str(JIG), str(JIG), "-o", str(like)]) == 0
+    assert all(_meter(f) == (6, 8) for f in like.glob("*.mid"))
     # shape controls belong to the corpus neighbourhood sampler
     assert main(["--debug-model", "generate", "--sampler", "gan", "--key", "minor", "-o", str(tmp_path / "x")]) == 2
 

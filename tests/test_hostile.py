@@ -199,26 +199,30 @@ def test_paths_and_urls_that_try_to_read_server_files(app_server):
 
 def test_hostile_generate_and_interpolate_settings(app_server):
     for bad in (0, 17, "many", float("nan"), None, [2]):
-        kind, payload = call(app_server, "generate", [bad, 1.0, 1, "4/4", 120, "gan", None, None, "any", False])
+        kind, payload = call(app_server, "generate", [bad, 1.0, 1, "4/4", 120, "gan", None, None, "any", False, None])
         _check(app_server, kind, payload, f"count {bad!r}")
     for ts in ("0/0", "4/0", "9/2", "x", "-4/4", "4/4/4", "1000/4"):
-        kind, payload = call(app_server, "generate", [1, 1.0, 1, ts, 120, "gan", None, None, "any", False])
+        kind, payload = call(app_server, "generate", [1, 1.0, 1, ts, 120, "gan", None, None, "any", False, None])
         _check(app_server, kind, payload, f"time signature {ts!r}")
         assert kind == "error"
     for qpm in (0, 1e9, "fast", float("nan")):
-        kind, payload = call(app_server, "generate", [1, 1.0, 1, "4/4", qpm, "gan", None, None, "any", False])
+        kind, payload = call(app_server, "generate", [1, 1.0, 1, "4/4", qpm, "gan", None, None, "any", False, None])
         _check(app_server, kind, payload, f"qpm {qpm!r}")
         assert kind == "error"
     for sampler in ("magic", 7, None):
-        kind, payload = call(app_server, "generate", [1, 1.0, 1, "4/4", 120, sampler, None, None, "any", False])
+        kind, payload = call(app_server, "generate", [1, 1.0, 1, "4/4", 120, sampler, None, None, "any", False, None])
         _check(app_server, kind, payload, f"sampler {sampler!r}")
     attributes = [(0, None, "any", False), (99, None, "any", False), ("lots", None, "any", False),
                   (None, -3, "any", False), (None, 2.5, "any", False), (None, None, "H minor", False),
                   (None, None, 7, False), (None, None, "any", "yes"), (float("nan"), None, "any", 1),
                   (16, 0, "C major", True)]
     for density, span, key, tonic in attributes:
-        kind, payload = call(app_server, "generate", [1, 1.0, 1, "4/4", 120, "bank", density, span, key, tonic])
+        kind, payload = call(app_server, "generate", [1, 1.0, 1, "4/4", 120, "bank", density, span, key, tonic, None])
         _check(app_server, kind, payload, f"attributes {density!r} {span!r} {key!r} {tonic!r}")
+        assert kind == "error"
+    for clips in (None, [], "/etc/passwd", [{"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}] * 2):
+        kind, payload = call(app_server, "generate", [1, 1.0, 1, "4/4", 120, "style", None, None, "any", False, clips])
+        _check(app_server, kind, payload, f"style clips {clips!r}")
         assert kind == "error"
     for steps in (2, 12, "seven", float("inf")):
         kind, payload = call(app_server, "interpolate", [None, None, "Jig (6/8, MIDI)", None, "4/4 c4 d e f", None,

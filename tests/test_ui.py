@@ -22,10 +22,12 @@ from gradio.queueing import Event
 from musicgen_app import api, panels, ui, views
 from musicgen_app.examples import DEFAULT_EXAMPLE, EXAMPLES, example_path
 from musicgen_app.inputs import InputHistory, InputOrigin, read_input
+from musicgen_app.io.importer import parse_text
+from musicgen_app.io.midi import melody_to_midi
 from musicgen_app.service import MelodyService
 from musicgen_app.studio import KEEP_PROGRAM, Studio, client_gone
 from musicgen_app.tab_continue import MAX_VARIATIONS, chain_result, continue_rest_ui, continue_ui
-from musicgen_app.tab_generate import generate_ui
+from musicgen_app.tab_generate import generate_ui, learn_style_ui
 from musicgen_app.tab_interpolate import interpolate_ui
 from musicgen_app.tempfiles import TempStore
 from musicgen_app.widgets import FILES_CLEARED, keep_files
@@ -247,7 +249,7 @@ def test_interpolate_gives_one_roll_per_step_and_a_zip_of_clips(studio):
 
 def test_generate_gives_midis_a_zip_and_audio(studio):
     status, audio, gallery, files, wavs, folder = generate_ui(studio, 3, 1.0, 11, "3/4", 90, "gan", None, None,
-                                                                 "any", False, None)
+                                                              "any", False, b"", None)
     assert Path(files[0]).parent == Path(folder)
     assert "**11**" in status and len(gallery) == 3
     assert len(files) == 4 and files[-1].endswith(".zip")
@@ -256,18 +258,39 @@ def test_generate_gives_midis_a_zip_and_audio(studio):
         ts = next(m for t in mido.MidiFile(f).tracks for m in t if m.type == "time_signature")
         assert (ts.numerator, ts.denominator) == (3, 4)
     with pytest.raises(gr.Error, match="count"):
-        generate_ui(studio, 17, 1.0, None, "4/4", 120, "gan", None, None, "any", False, None)
-    assert "**11**" in generate_ui(studio, 3, 1.0, 11, "3/4", 90, "gaussian", None, None, "any", False, None)[0]
+        generate_ui(studio, 17, 1.0, None, "4/4", 120, "gan", None, None, "any", False, b"", None)
+    assert "**11**" in generate_ui(studio, 3, 1.0, 11, "3/4", 90, "gaussian", None, None, "any", False, b"", None)[0]
     with pytest.raises(gr.Error, match="Sampler"):
-        generate_ui(studio, 1, 1.0, None, "4/4", 120, "magic", None, None, "any", False, None)
+        generate_ui(studio, 1, 1.0, None, "4/4", 120, "magic", None, None, "any", False, b"", None)
     # the shape controls reach the corpus neighbourhood sampler (their effect on the real models is
     # measured in test_code_bank: the debug model's random decoder follows no attribute)
-    status = generate_ui(studio, 2, 1.0, 5, "4/4", 120, "bank", "", "", "D minor", True, None)[0]
+    status = generate_ui(studio, 2, 1.0, 5, "4/4", 120, "bank", "", "", "D minor", True, b"", None)[0]
     assert "**5**" in status
     with pytest.raises(gr.Error, match="no attribute controls"):
-        generate_ui(studio, 2, 1.0, 5, "4/4", 120, "gan", 4, None, "any", False, None)
+        generate_ui(studio, 2, 1.0, 5, "4/4", 120, "gan", 4, None, "any", False, b"", None)
     with pytest.raises(gr.Error, match="Notes per bar|notes_per_bar"):
-        generate_ui(studio, 2, 1.0, 5, "4/4", 120, "bank", 99, None, "any", False, None)
+        generate_ui(studio, 2, 1.0, 5, "4/4", 120, "bank", 99, None, "any", False, b"", None)
+
+
+def test_more_like_these_learns_from_uploads_and_generates_in_their_meter(studio, tmp_path):
+    paths = []
+    for i, notes in enumerate(["3/4 c4 d e f2 e4 d2 c4 e g c'2.", "3/4 g4 a b c'2 b4 a g f e2.",
+                               "3/4 e4 f g a2 g4 f e d c2."]):
+        paths.append(tmp_path / f"clip{i}.mid")
+        melody_to_midi(parse_text(notes).melody, paths[-1])
+    style, info, sampler = learn_style_ui(studio, [str(p) for p in paths])
+    assert "3 clips" in info and "3/4" in info and sampler["value"] == "style"
+    status, _, gallery, files, *_ = generate_ui(studio, 2, 1.0, 4, "4/4", 120, "style", None, None, "any", False,
+                                                style, None)
+    assert "3/4" in status  # the clips' meter, said so
+    assert all(_meter(io.BytesIO(Path(f).read_bytes())) == (3, 4) for f in files[:2])
+    with pytest.raises(gr.Error, match="learn their style first"):
+        generate_ui(studio, 2, 1.0, 4, "4/4", 120, "style", None, None, "any", False, b"", None)
+    with pytest.raises(gr.Error, match="2 to 20 clips"):
+        learn_style_ui(studio, [str(paths[0])])
+    (tmp_path / "bad.mid").write_bytes(b"MThd nonsense")
+    with pytest.raises(gr.Error, match=r"Clip 2 \(bad\.mid\)"):
+        learn_style_ui(studio, [str(paths[0]), str(tmp_path / "bad.mid")])
 
 
 def test_an_open_page_keeps_its_files_and_is_told_when_they_were_cleared(studio):
@@ -283,7 +306,7 @@ def test_an_open_page_keeps_its_files_and_is_told_when_they_were_cleared(studio)
     assert run2.folder == "" and run2.melodies == run.melodies  # "Continue from this" still works
     assert keep_files(studio, run2, status2) == (gr.skip(), gr.skip())  # said once
     assert keep_files(studio, "", "") == (gr.skip(), gr.skip())  # nothing shown yet
-    *_, folder = generate_ui(studio, 1, 1.0, 1, "4/4", 120, "gan", None, None, "any", False, None)
+    *_, folder = generate_ui(studio, 1, 1.0, 1, "4/4", 120, "gan", None, None, "any", False, b"", None)
     shutil.rmtree(folder)
     assert keep_files(studio, folder, "Seed used") == ("", f"Seed used  \n⚠ {FILES_CLEARED}")
 
