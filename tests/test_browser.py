@@ -174,3 +174,17 @@ def test_generate_melodies(page):
     meter, notes = _meter_and_notes(first)
     assert meter == (4, 4) and notes > 0
     _screenshot(page, DOCS / "screenshot-generate.png")
+
+
+def test_more_like_these_learns_two_uploads_then_generates_in_their_meter(page):
+    page.get_by_role("tab", name="Generate").click()
+    page.locator("#generate-style").first.get_by_text("More like these", exact=False).first.click()
+    page.locator("#generate-clips input[type=file]").set_input_files([str(WALTZ), str(WALTZ)])
+    page.wait_for_selector("#generate-clips >> text=waltz_3-4.mid")
+    page.click("#generate-learn")
+    page.wait_for_selector("#generate-style-info >> text=Learnt from 2 clips")
+    assert page.locator("#generate-sampler input[value=style]").is_checked()
+    page.click("#generate-go")
+    page.wait_for_selector("#generate-status >> text=3/4")  # the clips' meter, said so
+    meter, notes = _meter_and_notes(_download(page, "#generate-files a[download$='.mid']"))
+    assert meter == (3, 4) and notes > 0
