@@ -11,9 +11,12 @@ A "musician" is one of two kinds, drawn from the split (seeded; ``--trials`` of 
   tunes, at least 3); all but a third (2-20) are given as whole-tune clips, the rest are unseen.
 
 For each, 32 samples (temperature 1.0, as Generate) from: the style model fitted to the given clips;
-the corpus sampler Generate uses (the latent GAN for the clips' meter); the VAE's fitted Gaussian
-prior; and the given clips' own codes replayed (the copy extreme, for scale). Measured per sampler,
-against the given clips and against the unseen material:
+"clip neighbourhood", the code bank's recipe applied to the clips' codes with no fitting (a clip
+window's code moved halfway to a near window of another clip, plus noise: a baseline for the fitted
+model); the corpus sampler Generate uses by default (service.sample's order: code bank, latent GAN,
+Gaussian); the latent GAN; the VAE's fitted Gaussian prior; and the given clips' own codes replayed
+(the copy extreme, for scale). Measured per sampler, against the given clips and against the unseen
+material:
 - z: each sample's distance to the nearest code of a clip window (stride one bar), in the VAE
   prior's whitened units per dimension (style.nearest_distance); "re-encoded": the same for the
   decoded melody encoded again (what a listener gets, after the decoder's own sampling);
@@ -23,8 +26,9 @@ against the given clips and against the unseen material:
 - pitch gap: |mean pitch of a sample - mean pitch of the clips| in semitones; key: share of samples
   whose estimated key is the clips' most common one;
 - copies: share of sample bars (with a note) equal, token for token, to a bar of the given clips.
-The margin is style minus corpus sampler per trial (paired), with a bootstrap 95 % interval and the
-share of trials where style is closer. Then the fit time of 20 clips x 16 bars of 4/4 on one thread.
+The margins are style minus the corpus sampler, and minus the clip neighbourhood, per trial (paired),
+with a bootstrap 95 % interval and the share of trials where style is closer. Then the fit time of
+20 clips x 16 bars of 4/4 on one thread; with --rolls, piano rolls of clips, style and corpus samples.
 """
 
 from __future__ import annotations
@@ -60,7 +64,7 @@ from musicgen_app.service import MelodyService, melodies_from_codes  # noqa: E40
 from musicgen_app.train_gan import TARGETS, compare_bar_stats  # noqa: E402
 from musicgen_app.views import piano_roll_png  # noqa: E402
 
-SAMPLERS = ("style", "corpus", "prior", "clip codes")
+SAMPLERS = ("style", "clip neighbourhood", "corpus", "latent GAN", "prior", "clip codes")
 # (key, column title, True when higher means closer to the clips)
 MEASURES = (("z_given", "z dist", False), ("reenc_given", "re-encoded", False), ("stats_given", "stats", True),
             ("pitch_gap", "pitch gap", False), ("key_share", "key", True), ("z_unseen", "z dist unseen", False),
@@ -72,6 +76,8 @@ def tune_musicians(melodies: list[Melody], window: int, n: int, rng: np.random.G
     """One tune each: clips of one window's whole bars; half given, half unseen."""
     out = []
     for i in rng.permutation(len(melodies)):
+        if len(out) == n:
+            break
         m = rebarred(melodies[i], melodies[i].time_signature)
         span = (window // m.bar_steps) * m.bar_steps
         pieces = [m.slice(s, s + span) for s in range(0, m.total_steps - span + 1, span)]
@@ -82,8 +88,6 @@ def tune_musicians(melodies: list[Melody], window: int, n: int, rng: np.random.G
         half = min(MAX_CLIPS, len(pieces) // 2)
         out.append({"kind": "tune", "name": m.name, "given": [pieces[j] for j in sorted(order[:half])],
                     "unseen": [pieces[j] for j in sorted(order[half:])]})
-        if len(out) == n:
-            break
     return out
 
 
@@ -169,17 +173,21 @@ def run_trial(svc: MelodyService, musician: dict, seed: int, n: int, config: Sty
     given_windows = window_melodies(given, W, ts)
     keys = collections.Counter(estimate_key(m.notes) for m in given)
     ctx = {"feats": tk.metric_features(W, ts), "given_codes": codes_of(svc, given, ts),
+           "owners": torch.tensor([i for i, m in enumerate(given) for _ in style_windows([m], W, ts)[0]]),
            "unseen_codes": codes_of(svc, unseen, ts), "given_windows": given_windows,
            "unseen_windows": window_melodies(unseen, W, ts),
            "clip_bars": bar_rows([rebarred(m, ts) for m in given]),
            "clip_pitch": float(np.mean([n.pitch for m in given for n in m.notes])),
            "clip_key": keys.most_common(1)[0][0]}
-    gan_ok = svc.gan is not None and style.meter in svc.gan.config.meters
+    codes = ctx["given_codes"]
     draws = {
         "style": lambda g: style.sample(n, g),
-        "corpus": (lambda g: svc.gan.sample(n, g, ts)) if gan_ok else (lambda g: svc.vae.sample_prior(n, g)),
+        "clip neighbourhood": lambda g: clip_neighbourhood(svc, codes, ctx["owners"], n, g),
+        "corpus": lambda g: corpus_codes(svc, n, g, ts),
+        "latent GAN": lambda g: svc.gan.sample(n, g, ts) if svc.gan is not None and style.meter in
+        svc.gan.config.meters else svc.vae.sample_prior(n, g),
         "prior": lambda g: svc.vae.sample_prior(n, g),
-        "clip codes": lambda g: ctx["given_codes"][torch.randint(len(ctx["given_codes"]), (n,), generator=g)],
+        "clip codes": lambda g: codes[torch.randint(len(codes), (n,), generator=g)],
     }
     template = Melody(notes=(), time_signature=ts)
     out = {"kind": musician["kind"], "clips": len(given), "windows": style.windows, "fit_s": fit_s}
@@ -189,6 +197,31 @@ def run_trial(svc: MelodyService, musician: dict, seed: int, n: int, config: Sty
         samples = melodies_from_codes(svc.vae, z, template, 1.0, gen)
         out[name] = measure(svc, samples, z, ctx)
     return out
+
+
+def corpus_codes(svc: MelodyService, n: int, gen: torch.Generator, ts) -> torch.Tensor:
+    """What Generate draws by default for ``ts`` (service.sample's order: code bank, GAN, Gaussian)."""
+    if svc.bank is not None and svc.bank.knows(ts):
+        return svc.bank.sample(svc.vae, n, gen, ts)[0]
+    if svc.gan is not None and meter_name(ts) in svc.gan.config.meters:
+        return svc.gan.sample(n, gen, ts)
+    return svc.vae.sample_prior(n, gen)
+
+
+def clip_neighbourhood(svc: MelodyService, codes: torch.Tensor, owners: torch.Tensor, n: int,
+                       gen: torch.Generator) -> torch.Tensor:
+    """No fitting: the code bank's recipe (models/code_bank.py) on the clips' own codes: a random clip
+    window's code moved the bank's ``mix`` towards one of its 4 nearest windows of another clip, plus
+    the bank's noise."""
+    d = torch.cdist(codes, codes)
+    d[owners[:, None] == owners[None, :]] = float("inf")
+    others = len(codes) - int(torch.bincount(owners).max())  # the fewest windows any row has in other clips
+    near = d.topk(min(4, others), largest=False).indices
+    i = torch.randint(len(codes), (n,), generator=gen)
+    j = near[i, torch.randint(near.shape[1], (n,), generator=gen)]
+    cfg = svc.bank.config
+    z = torch.lerp(codes[i], codes[j], cfg.mix)
+    return z + cfg.noise * svc.bank.code_std * torch.randn(z.shape, generator=gen)
 
 
 # -- report ---------------------------------------------------------------------------------------
@@ -205,14 +238,15 @@ def table(results: list[dict], title: str) -> str:
         lines.append(f"| {s} | " + " | ".join(f"{np.mean([r[s][k] for r in results]):.3f}" for k, _, _ in MEASURES)
                      + " |")
     rng = np.random.default_rng(0)
-    cells = []
-    for k, _, higher in MEASURES:
-        d = np.array([r["style"][k] - r["corpus"][k] for r in results])
-        d = d[~np.isnan(d)]
-        lo, hi = bootstrap(d, rng)
-        closer = np.mean(d > 0) if higher else np.mean(d < 0)
-        cells.append(f"{d.mean():+.3f} [{lo:+.3f}, {hi:+.3f}] {closer:.0%}")
-    lines.append("| style - corpus [95 % CI] share closer | " + " | ".join(cells) + " |")
+    for other in ("corpus", "clip neighbourhood"):
+        cells = []
+        for k, _, higher in MEASURES:
+            d = np.array([r["style"][k] - r[other][k] for r in results])
+            d = d[~np.isnan(d)]
+            lo, hi = bootstrap(d, rng)
+            closer = np.mean(d > 0) if higher else np.mean(d < 0)
+            cells.append(f"{d.mean():+.3f} [{lo:+.3f}, {hi:+.3f}] {closer:.0%}")
+        lines.append(f"| style - {other} [95 % CI] share closer | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -243,8 +277,7 @@ def draw_rolls(svc: MelodyService, musician: dict, config: StyleConfig, path: Pa
     gen = torch.Generator().manual_seed(0)
     rows = [("clip", window_melodies(musician["given"], svc.window, ts)[:4]),
             ("style", melodies_from_codes(svc.vae, style.sample(8, gen), template, 1.0, gen)),
-            ("corpus", melodies_from_codes(svc.vae, svc.gan.sample(4, gen, ts) if svc.gan else
-                                           svc.vae.sample_prior(4, gen), template, 1.0, gen))]
+            ("corpus", melodies_from_codes(svc.vae, corpus_codes(svc, 4, gen, ts), template, 1.0, gen))]
     w, h = 400, 200
     lines = sum((len(ms) + 3) // 4 for _, ms in rows)
     sheet = Image.new("RGB", (4 * w, lines * h), "white")
@@ -277,28 +310,27 @@ def main() -> None:
     svc = MelodyService.from_checkpoints()
     corpus = data.load()
     melodies = corpus.split(args.split)
+    timing = fit_timing(svc, melodies, args.timing, config) if args.timing else ""  # first: its first call is cold
     rng = np.random.default_rng(0)
     musicians = tune_musicians(melodies, svc.window, args.trials, rng) + \
         collection_musicians(corpus, args.split, args.trials, rng)
     if args.rolls:
         for kind in ("tune", "collection"):
             mus = next(m for m in musicians if m["kind"] == kind)
-            print(f"wrote {draw_rolls(svc, mus, config, args.rolls / f'style_{kind}.png')} "
-                  f"({mus['name']})")
-    print(f"{args.split} split, {config}; {args.samples} samples per sampler, "
-          "temperature 1.0", flush=True)
+            print(f"wrote {draw_rolls(svc, mus, config, args.rolls / f'style_{kind}.png')} ({mus['name']})")
+    print(f"{args.split} split, {config}; {args.samples} samples per sampler, temperature 1.0", flush=True)
     t0 = time.time()
     results = []
     for i, mus in enumerate(musicians):
         results.append(run_trial(svc, mus, i, args.samples, config))
         if (i + 1) % 10 == 0:
             print(f"  {i + 1}/{len(musicians)} musicians, {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
-    print("z dist, re-encoded, pitch gap, copies: lower is closer; stats, key: higher is closer")
-    for kind in ("tune", "collection"):
-        print(table([r for r in results if r["kind"] == kind], f"\none {kind}"))
-    print(table(results, "\nall"))
-    if args.timing:
-        print("\n" + fit_timing(svc, melodies, args.timing, config))
+    if results:
+        print("z dist, re-encoded, pitch gap, copies: lower is closer; stats, key: higher is closer")
+        for kind in ("tune", "collection"):
+            print(table([r for r in results if r["kind"] == kind], f"\none {kind}"))
+        print(table(results, "\nall"))
+    print("\n" + timing)
 
 
 if __name__ == "__main__":
