@@ -55,7 +55,7 @@ from .vae import MelodyVAE, kl_divergence
 MIN_CLIPS = 2
 MAX_CLIPS = 20
 MAX_CLIP_BARS = 64  # longer clips are cut: 61 windows of 4/4 each is already plenty of one tune
-BYTES_FORMAT = "musicgen-style-v1"
+BYTES_FORMAT = "musicgen-style-v2"
 
 Progress = Callable[[float, str], None]
 
@@ -85,12 +85,12 @@ class StyleModel(torch.nn.Module):
     windows in ``time_signature``."""
 
     def __init__(self, config: StyleConfig, z_dim: int, time_signature: tuple[int, int],
-                 clips: int = 0, windows: int = 0, vae_sha256: str = ""):
+                 clips: int = 0, windows: int = 0, vae_fingerprint: str = ""):
         super().__init__()
         self.config = config
         self.decoder = mlp(config.latent_dim, config.hidden, config.layers, z_dim, norm=False)
         self.time_signature = tuple(time_signature)
-        self.clips, self.windows, self.vae_sha256 = clips, windows, vae_sha256
+        self.clips, self.windows, self.vae_fingerprint = clips, windows, vae_fingerprint
         self.notices: list[str] = []
 
     @property
@@ -105,12 +105,12 @@ class StyleModel(torch.nn.Module):
         return self.decoder(torch.randn(n, self.config.latent_dim, generator=generator))
 
     def check_vae(self, vae: MelodyVAE) -> None:
-        if self.vae_sha256 and self.vae_sha256 != vae_digest(vae):
+        if self.vae_fingerprint and self.vae_fingerprint != vae_fingerprint(vae):
             raise RequestError("This style was fitted on another VAE's codes; fit it again from the clips.")
 
     def to_bytes(self) -> bytes:
         meta = {"format": BYTES_FORMAT, "config": json.dumps(self.config.to_dict()), "meter": self.meter,
-                "clips": str(self.clips), "windows": str(self.windows), "vae_sha256": self.vae_sha256,
+                "clips": str(self.clips), "windows": str(self.windows), "vae_fingerprint": self.vae_fingerprint,
                 "z_dim": str(self.decoder[-1].out_features), "notices": json.dumps(self.notices)}
         return save_tensors({k: v.contiguous() for k, v in self.state_dict().items()}, metadata=meta)
 
@@ -123,7 +123,7 @@ class StyleModel(torch.nn.Module):
                 raise ValueError(f"format {meta.get('format')!r}")
             num, den = (int(x) for x in meta["meter"].split("/"))
             model = cls(StyleConfig(**json.loads(meta["config"])), int(meta["z_dim"]), (num, den),
-                        int(meta["clips"]), int(meta["windows"]), meta["vae_sha256"])
+                        int(meta["clips"]), int(meta["windows"]), meta["vae_fingerprint"])
             model.load_state_dict(tensors, strict=True)
             model.notices = list(json.loads(meta["notices"]))
         except (SafetensorError, ValueError, KeyError, TypeError, RuntimeError) as exc:
@@ -138,8 +138,12 @@ def _metadata(data: bytes) -> dict:
     return json.loads(data[8:8 + size]).get("__metadata__") or {}
 
 
-def vae_digest(vae: MelodyVAE) -> str:
-    return weights_digest(vae.state_dict())
+def vae_fingerprint(vae: MelodyVAE) -> str:
+    """sha256 of the tensors that fix what a code means (the encoder's last bias, the decoder's
+    output layer, the fitted prior): any retraining changes them. Not of all 12 MB of weights,
+    which takes ~25 ms, and Generate checks it on every call."""
+    state = vae.state_dict()
+    return weights_digest({k: state[k] for k in ("to_mu.bias", "head.weight", "prior_mean", "prior_scale_tril")})
 
 
 # -- clips -> windows -----------------------------------------------------------------------------
@@ -242,7 +246,7 @@ def fit_style(service_or_vae, melodies: list[Melody], progress: Progress | None 
 
     gen = torch.Generator().manual_seed(seed)
     encoder = mlp(x.shape[1], config.hidden, config.layers, 2 * config.latent_dim, norm=False)
-    model = StyleModel(config, x.shape[1], ts, len(melodies), len(tokens), vae_digest(vae))
+    model = StyleModel(config, x.shape[1], ts, len(melodies), len(tokens), vae_fingerprint(vae))
     _seeded_init(encoder, gen)
     _seeded_init(model, gen)
     params = list(encoder.parameters()) + list(model.parameters())
