@@ -50,9 +50,10 @@ _ENDING_DEGREES = {
 LN2 = math.log(2)
 # Endings sampled per variation. The shipped LSTM, like the tunes it learnt, mostly ends a bar with
 # a lead-in to the next phrase: about one sampled last bar in 12 lands on the tonic chord, so it takes
-# about 32 to find one for 71 % of variations at temperature 1.0 (65 % at 0.7; 8 find one for 41 %),
-# at about 4x the model time of a plain Continue (measured by bench/eval_phrasing.py).
-DEFAULT_CANDIDATES = 32
+# dozens to find one for most variations (8 find one for 41 %). On 200 valid-split primers with the
+# default "Stay close": 32 found one for 66 % at temperature 1.0 and 74 % at 0.7, 40 for 72 % and 77 %,
+# 48 for 75 % and 79 %; 40 cost about 12 ms more than 32 for 8 bars x 4 variations (bench/eval_phrasing.py).
+DEFAULT_CANDIDATES = 40
 
 
 def check_ending(ending: str) -> None:

@@ -248,7 +248,7 @@ def test_the_shipped_lstm_ends_on_the_tonic_chord_when_asked():
             grid = p.slice(p.total_steps, p.total_steps)
             hits += [phrasing.ends_on(tk.decode(r, grid), "tonic chord", p.key) for r in out.tokens]
         rates[ending] = np.mean(hits)
-    # measured on these 32 continuations: 0.12 free, 0.81 asked (bench/eval_phrasing.py: 200 primers)
+    # measured on these 32 continuations: 0.16 free, 0.88 asked (bench/eval_phrasing.py: 200 primers)
     assert rates["tonic chord"] >= 0.5 and rates["tonic chord"] >= rates["free"] + 0.3, rates
 
 
@@ -364,8 +364,9 @@ def test_stay_close_brings_the_inputs_bars_back_more_or_less(shipped):
                                               "tonic chord").tokens for i, p in enumerate(primers)]
         rates.append(np.mean([bars_back(tk.encode(p).tokens, r, p.bar_steps) for p, r in zip(primers, rows)], 0))
     (c0, r0), (cd, rd), (c1, r1) = rates
-    # measured on these 192 bars: copies 0 / 0.17 / 0.35, repeats 0 / 0.02 / 0.16 (bench/eval_phrasing.py: 200)
-    assert c0 < 0.03 and r0 < 0.03 and 0.08 < cd < 0.3 and c1 > cd + 0.1 and r1 > rd + 0.05, rates
+    # measured on these 192 bars: copies 0.01 / 0.23 / 0.42, repeats 0 / 0.005 / 0.08 (bench/eval_phrasing.py:
+    # 200 primers, by notes rather than tokens)
+    assert c0 < 0.03 and r0 < 0.03 and 0.08 < cd < 0.35 and c1 > cd + 0.1 and r1 > rd + 0.03, rates
 
 
 def test_more_like_a_variation_is_closer_to_it_but_no_copy(shipped):
@@ -380,5 +381,5 @@ def test_more_like_a_variation_is_closer_to_it_but_no_copy(shipped):
             out.append(np.mean(rows == want))
             if like is not None:
                 copies += [bool((r == want).all()) for r in rows]
-    # measured: steps equal 0.xx with like, 0.xx without; copies 0.xx
+    # measured: steps equal 0.82 with like, 0.65 without; 0.12 of them copies (4 of 32)
     assert np.mean(near) > np.mean(far) + 0.1 and np.mean(copies) < 0.5, (np.mean(near), np.mean(far), np.mean(copies))
