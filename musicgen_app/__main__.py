@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("input", help="MIDI, MusicXML, ABC or typed-notes text file")
     c.add_argument("-o", "--output", required=True, help="output .mid; with several variations out-1.mid ... "
                    "out-N.mid, each beside its new bars alone (out-1-continuation.mid)")
-    for name in ("bars", "temperature", "variations"):
+    for name in ("bars", "temperature", "variations", "stay_close"):
         _option(c, ContinueRequest, name)
     c.add_argument("--seed", type=int, default=None)
     c.add_argument("--key-lock", default="off", help="off, detected, or a key such as 'D minor'")
@@ -131,7 +131,7 @@ def _finish(result, files) -> None:
 def cmd_continue(args) -> None:
     req = build_request(ContinueRequest, melody=_load(args.input, args.track), bars=args.bars,
                         temperature=args.temperature, variations=args.variations, seed=args.seed,
-                        key_lock=args.key_lock, ending=args.ending)
+                        key_lock=args.key_lock, ending=args.ending, stay_close=args.stay_close)
     result = _service(args).continue_(req)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -41,11 +41,11 @@ def _number(request_type, name: str) -> gr.Number:
 @user_errors
 def continue_api(studio: Studio, melody_file=None, notes=None, example=None, track=None, bars=None,
                  temperature=None, variations=None, seed=None, key_lock="off", program=KEEP_PROGRAM, soundfont=None,
-                 ending="tonic chord"):
+                 ending="tonic chord", stay_close=None):
     """/continue: a file, typed notes or an example name -> MIDIs, continuation MIDIs, WAVs, info."""
     entry = resolve_api_input(melody_file, notes, example, track)
     result, files, _ = continue_files(studio, entry.melody, bars, temperature, variations, seed, key_lock, program,
-                                      soundfont, rolls=False, ending=ending)
+                                      soundfont, rolls=False, ending=ending, stay_close=stay_close)
     vs = files.variations
     info = {"seed": result.seed, "input": entry.melody.summary(), "track": entry.track,
             "start_step": result.start_step, "pitch_range": list(result.pitch_range),
@@ -99,13 +99,15 @@ def add_endpoints(studio: Studio, heavy: dict):
                                info="General MIDI program 0-127; -1 keeps the input's")
         c_font = gr.Textbox("", label="soundfont")
         c_end = gr.Textbox("tonic chord", label="ending", info=f"one of: {', '.join(ENDINGS)}")
+        c_close = _number(ContinueRequest, "stay_close")
         o_midi = gr.File(file_count="multiple", label="midi")
         o_cont = gr.File(file_count="multiple", label="continuation_midi")
         o_wav = gr.File(file_count="multiple", label="audio")
         o_info = gr.JSON(label="info")
         c_btn = gr.Button("continue")
         c_btn.click(functools.partial(continue_api, studio),
-                    [c_file, c_notes, c_example, c_track, c_bars, c_temp, c_var, c_seed, c_key, c_prog, c_font, c_end],
+                    [c_file, c_notes, c_example, c_track, c_bars, c_temp, c_var, c_seed, c_key, c_prog, c_font, c_end,
+                     c_close],
                     [o_midi, o_cont, o_wav, o_info], api_name="continue", **heavy)
 
         i_a_file, i_b_file = gr.File(type="filepath", label="a_file"), gr.File(type="filepath", label="b_file")

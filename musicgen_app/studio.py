@@ -122,11 +122,13 @@ def program_choice(value) -> int | None:
 
 
 def continue_files(studio: Studio, melody: Melody, bars, temperature, variations, seed, key_lock, program,
-                   soundfont, *, rolls: bool, ending=None,
+                   soundfont, *, rolls: bool, ending=None, stay_close=None, like: Melody | None = None,
                    media_for=None) -> tuple[ContinueResult, outputs.ContinueFiles, Path]:
-    """``media_for``: the variations whose audio and roll are written now (see outputs.write_continue)."""
+    """``like``: an earlier continuation to write more like; ``media_for``: the variations whose audio
+    and roll are written now (see outputs.write_continue)."""
     req = build_request(ContinueRequest, melody=melody, bars=bars, temperature=temperature, variations=variations,
-                        seed=seed, key_lock=key_lock or "off", ending=ending or "tonic chord")
+                        seed=seed, key_lock=key_lock or "off", ending=ending or "tonic chord", stay_close=stay_close,
+                        like=like)
     result = studio.service.continue_(req)
     stop_if_client_gone()
     folder = studio.store.request_dir("continue")

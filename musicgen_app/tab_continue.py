@@ -45,7 +45,8 @@ class ContinueRun:
     start_step: int = 0
     folder: str = ""
     label: str = ""
-    result: ContinueResult | None = None  # for the audio of the variations after the first
+    result: ContinueResult | None = None  # for the audio of the variations after the first, "more like this"
+    bars: int = 0
     program: int | None = None
     soundfont: str | None = None
 
@@ -59,21 +60,43 @@ def chain_result(index: int, run: ContinueRun, history: InputHistory):
 
 @user_errors
 def continue_ui(studio: Studio, history: InputHistory, upload, bars, temperature, variations, seed, key_lock,
-                ending, program, soundfont, progress=gr.Progress()):
+                ending, stay_close, program, soundfont, progress=gr.Progress()):
     """The first pass: every MIDI, and the first variation's audio and roll, so it plays at once."""
     history = settled(history, upload)
     entry = current_entry(history)
     progress(0.05, desc="Writing the continuations")
-    result, files, folder = continue_files(studio, entry.melody, bars, temperature, variations, seed, key_lock, program,
-                                           soundfont, rolls=True, ending=ending, media_for=(0,))
-    run = ContinueRun(tuple(v.melody for v in files.variations), result.start_step, str(folder), entry.label,
-                      result, program_choice(program), studio.font(soundfont))
+    return _first_pass(studio, history, entry.melody, entry.label, bars, temperature, variations, seed, key_lock,
+                       ending, stay_close, program, soundfont)
+
+
+@user_errors
+def more_like_ui(index: int, studio: Studio, run: ContinueRun, history: InputHistory, temperature, variations, seed,
+                 key_lock, ending, stay_close, program, soundfont, progress=gr.Progress()):
+    """New variations of the last run's input, drawn toward its variation ``index`` (same bars)."""
+    if run.result is None or index >= len(run.result.continuations):
+        raise RequestError(f"There is no variation {index + 1} to write more like; click Continue first.")
+    progress(0.05, desc=f"Writing more like variation {index + 1}")
+    return _first_pass(studio, history, run.result.primer, run.label, run.bars, temperature, variations, seed,
+                       key_lock, ending, stay_close, program, soundfont, like=run.result.continuations[index],
+                       extra=f" More like variation {index + 1} of the last run.")
+
+
+def _first_pass(studio: Studio, history: InputHistory, melody: Melody, label: str, bars, temperature, variations,
+                seed, key_lock, ending, stay_close, program, soundfont, *, like: Melody | None = None,
+                extra: str = ""):
+    result, files, folder = continue_files(studio, melody, bars, temperature, variations, seed, key_lock, program,
+                                           soundfont, rolls=True, ending=ending, stay_close=stay_close, like=like,
+                                           media_for=(0,))
+    run = ContinueRun(tuple(v.melody for v in files.variations), result.start_step, str(folder), label,
+                      result=result, bars=spec(ContinueRequest, "bars").parse("bars", bars),
+                      program=program_choice(program), soundfont=studio.font(soundfont))
     n = len(files.variations)
     low, high = result.pitch_range
     status = widgets.status_line(result.seed, [*result.notices, *files.notices],
-                     f" Blue: the input; orange: the continuation ({n} variation{'s' if n > 1 else ''}, the "
-                     f"model's likeliest first). New notes stay within {views.pitch_name(low)}-"
-                     f"{views.pitch_name(high)}: the input's range, widened as far as real tunes widen it.")
+                                 f"{extra} Blue: the input; orange: the continuation ({n} variation"
+                                 f"{'s' if n > 1 else ''}, the model's likeliest first). New notes stay within "
+                                 f"{views.pitch_name(low)}-{views.pitch_name(high)}: the input's range, widened as "
+                                 "far as real tunes widen it.")
     slots = []
     for i in range(MAX_VARIATIONS):
         if i < n:
@@ -143,6 +166,9 @@ def build(studio: Studio, heavy: dict):
                                        info="new notes stay in the scale; minor also allows the raised 6th and 7th")
                 ending = gr.Dropdown(list(ENDINGS), value="tonic chord", label="End on", scale=2, min_width=100,
                                      info="where the last bar lands (in the melody's key)", elem_id="continue-ending")
+            stay_close = widgets.slider(ContinueRequest, "stay_close", label="Stay close ↔ wander",
+                                        info="1: the input's bars come back often; 0: new material; 0.5: as often "
+                                             "as in real tunes", elem_id="continue-stay-close")
             with gr.Row(elem_classes="compact-row"):
                 program = gr.Dropdown(PROGRAM_CHOICES, value=KEEP_PROGRAM, label="Instrument")
                 soundfont = widgets.soundfont_dropdown(studio)
@@ -165,17 +191,24 @@ def build(studio: Studio, heavy: dict):
                         xml = gr.DownloadButton("MusicXML ⇣", size="sm", elem_id=f"{v}-xml", min_width=60)
                         chain = gr.Button("Continue from this", size="sm", variant="secondary",
                                           elem_id=f"{v}-chain", min_width=60)
+                        like = gr.Button("More like this", size="sm", variant="secondary", elem_id=f"{v}-like",
+                                         min_width=60)
                     with gr.Accordion("Score", open=False):
                         score = gr.HTML(max_height=320, elem_id=f"{v}-score")
-                slots.append((group, audio, roll, score, mid, cont, wav, xml, chain))
+                slots.append((group, audio, roll, score, mid, cont, wav, xml, chain, like))
     panel_outs = [panel.state, panel.info, panel.track]
     undo.click(undo_input, [panel.state], panel_outs, api_visibility="private")
+    slot_outs = [c for slot in slots for c in slot[:-2]]
+    rest_outs = [c for group, audio, roll, score, _, _, wav, xml, *_ in slots for c in (audio, roll, wav, score, xml)]
+    settings = [temperature, variations, seed, key_lock, ending, stay_close, program, soundfont]
+    first_outs = [*panel_outs, run, status, *slot_outs]
     for i, slot in enumerate(slots):
-        slot[-1].click(functools.partial(chain_result, i), [run, panel.state], panel_outs, api_visibility="private")
-    slot_outs = [c for slot in slots for c in slot[:-1]]
-    rest_outs = [c for group, audio, roll, score, _, _, wav, xml, _ in slots for c in (audio, roll, wav, score, xml)]
-    go.click(functools.partial(continue_ui, studio),
-             [panel.state, panel.upload, bars, temperature, variations, seed, key_lock, ending, program, soundfont],
-             [*panel_outs, run, status, *slot_outs], api_visibility="private", **heavy
+        slot[-2].click(functools.partial(chain_result, i), [run, panel.state], panel_outs, api_visibility="private")
+        slot[-1].click(functools.partial(more_like_ui, i, studio), [run, panel.state, *settings], first_outs,
+                       api_visibility="private", **heavy
+                       ).success(continue_rest_ui, [run], rest_outs, api_visibility="private", show_progress="hidden",
+                                 **heavy)
+    go.click(functools.partial(continue_ui, studio), [panel.state, panel.upload, bars, *settings], first_outs,
+             api_visibility="private", **heavy
              ).success(continue_rest_ui, [run], rest_outs, api_visibility="private", show_progress="hidden", **heavy)
     widgets.keep_files_while_open(studio, run, status)

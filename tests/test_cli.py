@@ -88,6 +88,7 @@ def test_errors_are_one_line_and_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "Traceback" not in err
     assert main(["--debug-model", "continue", str(WALTZ), "--bars", "99", "-o", str(tmp_path / "x.mid")]) == 2
+    assert main(["--debug-model", "continue", str(WALTZ), "--stay-close", "2", "-o", str(tmp_path / "x.mid")]) == 2
     assert "bars" in capsys.readouterr().err
     assert not (tmp_path / "x.mid").exists()
 

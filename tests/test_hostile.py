@@ -72,9 +72,9 @@ def healthy(server) -> bool:
 
 def continue_args(file=None, notes=None, example=None, **settings) -> list:
     s = {"track": None, "bars": 1, "temperature": 1.0, "variations": 1, "seed": 1, "key_lock": "off",
-         "program": -1, "soundfont": "", "ending": "free"} | settings
+         "program": -1, "soundfont": "", "ending": "free", "stay_close": 0.5} | settings
     return [file, notes, example, s["track"], s["bars"], s["temperature"], s["variations"], s["seed"],
-            s["key_lock"], s["program"], s["soundfont"], s["ending"]]
+            s["key_lock"], s["program"], s["soundfont"], s["ending"], s["stay_close"]]
 
 
 # -- the hostile inputs ---------------------------------------------------------------------------------
@@ -133,6 +133,8 @@ BAD_SETTINGS = [
     {"bars": 2, "variations": v, "temperature": t} for v, t in ((0.5, 1), (3, "0x10"), ("4", -1))
 ] + [
     {"ending": v} for v in ("subdominant", 3, ["tonic"], "x" * 5000)
+] + [
+    {"stay_close": v} for v in (-0.1, 1.5, "close", float("nan"), True, [0.5])
 ]
 
 PATH_GRABS = ["/etc/passwd", "../../etc/passwd", str(ROOT / "checkpoints" / "lstm.safetensors"),

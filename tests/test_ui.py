@@ -26,7 +26,7 @@ from musicgen_app.io.importer import parse_text
 from musicgen_app.io.midi import melody_to_midi
 from musicgen_app.service import MelodyService
 from musicgen_app.studio import KEEP_PROGRAM, Studio, client_gone
-from musicgen_app.tab_continue import MAX_VARIATIONS, chain_result, continue_rest_ui, continue_ui
+from musicgen_app.tab_continue import MAX_VARIATIONS, chain_result, continue_rest_ui, continue_ui, more_like_ui
 from musicgen_app.tab_generate import generate_ui, learn_style_ui
 from musicgen_app.tab_interpolate import interpolate_ui
 from musicgen_app.tempfiles import TempStore
@@ -94,7 +94,7 @@ def test_continue_writes_audio_roll_and_midi_per_variation(studio):
     hist = panels.initial_history("Waltz (3/4, MIDI)")
     inp = hist.current.melody
     run, status, slots = _slots(
-        continue_ui(studio, hist, None, 4, 1.0, 3, "123", "off", "tonic chord", KEEP_PROGRAM, None)
+        continue_ui(studio, hist, None, 4, 1.0, 3, "123", "off", "tonic chord", 0.5, KEEP_PROGRAM, None)
     )
     assert "Seed used: **123**" in status
     low, high = run.result.pitch_range  # the pitch guard is stated
@@ -140,8 +140,8 @@ def test_continue_writes_audio_roll_and_midi_per_variation(studio):
 
 def test_same_seed_gives_the_same_music_and_the_scores_come_second(studio):
     hist = panels.initial_history("Jig (6/8, MIDI)")
-    a = _slots(continue_ui(studio, hist, None, 2, 0.8, 2, 5, "detected", "tonic chord", 40, None))
-    b = _slots(continue_ui(studio, hist, None, 2, 0.8, 2, 5, "detected", "tonic chord", 40, None))
+    a = _slots(continue_ui(studio, hist, None, 2, 0.8, 2, 5, "detected", "tonic chord", 0.5, 40, None))
+    b = _slots(continue_ui(studio, hist, None, 2, 0.8, 2, 5, "detected", "tonic chord", 0.5, 40, None))
     assert a[0].melodies == b[0].melodies
     assert all(m.program == 40 for m in a[0].melodies)
     assert Path(a[2][0][4]).read_bytes() == Path(b[2][0][4]).read_bytes()
@@ -164,28 +164,46 @@ def test_client_gone_reads_gradios_queue_and_stops_the_second_pass(studio):
     try:
         assert not client_gone()
         hist = panels.initial_history()
-        run, _, _ = _slots(continue_ui(studio, hist, None, 2, 1.0, 3, 7, "off", "free", KEEP_PROGRAM, None))
+        run, _, _ = _slots(continue_ui(studio, hist, None, 2, 1.0, 3, 7, "off", "free", 0.5, KEEP_PROGRAM, None))
         asyncio.run(queue.clean_events(session_hash="page-1"))  # what Gradio does when the page's stream closes
         assert client_gone()
         assert continue_rest_ui(run) == (gr.skip(),) * (REST * MAX_VARIATIONS)
         assert not list(Path(run.folder).glob("*.wav"))[1:]  # only the first pass's WAV
         with pytest.raises(gr.Error, match="closed"):  # a new click's model runs, but nothing is rendered
-            continue_ui(studio, hist, None, 2, 1.0, 3, 7, "off", "free", KEEP_PROGRAM, None)
+            continue_ui(studio, hist, None, 2, 1.0, 3, 7, "off", "free", 0.5, KEEP_PROGRAM, None)
     finally:
         LocalContext.blocks.reset(tokens[0])
         LocalContext.event_id.reset(tokens[1])
     assert not client_gone()  # outside an event: never gone
 
 
+def test_more_like_a_variation_keeps_its_input_and_bars_and_comes_out_closer(studio):
+    hist = panels.initial_history()
+    run, _, _ = _slots(continue_ui(studio, hist, None, 2, 1.0, 4, 8, "off", "free", 0.5, KEEP_PROGRAM, None))
+    hist2 = panels.initial_history("Waltz (3/4, MIDI)")  # the panel changed meanwhile: the run's input is used
+    out = more_like_ui(2, studio, run, hist2, 1.0, 4, 9, "off", "free", 0.5, KEEP_PROGRAM, None)
+    like, status = out[3], out[4]
+    assert "More like variation 3" in status
+    assert out[0] == hist2 and like.result.primer == run.result.primer and like.bars == 2
+    target = run.result.continuations[2].notes
+    def shared(m):
+        return len(set(m.notes) & set(target))
+    fresh, _, _ = _slots(continue_ui(studio, hist, None, 2, 1.0, 4, 9, "off", "free", 0.5, KEEP_PROGRAM, None))
+    assert sum(map(shared, like.result.continuations)) > sum(map(shared, fresh.result.continuations))
+    with pytest.raises(gr.Error, match="no variation 6"):
+        more_like_ui(5, studio, run, hist, 1.0, 4, 9, "off", "free", 0.5, KEEP_PROGRAM, None)
+
+
 def test_chain_a_result_then_undo(studio):
     hist = panels.initial_history()
     first = hist.current
-    run, status, _ = _slots(continue_ui(studio, hist, None, 2, 1.0, 2, "", "off", "tonic chord", KEEP_PROGRAM, None))
+    run, status, _ = _slots(continue_ui(studio, hist, None, 2, 1.0, 2, "", "off", "tonic chord", 0.5, KEEP_PROGRAM,
+                                        None))
     assert "Seed used: **" in status  # an empty seed box means a random seed, shown back
     hist2, info, track = chain_result(1, run, hist)
     assert hist2.current.melody == run.melodies[1] and len(hist2.entries) == 2
     assert "Variation 2" in info and track["visible"] is False
-    run2, _, _ = _slots(continue_ui(studio, hist2, None, 2, 1.0, 1, 2, "off", "tonic chord", KEEP_PROGRAM, None))
+    run2, _, _ = _slots(continue_ui(studio, hist2, None, 2, 1.0, 1, 2, "off", "tonic chord", 0.5, KEEP_PROGRAM, None))
     assert run2.melodies[0].notes[: len(run.melodies[1].notes)] == run.melodies[1].notes
     hist3, _, _ = panels.undo_input(hist2)
     assert hist3.current == first
@@ -212,13 +230,13 @@ def test_bad_typed_notes_and_bad_settings_are_errors(studio):
     with pytest.raises(gr.Error, match="tinyNotation|ABC"):
         panels.pick_text("", hist)
     with pytest.raises(gr.Error, match="bars"):
-        continue_ui(studio, hist, None, 0, 1.0, 1, None, "off", "tonic chord", KEEP_PROGRAM, None)
+        continue_ui(studio, hist, None, 0, 1.0, 1, None, "off", "tonic chord", 0.5, KEEP_PROGRAM, None)
     with pytest.raises(gr.Error, match="H major|tonic"):
-        continue_ui(studio, hist, None, 2, 1.0, 1, None, "H major", "tonic chord", KEEP_PROGRAM, None)
+        continue_ui(studio, hist, None, 2, 1.0, 1, None, "H major", "tonic chord", 0.5, KEEP_PROGRAM, None)
     with pytest.raises(gr.Error, match="Seed"):
-        continue_ui(studio, hist, None, 2, 1.0, 1, "twelve", "off", "tonic chord", KEEP_PROGRAM, None)
+        continue_ui(studio, hist, None, 2, 1.0, 1, "twelve", "off", "tonic chord", 0.5, KEEP_PROGRAM, None)
     with pytest.raises(gr.Error, match="melody first"):
-        continue_ui(studio, InputHistory(), None, 2, 1.0, 1, None, "off", "tonic chord", KEEP_PROGRAM, None)
+        continue_ui(studio, InputHistory(), None, 2, 1.0, 1, None, "off", "tonic chord", 0.5, KEEP_PROGRAM, None)
     assert len(hist.entries) == 1
 
 
@@ -295,7 +313,7 @@ def test_more_like_these_learns_from_uploads_and_generates_in_their_meter(studio
 
 def test_an_open_page_keeps_its_files_and_is_told_when_they_were_cleared(studio):
     hist = panels.initial_history()
-    run, status, _ = _slots(continue_ui(studio, hist, None, 1, 1.0, 1, 3, "off", "free", KEEP_PROGRAM, None))
+    run, status, _ = _slots(continue_ui(studio, hist, None, 1, 1.0, 1, 3, "off", "free", 0.5, KEEP_PROGRAM, None))
     wav = next(Path(run.folder).glob("*.wav"))
     os.utime(wav, (time.time() - 5000, time.time() - 5000))
     assert keep_files(studio, run, status) == (gr.skip(), gr.skip())  # kept: nothing on the page changes
@@ -371,20 +389,20 @@ def test_continue_uses_an_upload_whose_own_event_has_not_arrived_yet(studio):
     hist = panels.initial_history()
     waltz = str(example_path("Waltz (3/4, MIDI)"))
     state, info, _, run, status, *_ = continue_ui(
-        studio, hist, waltz, 2, 1.0, 1, 1, "off", "tonic chord", KEEP_PROGRAM, None
+        studio, hist, waltz, 2, 1.0, 1, 1, "off", "tonic chord", 0.5, KEEP_PROGRAM, None
     )
     assert state.current.origin == InputOrigin("file", waltz) and "waltz_3-4.mid" in info
     assert run.melodies[0].time_signature == (3, 4)
     # once read, the same upload is not read again: an example picked later stays the input
     later = state.push(read_input(InputOrigin("example", "Jig (6/8, MIDI)")))
-    state2, *_ = continue_ui(studio, later, waltz, 2, 1.0, 1, 1, "off", "tonic chord", KEEP_PROGRAM, None)
+    state2, *_ = continue_ui(studio, later, waltz, 2, 1.0, 1, 1, "off", "tonic chord", 0.5, KEEP_PROGRAM, None)
     assert state2 == later
 
 
 def test_a_refused_upload_left_in_the_box_does_not_block_continue(studio):
     hist = panels.initial_history()
     state, *_ = continue_ui(
-        studio, hist, str(CORRUPT / "truncated.mid"), 1, 1.0, 1, 1, "off", "tonic chord", KEEP_PROGRAM, None
+        studio, hist, str(CORRUPT / "truncated.mid"), 1, 1.0, 1, 1, "off", "tonic chord", 0.5, KEEP_PROGRAM, None
     )
     assert state == hist
 
