@@ -44,6 +44,7 @@ def main(argv=None) -> None:
     from musicgen_app import render, ui
     from musicgen_app.io import sandbox
     from musicgen_app.io.importer import MAX_BYTES
+    from musicgen_app.models import style
     from musicgen_app.service import MelodyService
 
     # One torch thread per request: sampling is a chain of small matrix products where a second
@@ -51,6 +52,7 @@ def main(argv=None) -> None:
     torch.set_num_threads(1)
     service = MelodyService.debug() if args.debug_model else MelodyService.from_checkpoints()
     render.warm_up()
+    style.warm_up()  # the first "More like these" fit
     sandbox.warm_up()  # the parser process, so the first upload is not the slow one
     demo = ui.build_ui(service, store, concurrency_limit=args.concurrency)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=256)
