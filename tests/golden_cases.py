@@ -41,9 +41,10 @@ def golden_hashes() -> dict[str, str]:
             for c, clip in enumerate(r.clips):
                 out[f"interpolate/{tag}{name}/{other}/{temp}/{c}"] = _sha(melody_to_midi(clip))
     for ts in ((4, 4), (3, 4), (6, 8)):
-        for sampler, tag in (("gaussian", ""), ("gan", "gan/")):
+        for sampler, tag, shape in (("gaussian", "", {}), ("gan", "gan/", {}), ("bank", "bank/", {}),
+                                    ("bank", "bank-shaped/", {"notes_per_bar": 4.0, "key": "minor"})):
             r = svc.sample(SampleRequest(count=3, temperature=1.0, seed=5, qpm=100, time_signature=ts,
-                                         sampler=sampler))
+                                         sampler=sampler, **shape))
             for k, m in enumerate(r.melodies):
                 out[f"generate/{tag}{ts[0]}-{ts[1]}/{k}"] = _sha(melody_to_midi(m))
     return out
