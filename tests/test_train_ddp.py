@@ -92,5 +92,8 @@ def test_two_processes_take_the_same_steps_as_one(tmp_path, corpus):
     start = load_file(str(init))
     moved = max((one[f"model.{k}"] - v).abs().max().item() for k, v in start.items())
     assert moved > 0.02  # six steps of lr 0.01 (and 0.008) moved the weights; the runs agree far closer
+    # Summing the two halves' gradients rounds differently from one full batch, and Adam divides
+    # near-zero gradients by their own size, so a few weights differ by up to 8e-6 on some runs
+    # (4.8e-7 on most); any of the faults above moves weights by 1e-3 or more.
     for name in one:
-        torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=2e-6, msg=lambda m, n=name: f"{n}: {m}")
+        torch.testing.assert_close(two[name], one[name], rtol=1e-3, atol=3e-5, msg=lambda m, n=name: f"{n}: {m}")
