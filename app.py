@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 
 
 def main(argv=None) -> None:
@@ -52,7 +53,9 @@ def main(argv=None) -> None:
     torch.set_num_threads(1)
     service = MelodyService.debug() if args.debug_model else MelodyService.from_checkpoints()
     render.warm_up()
-    style.warm_up()  # the first "More like these" fit
+    # the optimiser's first use (1.5 s), so the first "More like these" fit is not the slow one; in
+    # the background, as nobody fits a style in the first seconds
+    threading.Thread(target=style.warm_up, name="style-warm-up", daemon=True).start()
     sandbox.warm_up()  # the parser process, so the first upload is not the slow one
     demo = ui.build_ui(service, store, concurrency_limit=args.concurrency)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=256)
