@@ -152,7 +152,8 @@ def interpolate_files(studio: Studio, a: Melody, b: Melody, steps, temperature, 
 
 def read_clips(files) -> list[Melody]:
     """Uploaded clips for "More like these" -> melodies; a clip that cannot be read is named."""
-    paths = [f if isinstance(f, str | Path) else getattr(f, "name", "") for f in (files or [])]
+    files = [files] if isinstance(files, str | Path) else files or []
+    paths = [f if isinstance(f, str | Path) else getattr(f, "name", "") for f in files]
     if not MIN_CLIPS <= len(paths) <= MAX_CLIPS:
         raise RequestError(f"Give {MIN_CLIPS} to {MAX_CLIPS} clips to learn a style from, not {len(paths)}.")
     melodies = []
