@@ -188,3 +188,15 @@ def test_more_like_these_learns_two_uploads_then_generates_in_their_meter(page):
     page.wait_for_selector("#generate-status >> text=3/4")  # the clips' meter, said so
     meter, notes = _meter_and_notes(_download(page, "#generate-files a[download$='.mid']"))
     assert meter == (3, 4) and notes > 0
+
+
+def test_more_like_this_rewrites_toward_a_variation_and_every_player_fills(page):
+    page.click("#continue-go")
+    _status_seed(page, "#continue-status")
+    page.wait_for_selector("#variation-2-audio [data-testid=download-link]")
+    page.click("#variation-2-like")
+    page.wait_for_selector("#continue-status >> text=More like variation 2")
+    for v in (1, 2, 3, 4):
+        page.wait_for_selector(f"#variation-{v}-audio [data-testid=download-link]")
+    meter, notes = _meter_and_notes(_download(page, "#variation-1-cont"))
+    assert meter == (2, 4) and notes > 0  # the folk tune the page starts with
