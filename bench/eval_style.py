@@ -48,9 +48,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from PIL import Image  # noqa: E402
 
 from musicgen_app import data  # noqa: E402
+from musicgen_app import service as service_module  # noqa: E402
 from musicgen_app import tokens as tk  # noqa: E402
 from musicgen_app.evaluate import compare_stats  # noqa: E402
 from musicgen_app.melody import Melody, estimate_key  # noqa: E402
+from musicgen_app.models import style as style_module  # noqa: E402
+from musicgen_app.models.code_bank import Attributes  # noqa: E402
 from musicgen_app.models.latent_gan import meter_name  # noqa: E402
 from musicgen_app.models.style import (  # noqa: E402
     MAX_CLIPS,
@@ -60,7 +63,7 @@ from musicgen_app.models.style import (  # noqa: E402
     rebarred,
     style_windows,
 )
-from musicgen_app.service import MelodyService, melodies_from_codes  # noqa: E402
+from musicgen_app.service import MelodyService, bank_melodies, melodies_from_codes, style_melodies  # noqa: E402
 from musicgen_app.train_gan import TARGETS, compare_bar_stats  # noqa: E402
 from musicgen_app.views import piano_roll_png  # noqa: E402
 
@@ -180,32 +183,36 @@ def run_trial(svc: MelodyService, musician: dict, seed: int, n: int, config: Sty
            "clip_pitch": float(np.mean([n.pitch for m in given for n in m.notes])),
            "clip_key": keys.most_common(1)[0][0]}
     codes = ctx["given_codes"]
-    draws = {
-        "style": lambda g: style.sample(n, g),
-        "clip neighbourhood": lambda g: clip_neighbourhood(svc, codes, ctx["owners"], n, g),
-        "corpus": lambda g: corpus_codes(svc, n, g, ts),
-        "latent GAN": lambda g: svc.gan.sample(n, g, ts) if svc.gan is not None and style.meter in
-        svc.gan.config.meters else svc.vae.sample_prior(n, g),
-        "prior": lambda g: svc.vae.sample_prior(n, g),
-        "clip codes": lambda g: codes[torch.randint(len(codes), (n,), generator=g)],
-    }
     template = Melody(notes=(), time_signature=ts)
+
+    def decoded(draw):
+        return lambda g: (lambda z: (melodies_from_codes(svc.vae, z, template, 1.0, g), z))(draw(g))
+
+    draws = {
+        "style": lambda g: style_melodies(svc.vae, style, n, template, 1.0, g),
+        "clip neighbourhood": decoded(lambda g: clip_neighbourhood(svc, codes, ctx["owners"], n, g)),
+        "corpus": lambda g: corpus_samples(svc, n, g, template),
+        "latent GAN": decoded(lambda g: svc.gan.sample(n, g, ts) if svc.gan is not None and style.meter in
+                              svc.gan.config.meters else svc.vae.sample_prior(n, g)),
+        "prior": decoded(lambda g: svc.vae.sample_prior(n, g)),
+        "clip codes": decoded(lambda g: codes[torch.randint(len(codes), (n,), generator=g)]),
+    }
     out = {"kind": musician["kind"], "clips": len(given), "windows": style.windows, "fit_s": fit_s}
     for name, draw in draws.items():
-        gen = torch.Generator().manual_seed(seed)
-        z = draw(gen)
-        samples = melodies_from_codes(svc.vae, z, template, 1.0, gen)
+        samples, z = draw(torch.Generator().manual_seed(seed))
         out[name] = measure(svc, samples, z, ctx)
     return out
 
 
-def corpus_codes(svc: MelodyService, n: int, gen: torch.Generator, ts) -> torch.Tensor:
-    """What Generate draws by default for ``ts`` (service.sample's order: code bank, GAN, Gaussian)."""
+def corpus_samples(svc: MelodyService, n: int, gen: torch.Generator, template: Melody) -> tuple[list, torch.Tensor]:
+    """What Generate makes by default for ``template``'s meter (service.sample's order: code bank,
+    GAN, Gaussian), and the codes of the melodies."""
+    ts = template.time_signature
     if svc.bank is not None and svc.bank.knows(ts):
-        return svc.bank.sample(svc.vae, n, gen, ts)[0]
-    if svc.gan is not None and meter_name(ts) in svc.gan.config.meters:
-        return svc.gan.sample(n, gen, ts)
-    return svc.vae.sample_prior(n, gen)
+        return bank_melodies(svc.vae, svc.bank, n, template, Attributes(), 1.0, gen)[:2]
+    z = svc.gan.sample(n, gen, ts) if svc.gan is not None and meter_name(ts) in svc.gan.config.meters else \
+        svc.vae.sample_prior(n, gen)
+    return melodies_from_codes(svc.vae, z, template, 1.0, gen), z
 
 
 def clip_neighbourhood(svc: MelodyService, codes: torch.Tensor, owners: torch.Tensor, n: int,
@@ -276,8 +283,8 @@ def draw_rolls(svc: MelodyService, musician: dict, config: StyleConfig, path: Pa
     template = Melody(notes=(), time_signature=ts)
     gen = torch.Generator().manual_seed(0)
     rows = [("clip", window_melodies(musician["given"], svc.window, ts)[:4]),
-            ("style", melodies_from_codes(svc.vae, style.sample(8, gen), template, 1.0, gen)),
-            ("corpus", melodies_from_codes(svc.vae, corpus_codes(svc, 4, gen, ts), template, 1.0, gen))]
+            ("style", style_melodies(svc.vae, style, 8, template, 1.0, gen)[0]),
+            ("corpus", corpus_samples(svc, 4, gen, template)[0])]
     w, h = 400, 200
     lines = sum((len(ms) + 3) // 4 for _, ms in rows)
     sheet = Image.new("RGB", (4 * w, lines * h), "white")
@@ -303,8 +310,13 @@ def main() -> None:
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
     p.add_argument("--kl-weight", type=float, default=defaults.kl_weight)
     p.add_argument("--lr", type=float, default=defaults.lr)
+    p.add_argument("--pitch-class-bias", type=float, default=style_module.PITCH_CLASS_BIAS,
+                   help="decoding lean toward the clips' pitch classes (style.PITCH_CLASS_BIAS)")
+    p.add_argument("--oversample", type=int, default=service_module.OVERSAMPLE,
+                   help="melodies drawn per one kept (1: no copy filter; service.OVERSAMPLE)")
     p.add_argument("--rolls", type=Path, help="write piano-roll sheets of the first musician of each kind here")
     args = p.parse_args()
+    style_module.PITCH_CLASS_BIAS, service_module.OVERSAMPLE = args.pitch_class_bias, args.oversample
     torch.set_num_threads(1)
     config = StyleConfig(args.latent_dim, args.hidden, args.layers, args.kl_weight, args.steps, args.lr)
     svc = MelodyService.from_checkpoints()
@@ -318,7 +330,8 @@ def main() -> None:
         for kind in ("tune", "collection"):
             mus = next(m for m in musicians if m["kind"] == kind)
             print(f"wrote {draw_rolls(svc, mus, config, args.rolls / f'style_{kind}.png')} ({mus['name']})")
-    print(f"{args.split} split, {config}; {args.samples} samples per sampler, temperature 1.0", flush=True)
+    print(f"{args.split} split, {config}; {args.samples} samples per sampler, temperature 1.0; pitch-class "
+          f"bias {args.pitch_class_bias}, {args.oversample} drawn per sample kept", flush=True)
     t0 = time.time()
     results = []
     for i, mus in enumerate(musicians):

@@ -79,7 +79,7 @@ def resave_checkpoint(path: str | Path, model: torch.nn.Module, metrics: dict | 
     """Write ``model`` over the checkpoint at ``path``, keeping its training record (data
     fingerprint, steps, command, time) and, unless given, its metrics."""
     meta = read_metadata(path)
-    kept = {k: meta[k] for k in ("train_command", "train_seconds") if k in meta}
+    kept = {k: meta[k] for k in ("train_command", "train_seconds", "vae_weights_sha256") if k in meta}
     return save_checkpoint(path, model, data_fingerprint=meta["data_fingerprint"], train_steps=int(meta["train_steps"]),
                            metrics=json.loads(meta["metrics"]) if metrics is None else metrics, extra=kept)
 

@@ -280,7 +280,10 @@ def estimate_key(notes: Iterable[Note], candidates: Iterable[Key] | None = None)
     if not hist.any() or not keys:
         return keys[0] if keys else Key()
     profiles = np.stack([np.roll(_MAJOR_PROFILE if k.mode == "major" else _MINOR_PROFILE, k.tonic) for k in keys])
-    scores = np.nan_to_num([np.corrcoef(hist, p)[0, 1] for p in profiles], nan=-1.0)
+    # Pearson correlation with every profile at once (np.corrcoef per profile took 1.3 ms a melody)
+    h, p = hist - hist.mean(), profiles - profiles.mean(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scores = np.nan_to_num(p @ h / np.sqrt((p * p).sum(1) * (h @ h)), nan=-1.0)
     # Ties go to the later candidate, as max() over (score, tonic, mode) tuples did before.
     best = max(range(len(keys)), key=lambda i: (scores[i], keys[i].tonic, keys[i].mode))
     return keys[best]

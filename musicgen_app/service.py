@@ -20,7 +20,7 @@ from . import tokens as tk
 from .checkpoints import load_checkpoint
 from .errors import CheckpointError, MelodyError, RequestError
 from .melody import Key, Melody, estimate_key
-from .models.code_bank import Attributes, CodeBank
+from .models.code_bank import Attributes, CodeBank, Picked
 from .models.latent_gan import LatentGAN, LatentGANConfig, meter_name
 from .models.lstm import LSTMConfig, MelodyLSTM
 from .models.style import StyleModel, fit_style
@@ -473,17 +473,16 @@ class MelodyService:
             notices.append(f"The latent GAN {why}; these come from the Gaussian prior.")
             sampler = "gaussian"
         if sampler == "bank":
-            z, picked = self.bank.sample(self.vae, req.count, gen, req.time_signature, attrs)
+            melodies, _, picked = bank_melodies(self.vae, self.bank, req.count, probe, attrs, req.temperature, gen)
             if picked.matches < req.count:
                 notices.append(f"Only {picked.matches} corpus windows meet the request; some of these melodies "
                                "grew from the same one.")
         elif sampler == "style":
-            z = req.style.sample(req.count, gen)
-        elif sampler == "gan":
-            z = self.gan.sample(req.count, gen, req.time_signature)
+            melodies, _ = style_melodies(self.vae, req.style, req.count, probe, req.temperature, gen)
         else:
-            z = self.vae.sample_prior(req.count, gen)
-        melodies = melodies_from_codes(self.vae, z, probe, req.temperature, gen)
+            z = self.gan.sample(req.count, gen, req.time_signature) if sampler == "gan" else \
+                self.vae.sample_prior(req.count, gen)
+            melodies = melodies_from_codes(self.vae, z, probe, req.temperature, gen)
         return SampleResult([m.replace(name=f"sample {i + 1}") for i, m in enumerate(melodies)], seed, notices)
 
 
@@ -506,17 +505,48 @@ def paced_ts(path, steps: int, grid: int = PACE_GRID) -> np.ndarray:
 
 @torch.inference_mode()
 def melodies_from_codes(vae: MelodyVAE, z: torch.Tensor, template: Melody, temperature: float,
-                        gen: torch.Generator) -> list[Melody]:
+                        gen: torch.Generator, bias: torch.Tensor | None = None) -> list[Melody]:
     """VAE codes (B, Z) -> melodies of the whole bars of ``template``'s meter that fit the window,
-    each with its estimated key (the model writes no key)."""
+    each with its estimated key (the model writes no key); ``bias`` as for MelodyVAE.generate."""
     W = vae.config.window
     feats = torch.from_numpy(tk.metric_features(W, template.time_signature, 0, template.steps_per_quarter))
     length = tk.whole_bars_steps(W, template.bar_steps)
     out = []
-    for row in vae.generate(z, feats, temperature, gen).numpy():
+    for row in vae.generate(z, feats, temperature, gen, bias).numpy():
         m = tk.decode(row[:length], template)
         out.append(m.replace(key=estimate_key(m.notes)))
     return out
+
+
+# Melodies decoded per melody asked when attributes are asked: the extra ones let select() drop
+# those whose decoding lost the asked key or ending (costs ~20 % more decoding time for 8).
+OVERSAMPLE = 2
+
+
+@torch.inference_mode()
+def bank_melodies(vae: MelodyVAE, bank: CodeBank, n: int, template: Melody, attrs: Attributes, temperature: float,
+                  gen: torch.Generator) -> tuple[list[Melody], torch.Tensor, Picked]:
+    """``n`` melodies from the corpus bank in ``template``'s meter meeting ``attrs`` as well as
+    decoding allows, their codes and the windows they grew from (as Generate makes them;
+    train_bank measures this)."""
+    drawn = n if attrs.free else OVERSAMPLE * n
+    z, picked = bank.sample(vae, drawn, gen, template.time_signature, attrs)
+    melodies = melodies_from_codes(vae, z, template, temperature, gen, bank.decoding_bias(picked))
+    if drawn == n:
+        return melodies, z, picked
+    keep = bank.select(melodies, attrs, n)
+    return [melodies[i] for i in keep], z[torch.from_numpy(keep)], picked.take(keep)
+
+
+@torch.inference_mode()
+def style_melodies(vae: MelodyVAE, style: StyleModel, n: int, template: Melody, temperature: float,
+                   gen: torch.Generator) -> tuple[list[Melody], torch.Tensor]:
+    """``n`` melodies "more like" the clips ``style`` was fitted to, the fewest copies of their bars
+    among OVERSAMPLE * n drawn, and their codes."""
+    z = style.sample(OVERSAMPLE * n, gen)
+    melodies = melodies_from_codes(vae, z, template, temperature, gen, style.decoding_bias(len(z)))
+    keep = style.select(melodies, n)
+    return [melodies[i] for i in keep], z[torch.from_numpy(keep)]
 
 
 def bar_aligned(m: Melody, notices: list[str], name: str) -> Melody:

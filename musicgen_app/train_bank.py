@@ -4,6 +4,7 @@
     python -m musicgen_app.train_bank --evaluate    # test split: bank / GAN / Gaussian side by side, novelty
     python -m musicgen_app.train_bank --controls    # test split: attribute controls, 200 samples a setting
     python -m musicgen_app.train_bank --rolls       # piano rolls of 16 bank samples, into /tmp/bank
+    python -m musicgen_app.train_bank --tune-bias   # choose only the decoding pitch-class bias again
 
 The bank: the training split's windows (all meters, untransposed), cut as train_gan cuts the GAN's
 training codes (train_gan.meter_windows), every ``--stride`` windows of a melody plus its last one,
@@ -39,11 +40,12 @@ from PIL import Image
 from . import data as corpus_data
 from . import tokens as tk
 from .batches import vae_windows
-from .checkpoints import load_checkpoint, read_metadata, save_checkpoint
+from .checkpoints import load_checkpoint, read_metadata, resave_checkpoint, save_checkpoint
 from .evaluate import compare_stats
 from .melody import Melody, estimate_key
 from .models.code_bank import Attributes, CodeBank, window_attributes
 from .models.vae import MelodyVAE
+from .service import bank_melodies
 from .train_gan import (
     GAN_PATH,
     TARGETS,
@@ -67,6 +69,7 @@ CODES = Path("/tmp/gan/codes.npz")  # shared with train_gan
 # (mix, noise) pairs tried on the valid split
 GRID = ((0, 0.3), (0, 0.5), (0, 0.6), (0, 0.7), (0.3, 0), (0.3, 0.2), (0.3, 0.4), (0.4, 0.2), (0.4, 0.3), (0.5, 0),
         (0.5, 0.2), (0.5, 0.3), (0.5, 0.4))
+BIAS_GRID = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)  # decoding pitch-class biases tried (CodeBank.decoding_bias)
 
 
 # -- the bank -------------------------------------------------------------------------------------
@@ -98,8 +101,11 @@ def build(args, log, corpus, codes) -> CodeBank:
     return bank
 
 
-def with_sampling(bank: CodeBank, mix: float, noise: float) -> CodeBank:
-    out = CodeBank(dataclasses.replace(bank.config, mix=mix, noise=noise))
+def with_sampling(bank: CodeBank, mix: float | None = None, noise: float | None = None,
+                  pitch_class_bias: float | None = None) -> CodeBank:
+    """The bank with other sampling settings (None: keep the bank's)."""
+    given = {"mix": mix, "noise": noise, "pitch_class_bias": pitch_class_bias}
+    out = CodeBank(dataclasses.replace(bank.config, **{k: v for k, v in given.items() if v is not None}))
     out.load_state_dict(bank.state_dict())
     return out.eval()
 
@@ -149,14 +155,14 @@ def realism(melodies: list[Melody], reference: list[Melody], seed: int) -> dict:
 
 def bank_samples(vae: MelodyVAE, bank: CodeBank, n: int, seed: int, attrs: Attributes | None = None,
                  time_signature=(4, 4), temperature: float = 1.0) -> tuple[list[Melody], dict]:
-    """``n`` melodies decoded as Generate decodes them, and the (transposed) windows they grew from."""
+    """``n`` melodies made as Generate makes them, and the (transposed) windows they grew from."""
     gen = torch.Generator().manual_seed(seed)
-    picked = bank.pick(n, gen, time_signature, attrs or Attributes())
-    z = bank.codes(vae, picked, time_signature, gen)
+    melodies, _, picked = bank_melodies(vae, bank, n, Melody(notes=(), time_signature=time_signature),
+                                     attrs or Attributes(), temperature, gen)
     sources = {"source": bank.windows(picked.index, picked.shift).numpy()}
     if bank.config.mix:
         sources["partner"] = bank.windows(picked.partner, picked.partner_shift).numpy()
-    return decode_codes(vae, z, time_signature, temperature, gen), sources
+    return melodies, sources
 
 
 def four_four(melodies: list[Melody]) -> list[Melody]:
@@ -199,6 +205,28 @@ def sweep(args, log, bank: CodeBank, corpus, vae: MelodyVAE) -> tuple[tuple[floa
     return chosen, record
 
 
+def tune_bias(args, log, bank: CodeBank, corpus, vae: MelodyVAE) -> tuple[float, list]:
+    """Valid-split realism and copying of each decoding pitch-class bias in ``args.bias_grid``, each
+    measured with two seeds; the one with the lowest mean classifier accuracy, and a record."""
+    valid = window_melodies(four_four(corpus.split("valid")), vae.config.window)
+    train_tokens = vae_windows(four_four(corpus.split("train")), vae.config.window, stride_bars=1).tokens
+    record = []
+    for beta in args.bias_grid:
+        t0 = time.time()
+        runs = []
+        for seed in (args.seed, args.seed + 1):
+            melodies, sources = bank_samples(vae, with_sampling(bank, pitch_class_bias=beta), args.n, seed)
+            runs.append({**realism(melodies, valid, seed), **novelty(melodies, train_tokens, sources)})
+        r = {"pitch_class_bias": beta, "c2st": float(np.mean([x["c2st"] for x in runs])),
+             "overlaps": {k: float(np.mean([x["overlaps"][k] for x in runs])) for k in TARGETS},
+             "bars_in_nearest_train": float(np.mean([x["bars_in_nearest_train"] for x in runs]))}
+        record.append(r)
+        log(f"pitch-class bias {beta}: c2st {r['c2st']:.3f} overlaps "
+            + " ".join(f"{v:.2f}" for v in r["overlaps"].values())
+            + f" | bars in nearest training window {r['bars_in_nearest_train']:.3f} ({time.time() - t0:.0f} s)")
+    return min(record, key=lambda r: r["c2st"])["pitch_class_bias"], record
+
+
 def train(args, log) -> None:
     corpus = corpus_data.load(args.corpus)
     codes = load_codes(args.vae, corpus, 1, 4, CODES, log)
@@ -206,10 +234,28 @@ def train(args, log) -> None:
     bank = build(args, log, corpus, codes)
     (mix, noise), record = sweep(args, log, bank, corpus, vae)
     log(f"chosen on the valid split: mix {mix}, noise {noise}")
+    bank = with_sampling(bank, mix, noise)
+    beta, record["valid_pitch_class_bias"] = tune_bias(args, log, bank, corpus, vae)
+    log(f"chosen on the valid split: pitch-class bias {beta}")
+    record["chosen"]["pitch_class_bias"] = beta
     vae_digest = read_metadata(args.vae)["weights_sha256"]
-    save_checkpoint(args.out, with_sampling(bank, mix, noise), data_fingerprint=corpus.fingerprint, metrics=record,
-                    extra={"train_command": args.command, "vae_weights_sha256": vae_digest})
+    save_checkpoint(args.out, with_sampling(bank, pitch_class_bias=beta), data_fingerprint=corpus.fingerprint,
+                    metrics=record, extra={"train_command": args.command, "vae_weights_sha256": vae_digest})
     log(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)")
+
+
+def retune_bias(args, log) -> None:
+    """Only the decoding bias of the bank at ``args.bank``, chosen again on the valid split; the
+    windows, neighbours, mix and noise stay, and so does the record of how they were chosen."""
+    vae, _ = load_checkpoint(args.vae, kind="vae")
+    bank, meta = load_checkpoint(args.bank, kind="code_bank")
+    beta, sweep_record = tune_bias(args, log, bank, corpus_data.load(args.corpus), vae)
+    log(f"chosen on the valid split: pitch-class bias {beta}")
+    record = dict(meta["metrics"])
+    record["valid_pitch_class_bias"] = sweep_record
+    record.setdefault("chosen", {})["pitch_class_bias"] = beta
+    resave_checkpoint(args.bank, with_sampling(bank, pitch_class_bias=beta), metrics=record)
+    log(f"wrote {args.bank}")
 
 
 # -- test split -----------------------------------------------------------------------------------
@@ -370,6 +416,10 @@ def main(argv=None):
     ap.add_argument("--neighbours", type=int, default=4, help="partners kept per window")
     ap.add_argument("--grid", type=lambda t: tuple(float(x) for x in t.split(":")), nargs="+", default=GRID,
                     help="mix:noise pairs tried on the valid split")
+    ap.add_argument("--tune-bias", action="store_true",
+                    help="choose only the decoding pitch-class bias of --bank again, on the valid split")
+    ap.add_argument("--bias-grid", type=float, nargs="+", default=BIAS_GRID,
+                    help="decoding pitch-class biases tried on the valid split")
     ap.add_argument("--n", type=int, default=400, help="samples per sampler or grid point")
     ap.add_argument("--n-controls", type=int, default=200, help="samples per control setting")
     ap.add_argument("--seed", type=int, default=0)
@@ -378,6 +428,10 @@ def main(argv=None):
     args.command = " ".join(["python -m musicgen_app.train_bank", *(sys.argv[1:] if argv is None else argv)])
     torch.set_num_threads(args.threads)
     log = Log(None if (args.evaluate or args.controls or args.rolls) else WORK / "build.log")
+    if args.tune_bias:
+        log(f"command: {args.command}")
+        retune_bias(args, log)
+        return
     if args.evaluate:
         run_evaluation(args, log)
     if args.controls:

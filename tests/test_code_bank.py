@@ -11,8 +11,8 @@ import torch
 from musicgen_app import tokens as tk
 from musicgen_app.checkpoints import load_checkpoint, read_metadata, save_checkpoint
 from musicgen_app.errors import CheckpointError, RequestError
-from musicgen_app.melody import Key, estimate_key
-from musicgen_app.models.code_bank import Attributes, CodeBank, CodeBankConfig, window_attributes
+from musicgen_app.melody import Key, Melody, estimate_key
+from musicgen_app.models.code_bank import Attributes, CodeBank, CodeBankConfig, Picked, window_attributes
 from musicgen_app.service import MelodyService, SampleRequest
 from musicgen_app.settings import build_request, spec
 
@@ -148,6 +148,41 @@ def test_noise_and_mix_move_the_code_from_the_windows_mean():
 
 
 # -- the service ------------------------------------------------------------------------------------
+def test_decoding_bias_leans_toward_the_source_windows_pitch_classes(bank):
+    """The windows' most played pitch class gets 0, one they never play the most negative logit,
+    hold and rest nothing; with the weight 0 there is no bias at all."""
+    two = int(np.nonzero(bank.range_semitones == 2)[0][0])  # the window of C and D only
+    picked = Picked(torch.tensor([two]), torch.tensor([two]), torch.tensor([0]), torch.tensor([0]), 1)
+    assert not CodeBank(bank.config).decoding_bias(picked).any()  # the fixture's weight is 0
+    biased = CodeBank(CodeBankConfig(**{**bank.config.to_dict(), "pitch_class_bias": 1.5}))
+    biased.load_state_dict(bank.state_dict())
+    logits = biased.decoding_bias(picked)[0]
+    c, d, e, f_sharp = (logits[tk.pitch_to_token(p)] for p in (60, 62, 64, 66))
+    assert logits[tk.HOLD] == logits[tk.REST] == 0
+    assert c == d == 0 and e == f_sharp < -3  # 1.5 * log(0.5 / 32.5)
+    assert logits[tk.pitch_to_token(72)] == c  # every octave of a class alike
+    with pytest.raises(CheckpointError, match="pitch_class_bias"):
+        CodeBankConfig(pitch_class_bias=-1)
+
+
+def test_selection_prefers_melodies_that_keep_what_was_asked(bank):
+    """Decoding may lose the asked ending or key: of the drawn melodies, those that miss fewest
+    asked attributes are kept, in drawn order."""
+    probe = Melody(notes=(), time_signature=(4, 4))
+
+    def melody(pitches):
+        m = tk.decode(window(pitches, 4), probe)
+        return m.replace(key=estimate_key(m.notes))
+
+    on_tonic, off_tonic = melody(C_MAJOR[:-1] + [72]), melody(C_MAJOR[:-1] + [71])
+    drawn = [off_tonic, on_tonic, off_tonic, on_tonic]
+    assert list(bank.misses(drawn, Attributes(ends_on_tonic=True))) == [1, 0, 1, 0]
+    assert list(bank.select(drawn, Attributes(ends_on_tonic=True), 2)) == [1, 3]
+    assert list(bank.select(drawn, Attributes(), 2)) == [0, 1]  # nothing asked: the first drawn
+    g_major = Attributes.from_key("G major")
+    assert list(bank.misses([on_tonic, melody([p + 7 for p in C_MAJOR])], g_major)) == [1, 0]
+
+
 def test_generate_uses_the_bank_and_its_controls():
     svc = MelodyService.debug()
     a = svc.sample(SampleRequest(count=3, seed=2))

@@ -115,6 +115,7 @@ def test_bytes_round_trip(debug_svc):
     assert (back.clips, back.windows, back.notices) == (style.clips, style.windows, style.notices)
     g = lambda: torch.Generator().manual_seed(7)  # noqa: E731
     assert torch.equal(back.sample(4, g()), style.sample(4, g()))
+    assert torch.equal(back.clip_bars, style.clip_bars) and torch.equal(back.pitch_classes, style.pitch_classes)
     back.check_vae(debug_svc.vae)
     with pytest.raises(RequestError, match="another VAE"):
         back.check_vae(MelodyService.debug(seed=1).vae)
@@ -122,6 +123,20 @@ def test_bytes_round_trip(debug_svc):
         StyleModel.from_bytes(blob[:100])
     with pytest.raises(CheckpointError, match="not a saved style"):
         StyleModel.from_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00" + b'{"a": 1}        ')
+
+
+def test_the_style_knows_the_clips_bars_and_keeps_the_melodies_that_copy_fewest(debug_svc):
+    """Two clips of the same 8-note scale pattern: 2 distinct bars with notes (an empty bar does
+    not count). A melody made of the clips' bars copies all of them; selection keeps new ones."""
+    clips = [tune(4), tune(4, shift=0).replace(notes=tune(4).notes[:8], total_steps=3 * 16)]
+    style = fit_style(debug_svc, clips, config=FAST)
+    assert style.clip_bars.shape == (2, 16)
+    assert style.pitch_classes.tolist() == [3] * 8 + [0] * 4  # tune() climbs C..G chromatically
+    copy, new = tune(4), tune(4, shift=2)
+    assert style.copies([copy, new]).tolist() == [1.0, 0.0]
+    assert list(style.select([copy, new, copy, new], 2)) == [1, 3]
+    bias = style.decoding_bias(3)
+    assert bias.shape == (3, 90) and bias[0, 60 - 19] == bias[0, 67 - 19] == 0 and bias[0, 68 - 19] < -2.5  # 1.5 ln(3.5 / 0.5)
 
 
 @pytest.mark.skipif(not SHIPPED.exists(), reason="no shipped VAE checkpoint")

@@ -49,13 +49,17 @@ from .. import tokens as tk
 from ..checkpoints import weights_digest
 from ..errors import CheckpointError, RequestError
 from ..melody import Melody
+from .code_bank import pitch_class_logits
 from .latent_gan import meter_name, mlp
 from .vae import MelodyVAE, kl_divergence
 
 MIN_CLIPS = 2
 MAX_CLIPS = 20
 MAX_CLIP_BARS = 64  # longer clips are cut: 61 windows of 4/4 each is already plenty of one tune
-BYTES_FORMAT = "musicgen-style-v2"
+BYTES_FORMAT = "musicgen-style-v3"  # v3: the clips' bars and pitch classes travel with the model
+# Decoding leans toward the clips' pitch classes as the corpus bank's samples lean toward their
+# source windows' (code_bank.pitch_class_logits); chosen on the valid split with bench/eval_style.py.
+PITCH_CLASS_BIAS = 1.5
 
 Progress = Callable[[float, str], None]
 
@@ -85,13 +89,17 @@ class StyleModel(torch.nn.Module):
     windows in ``time_signature``."""
 
     def __init__(self, config: StyleConfig, z_dim: int, time_signature: tuple[int, int],
-                 clips: int = 0, windows: int = 0, vae_fingerprint: str = ""):
+                 clips: int = 0, windows: int = 0, vae_fingerprint: str = "", clip_bars: torch.Tensor | None = None):
         super().__init__()
         self.config = config
         self.decoder = mlp(config.latent_dim, config.hidden, config.layers, z_dim, norm=False)
         self.time_signature = tuple(time_signature)
         self.clips, self.windows, self.vae_fingerprint = clips, windows, vae_fingerprint
         self.notices: list[str] = []
+        bar = Melody(notes=(), time_signature=self.time_signature).bar_steps
+        # the clips' distinct bars with a note, as tokens: what a sample should not simply repeat
+        self.register_buffer("clip_bars", torch.zeros(0, bar, dtype=torch.uint8) if clip_bars is None else clip_bars)
+        self.register_buffer("pitch_classes", torch.zeros(12))  # note onsets of the clips per pitch class
 
     @property
     def meter(self) -> str:
@@ -103,6 +111,25 @@ class StyleModel(torch.nn.Module):
         if n < 1:
             raise RequestError(f"Ask for at least one sample, not {n}.")
         return self.decoder(torch.randn(n, self.config.latent_dim, generator=generator))
+
+    def decoding_bias(self, n: int) -> torch.Tensor:
+        """(n, C) logits that lean decoding toward the clips' pitch classes (code_bank.pitch_class_logits)."""
+        return pitch_class_logits(self.pitch_classes[None], PITCH_CLASS_BIAS).expand(n, -1)
+
+    def copies(self, melodies: list[Melody]) -> np.ndarray:
+        """Each melody's share of bars with a note that equal a bar of the clips, token for token."""
+        known = {bytes(row) for row in self.clip_bars.numpy()}
+        out = np.zeros(len(melodies))
+        for i, m in enumerate(melodies):
+            bars = [b for b in bar_tokens(m) if (b >= 2).any()]
+            out[i] = sum(bytes(b.astype(np.uint8)) in known for b in bars) / max(len(bars), 1)
+        return out
+
+    def select(self, melodies: list[Melody], n: int) -> np.ndarray:
+        """Rows of the ``n`` melodies that copy the fewest of the clips' bars, in drawn order among equals.
+        Fitted to a few clips, the model writes some of their bars back as they were (a third, on
+        held-out musicians); a melody that is mostly the clips again is no new idea."""
+        return np.sort(np.argsort(self.copies(melodies), kind="stable")[:n])
 
     def check_vae(self, vae: MelodyVAE) -> None:
         if self.vae_fingerprint and self.vae_fingerprint != vae_fingerprint(vae):
@@ -123,7 +150,7 @@ class StyleModel(torch.nn.Module):
                 raise ValueError(f"format {meta.get('format')!r}")
             num, den = (int(x) for x in meta["meter"].split("/"))
             model = cls(StyleConfig(**json.loads(meta["config"])), int(meta["z_dim"]), (num, den),
-                        int(meta["clips"]), int(meta["windows"]), meta["vae_fingerprint"])
+                        int(meta["clips"]), int(meta["windows"]), meta["vae_fingerprint"], tensors.get("clip_bars"))
             model.load_state_dict(tensors, strict=True)
             model.notices = list(json.loads(meta["notices"]))
         except (SafetensorError, ValueError, KeyError, TypeError, RuntimeError) as exc:
@@ -185,6 +212,19 @@ def check_clips(melodies: list[Melody]) -> None:
         if not m.notes:
             label = f" ({m.name!r})" if m.name else ""
             raise RequestError(f"Clip {i + 1}{label} has no notes; remove it or give a clip with notes.")
+
+
+def bar_tokens(m: Melody) -> np.ndarray:
+    """A melody's whole bars as token rows (bars, bar_steps)."""
+    toks = tk.encode(m).tokens
+    n = len(toks) // m.bar_steps
+    return toks[:n * m.bar_steps].reshape(n, m.bar_steps)
+
+
+def clip_bars(melodies: list[Melody], time_signature: tuple[int, int]) -> torch.Tensor:
+    """The distinct bars with a note of clips read in ``time_signature``, as uint8 tokens."""
+    rows = [b for m in melodies for b in bar_tokens(rebarred(m, time_signature)) if (b >= 2).any()]
+    return torch.from_numpy(np.unique(np.stack(rows).astype(np.uint8), axis=0))
 
 
 def rebarred(m: Melody, time_signature: tuple[int, int]) -> Melody:
@@ -253,7 +293,10 @@ def fit_style(service_or_vae, melodies: list[Melody], progress: Progress | None 
 
     gen = torch.Generator().manual_seed(seed)
     encoder = mlp(x.shape[1], config.hidden, config.layers, 2 * config.latent_dim, norm=False)
-    model = StyleModel(config, x.shape[1], ts, len(melodies), len(tokens), vae_fingerprint(vae))
+    model = StyleModel(config, x.shape[1], ts, len(melodies), len(tokens), vae_fingerprint(vae),
+                       clip_bars(melodies, ts))
+    model.pitch_classes.copy_(torch.from_numpy(np.bincount([n.pitch % 12 for m in melodies for n in m.notes],
+                                                           minlength=12)).float())
     _seeded_init(encoder, gen)
     _seeded_init(model, gen)
     params = list(encoder.parameters()) + list(model.parameters())

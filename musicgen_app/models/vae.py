@@ -148,8 +148,10 @@ class MelodyVAE(nn.Module):
         return self.prior_mean + eps @ self.prior_scale_tril.T
 
     @torch.inference_mode()
-    def generate(self, z: torch.Tensor, feats: torch.Tensor, temperature: float = 0.0, gen=None) -> torch.Tensor:
-        """Free-running decoding: z (B, Z), feats (W, 3) or (B, W, 3) -> tokens (B, W); 0 = argmax."""
+    def generate(self, z: torch.Tensor, feats: torch.Tensor, temperature: float = 0.0, gen=None,
+                 bias: torch.Tensor | None = None) -> torch.Tensor:
+        """Free-running decoding: z (B, Z), feats (W, 3) or (B, W, 3) -> tokens (B, W); 0 = argmax.
+        ``bias`` (B, C), if given, is added to every step's logits (before the temperature)."""
         B = z.shape[0]
         if feats.dim() == 2:
             feats = feats.unsqueeze(0).expand(B, -1, -1)
@@ -159,7 +161,7 @@ class MelodyVAE(nn.Module):
         zin = self.z_inputs(z, feats.shape[1])
         for t in range(feats.shape[1]):
             logits, state = self.decode_one(prev, feats[:, t], zin[:, t], state)
-            prev = sample_logits(logits, temperature, gen)
+            prev = sample_logits(logits, temperature, gen, bias)
             out[:, t] = prev
         return out
 
