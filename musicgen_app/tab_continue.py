@@ -150,7 +150,8 @@ def continue_rest_ui(run: ContinueRun, progress=gr.Progress()):
     return tuple(out)
 
 
-def build(studio: Studio, heavy: dict):
+def build(studio: Studio, heavy: dict) -> list:
+    """The tab; returns each variation's "Add to my clips" button with the file it adds (its new bars)."""
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=340):
             panel = input_panel("Input", DEFAULT_EXAMPLE, "continue")
@@ -176,7 +177,7 @@ def build(studio: Studio, heavy: dict):
         with gr.Column(scale=3, min_width=480):
             status = gr.Markdown("Results appear here: press **Continue**.", elem_id="continue-status")
             run = gr.State(ContinueRun())
-            slots = []
+            slots, clip_sources = [], []
             for i in range(MAX_VARIATIONS):
                 v = f"variation-{i + 1}"
                 with gr.Group(visible=False, elem_classes="variation", elem_id=v) as group:
@@ -193,6 +194,9 @@ def build(studio: Studio, heavy: dict):
                                           elem_id=f"{v}-chain", min_width=60)
                         like = gr.Button("More like this", size="sm", variant="secondary", elem_id=f"{v}-like",
                                          min_width=60)
+                        keep = gr.Button("Add to my clips", size="sm", variant="secondary", elem_id=f"{v}-add-clip",
+                                         min_width=60)
+                        clip_sources.append((keep, cont, f"variation {i + 1}'s new bars"))
                     with gr.Accordion("Score", open=False):
                         score = gr.HTML(max_height=320, elem_id=f"{v}-score")
                 slots.append((group, audio, roll, score, mid, cont, wav, xml, chain, like))
@@ -212,3 +216,4 @@ def build(studio: Studio, heavy: dict):
              api_visibility="private", **heavy
              ).success(continue_rest_ui, [run], rest_outs, api_visibility="private", show_progress="hidden", **heavy)
     widgets.keep_files_while_open(studio, run, status)
+    return clip_sources

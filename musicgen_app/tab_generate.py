@@ -9,6 +9,7 @@ import html
 import gradio as gr
 
 from . import widgets
+from .errors import RequestError
 from .models.style import MAX_CLIPS, MIN_CLIPS
 from .panels import UPLOAD_TYPES
 from .service import GENERATE_KEYS, SAMPLERS, TIME_SIGNATURES, SampleRequest
@@ -41,7 +42,37 @@ def learn_style_ui(studio: Studio, clips, progress=gr.Progress()):
     return style.to_bytes(), info, gr.update(value="style")
 
 
-def build(studio: Studio, heavy: dict):
+@user_errors
+def add_clip(clips, path, name: str):
+    """A result the musician liked, added to the clips "More like these" learns from: the new list,
+    and a toast that says where it went."""
+    clips = [c if isinstance(c, str) else getattr(c, "name", str(c)) for c in clips or []]
+    if not path:
+        raise RequestError(f"There is no {name} to add yet; make one first.")
+    if len(clips) >= MAX_CLIPS:
+        raise RequestError(f"Your clips already hold {MAX_CLIPS}, the most a style takes; remove one in "
+                           "Generate > More like these first.")
+    if path in clips:
+        raise RequestError(f"{name[0].upper()}{name[1:]} is already among your clips.")
+    clips.append(path)
+    more = f"learn their style when you have {MIN_CLIPS} to {MAX_CLIPS}" if len(clips) >= MIN_CLIPS else \
+        f"add {MIN_CLIPS - len(clips)} more to learn a style"
+    gr.Info(f"Added {name} to your clips in Generate > More like these ({len(clips)} now; {more}).")
+    return clips
+
+
+@user_errors
+def add_chosen(clips, files, chosen: int):
+    """The Generate result whose piano roll was clicked last (``files``: a MIDI per melody, then the zip)."""
+    midis = [str(f) for f in files or [] if str(f).endswith(".mid")]
+    if midis and not 0 <= chosen < len(midis):
+        raise RequestError("Click the piano roll of the melody you want first, then add it.")
+    return add_clip(clips, midis[chosen] if midis else "", f"melody {chosen + 1}" if midis else "melody")
+
+
+def build(studio: Studio, heavy: dict, clip_sources=()):
+    """``clip_sources``: (button, file component, name) of results elsewhere on the page that the
+    button adds to this tab's "More like these" clips."""
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=340):
             gr.Markdown("### Settings")
@@ -79,16 +110,23 @@ def build(studio: Studio, heavy: dict):
                             interactive=False, height=130, elem_id="generate-files")
             gallery = gr.Gallery(label="Piano rolls (click one to hear it)", columns=2, height="auto",
                                  object_fit="contain", elem_id="generate-gallery", elem_classes="rolls")
-            wavs, folder = gr.State([]), gr.State("")
+            add = gr.Button("Add the melody you clicked to my clips", size="sm", elem_id="generate-add-clip")
+            wavs, folder, chosen = gr.State([]), gr.State(""), gr.State(-1)
     go.click(functools.partial(generate_ui, studio),
              [count, temperature, seed, time_signature, qpm, sampler, density, span, key, tonic, style, soundfont],
-             [status, audio, gallery, files, wavs, folder], api_visibility="private", **heavy)
+             [status, audio, gallery, files, wavs, folder], api_visibility="private", **heavy
+             ).success(lambda: -1, None, chosen, api_visibility="private", queue=False)
+    # queued (not queue=False), so that their gr.Info toast reaches the page
+    add.click(add_chosen, [clips, files, chosen], clips, api_visibility="private")
+    for button, source, name in clip_sources:
+        button.click(functools.partial(lambda path, clips, name: add_clip(clips, path, name), name=name),
+                     [source, clips], clips, api_visibility="private")
     widgets.keep_files_while_open(studio, folder, status)
     learn.click(functools.partial(learn_style_ui, studio), [clips], [style, style_info, sampler],
                 api_visibility="private", **heavy)
 
     def play(wav_paths, evt: gr.SelectData):
         # wav_paths[0] is all of them in turn; melody k is at k + 1
-        return wav_paths[evt.index + 1] if evt.index + 1 < len(wav_paths) else gr.update()
+        return (wav_paths[evt.index + 1] if evt.index + 1 < len(wav_paths) else gr.update()), evt.index
 
-    gallery.select(play, [wavs], [audio], api_visibility="private", queue=False)
+    gallery.select(play, [wavs], [audio, chosen], api_visibility="private", queue=False)

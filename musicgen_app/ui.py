@@ -43,10 +43,10 @@ def build_ui(service: MelodyService, store: TempStore | None = None, *, concurre
                     elem_id="title")
         with gr.Tabs():
             with gr.Tab("Continue", id="continue"):
-                tab_continue.build(studio, heavy)
+                liked = tab_continue.build(studio, heavy)
             with gr.Tab("Interpolate", id="interpolate"):
                 tab_interpolate.build(studio, heavy)
             with gr.Tab("Generate", id="generate"):
-                tab_generate.build(studio, heavy)
+                tab_generate.build(studio, heavy, clip_sources=liked)
         api.add_endpoints(studio, heavy)
     return demo

@@ -190,6 +190,29 @@ def test_more_like_these_learns_two_uploads_then_generates_in_their_meter(page):
     assert meter == (3, 4) and notes > 0
 
 
+def test_results_i_like_become_my_clips_and_teach_a_style(page):
+    """A Continue variation's new bars and a clicked Generate melody are added to the clips with a
+    toast each; the style learns from both."""
+    page.click("#continue-go")
+    _status_seed(page, "#continue-status")
+    page.wait_for_selector("#variation-1-audio [data-testid=download-link]")
+    page.click("#variation-1-add-clip")
+    page.wait_for_selector("text=Added variation 1's new bars to your clips")
+    page.get_by_role("tab", name="Generate").click()
+    page.click("#generate-go")
+    page.wait_for_selector("#generate-gallery img")
+    page.click("#generate-add-clip")  # nothing clicked yet: says what to do, adds nothing
+    page.wait_for_selector("text=Click the piano roll of the melody you want first")
+    page.locator("#generate-gallery img").nth(1).click()
+    page.click("#generate-add-clip")
+    page.wait_for_selector("text=Added melody 2 to your clips")
+    page.locator("#generate-style").first.get_by_text("More like these", exact=False).first.click()
+    page.wait_for_selector("#generate-clips >> text=continuation")
+    page.click("#generate-learn")
+    page.wait_for_selector("#generate-style-info >> text=Learnt from 2 clips")
+    _screenshot(page, DOCS / "add-to-clips.png")
+
+
 def test_more_like_this_rewrites_toward_a_variation_and_every_player_fills(page):
     page.click("#continue-go")
     _status_seed(page, "#continue-status")

@@ -27,7 +27,7 @@ from musicgen_app.io.midi import melody_to_midi
 from musicgen_app.service import MelodyService
 from musicgen_app.studio import KEEP_PROGRAM, Studio, client_gone
 from musicgen_app.tab_continue import MAX_VARIATIONS, chain_result, continue_rest_ui, continue_ui, more_like_ui
-from musicgen_app.tab_generate import generate_ui, learn_style_ui
+from musicgen_app.tab_generate import add_chosen, add_clip, generate_ui, learn_style_ui
 from musicgen_app.tab_interpolate import interpolate_ui
 from musicgen_app.tempfiles import TempStore
 from musicgen_app.widgets import FILES_CLEARED, keep_files
@@ -309,6 +309,30 @@ def test_more_like_these_learns_from_uploads_and_generates_in_their_meter(studio
     (tmp_path / "bad.mid").write_bytes(b"MThd nonsense")
     with pytest.raises(gr.Error, match=r"Clip 2 \(bad\.mid\)"):
         learn_style_ui(studio, [str(paths[0]), str(tmp_path / "bad.mid")])
+
+
+def test_results_added_to_my_clips_teach_a_style(studio):
+    """Two Generate results (by their clicked piano rolls) and a Continue variation's new bars go to
+    the clips; "Learn their style" reads them. Nothing added twice, none past 20, none unchosen."""
+    files = generate_ui(studio, 3, 1.0, 11, "4/4", 120, "gan", None, None, "any", False, b"", None)[3]
+    clips = add_chosen(None, files, 0)
+    clips = add_chosen(clips, files, 2)
+    assert clips == [files[0], files[2]]
+    with pytest.raises(gr.Error, match="already among"):
+        add_chosen(clips, files, 2)
+    with pytest.raises(gr.Error, match="Click the piano roll"):
+        add_chosen(clips, files, -1)  # a new Generate resets the choice to -1
+    with pytest.raises(gr.Error, match="no melody to add yet"):
+        add_chosen(clips, [], -1)
+    with pytest.raises(gr.Error, match="already hold 20"):
+        add_clip([f"/x{i}.mid" for i in range(20)], files[1], "melody 2")
+    run, *_ = _slots(continue_ui(studio, panels.initial_history(), None, 2, 1.0, 1, 3, "off", "free", 0.5,
+                                 KEEP_PROGRAM, None))
+    new_bars = str(next(Path(run.folder).glob("*-continuation.mid")))
+    clips = add_clip(clips, new_bars, "variation 1's new bars")
+    assert len(clips) == 3
+    style, info, _ = learn_style_ui(studio, clips)
+    assert "3 clips" in info and style
 
 
 def test_an_open_page_keeps_its_files_and_is_told_when_they_were_cleared(studio):
