@@ -4,7 +4,7 @@
 
 Prints the median and p95 over repeated calls (after a warm-up) and the goal of each:
 continue 8 bars x 4 variations and interpolate 4 bars x 7 steps <= 150 ms; Generate 8 x 4 bars
-<= 60 ms with each sampler, and with the corpus bank's attribute controls set.
+<= 60 ms with each sampler, with the corpus bank's attribute controls set, and "more like" two clips.
 """
 
 from __future__ import annotations
@@ -64,6 +64,9 @@ def main(argv=None):
             SampleRequest(count=8, seed=s, sampler=sampler)))
     cases["sample 8, bank, D minor, 3/bar"] = (GENERATE_GOAL_MS, lambda s: svc.sample(
         SampleRequest(count=8, seed=s, key="D minor", notes_per_bar=3.0, ends_on_tonic=True)))
+    style = svc.learn_style([a, b])
+    cases["sample 8, more like 2 clips"] = (GENERATE_GOAL_MS, lambda s: svc.sample(
+        SampleRequest(count=8, seed=s, sampler="style", style=style)))
     print(f"MelodyService on the shipped checkpoints, {args.threads} torch threads, {args.repeats} calls each")
     for name, (goal, fn) in cases.items():
         ms = sorted(timed(fn, args.repeats))
