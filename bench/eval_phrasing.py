@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import io
 import sys
 import time
 from pathlib import Path
@@ -42,7 +41,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from PIL import Image  # noqa: E402
 
 from musicgen_app import data, evaluate, phrasing, views  # noqa: E402
 from musicgen_app import tokens as tk  # noqa: E402
@@ -176,14 +174,8 @@ def rolls(svc, primers, candidates: int, folder: Path) -> None:
             end = "ends on I" if phrasing.ends_on(whole, "tonic chord") else "does not end on I"
             title = f"{i}: {p.key.name} {p.time_signature[0]}/{p.time_signature[1]}, {ending}: {end}, " \
                     f"{out.log2p_per_note[0]:.2f} bits/note"
-            png = views.piano_roll_png(whole, split_step=p.total_steps, title=title, width=700, height=220)
-            tiles.append(Image.open(io.BytesIO(png)))
-        w, h = tiles[0].size
-        sheet = Image.new("RGB", (2 * w, h * ((len(tiles) + 1) // 2)), "white")
-        for j, t in enumerate(tiles):
-            sheet.paste(t, ((j % 2) * w, (j // 2) * h))
-        sheet.save(folder / name)
-        print(f"wrote {folder / name}")
+            tiles.append(views.piano_roll_png(whole, split_step=p.total_steps, title=title, width=700, height=220))
+        print(f"wrote {views.tile_sheet(tiles, 2, folder / name)}")
 
 
 def main() -> None:

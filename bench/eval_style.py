@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import io
 import sys
 import time
 from pathlib import Path
@@ -45,7 +44,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from PIL import Image  # noqa: E402
 
 from musicgen_app import data  # noqa: E402
 from musicgen_app import service as service_module  # noqa: E402
@@ -65,7 +63,7 @@ from musicgen_app.models.style import (  # noqa: E402
 )
 from musicgen_app.service import MelodyService, bank_melodies, melodies_from_codes, style_melodies  # noqa: E402
 from musicgen_app.train_gan import TARGETS, compare_bar_stats  # noqa: E402
-from musicgen_app.views import piano_roll_png  # noqa: E402
+from musicgen_app.views import piano_roll_png, tile_sheet  # noqa: E402
 
 SAMPLERS = ("style", "clip neighbourhood", "corpus", "latent GAN", "prior", "clip codes")
 # (key, column title, True when higher means closer to the clips)
@@ -285,18 +283,11 @@ def draw_rolls(svc: MelodyService, musician: dict, config: StyleConfig, path: Pa
     rows = [("clip", window_melodies(musician["given"], svc.window, ts)[:4]),
             ("style", style_melodies(svc.vae, style, 8, template, 1.0, gen)[0]),
             ("corpus", corpus_samples(svc, 4, gen, template)[0])]
-    w, h = 400, 200
-    lines = sum((len(ms) + 3) // 4 for _, ms in rows)
-    sheet = Image.new("RGB", (4 * w, lines * h), "white")
-    y = 0
+    pngs = []
     for name, ms in rows:  # each sampler starts a new line of four
-        for i, m in enumerate(ms):
-            tile = Image.open(io.BytesIO(piano_roll_png(m, title=f"{name} {i + 1}", width=w, height=h)))
-            sheet.paste(tile, ((i % 4) * w, (y + i // 4) * h))
-        y += (len(ms) + 3) // 4
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path)
-    return path
+        pngs += [piano_roll_png(m, title=f"{name} {i + 1}", width=400, height=200) for i, m in enumerate(ms)]
+        pngs += [None] * (-len(ms) % 4)
+    return tile_sheet(pngs, 4, path)
 
 
 def main() -> None:

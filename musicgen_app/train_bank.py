@@ -35,7 +35,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from . import data as corpus_data
 from . import tokens as tk
@@ -60,7 +59,7 @@ from .train_gan import (
     samplers,
     window_melodies,
 )
-from .views import piano_roll_png
+from .views import piano_roll_png, tile_sheet
 
 ROOT = Path(__file__).resolve().parent.parent
 BANK_PATH = ROOT / "checkpoints" / "code_bank.safetensors"
@@ -390,14 +389,8 @@ def draw_rolls(args, log) -> None:
     vae, _ = load_checkpoint(args.vae, kind="vae")
     bank, _ = load_checkpoint(args.bank, kind="code_bank")
     melodies, _ = bank_samples(vae, bank, 16, args.seed)
-    w, h = 360, 170
-    sheet = Image.new("RGB", (4 * w, 4 * h), "white")
-    for i, m in enumerate(melodies):
-        tile = Image.open(piano_roll_png(m, path=WORK / f"roll_bank_{i}.png", title=f"bank {i + 1} ({m.key.name})",
-                                         width=w, height=h))
-        sheet.paste(tile, ((i % 4) * w, (i // 4) * h))
-    path = args.rolls_out
-    sheet.save(path, optimize=True)
+    path = tile_sheet([piano_roll_png(m, title=f"bank {i + 1} ({m.key.name})", width=360, height=170)
+                       for i, m in enumerate(melodies)], 4, args.rolls_out)
     log(f"wrote {path} ({path.stat().st_size / 1e3:.0f} KB)")
 
 

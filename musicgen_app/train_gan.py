@@ -59,7 +59,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch.nn import functional as F
@@ -74,7 +73,7 @@ from .melody import Melody, estimate_key
 from .models.latent_gan import LatentCritic, LatentGAN, LatentGANConfig, meter_name
 from .models.vae import MelodyVAE
 from .service import melodies_from_codes
-from .views import piano_roll_png
+from .views import piano_roll_png, tile_sheet
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = Path("/tmp/gan")
@@ -771,29 +770,19 @@ def run_evaluation(args, log) -> dict:
 def draw_rolls(args, log) -> None:
     vae, _ = load_checkpoint(args.vae, kind="vae")
     gan, _ = load_checkpoint(args.gan, kind="latent_gan")
-    for name, fn in (("gan", lambda n, g: gan.sample(n, g, (4, 4))), ("gauss", lambda n, g: vae.sample_prior(n, g))):
+    for name, fn in (("gan", lambda n, g: gan.sample(n, g, (4, 4))), ("gaussian", lambda n, g: vae.sample_prior(n, g))):
         gen = torch.Generator().manual_seed(args.seed)
         melodies = decode_codes(vae, fn(16, gen), (4, 4), args.temperature, gen)
-        tiles = [
-            Image.open(
-                piano_roll_png(
-                    m, path=WORK / f"roll_{name}_{i}.png", title=f"{name} {i + 1} ({m.key.name})", width=450, height=220
-                )
-            )
-            for i, m in enumerate(melodies)
-        ]
-        sheet = Image.new("RGB", (4 * 450, 4 * 220), "white")
-        for i, t in enumerate(tiles):
-            sheet.paste(t, ((i % 4) * 450, (i // 4) * 220))
-        path = WORK / f"rolls_{name}.png"
-        sheet.save(path)
+        path = tile_sheet([piano_roll_png(m, title=f"{name} {i + 1} ({m.key.name})", width=360, height=170)
+                           for i, m in enumerate(melodies)], 4, args.rolls_dir / f"{name}_rolls.png")
         log(f"wrote {path}")
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--evaluate", action="store_true", help="measure GAN and Gaussian samples on the test split")
-    ap.add_argument("--rolls", action="store_true", help="piano rolls of 16 samples per sampler into /tmp/gan")
+    ap.add_argument("--rolls", action="store_true", help="piano rolls of 16 samples per sampler into --rolls-dir")
+    ap.add_argument("--rolls-dir", type=Path, default=WORK)
     ap.add_argument(
         "--refine",
         action="store_true",

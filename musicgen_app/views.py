@@ -54,6 +54,21 @@ def _layout_pitches(melody: Melody) -> tuple[int, int]:
     return max(0, low), min(127, high)
 
 
+def tile_sheet(pngs: list[bytes | None], columns: int, path: str | Path) -> Path:
+    """PNG images of one size, ``columns`` to a row, as one PNG at ``path`` (a None leaves its place
+    blank, so a group can start a new row)."""
+    tiles = [None if p is None else Image.open(io.BytesIO(p)) for p in pngs]
+    w, h = next(t for t in tiles if t is not None).size
+    sheet = Image.new("RGB", (columns * w, -(-len(tiles) // columns) * h), "white")
+    for i, t in enumerate(tiles):
+        if t is not None:
+            sheet.paste(t, ((i % columns) * w, (i // columns) * h))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path, optimize=True)
+    return path
+
+
 def piano_roll_png(melody: Melody, *, split_step: int | None = None, path: str | Path | None = None,
                    title: str = "", width: int = 900, height: int = 300) -> bytes | Path:
     """Draw ``melody`` as a piano roll, ``width`` x ``height`` pixels.
