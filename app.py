@@ -2,7 +2,7 @@
 
     python app.py [--host 127.0.0.1] [--port 7860] [--debug-model]
 
-Environment: MUSICGEN_HOST, MUSICGEN_PORT, MUSICGEN_DEBUG_MODEL=1, MUSICGEN_CONCURRENCY,
+Environment: MUSICGEN_HOST, MUSICGEN_PORT, MUSICGEN_DEBUG_MODEL=1, MUSICGEN_CONCURRENCY, MUSICGEN_QUEUE_POLL_MS,
 MUSICGEN_TEMP_MAX_MB (the temp store's size cap, default 1024).
 """
 
@@ -25,6 +25,8 @@ def main(argv=None) -> None:
                    help="a tiny random model instead of checkpoints/*.safetensors (for tests)")
     # Two requests at a time on two cores; each gets one torch thread, so they do not fight.
     p.add_argument("--concurrency", type=int, default=int(env.get("MUSICGEN_CONCURRENCY", "2")))
+    p.add_argument("--queue-poll-ms", type=float, default=float(env.get("MUSICGEN_QUEUE_POLL_MS", "10")),
+                   help="how often Gradio's queue looks for work while it has none to start (its own: 1 ms)")
     args = p.parse_args(argv)
     # Our own notes (a refused upload, a stopped parse) as one line each; libraries stay at warnings.
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -47,6 +49,7 @@ def main(argv=None) -> None:
     from musicgen_app.io.importer import MAX_BYTES
     from musicgen_app.models import style
     from musicgen_app.service import MelodyService
+    from musicgen_app.studio import quieter_queue
 
     # One torch thread per request: sampling is a chain of small matrix products where a second
     # thread costs more than it gives; the app runs two requests at once instead.
@@ -59,6 +62,7 @@ def main(argv=None) -> None:
     sandbox.warm_up()  # the parser process, so the first upload is not the slow one
     demo = ui.build_ui(service, store, concurrency_limit=args.concurrency)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=256)
+    quieter_queue(demo, args.queue_poll_ms / 1000)
     demo.launch(server_name=args.host, server_port=args.port, max_file_size=MAX_BYTES,
                 show_error=True, css=ui.CSS, footer_links=["api"], run_history=False, ssr_mode=False)
 

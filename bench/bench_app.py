@@ -80,6 +80,15 @@ def timed(fn, n: int) -> list[float]:
     return out
 
 
+IDLE_S = 10
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def line(name: str, times: list[float], goal: str = "") -> None:
     med, p95 = statistics.median(times), pct(times, 95)
     print(f"{name:38} median {med:6.3f} s   p95 {p95:6.3f} s   n={len(times):3}   {goal}")
@@ -173,6 +182,10 @@ def main() -> None:
 
         for fn in (cont, interp, gen):  # warm-up: first font load, first model call
             fn()
+        idle = cpu_seconds(proc.pid)
+        time.sleep(IDLE_S)
+        print(f"server idle, no page open: {100 * (cpu_seconds(proc.pid) - idle) / IDLE_S:.1f} % of a core "
+              f"over {IDLE_S} s (an app a musician keeps open)")
         print(f"-- sequential, {args.calls} calls each")
         line("Continue 8 bars x 4 variations", timed(cont, args.calls), "goal: median <= 0.4 s")
         line("Interpolate 4 bars x 7 steps", timed(interp, args.calls))

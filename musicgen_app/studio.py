@@ -81,6 +81,19 @@ def user_errors(fn):
     return wrapper
 
 
+def quieter_queue(demo, poll_s: float) -> None:
+    """Gradio's queue looks for a job to start every 1 ms whenever it cannot start one (nothing
+    queued, or every worker busy), and for progress to send every 10 ms: 6 % of a core while the
+    page sits idle, and event-loop wake-ups that contend with the workers under load. Polled at
+    ``poll_s`` instead (progress at no less than 50 ms); a click then waits on average poll_s / 2
+    more to start. Not public API: tests/test_ui.py checks that Gradio's queue still reads them."""
+    queue = demo._queue
+    if not hasattr(queue, "sleep_when_free") or not hasattr(queue, "progress_update_sleep_when_free"):
+        raise RuntimeError("Gradio's queue no longer has sleep_when_free; remove quieter_queue from app.py.")
+    queue.sleep_when_free = poll_s
+    queue.progress_update_sleep_when_free = max(poll_s, 0.05)
+
+
 def client_gone() -> bool:
     """Whether the page or client of the running event has gone (closed, reloaded, disconnected).
 

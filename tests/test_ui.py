@@ -25,7 +25,7 @@ from musicgen_app.inputs import InputHistory, InputOrigin, read_input
 from musicgen_app.io.importer import parse_text
 from musicgen_app.io.midi import melody_to_midi
 from musicgen_app.service import MelodyService
-from musicgen_app.studio import KEEP_PROGRAM, Studio, client_gone
+from musicgen_app.studio import KEEP_PROGRAM, Studio, client_gone, quieter_queue
 from musicgen_app.tab_continue import MAX_VARIATIONS, chain_result, continue_rest_ui, continue_ui, more_like_ui
 from musicgen_app.tab_generate import add_chosen, add_clip, generate_ui, learn_style_ui
 from musicgen_app.tab_interpolate import interpolate_ui
@@ -175,6 +175,21 @@ def test_client_gone_reads_gradios_queue_and_stops_the_second_pass(studio):
         LocalContext.blocks.reset(tokens[0])
         LocalContext.event_id.reset(tokens[1])
     assert not client_gone()  # outside an event: never gone
+
+
+def test_the_queue_polls_less_often_and_gradio_still_reads_what_we_set(studio):
+    import inspect
+
+    from gradio.queueing import Queue
+
+    demo = ui.build_ui(MelodyService.debug(), studio.store)
+    demo.queue()
+    quieter_queue(demo, 0.01)
+    assert (demo._queue.sleep_when_free, demo._queue.progress_update_sleep_when_free) == (0.01, 0.05)
+    # the loops that wait between looks read these attributes (a Gradio upgrade that drops them
+    # makes quieter_queue refuse to start rather than silently do nothing)
+    assert "asyncio.sleep(self.sleep_when_free)" in inspect.getsource(Queue.start_processing)
+    assert "self.progress_update_sleep_when_free" in inspect.getsource(Queue.start_progress_updates)
 
 
 def test_more_like_a_variation_keeps_its_input_and_bars_and_comes_out_closer(studio):
