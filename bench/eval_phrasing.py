@@ -219,7 +219,7 @@ def main() -> None:
     print(f"\n{len(primers)} {args.split} primers, {BARS} new bars, 4 variations each, stay close {STAY_CLOSE:g} "
           f"unless named; real: the {len(real)} tunes with {BARS} more bars after the primer\n")
     print(table(rows))
-    for temperature in (1.0, 0.7):
+    for temperature in (1.0, 0.7) if args.like else ():
         figs = like_figures(svc, primers[:args.like], temperature)
         print(f"\nMore like the best variation, T={temperature}, {min(args.like, len(primers))} primers "
               "(default Continue otherwise):\n")

@@ -165,6 +165,12 @@ class LSTMRun:
     next_logits: torch.Tensor  # (B, C): the prediction of the next step
     state: tuple[torch.Tensor, torch.Tensor]
 
+    def take(self, rows: np.ndarray) -> LSTMRun:
+        """Only the rows ``rows``, to go on from."""
+        idx = torch.from_numpy(np.asarray(rows, np.int64))
+        return LSTMRun(self.hist[rows], self.log2p[rows], self.next_logits[idx],
+                       (self.state[0][:, idx], self.state[1][:, idx]))
+
 
 @dataclass(frozen=True)
 class PhrasedRows:
@@ -215,11 +221,41 @@ def generate_with_ending(service, primer: np.ndarray, m: Melody, n_new: int, bat
     ok = np.array([[ends_on(tk.decode(e, grid), ending, key) for e in v] for v in end_rows])
     scores = ends.log2p.reshape(batch, candidates) / _events(rows.reshape(batch * candidates, n_new)).reshape(
         batch, candidates)
+    missed = np.nonzero(~ok.any(1))[0] if ending != "free" and candidates > 1 else np.array([], int)
+    if len(missed):  # a second round for the variations none of whose endings landed, steered to a cadence
+        again = service.sample_lstm(None, m, n_new - n_body, len(missed) * candidates, temperature, gen, mask,
+                                    after=body.take(missed), like=end_like,
+                                    bias=cadence_bias(grid, n_new - n_body, ending, key))
+        rows[missed] = again.hist[:, T:].reshape(len(missed), candidates, n_new)
+        ok[missed] = [[ends_on(tk.decode(e, grid), ending, key) for e in v]
+                      for v in rows[missed][:, :, n_body:]]
+        scores[missed] = again.log2p.reshape(len(missed), candidates) / _events(
+            rows[missed].reshape(len(missed) * candidates, n_new)).reshape(len(missed), candidates)
     scores = np.where(ok | ~ok.any(1, keepdims=True), scores, -np.inf)  # satisfying ones, if a variation has any
     pick = scores.argmax(1)  # the most likely satisfying ending, else the most likely of all (flagged)
     v = np.arange(batch)
     order = np.lexsort((-scores[v, pick], ~ok[v, pick]))  # those ending as asked first, each part best first
     return PhrasedRows(rows[v, pick][order], scores[v, pick][order], ok[v, pick][order])
+
+
+# The second round's steer (cadence_bias): the logit added to the ending's pitches where a final
+# note may land, and to HOLD after the first such step, so a note that lands is held to the end.
+CADENCE_PULL, CADENCE_HOLD = 2.0, 2.0
+
+
+def cadence_bias(grid: Melody, n_end: int, ending: str, key: Key) -> torch.Tensor:
+    """(n_end, C) logits steering an ending of ``n_end`` steps (on ``grid``'s bar lines) toward a
+    cadence: CADENCE_PULL on the ``ending``'s pitch classes at its landing steps, CADENCE_HOLD on
+    HOLD after the first of them. Only for variations whose unsteered endings all missed: in
+    3/4 only the downbeat lands, and a continuation in running eighths seldom stops on it by itself."""
+    allowed = ending_pitch_classes(ending, key)
+    out = torch.zeros(n_end, tk.NUM_CLASSES)
+    lands = landing_steps(grid.replace(total_steps=grid.total_steps + n_end))
+    pitches = [t for t in range(2, tk.NUM_CLASSES) if tk.token_to_pitch(t) % 12 in allowed]
+    for s in lands:
+        out[s - grid.total_steps, pitches] += CADENCE_PULL
+    out[lands[0] - grid.total_steps + 1:, tk.HOLD] += CADENCE_HOLD
+    return out
 
 
 def check_like(like, melody: Melody, n_new: int) -> None:

@@ -324,7 +324,7 @@ class MelodyService:
     def sample_lstm(self, primer: np.ndarray | None, m: Melody, n_new: int, batch: int, temperature: float,
                     gen: torch.Generator, mask: torch.Tensor | None = None,
                     after: phrasing.LSTMRun | None = None, *, pull: float = 0.0,
-                    like: np.ndarray | None = None) -> phrasing.LSTMRun:
+                    like: np.ndarray | None = None, bias: torch.Tensor | None = None) -> phrasing.LSTMRun:
         """``generate_lstm``, keeping what a caller may go on from: every row's tokens so far, the
         log2-likelihood the model gives its sampled steps, and the LSTM's state after them.
 
@@ -332,7 +332,8 @@ class MelodyService:
         go on as ``batch // P`` rows without running the LSTM over their past again. Each draw is
         steered (sampling.steer): ``pull`` toward (> 0) or away from (< 0) what the row played 1, 2,
         4 and 8 bars before, and toward ``like`` (n_new,), an earlier continuation's tokens at these
-        steps (-1 where it has none). The likelihood is the model's own, unsteered.
+        steps (-1 where it has none), and by ``bias`` (n_new, C), logits added at each step. The
+        likelihood is the model's own, unsteered.
         """
         lags = self.lstm.config.lookback_bars
         past = np.atleast_2d(primer) if after is None else after.hist
@@ -360,6 +361,8 @@ class MelodyService:
         back = slice(3, 3 + len(lags))  # the lookback tokens among the features (tokens.lstm_features)
         ahead = feats(np.array([T]))[:, 0]  # the inputs of the step being predicted
         toward = None if like is None else like_bias(like)
+        if bias is not None:
+            toward = bias if toward is None else toward + bias
         for i in range(n_new):
             steered = steer(last, temperature, mask, ahead[:, back], pull, None if toward is None else toward[i])
             tok = sample_logits(steered, 1.0, gen)
