@@ -240,6 +240,8 @@ def generate_with_ending(service, primer: np.ndarray, m: Melody, n_new: int, bat
 
 # The second round's steer (cadence_bias): the logit added to the ending's pitches where a final
 # note may land, and to HOLD after the first such step, so a note that lands is held to the end.
+# Chosen on 200 valid primers: the smallest with which 99 % of variations land at T 1.0 and 0.7
+# (1, 2: 99.2 / 98.6 %; 2, 2: 99.6 / 99.2 %; unsteered 83.5 / 86.8 %); the table is in the model card.
 CADENCE_PULL, CADENCE_HOLD = 2.0, 2.0
 
 
