@@ -127,12 +127,7 @@ def window_melodies(melodies: list[Melody], window: int, ts) -> list[Melody]:
 
 def bar_rows(melodies: list[Melody]) -> list[np.ndarray]:
     """Each melody's bars with a note onset, as token rows."""
-    out = []
-    for m in melodies:
-        toks = tk.encode(m).tokens
-        n = len(toks) // m.bar_steps
-        out += [b for b in toks[:n * m.bar_steps].reshape(n, m.bar_steps) if (b >= 2).any()]
-    return out
+    return [b for m in melodies for b in tk.bar_rows(m) if (b >= 2).any()]
 
 
 def six_stats_overlap(samples: list[Melody], reference: list[Melody]) -> float:

@@ -163,6 +163,13 @@ def lookback_features(tokens: np.ndarray, bar_steps: int, lags: tuple[int, ...],
     return np.concatenate([looked, repeats], axis=2).astype(np.int64)
 
 
+def bar_rows(m: Melody) -> np.ndarray:
+    """The melody's whole bars as token rows (bars, bar_steps); a part bar at the end is left out."""
+    toks = encode(m).tokens
+    n = len(toks) // m.bar_steps
+    return toks[: n * m.bar_steps].reshape(n, m.bar_steps)
+
+
 def lstm_features(metric: np.ndarray, tokens: np.ndarray, bar_steps: int, lags: tuple[int, ...],
                   positions: np.ndarray | None = None) -> np.ndarray:
     """What the LSTM sees beside each token: metrical columns (B, T, 3), then the lookback columns

@@ -110,17 +110,10 @@ def with_sampling(bank: CodeBank, mix: float | None = None, noise: float | None 
 
 
 # -- measuring ------------------------------------------------------------------------------------
-def bar_rows(m: Melody) -> np.ndarray:
-    """The melody's whole bars as token rows (bars, bar_steps)."""
-    toks = tk.encode(m).tokens
-    n = len(toks) // m.bar_steps
-    return toks[: n * m.bar_steps].reshape(n, m.bar_steps)
-
-
 def shared_bar_share(m: Melody, other: np.ndarray) -> float:
     """Share of ``m``'s bars with a note that equal some bar of the window tokens ``other``."""
-    mine = bar_rows(m)
-    theirs = bar_rows(tk.decode(other, m))
+    mine = tk.bar_rows(m)
+    theirs = tk.bar_rows(tk.decode(other, m))
     sounding = (mine >= 2).any(1)
     same = (mine[:, None, :] == theirs[None, :, :]).all(-1).any(1)
     return float((same & sounding).sum() / max(sounding.sum(), 1))

@@ -122,3 +122,11 @@ def test_lookback_features_of_a_step_depend_only_on_the_steps_before_it():
     for t in range(1, 40):
         prefix = np.concatenate([toks[:, :t], np.full((2, 40 - t), 99)], axis=1)
         assert np.array_equal(tokens.lookback_features(prefix, 3, (1, 2, 4), np.array([t]))[:, 0], whole[:, t])
+
+
+def test_bar_rows_are_the_whole_bars_of_the_tokens():
+    m = Melody(notes=(Note(0, 60, 12), Note(12, 62, 20)), total_steps=40, time_signature=(3, 4))
+    rows = tokens.bar_rows(m)  # 40 steps of 12-step bars: 3 whole bars, the last 4 steps left out
+    assert rows.shape == (3, 12)
+    np.testing.assert_array_equal(rows.ravel(), encode(m).tokens[:36])
+    assert rows[1, 0] == tokens.pitch_to_token(62) and rows[2, 0] == HOLD and rows[2, 8] == REST

@@ -121,7 +121,7 @@ class StyleModel(torch.nn.Module):
         known = {bytes(row) for row in self.clip_bars.numpy()}
         out = np.zeros(len(melodies))
         for i, m in enumerate(melodies):
-            bars = [b for b in bar_tokens(m) if (b >= 2).any()]
+            bars = [b for b in tk.bar_rows(m) if (b >= 2).any()]
             out[i] = sum(bytes(b.astype(np.uint8)) in known for b in bars) / max(len(bars), 1)
         return out
 
@@ -214,16 +214,9 @@ def check_clips(melodies: list[Melody]) -> None:
             raise RequestError(f"Clip {i + 1}{label} has no notes; remove it or give a clip with notes.")
 
 
-def bar_tokens(m: Melody) -> np.ndarray:
-    """A melody's whole bars as token rows (bars, bar_steps)."""
-    toks = tk.encode(m).tokens
-    n = len(toks) // m.bar_steps
-    return toks[:n * m.bar_steps].reshape(n, m.bar_steps)
-
-
 def clip_bars(melodies: list[Melody], time_signature: tuple[int, int]) -> torch.Tensor:
     """The distinct bars with a note of clips read in ``time_signature``, as uint8 tokens."""
-    rows = [b for m in melodies for b in bar_tokens(rebarred(m, time_signature)) if (b >= 2).any()]
+    rows = [b for m in melodies for b in tk.bar_rows(rebarred(m, time_signature)) if (b >= 2).any()]
     return torch.from_numpy(np.unique(np.stack(rows).astype(np.uint8), axis=0))
 
 
