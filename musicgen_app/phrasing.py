@@ -162,8 +162,8 @@ class LSTMRun:
 
     hist: np.ndarray  # (B, T + sampled)
     log2p: np.ndarray  # (B,)
-    next_logits: torch.Tensor  # (B, C): the prediction of the next step
-    state: tuple[torch.Tensor, torch.Tensor]
+    next_logits: torch.Tensor | None  # (B, C): the prediction of the next step (None: not resumable)
+    state: tuple[torch.Tensor, torch.Tensor] | None
 
     def take(self, rows: np.ndarray) -> LSTMRun:
         """Only the rows ``rows``, to go on from."""
@@ -213,7 +213,7 @@ def generate_with_ending(service, primer: np.ndarray, m: Melody, n_new: int, bat
     body_like, end_like = (None, None) if like is None else (like[:n_body], like[n_body:])
     body = service.sample_lstm(primer, m, n_body, batch, temperature, gen, mask, pull=pull, like=body_like)
     ends = service.sample_lstm(None, m, n_new - n_body, batch * candidates, temperature, gen, mask, after=body,
-                               pull=pull if candidates == 1 else 0.0, like=end_like)
+                               pull=pull if candidates == 1 else 0.0, like=end_like, resumable=False)
     rows = ends.hist[:, T:].reshape(batch, candidates, n_new)
     end_rows = rows[:, :, n_body:]  # (V, K, n_end)
     # The last note, if it lands at all, starts inside the ending, so only the ending is decoded.
@@ -225,7 +225,7 @@ def generate_with_ending(service, primer: np.ndarray, m: Melody, n_new: int, bat
     if len(missed):  # a second round for the variations none of whose endings landed, steered to a cadence
         again = service.sample_lstm(None, m, n_new - n_body, len(missed) * candidates, temperature, gen, mask,
                                     after=body.take(missed), like=end_like,
-                                    bias=cadence_bias(grid, n_new - n_body, ending, key))
+                                    bias=cadence_bias(grid, n_new - n_body, ending, key), resumable=False)
         rows[missed] = again.hist[:, T:].reshape(len(missed), candidates, n_new)
         ok[missed] = [[ends_on(tk.decode(e, grid), ending, key) for e in v]
                       for v in rows[missed][:, :, n_body:]]

@@ -45,7 +45,7 @@ def sample_logits(logits: torch.Tensor, temperature: float, gen: torch.Generator
         logits = logits + mask
     if temperature <= 0:
         return logits.argmax(-1)
-    probs = torch.softmax(logits / temperature, dim=-1)
+    probs = torch.softmax(logits if temperature == 1 else logits / temperature, dim=-1)
     return torch.multinomial(probs, 1, generator=gen).squeeze(-1)
 
 
@@ -85,7 +85,7 @@ def steer(logits: torch.Tensor, temperature: float, mask: torch.Tensor | None = 
     3. ``like`` is added.
     """
     z = logits if mask is None else logits + mask
-    if lookback is not None:
+    if lookback is not None and (pull or temperature != 1):
         counts = lookback_counts(lookback)
         if pull:
             z = z + pull * counts

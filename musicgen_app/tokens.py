@@ -163,6 +163,17 @@ def lookback_features(tokens: np.ndarray, bar_steps: int, lags: tuple[int, ...],
     return np.concatenate([looked, repeats], axis=2).astype(np.int64)
 
 
+def lookback_gather(positions: np.ndarray, bar_steps: int, lags: tuple[int, ...]) -> np.ndarray:
+    """Where lookback_features' columns come from, for sampling one step at a time: per position
+    (n,) -> (n, 2 * len(lags)) column indices into a history padded in front by one column of
+    LOOKBACK_NONE (``padded[:, j + 1]`` is step ``j``). Columns ``:k`` give the lookback tokens
+    (the pad where the lag reaches before step 0); columns ``k:`` the steps that step ``t - 1``
+    is compared with (the pad, which equals no token, where there is none), so with
+    ``prev = padded[:, t]``, ``padded[:, idx[:, k:]] == prev`` are the repeat flags."""
+    back = np.asarray(positions)[:, None] - np.asarray(lags) * bar_steps
+    return np.concatenate([np.maximum(back + 1, 0), np.maximum(back, 0)], axis=1)
+
+
 def bar_rows(m: Melody) -> np.ndarray:
     """The melody's whole bars as token rows (bars, bar_steps); a part bar at the end is left out."""
     toks = encode(m).tokens
