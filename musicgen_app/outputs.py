@@ -62,7 +62,7 @@ def numbered(path: Path, i: int, n: int) -> Path:
 
 
 def write_wav(audio, path: Path) -> Path:
-    path.write_bytes(render.to_wav_bytes(audio, render.SAMPLE_RATE))
+    render.write_wav(audio, render.SAMPLE_RATE, path)
     return path
 
 

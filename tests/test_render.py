@@ -153,7 +153,7 @@ def test_wav_and_ogg_bytes_read_back():
     assert len(ogg_bytes) < len(render.to_wav_bytes(audio, SR)) / 3
 
 
-def test_wav_bytes_are_what_libsndfile_writes():
+def test_wav_bytes_are_what_libsndfile_writes(tmp_path):
     # the fast writer must not change a sample: loud (clipped), quiet and silent audio, odd lengths
     rng = np.random.default_rng(0)
     for audio in (rng.standard_normal(10_001).astype(np.float32) * 1.5, rng.standard_normal(77) * 0.01,
@@ -161,6 +161,7 @@ def test_wav_bytes_are_what_libsndfile_writes():
         buf = io.BytesIO()
         soundfile.write(buf, np.clip(np.asarray(audio, np.float32), -1, 1), SR, format="WAV", subtype="PCM_16")
         assert render.to_wav_bytes(audio, SR) == buf.getvalue()
+        assert render.write_wav(audio, SR, tmp_path / "a.wav").read_bytes() == buf.getvalue()
     with pytest.raises(RenderError, match="0 Hz"):
         render.to_wav_bytes(np.zeros(3, np.float32), 0)
 
