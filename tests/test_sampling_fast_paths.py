@@ -33,4 +33,3 @@ def test_a_run_nobody_goes_on_from_samples_the_same_rows():
     last = svc.sample_lstm(toks, m, 20, 3, 0.9, torch.Generator().manual_seed(1), pull=0.5, resumable=False)
     assert np.array_equal(full.hist, last.hist) and np.array_equal(full.log2p, last.log2p)
     assert last.next_logits is None and last.state is None
-
