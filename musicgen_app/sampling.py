@@ -49,6 +49,14 @@ def sample_logits(logits: torch.Tensor, temperature: float, gen: torch.Generator
     return torch.multinomial(probs, 1, generator=gen).squeeze(-1)
 
 
+def distinct_rows(row: np.ndarray, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows that share an LSTM state (``row`` (B,): each row's state) and draw the same token go on
+    sharing one. -> (first, row_after): a row for each distinct (state, token), to run the next
+    step for, and each row's index among them."""
+    _, first, after = np.unique(row * (tk.NUM_CLASSES + 1) + tokens, return_index=True, return_inverse=True)
+    return first, after.reshape(-1)
+
+
 def stay_close_pull(stay_close: float) -> float:
     """The logit pull toward the lookback's notes and rests for a "Stay close" value (see STAY_CLOSE_PULLS)."""
     return float(np.interp(stay_close, *STAY_CLOSE_PULLS))

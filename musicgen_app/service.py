@@ -25,7 +25,7 @@ from .models.latent_gan import LatentGAN, LatentGANConfig, meter_name
 from .models.lstm import LSTMConfig, MelodyLSTM
 from .models.style import StyleModel, fit_style
 from .models.vae import MelodyVAE, VAEConfig, slerp
-from .sampling import like_bias, pitch_mask, sample_logits, stay_close_pull, steer
+from .sampling import distinct_rows, like_bias, pitch_mask, sample_logits, stay_close_pull, steer
 from .settings import MAX_SEED, check_seed, check_settings, parse_time_signature, setting
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -370,32 +370,43 @@ class MelodyService:
             last, log2p = logits[:, -1], np.zeros(P)
         else:
             last, (h, c), log2p = after.next_logits, after.state, after.log2p
-        if reps > 1:
-            last = last.repeat_interleave(reps, 0)
-            h, c = h.repeat_interleave(reps, 1), c.repeat_interleave(reps, 1)
+        # Rows with the same history have the same LSTM state, so the LSTM runs once per distinct
+        # history: ``row`` maps each row to its state's row. Candidate endings are 40 draws from
+        # one state each, and at a step half or more of them still share their history with another.
+        row = np.repeat(np.arange(P), reps)
         log2p = np.repeat(log2p, reps).astype(np.float64)
         toward = None if like is None else like_bias(like)
         if bias is not None:
             toward = bias if toward is None else toward + bias
         x = ahead(0)
         steps = []  # per step, the model's own log-probability of the drawn token (B, 1)
+        rows_last = last[torch.from_numpy(row)]  # each row's logits
         for i in range(n_new):
-            steered = steer(last, temperature, mask, lookbacks[i], pull, None if toward is None else toward[i])
+            steered = steer(rows_last, temperature, mask, lookbacks[i], pull, None if toward is None else toward[i])
             tok = sample_logits(steered, 1.0, gen)
-            padded[:, T + i + 1] = tok.numpy()
+            toks = tok.numpy()
+            padded[:, T + i + 1] = toks
             # the model's own likelihood (temperature 1, no mask), as phrasing.log_likelihood_per_note
-            steps.append(torch.log_softmax(last, -1).gather(1, tok[:, None]))
+            steps.append(torch.log_softmax(rows_last, -1).gather(1, tok[:, None]))
             if i == n_new - 1 and not resumable:
-                last = h = c = None
+                rows_last = h = c = None
                 break
             # one step past the last token too (a few rows, ~0.1 ms), so the run can be gone on from
             x = ahead(i + 1)
-            last, (h, c) = self.lstm.step(tok, x, (h, c))
+            first, after_row = distinct_rows(row, toks)
+            src, prev = torch.from_numpy(first), torch.from_numpy(row[first])
+            top, (h, c) = self.lstm.advance(tok[src], x[src], (h[:, prev], c[:, prev]))
+            row = after_row
+            # the head on every row, as one batch: its BLAS call gives other bits for other batch sizes
+            rows_last = self.lstm.head(top[torch.from_numpy(row)])
         if steps:
             for lp in (torch.cat(steps, 1).double().numpy() / phrasing.LN2).T:  # summed in step order
                 log2p += lp
-        state = None if h is None else (h, c)
-        return phrasing.LSTMRun(np.ascontiguousarray(padded[:, 1:]), log2p, last, state)
+        state = None
+        if h is not None:  # one state per row again, for take() and for going on
+            back = torch.from_numpy(row)
+            state = (h[:, back], c[:, back])
+        return phrasing.LSTMRun(np.ascontiguousarray(padded[:, 1:]), log2p, rows_last, state)
 
     # -- VAE --------------------------------------------------------------------------------------
     def decode_z(self, z: torch.Tensor, feats: torch.Tensor, temperature: float, gen: torch.Generator) -> np.ndarray:

@@ -139,9 +139,16 @@ class MelodyLSTM(nn.Module):
 
     def step(self, tokens: torch.Tensor, next_feats: torch.Tensor, state):
         """One step for sampling: tokens (B,), next_feats (B, n_features) -> logits (B, C), state."""
+        top, state = self.advance(tokens, next_feats, state)
+        # the head is small (90 rows): there the default BLAS call is the quicker one (8 against 15 us)
+        return self.head(top), state
+
+    def advance(self, tokens: torch.Tensor, next_feats: torch.Tensor, state):
+        """:meth:`step` without the head: -> the last layer's output (B, H), state. Each row's
+        numbers are the same whatever rows share the batch (oneDNN's kernel; the head's BLAS call is
+        not, below a few rows), so a sampler may run only the distinct rows."""
         if torch.is_grad_enabled():
-            out, state = lstm_step(self.lstm, self.inputs(tokens, next_feats), state)
-            return self.head(out), state
+            return lstm_step(self.lstm, self.inputs(tokens, next_feats), state)
         # Sampling a few rows is bound by reading weights and by the count of calls, so each layer
         # is one matrix product on packed weights (see _pack) and the first layer's input, a
         # concatenation of embeddings and flags, is one summed gather from precomputed tables.
@@ -154,8 +161,7 @@ class MelodyLSTM(nn.Module):
             x, c = _cell(gates, c)
             hs.append(x)
             cs.append(c)
-        # the head is small (90 rows): there the default BLAS call is the quicker one (8 against 15 us)
-        return self.head(x), (torch.stack(hs), torch.stack(cs))
+        return x, (torch.stack(hs), torch.stack(cs))
 
     def _sampling_weights(self):
         """What step() reads without gradients, rebuilt when a parameter changed in place or got
