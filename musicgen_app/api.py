@@ -6,8 +6,11 @@ shown; each number input is named and documented from the request's declared set
 from __future__ import annotations
 
 import functools
+import threading
+import time
 
 import gradio as gr
+from gradio.context import LocalContext
 
 from .inputs import resolve_api_input
 from .phrasing import ENDINGS
@@ -22,6 +25,54 @@ from .studio import (
     learn_style,
     user_errors,
 )
+
+# Gradio keeps a session for every caller it has not seen before, up to 10,000 of them: a copy of
+# every component's config, about 0.5 MB with this page's 300 components. A curl-style call
+# (/gradio_api/call/...) is a new caller each time, so 600 such calls held 300 MB more. The API
+# keeps nothing in a session, so an API caller's session idle this long is dropped; a
+# gradio_client that keeps calling keeps its own, and one back after a pause gets a new one.
+SESSION_IDLE_SECONDS = 10.0
+
+
+class ApiSessions:
+    """The sessions the API endpoints were called from, and when; :meth:`touch` drops idle ones.
+    Page sessions are never touched here, so their per-user state stays as Gradio keeps it."""
+
+    def __init__(self, idle_seconds: float = SESSION_IDLE_SECONDS, clock=time.monotonic):
+        self.idle_seconds, self.clock = idle_seconds, clock
+        self._last: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def touch(self) -> None:
+        """In an API handler: note its session as used now, and forget those idle too long."""
+        blocks, request = LocalContext.blocks.get(None), LocalContext.request.get(None)
+        session, now = getattr(request, "session_hash", None), self.clock()
+        with self._lock:
+            if session:
+                self._last[session] = now
+            idle = [s for s, t in self._last.items() if now - t > self.idle_seconds]
+            for s in idle:
+                del self._last[s]
+        holder = getattr(blocks, "state_holder", None)  # Gradio's, not public API: tests/test_api_sessions.py
+        for s in idle if holder is not None else ():
+            holder.delete_state(s)
+            with holder.lock:
+                holder.session_data.pop(s, None)
+                holder.time_last_used.pop(s, None)
+
+
+_SESSIONS = ApiSessions()
+
+
+def endpoint(fn):
+    """An API handler: our exceptions become messages (studio.user_errors), idle API sessions go."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        _SESSIONS.touch()
+        return fn(*args, **kwargs)
+
+    return user_errors(wrapper)
 
 
 def SettingNumber(*args, **kwargs) -> gr.Number:  # noqa: N802 (it stands where a component class would)
@@ -38,7 +89,7 @@ def _number(request_type, name: str) -> gr.Number:
     return SettingNumber(s.default, label=name, info=s.describe(), precision=0 if s.whole else None)
 
 
-@user_errors
+@endpoint
 def continue_api(studio: Studio, melody_file=None, notes=None, example=None, track=None, bars=None,
                  temperature=None, variations=None, seed=None, key_lock="off", program=KEEP_PROGRAM, soundfont=None,
                  ending="tonic chord", stay_close=None):
@@ -55,7 +106,7 @@ def continue_api(studio: Studio, melody_file=None, notes=None, example=None, tra
     return [str(v.midi) for v in vs], [str(v.new_bars_midi) for v in vs], [str(v.audio) for v in vs], info
 
 
-@user_errors
+@endpoint
 def interpolate_api(studio: Studio, a_file=None, a_notes=None, a_example=None, b_file=None, b_notes=None,
                     b_example=None, steps=None, temperature=None, seed=None, pacing="even"):
     """/interpolate: clips A and B (file, typed notes or example) -> morph MIDI, steps zip, WAV, info."""
@@ -68,7 +119,7 @@ def interpolate_api(studio: Studio, a_file=None, a_notes=None, a_example=None, b
     return str(files.midi), str(files.steps_zip), str(files.audio), info
 
 
-@user_errors
+@endpoint
 def generate_api(studio: Studio, count=None, temperature=None, seed=None, time_signature="4/4", qpm=None,
                  sampler="bank", notes_per_bar=None, range_semitones=None, key="any", ends_on_tonic=False,
                  clips=None):

@@ -1,0 +1,76 @@
+"""API callers' Gradio sessions do not pile up (issue 9: a curl-style call held 0.5 MB for good).
+
+The first test runs our ApiSessions against Gradio's own StateHolder, whose attributes it relies on
+(not public API); the second calls the running app over plain HTTP, as curl does.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import gradio as gr
+import httpx
+import pytest
+from gradio.context import LocalContext
+from gradio.state_holder import StateHolder
+
+from musicgen_app.api import SESSION_IDLE_SECONDS, ApiSessions
+
+pytest_plugins = ["conftest_app"]
+
+
+def test_an_api_session_idle_too_long_is_dropped_and_a_page_session_is_kept():
+    with gr.Blocks() as demo:
+        gr.State([])
+    holder = StateHolder()
+    holder.set_blocks(demo)
+    now = [0.0]
+    sessions = ApiSessions(idle_seconds=10, clock=lambda: now[0])
+    blocks_token = LocalContext.blocks.set(demo)
+    try:
+        def call_from(session):
+            holder[session]  # what Gradio does when an event starts
+            token = LocalContext.request.set(gr.Request(session_hash=session))
+            try:
+                sessions.touch()
+            finally:
+                LocalContext.request.reset(token)
+
+        holder["page"]  # a page's session: never an API caller
+        call_from("curl-1")
+        call_from("client")
+        now[0] = 8
+        call_from("client")  # a gradio_client calling again keeps its session
+        now[0] = 11
+        call_from("curl-2")
+        assert set(holder.session_data) == {"page", "client", "curl-2"}
+        assert "curl-1" not in holder.time_last_used
+        now[0] = 30
+        call_from("curl-3")
+        assert set(holder.session_data) == {"page", "curl-3"}
+    finally:
+        LocalContext.blocks.reset(blocks_token)
+
+
+@pytest.mark.e2e
+def test_a_plain_http_callers_session_is_gone_after_the_idle_time(app_server):
+    http = httpx.Client(base_url=app_server.url, timeout=120)
+    params = http.get("/gradio_api/info").json()["named_endpoints"]["/generate"]["parameters"]
+    data = [1 if p["parameter_name"] == "count" else p.get("parameter_default") for p in params]
+
+    def generate() -> str:
+        event = http.post("/gradio_api/call/generate", json={"data": data}).json()["event_id"]
+        with http.stream("GET", f"/gradio_api/call/generate/{event}") as stream:
+            kinds = [line for line in stream.iter_lines() if line.startswith("event: ")]
+        assert kinds[-1] == "event: complete", kinds
+        return event  # a caller with no session of its own has the event's id as its session
+
+    def held(session: str) -> bool:  # Gradio's deep-link route answers "" for a session it does not hold
+        return json.loads(http.get("/gradio_api/deep_link", params={"session_hash": session}).text) != ""
+
+    first = generate()
+    assert held(first)
+    time.sleep(SESSION_IDLE_SECONDS + 1)
+    second = generate()
+    assert not held(first) and held(second)
