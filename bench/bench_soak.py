@@ -3,7 +3,8 @@
     PYTHONPATH=. .venv/bin/python bench/bench_soak.py [--rounds 3] [--per-round 100] [--debug-model]
 
 Each round sends ``--per-round`` requests in turn (Continue from an example, from an upload and from
-typed notes, Interpolate, Generate, and a refused upload), then prints the server's resident memory
+typed notes, Interpolate, Generate, a refused upload, and Continue over plain HTTP as curl calls it:
+a new Gradio session each time), then prints the server's resident memory
 (from /proc) and the size of its temp folder. Growth should stop after the first round: inputs'
 audio is cached up to 64 MB and the temp store is bounded (``tempfiles.MAX_BYTES``: 1 GB, or
 MUSICGEN_TEMP_MAX_MB, and one hour). Loopback only.
@@ -19,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_app import free_port, start_server  # noqa: E402
+from bench_app import PlainContinue, free_port, start_server  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,6 +51,7 @@ def main() -> None:
     client = Client(f"http://127.0.0.1:{port}/", verbose=False)
     waltz = handle_file(str(ROOT / "musicgen_app" / "examples" / "waltz_3-4.mid"))
     bad = handle_file(str(ROOT / "tests" / "data" / "corrupt" / "truncated.mid"))
+    curl = PlainContinue(f"http://127.0.0.1:{port}/", notes="4/4 c4 d e f g2 g", bars=4, variations=1)
     actions = [
         lambda: client.predict(example="Folk tune (2/4, ABC)", bars=8, variations=4, api_name="/continue"),
         lambda: client.predict(melody_file=waltz, bars=4, variations=2, api_name="/continue"),
@@ -58,6 +60,7 @@ def main() -> None:
                                api_name="/interpolate"),
         lambda: client.predict(count=4, api_name="/generate"),
         lambda: client.predict(melody_file=bad, api_name="/continue"),
+        curl,
     ]
     try:
         print(f"server pid {proc.pid}: RSS {rss_mb(proc.pid):.0f} MB after start")
@@ -72,7 +75,7 @@ def main() -> None:
                      if d.read_text().strip() == str(proc.pid)]
             size = folder_mb(roots[0]) if roots else float("nan")
             print(f"round {r + 1}: {args.per_round} requests in {time.perf_counter() - t0:.0f} s, "
-                  f"{failures} refused (1 in 6 is a damaged file on purpose), RSS {rss_mb(proc.pid):.0f} MB, "
+                  f"{failures} refused (1 in 7 is a damaged file on purpose), RSS {rss_mb(proc.pid):.0f} MB, "
                   f"temp folder {size:.0f} MB")
     finally:
         proc.terminate()
