@@ -135,6 +135,14 @@ def page_clicks(url: str, n: int) -> None:
     line("click -> all four playable", every)
 
 
+def fetch_files(http: httpx.Client, files) -> None:
+    """Download result files (a FileData dict or a list of them) as the page's players do."""
+    for f in files if isinstance(files, list) else [files]:
+        r = http.get(f["url"])
+        r.raise_for_status()
+        assert len(r.content) > 44
+
+
 class PlainContinue:
     """Continue over plain HTTP: POST the inputs, read the result from the event stream, fetch the
     audio. Every input is sent, the defaults taken from the server's /gradio_api/info."""
@@ -159,10 +167,7 @@ class PlainContinue:
             raise RuntimeError(f"/continue ended with {kind}: {str(result)[:200]}")
         audio = result[2]
         assert len(audio) == self.variations
-        for f in audio:
-            r = self.http.get(f["url"])
-            r.raise_for_status()
-            assert len(r.content) > 44
+        fetch_files(self.http, audio)
 
 
 def load(name: str, make_call, clients: int, per_client: int) -> None:
@@ -236,27 +241,21 @@ def main() -> None:
         client = Client(url, verbose=False, download_files=False)
         http = httpx.Client(base_url=url)
 
-        def fetch(files) -> None:
-            for f in files if isinstance(files, list) else [files]:
-                r = http.get(f["url"])
-                r.raise_for_status()
-                assert len(r.content) > 44
-
         def cont(c=client):
             _, _, audio, _ = c.predict(example="Folk tune (2/4, ABC)", bars=8, variations=4,
                                        temperature=1.0, api_name="/continue")
             assert len(audio) == 4
-            fetch(audio)
+            fetch_files(http, audio)
 
         def interp():
             *_, audio, _ = client.predict(a_notes=CLIP_A, b_notes=CLIP_B, steps=7, temperature=0.0,
                                           api_name="/interpolate")
-            fetch(audio)
+            fetch_files(http, audio)
 
         def gen():
             midi, _, audio, _ = client.predict(count=8, api_name="/generate")
             assert len(midi) == 8
-            fetch(audio)
+            fetch_files(http, audio)
 
         for fn in (cont, interp, gen):  # warm-up: first font load, first model call
             fn()

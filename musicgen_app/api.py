@@ -54,7 +54,9 @@ class ApiSessions:
             for s in idle:
                 del self._last[s]
         holder = getattr(blocks, "state_holder", None)  # Gradio's, not public API: tests/test_api_sessions.py
-        for s in idle if holder is not None else ():
+        if holder is None:
+            return
+        for s in idle:
             holder.delete_state(s)
             with holder.lock:
                 holder.session_data.pop(s, None)

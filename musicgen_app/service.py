@@ -378,7 +378,7 @@ class MelodyService:
         toward = None if like is None else like_bias(like)
         if bias is not None:
             toward = bias if toward is None else toward + bias
-        x = ahead(0)
+        ahead(0)  # step 0's lookback tokens, which steer reads
         steps = []  # per step, the model's own log-probability of the drawn token (B, 1)
         rows_last = last[torch.from_numpy(row)]  # each row's logits
         for i in range(n_new):

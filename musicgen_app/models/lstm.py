@@ -145,8 +145,8 @@ class MelodyLSTM(nn.Module):
 
     def advance(self, tokens: torch.Tensor, next_feats: torch.Tensor, state):
         """:meth:`step` without the head: -> the last layer's output (B, H), state. Each row's
-        numbers are the same whatever rows share the batch (oneDNN's kernel; the head's BLAS call is
-        not, below a few rows), so a sampler may run only the distinct rows."""
+        numbers are the same whatever rows share the batch (oneDNN's kernel; the head's BLAS call gives
+        other bits at some batch sizes), so a sampler may run only the distinct rows."""
         if torch.is_grad_enabled():
             return lstm_step(self.lstm, self.inputs(tokens, next_feats), state)
         # Sampling a few rows is bound by reading weights and by the count of calls, so each layer
