@@ -24,14 +24,14 @@ lint: setup-test
 	$(PY) -m ruff check --quiet .
 
 data: setup
-	$(PY) -m musicgen_app.data
+	$(PY) -m musicgen_app.training.corpus
 
 train: data
-	$(PY) -m musicgen_app.train lstm
-	$(PY) -m musicgen_app.train vae
+	$(PY) -m musicgen_app.training.train lstm
+	$(PY) -m musicgen_app.training.train vae
 
 evaluate: setup
-	$(PY) -m musicgen_app.evaluate
+	$(PY) -m musicgen_app.training.evaluate
 
 bench: setup
 	PYTHONPATH=. $(PY) bench/bench_render.py

@@ -1,4 +1,4 @@
-"""Start the melody studio: load the models once, build the page (musicgen_app/ui.py), serve it.
+"""Start the melody studio: load the models once, build the page (musicgen_app/web/page.py), serve it.
 
     python app.py [--host 127.0.0.1] [--port 7860] [--debug-model]
 
@@ -32,7 +32,7 @@ def main(argv=None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("musicgen_app").setLevel(logging.INFO)
 
-    from musicgen_app.tempfiles import TempStore
+    from musicgen_app.actions.tempfiles import TempStore
 
     store = TempStore()  # also removes the folders of earlier runs that were killed
     # SIGTERM (systemd, docker stop, kill) exits like Ctrl-C does, so the store's folder is removed.
@@ -44,12 +44,13 @@ def main(argv=None) -> None:
     # Imported only now: gradio reads GRADIO_TEMP_DIR when it is imported.
     import torch
 
-    from musicgen_app import render, ui
+    from musicgen_app import render
     from musicgen_app.io import sandbox
     from musicgen_app.io.importer import MAX_BYTES
     from musicgen_app.models import style
     from musicgen_app.service import MelodyService
-    from musicgen_app.studio import quieter_queue
+    from musicgen_app.web import page
+    from musicgen_app.web.queue_adapter import quieter_queue
 
     # One torch thread per request: sampling is a chain of small matrix products where a second
     # thread costs more than it gives; the app runs two requests at once instead.
@@ -60,11 +61,11 @@ def main(argv=None) -> None:
     # the background, as nobody fits a style in the first seconds
     threading.Thread(target=style.warm_up, name="style-warm-up", daemon=True).start()
     sandbox.warm_up()  # the parser process, so the first upload is not the slow one
-    demo = ui.build_ui(service, store, concurrency_limit=args.concurrency)
+    demo = page.build_ui(service, store, concurrency_limit=args.concurrency)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=256)
     quieter_queue(demo, args.queue_poll_ms / 1000)
     demo.launch(server_name=args.host, server_port=args.port, max_file_size=MAX_BYTES,
-                show_error=True, css=ui.CSS, footer_links=["api"], run_history=False, ssr_mode=False)
+                show_error=True, css=page.CSS, footer_links=["api"], run_history=False, ssr_mode=False)
 
 
 if __name__ == "__main__":

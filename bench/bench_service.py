@@ -19,8 +19,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from musicgen_app import data  # noqa: E402
 from musicgen_app.service import ContinueRequest, InterpolateRequest, MelodyService, SampleRequest  # noqa: E402
+from musicgen_app.training import corpus  # noqa: E402
 
 GOAL_MS = 150
 GENERATE_GOAL_MS = 60
@@ -28,7 +28,7 @@ GENERATE_GOAL_MS = 60
 
 def four_bar_clips(n: int):
     clips = []
-    for m in data.load().split("test"):
+    for m in corpus.load_corpus().split("test"):
         if m.time_signature == (4, 4) and m.total_steps >= m.pickup_steps + 64:
             clips.append(m.slice(m.pickup_steps, m.pickup_steps + 64))
         if len(clips) == n:

@@ -20,10 +20,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from musicgen_app import data  # noqa: E402
 from musicgen_app import tokens as tk  # noqa: E402
-from musicgen_app.batches import vae_windows  # noqa: E402
 from musicgen_app.service import PACINGS, InterpolateRequest, MelodyService  # noqa: E402
+from musicgen_app.training import corpus  # noqa: E402
+from musicgen_app.training.batches import vae_windows  # noqa: E402
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
     svc = MelodyService.from_checkpoints()
-    test = [m for m in data.load().split("test") if m.time_signature == (4, 4)]
+    test = [m for m in corpus.load_corpus().split("test") if m.time_signature == (4, 4)]
     windows = vae_windows(test, svc.window, stride_bars=4)
     rng = np.random.default_rng(1)
     idx = rng.permutation(len(windows))[:2 * args.pairs].reshape(-1, 2)

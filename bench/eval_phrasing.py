@@ -3,7 +3,7 @@
     PYTHONPATH=. .venv/bin/python bench/eval_phrasing.py [--primers 200] [--timing 30] [--rolls DIR]
                                                          [--split test|valid]
 
-Held-out primers (evaluate.primers: 4 bars from the start of the split's tunes; choices are made on
+Held-out primers (stats.primers: 4 bars from the start of the split's tunes; choices are made on
 ``--split valid``, figures reported on test), 4 generated bars, 4 variations each, temperature 1.0
 and 0.7. Rows: today's Continue (one pass, phrasing's candidates=1: the very rows continue_ gives
 with End on: free), ``free`` and ``tonic chord`` endings chosen among K candidate last bars, the
@@ -42,11 +42,19 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-from musicgen_app import data, evaluate, phrasing, views  # noqa: E402
 from musicgen_app import tokens as tk  # noqa: E402
+from musicgen_app import views  # noqa: E402
 from musicgen_app.melody import Melody  # noqa: E402
-from musicgen_app.service import ContinueRequest, MelodyService  # noqa: E402
+from musicgen_app.service import (  # noqa: E402
+    ContinueRequest,
+    MelodyService,
+    phrasing,  # noqa: E402
+)
 from musicgen_app.settings import spec  # noqa: E402
+from musicgen_app.training import (
+    corpus,  # noqa: E402
+    stats,  # noqa: E402
+)
 
 BARS = 4
 STAY_CLOSE = spec(ContinueRequest, "stay_close").default
@@ -70,10 +78,10 @@ def figures(primer: Melody, cont: Melody) -> dict:
 
 
 def real_pairs(test: list[Melody], n: int) -> list[tuple[Melody, np.ndarray]]:
-    """evaluate.primers' primers with the tokens of their tune's next BARS bars (where it has them)."""
-    primers = evaluate.primers(test, n)
+    """stats.primers' primers with the tokens of their tune's next BARS bars (where it has them)."""
+    primers = stats.primers(test, n)
     by_start = {}
-    for m in test:  # walk the tunes as evaluate.primers does, to find each primer's own tune
+    for m in test:  # walk the tunes as stats.primers does, to find each primer's own tune
         start, length = m.pickup_steps, BARS * m.bar_steps
         if m.total_steps >= start + 2 * length:
             by_start.setdefault(m.slice(start, start + length), m)
@@ -190,8 +198,8 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     svc = MelodyService.from_checkpoints()
-    test = data.load().split(args.split)
-    primers = evaluate.primers(test, args.primers)
+    test = corpus.load_corpus().split(args.split)
+    primers = stats.primers(test, args.primers)
     K = args.candidates
     for name, ms, ratio in timing(svc, primers[:args.timing], K):
         print(f"model time, 8 bars x 4 variations, {name}: {ms:.0f} ms, {ratio:.2f} x free "

@@ -17,15 +17,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from musicgen_app import data  # noqa: E402
 from musicgen_app.io.quantize import PICKUP_MARGIN, detect_pickup  # noqa: E402
+from musicgen_app.training import corpus  # noqa: E402
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--split", default="test")
     args = p.parse_args()
-    tunes = data.load().split(args.split)
+    tunes = corpus.load_corpus().split(args.split)
     found = kept = with_pickup = findable = 0
     for m in tunes:
         unmarked = m.replace(pickup_steps=0, total_steps=m.notes[-1].end)

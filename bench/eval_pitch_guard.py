@@ -21,8 +21,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from musicgen_app import data, pitch_guard  # noqa: E402
-from musicgen_app.pitch_guard import MARGINS, OLD_MARGIN, RANGE_EDGES, REGISTER_EDGES  # noqa: E402
+from musicgen_app.service import pitch_guard  # noqa: E402
+from musicgen_app.service.pitch_guard import MARGINS, OLD_MARGIN, RANGE_EDGES, REGISTER_EDGES  # noqa: E402
+from musicgen_app.training import corpus  # noqa: E402
 
 QUANTILE = 0.9975  # per side, so that a cell keeps >= 99.5 % of its notes
 
@@ -66,15 +67,16 @@ def print_table(ex: dict[str, np.ndarray], table) -> None:
 
 
 def main() -> None:
-    corpus = data.load()
-    train = pitch_guard.continuation_windows(corpus.split("train"))
+    tunes = corpus.load_corpus()
+    train = pitch_guard.continuation_windows(tunes.split("train"))
     ex = excursions(train)
     table = measure_table(ex)
     print(f"train split: {len(train)} windows, {len(ex['below'])} continuation notes")
     print_table(ex, table)
     print("pitch_guard.MARGINS is " + ("this table" if table == MARGINS else f"NOT this table; measured:\n{table}"))
-    sets = {f"folk {s}": pitch_guard.continuation_windows(corpus.split(s)) for s in ("train", "valid", "test")}
-    sets["classical"] = pitch_guard.continuation_windows(data.load(data.ROOT / "data" / "classical.npz").melodies)
+    sets = {f"folk {s}": pitch_guard.continuation_windows(tunes.split(s)) for s in ("train", "valid", "test")}
+    classical = corpus.load_corpus(corpus.DATA / "classical.npz").melodies
+    sets["classical"] = pitch_guard.continuation_windows(classical)
     print("\n| continuation notes kept | windows | notes | old guard (+-7) | new guard |\n|---|---|---|---|---|")
     for name, windows in sets.items():
         old, new = pitch_guard.kept_share(windows, pitch_guard.old_guard), pitch_guard.kept_share(windows)

@@ -20,8 +20,8 @@ material:
 - z: each sample's distance to the nearest code of a clip window (stride one bar), in the VAE
   prior's whitened units per dimension (style.nearest_distance); "re-encoded": the same for the
   decoded melody encoded again (what a listener gets, after the decoder's own sampling);
-- stats: the mean overlap of the six statistics of the GAN work (evaluate.compare_stats' in scale,
-  range, mean interval, notes per bar; train_gan.bar_stats' self-similarity, repeated bars) between
+- stats: the mean overlap of the six statistics of the GAN work (stats.compare_stats' in scale,
+  range, mean interval, notes per bar; stats.bar_stats' self-similarity, repeated bars) between
   the samples and the clip windows (non-overlapping), 1 = same distribution;
 - pitch gap: |mean pitch of a sample - mean pitch of the clips| in semitones; key: share of samples
   whose estimated key is the clips' most common one;
@@ -45,10 +45,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-from musicgen_app import data  # noqa: E402
-from musicgen_app import service as service_module  # noqa: E402
+from musicgen_app.service import decoding  # noqa: E402
 from musicgen_app import tokens as tk  # noqa: E402
-from musicgen_app.evaluate import compare_stats  # noqa: E402
 from musicgen_app.melody import Melody, estimate_key  # noqa: E402
 from musicgen_app.models import style as style_module  # noqa: E402
 from musicgen_app.models.code_bank import Attributes  # noqa: E402
@@ -62,7 +60,8 @@ from musicgen_app.models.style import (  # noqa: E402
     style_windows,
 )
 from musicgen_app.service import MelodyService, bank_melodies, melodies_from_codes, style_melodies  # noqa: E402
-from musicgen_app.train_gan import TARGETS, compare_bar_stats  # noqa: E402
+from musicgen_app.training import corpus  # noqa: E402
+from musicgen_app.training.stats import TARGETS, compare_bar_stats, compare_stats  # noqa: E402
 from musicgen_app.views import piano_roll_png, tile_sheet  # noqa: E402
 
 SAMPLERS = ("style", "clip neighbourhood", "corpus", "latent GAN", "prior", "clip codes")
@@ -92,13 +91,13 @@ def tune_musicians(melodies: list[Melody], window: int, n: int, rng: np.random.G
     return out
 
 
-def collection_musicians(corpus: data.Corpus, split: str, n: int, rng: np.random.Generator) -> list[dict]:
+def collection_musicians(tunes: corpus.Corpus, split: str, n: int, rng: np.random.Generator) -> list[dict]:
     """The tunes of one corpus file in one meter (at least 3); two thirds (2-20) given."""
     groups = collections.defaultdict(list)
-    for i, s in enumerate(corpus.splits):
+    for i, s in enumerate(tunes.splits):
         if s == split:
-            m = corpus.melody(i)
-            groups[(corpus.ids[i].split("#")[0], m.time_signature)].append(m)
+            m = tunes.melody(i)
+            groups[(tunes.ids[i].split("#")[0], m.time_signature)].append(m)
     keys = sorted(k for k, v in groups.items() if len(v) >= 3)
     out = []
     for j in rng.permutation(len(keys))[:n]:
@@ -298,20 +297,20 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=defaults.lr)
     p.add_argument("--pitch-class-bias", type=float, default=style_module.PITCH_CLASS_BIAS,
                    help="decoding lean toward the clips' pitch classes (style.PITCH_CLASS_BIAS)")
-    p.add_argument("--oversample", type=int, default=service_module.OVERSAMPLE,
+    p.add_argument("--oversample", type=int, default=decoding.OVERSAMPLE,
                    help="melodies drawn per one kept (1: no copy filter; service.OVERSAMPLE)")
     p.add_argument("--rolls", type=Path, help="write piano-roll sheets of the first musician of each kind here")
     args = p.parse_args()
-    style_module.PITCH_CLASS_BIAS, service_module.OVERSAMPLE = args.pitch_class_bias, args.oversample
+    style_module.PITCH_CLASS_BIAS, decoding.OVERSAMPLE = args.pitch_class_bias, args.oversample
     torch.set_num_threads(1)
     config = StyleConfig(args.latent_dim, args.hidden, args.layers, args.kl_weight, args.steps, args.lr)
     svc = MelodyService.from_checkpoints()
-    corpus = data.load()
-    melodies = corpus.split(args.split)
+    tunes = corpus.load_corpus()
+    melodies = tunes.split(args.split)
     timing = fit_timing(svc, melodies, args.timing, config) if args.timing else ""  # first: its first call is cold
     rng = np.random.default_rng(0)
     musicians = tune_musicians(melodies, svc.window, args.trials, rng) + \
-        collection_musicians(corpus, args.split, args.trials, rng)
+        collection_musicians(tunes, args.split, args.trials, rng)
     if args.rolls:
         for kind in ("tune", "collection"):
             mus = next(m for m in musicians if m["kind"] == kind)

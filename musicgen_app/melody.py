@@ -25,6 +25,8 @@ MINOR_SCALE = (0, 2, 3, 5, 7, 8, 10)  # natural minor; see Key.scale_pitch_class
 SUPPORTED_DENOMINATORS = (2, 4, 8, 16)
 DEFAULT_VELOCITY = 90
 MIN_QPM, MAX_QPM = 10.0, 400.0
+# The 88 piano keys, A0-C8: the pitches the models read and write (others are folded by octaves).
+PIANO_LOW, PIANO_HIGH = 21, 108
 # Key signatures with the fewest accidentals, by tonic pitch class (Db major but C# minor): what
 # MIDI key signatures, MusicXML and the page call a key.
 MAJOR_TONIC_NAMES = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")

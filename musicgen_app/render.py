@@ -29,6 +29,7 @@ from __future__ import annotations
 import collections
 import ctypes
 import io
+import logging
 import os
 import threading
 import wave
@@ -39,6 +40,9 @@ import numpy as np
 
 from .errors import RenderError
 from .melody import Melody
+from .paths import SOUNDFONTS
+
+log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 44100  # what the app and the CLI write
 TAIL_SECONDS = 0.75
@@ -47,7 +51,7 @@ HEAD_CACHE_BYTES = 64 * 2**20  # inputs' audio kept for the next variation or cl
 PEAK_DBFS = -1.0
 SOUNDFONT_SUFFIXES = (".sf2", ".sf3")
 SOUNDFONTS_ENV = "MUSICGEN_SOUNDFONTS"
-PROJECT_SOUNDFONTS = Path(__file__).resolve().parent.parent / "soundfonts"
+PROJECT_SOUNDFONTS = SOUNDFONTS
 SYSTEM_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 SAMPLE_RATES = (8000, 192000)
 AUDIO_FORMATS = {".wav": ("WAV", "PCM_16"), ".ogg": ("OGG", "VORBIS"), ".flac": ("FLAC", "PCM_16")}
@@ -140,35 +144,74 @@ def _import_fluidsynth():
     return fluidsynth
 
 
+# -- libfluidsynth's C API, through pyfluidsynth's private ctypes handle ------------------------------
+# pyfluidsynth wraps neither fluid_synth_write_float nor fluid_set_log_function, so both are taken
+# from its handle of the loaded library, ``fluidsynth._fl`` (private), and called with the synth's C
+# pointer, ``Synth.synth`` (undocumented). Only this section touches either. A missing function logs
+# one warning and rendering goes on without it (16-bit samples, FluidSynth's warnings in the log);
+# tests/test_render.py::test_the_libfluidsynth_adapter_finds_what_it_needs fails instead.
+_C_FUNCTIONS = {  # name: (argtypes, restype), from FluidSynth 2's fluidsynth/synth.h and log.h
+    # int fluid_synth_write_float(fluid_synth_t *synth, int len, void *lout, int loff, int lincr,
+    #                             void *rout, int roff, int rincr)
+    "fluid_synth_write_float": ([ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
+                                 ctypes.c_void_p, ctypes.c_int, ctypes.c_int], ctypes.c_int),
+    # fluid_log_function_t fluid_set_log_function(int level, fluid_log_function_t fun, void *data)
+    "fluid_set_log_function": ([ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p], ctypes.c_void_p),
+}
+_FLUID_WARN = 2  # FluidSynth's log level for warnings (enum fluid_log_level)
+_unreachable_logged: set[str] = set()
+
+
+def _c_api_problems(fluidsynth) -> list[str]:
+    """What this section needs from the pyfluidsynth module and does not find; [] when all is there."""
+    lib = getattr(fluidsynth, "_fl", None)
+    if not isinstance(lib, ctypes.CDLL):
+        return [f"{getattr(fluidsynth, '__file__', 'pyfluidsynth')} has no ctypes library handle `_fl` "
+                f"(found {type(lib).__name__})"]
+    return [f"{lib._name} has no C function {name}" for name in _C_FUNCTIONS if not hasattr(lib, name)]
+
+
+def _c_function(fluidsynth, name: str):
+    """libfluidsynth's ``name``, typed as in ``_C_FUNCTIONS``; None, logged once, where unreachable."""
+    lib = getattr(fluidsynth, "_fl", None)
+    fn = getattr(lib, name, None) if isinstance(lib, ctypes.CDLL) else None
+    if fn is None:
+        if name not in _unreachable_logged:
+            _unreachable_logged.add(name)
+            log.warning("Cannot reach %s through pyfluidsynth's private `fluidsynth._fl` (%s); rendering "
+                        "without it. Update the libfluidsynth section of musicgen_app/render.py.",
+                        name, "; ".join(_c_api_problems(fluidsynth)))
+        return None
+    fn.argtypes, fn.restype = _C_FUNCTIONS[name]
+    return fn
+
+
 def _float_writer(fluidsynth):
-    """``fluid_synth_write_float`` from the already loaded library, or None if it is not reachable.
+    """``write(synth, out)`` filling ``out`` (frames x 2, float32, C-contiguous) from a pyfluidsynth
+    ``Synth`` with ``fluid_synth_write_float``; None where that function is not reachable.
 
     pyfluidsynth only wraps the 16-bit writer, which dithers with a counter that survives resets
     (so renders would differ) and clips; float output has neither problem.
     """
-    lib = getattr(fluidsynth, "_fl", None)
-    fn = getattr(lib, "fluid_synth_write_float", None) if lib is not None else None
+    fn = _c_function(fluidsynth, "fluid_synth_write_float")
     if fn is None:
         return None
-    fn.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
-                   ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
-    fn.restype = ctypes.c_int
-    return fn
+
+    def write(synth, out: np.ndarray) -> None:
+        ptr = out.ctypes.data  # interleaved: left from float 0, right from float 1, every 2nd float
+        fn(synth.synth, len(out), ptr, 0, 2, ptr, 1, 2)
+
+    return write
 
 
-_FLUID_WARN = 2  # FluidSynth's log level for warnings
-
-
-def _log_setter(fluidsynth):
-    """``fluid_set_log_function``, typed, or None where the loaded library is not reachable."""
-    lib = getattr(fluidsynth, "_fl", None)
-    fn = getattr(lib, "fluid_set_log_function", None) if lib is not None else None
+def _mute_warnings(fluidsynth) -> None:
+    """Stop libfluidsynth logging warnings, process-wide; errors are still logged."""
+    fn = _c_function(fluidsynth, "fluid_set_log_function")
     if fn is not None:
-        fn.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
-        fn.restype = ctypes.c_void_p
-    return fn
+        fn(_FLUID_WARN, None, None)
 
 
+# -- synths ---------------------------------------------------------------------------------------
 @dataclass
 class _FontSynth:
     """One FluidSynth instance with one font loaded; use only while holding ``lock``."""
@@ -185,8 +228,7 @@ class _FontSynth:
         if n == 0:
             return
         if self.write_float is not None:
-            ptr = out.ctypes.data
-            self.write_float(self.synth.synth, n, ptr, 0, 2, ptr, 1, 2)
+            self.write_float(self.synth, out)
         else:
             out[:] = self.synth.get_samples(n).reshape(-1, 2) / 32768.0
         self.written += n
@@ -238,12 +280,10 @@ def _load_synth(path: Path, sample_rate: int) -> _FontSynth:
             f"FluidSynth could not load the SoundFont {path}: the file is damaged or not a "
             "SoundFont. Replace it with a valid .sf2/.sf3 file."
         )
-    set_log = _log_setter(fluidsynth)
-    if set_log is not None:
-        # Priming overfills the voice pool on purpose; its warnings would flood every log. The
-        # logger is process-wide, so it is switched off once rather than around each render,
-        # which raced between fonts rendering in parallel. Errors are still logged.
-        set_log(_FLUID_WARN, None, None)
+    # Priming overfills the voice pool on purpose; its warnings would flood every log. The logger
+    # is process-wide, so it is switched off once here: switched around each render, it would
+    # race between fonts rendering in parallel.
+    _mute_warnings(fluidsynth)
     return _FontSynth(synth, sfid, _float_writer(fluidsynth))
 
 

@@ -22,13 +22,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import TokenError
-from .melody import DEFAULT_VELOCITY, Melody, Note
+from .melody import DEFAULT_VELOCITY, PIANO_HIGH, PIANO_LOW, Melody, Note
 
 ENCODING_VERSION = "step90-v1"
 HOLD = 0
 REST = 1
-MIN_PITCH = 21
-MAX_PITCH = 108
+MIN_PITCH = PIANO_LOW
+MAX_PITCH = PIANO_HIGH
 NUM_CLASSES = MAX_PITCH - MIN_PITCH + 3  # 90
 MAX_BAR_STEPS = 32  # 8/4 at 4 steps per quarter; positions beyond are clipped
 MAX_BEAT_STEPS = 8

@@ -1,10 +1,10 @@
 """Experiment (issue 11): do the chorales' alto, tenor and bass voices help the LSTM as extra training data?
 
     PYTHONPATH=. .venv/bin/python scripts/chorale_voices.py corpus    # -> /tmp/chorale_voices/corpus.npz (40 s)
-    PYTHONPATH=. .venv/bin/python -m musicgen_app.train lstm --init-from checkpoints/lstm.safetensors --lr 5e-4 \\
+    .venv/bin/python -m musicgen_app.training.train lstm --init-from checkpoints/lstm.safetensors --lr 5e-4 \\
         --minutes 7 --corpus data/corpus.npz --out /tmp/chorale_voices/folk.safetensors \\
         --runs /tmp/chorale_voices/runs_folk
-    PYTHONPATH=. .venv/bin/python -m musicgen_app.train lstm --init-from checkpoints/lstm.safetensors --lr 5e-4 \\
+    .venv/bin/python -m musicgen_app.training.train lstm --init-from checkpoints/lstm.safetensors --lr 5e-4 \\
         --minutes 7 --corpus /tmp/chorale_voices/corpus.npz --out /tmp/chorale_voices/voices.safetensors \\
         --runs /tmp/chorale_voices/runs_voices
     PYTHONPATH=. .venv/bin/python scripts/chorale_voices.py evaluate  # bits per step / event, folk test and classical
@@ -28,11 +28,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from musicgen_app import data, evaluate  # noqa: E402
 from musicgen_app import tokens as tk  # noqa: E402
-from musicgen_app.batches import lstm_scores  # noqa: E402
-from musicgen_app.checkpoints import load_checkpoint  # noqa: E402
 from musicgen_app.io.score import stream_to_melody  # noqa: E402
+from musicgen_app.models.checkpoints import load_checkpoint  # noqa: E402
+from musicgen_app.training import (
+    corpus,  # noqa: E402
+    evaluate,  # noqa: E402
+    stats,  # noqa: E402
+)
+from musicgen_app.training.batches import lstm_scores  # noqa: E402
 
 WORK = Path("/tmp/chorale_voices")
 
@@ -43,7 +47,7 @@ def lower_voices(path: str) -> list[dict]:
         score = m21.converter.parse(path)
     except Exception:  # a file music21 cannot read adds nothing
         return []
-    soprano, out = data._soprano_index(score), []
+    soprano, out = corpus._soprano_index(score), []
     for i in range(len(score.parts)):
         if i == soprano:
             continue
@@ -51,14 +55,14 @@ def lower_voices(path: str) -> list[dict]:
             melody, facts = stream_to_melody(score, i)
         except Exception:  # one unreadable part does not lose the others
             continue
-        rec = data._melody_record(melody, "bach-voices", f"bach/{Path(path).name}#part{i}", facts.time_signatures)
+        rec = corpus._melody_record(melody, "bach-voices", f"bach/{Path(path).name}#part{i}", facts.time_signatures)
         if isinstance(rec, dict):
             out.append(rec)
     return out
 
 
 def make_corpus() -> None:
-    z = dict(np.load(data.DEFAULT_CACHE))
+    z = dict(np.load(corpus.DEFAULT_CACHE))
     train = sorted({i.split("#")[0] for i, s in zip(z["id"], z["split"]) if i.startswith("bach/") and s == 0})
     root = Path(m21.__file__).parent / "corpus"
     t = time.time()
@@ -84,7 +88,8 @@ def make_corpus() -> None:
 
 def evaluate_models() -> None:
     torch.set_num_threads(1)
-    sets = {"folk test": data.load().split("test"), "classical": data.load(evaluate.CLASSICAL).melodies}
+    sets = {"folk test": corpus.load_corpus().split("test"),
+            "classical": corpus.load_corpus(evaluate.CLASSICAL).melodies}
     print("| LSTM | folk bits/step | folk bits/event | classical bits/step | classical bits/event |")
     print("|---|---|---|---|---|")
     for name, path in (("shipped", Path("checkpoints/lstm.safetensors")), ("folk only", WORK / "folk.safetensors"),
@@ -93,9 +98,9 @@ def evaluate_models() -> None:
         model.eval()
         cells = []
         for melodies in sets.values():
-            nll, _, target = lstm_scores(model, evaluate.whole_melody_batches(melodies, model.config.lookback_bars))
-            cells += [f"{nll / len(target) / evaluate.LN2:.3f}",
-                      f"{nll / int((target != tk.HOLD).sum()) / evaluate.LN2:.3f}"]
+            nll, _, target = lstm_scores(model, stats.whole_melody_batches(melodies, model.config.lookback_bars))
+            cells += [f"{nll / len(target) / stats.LN2:.3f}",
+                      f"{nll / int((target != tk.HOLD).sum()) / stats.LN2:.3f}"]
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
 
 

@@ -4,13 +4,13 @@
 
 The models were trained on folk tunes and Bach chorale soprano lines (musicgen_app/data.py); none of
 the works below is in that corpus. Each work's first part is read as data.py reads a corpus file
-(data.extract_file: the part's notes quantised to 16ths, chords reduced to their top note, tunes in
-a meter outside data.ACCEPTED_METERS or with meter changes skipped): the first violin of string
+(corpus.extract_file: the part's notes quantised to 16ths, chords reduced to their top note, tunes in
+a meter outside corpus.ACCEPTED_METERS or with meter changes skipped): the first violin of string
 quartets by Haydn, Mozart, Beethoven and Robert Schumann, the canto of Monteverdi's madrigals (book 4),
 the right hand of Clara Schumann's polonaises op. 1 and of Mozart's K. 545 (exposition), and a few
 single movements (C. P. E. Bach's H. 186, Schubert's and Verdi's voice). The list is
 fixed so the set does not change with music21's corpus; the file has data.py's layout, so
-``data.load("data/classical.npz")`` reads it (its train/valid/test field is data.py's hash split and
+``corpus.load_corpus("data/classical.npz")`` reads it (its train/valid/test field is data.py's hash split and
 is not used: every melody is held out).
 """
 
@@ -28,9 +28,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from musicgen_app import data  # noqa: E402
+from musicgen_app.training import corpus  # noqa: E402
 
-OUT = data.ROOT / "data" / "classical.npz"
+OUT = corpus.ROOT / "data" / "classical.npz"
 WORKS = (
     [f"haydn/opus1no1/movement{i}.mxl" for i in range(1, 6)]
     + [f"haydn/opus74no1/movement{i}.mxl" for i in range(1, 5)]
@@ -61,16 +61,16 @@ def main(argv=None) -> None:
     t0 = time.time()
     records, skipped = [], collections.Counter()
     with multiprocessing.get_context("fork").Pool(args.processes) as pool:
-        for recs, skip in pool.imap_unordered(data.extract_file, jobs()):
+        for recs, skip in pool.imap_unordered(corpus.extract_file, jobs()):
             records += recs
             skipped += skip
-    arrays, dupes = data.build(records)
+    arrays, dupes = corpus.build(records)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.out, **arrays)
     print(f"{len(WORKS)} works -> {len(records)} melodies in {time.time() - t0:.0f} s; removed {dupes} duplicates; "
           f"skipped: {dict(skipped)}")
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e3:.0f} kB)")
-    print(data.summary(data.load(args.out)))
+    print(corpus.summary(corpus.load_corpus(args.out)))
 
 
 if __name__ == "__main__":

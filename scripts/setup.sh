@@ -42,6 +42,13 @@ if [ "$(cat .venv/.stamp-req 2>/dev/null)" != "$want" ]; then
   $pip install -q -r requirements.txt
   echo "$want" > .venv/.stamp-req
 fi
+# The package itself, editable, with its console script (`musicgen`); --no-deps: its requirements are
+# installed above, pinned, and a resolver run here could pull another torch.
+want=$(cat pyproject.toml | sha256sum | cut -c1-16)
+if [ "$(cat .venv/.stamp-pkg 2>/dev/null)" != "$want" ]; then
+  $pip install -q --no-deps --no-build-isolation -e .
+  echo "$want" > .venv/.stamp-pkg
+fi
 if [ "$mode" = test ]; then
   want=$(cat requirements-dev.txt | sha256sum | cut -c1-16)
   if [ "$(cat .venv/.stamp-dev 2>/dev/null)" != "$want" ]; then

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import torch
 
-from musicgen_app.examples import EXAMPLES, example_path
+from musicgen_app.actions.outputs import morph_midi
+from musicgen_app.io.examples import EXAMPLES, example_path
 from musicgen_app.io.importer import load_melody
 from musicgen_app.io.midi import melody_to_midi
 from musicgen_app.service import ContinueRequest, InterpolateRequest, MelodyService, SampleRequest
@@ -37,7 +38,7 @@ def golden_hashes() -> dict[str, str]:
         for temp, pacing, tag in ((0.0, "linear", ""), (0.8, "linear", ""), (0.0, "even", "even/")):
             r = svc.interpolate(InterpolateRequest(melodies[name], melodies[other], steps=5, temperature=temp,
                                                    seed=3 + i, pacing=pacing))
-            out[f"interpolate/{tag}{name}/{other}/{temp}/morph"] = _sha(melody_to_midi(r.morph))
+            out[f"interpolate/{tag}{name}/{other}/{temp}/morph"] = _sha(morph_midi(r))
             for c, clip in enumerate(r.clips):
                 out[f"interpolate/{tag}{name}/{other}/{temp}/{c}"] = _sha(melody_to_midi(clip))
     for ts in ((4, 4), (3, 4), (6, 8)):

@@ -15,7 +15,7 @@ import pytest
 from gradio.context import LocalContext
 from gradio.state_holder import StateHolder
 
-from musicgen_app.api import SESSION_IDLE_SECONDS, ApiSessions
+from musicgen_app.web.api_sessions import SESSION_IDLE_SECONDS, ApiSessions
 
 pytest_plugins = ["conftest_app"]
 

@@ -3,8 +3,8 @@
 import numpy as np
 
 from musicgen_app import tokens as tk
-from musicgen_app.batches import IGNORE, lstm_batch, lstm_chunks
 from musicgen_app.melody import Melody, Note
+from musicgen_app.training.batches import IGNORE, lstm_batch, lstm_chunks
 
 
 def high_tune():

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from musicgen_app import render
+from musicgen_app.actions.tempfiles import OWNER_FILE, TempStore, remove_stale_stores
 from musicgen_app.errors import ParseBudgetError, RequestError
 from musicgen_app.io import sandbox
 from musicgen_app.io.importer import load_melody, parse_text
@@ -28,7 +29,6 @@ from musicgen_app.io.midi import MAX_NOTES
 from musicgen_app.io.score import melody_to_musicxml
 from musicgen_app.melody import Melody, Note
 from musicgen_app.service import MelodyService, SampleRequest
-from musicgen_app.tempfiles import OWNER_FILE, TempStore, remove_stale_stores
 
 ROOT = Path(__file__).resolve().parent.parent
 TUNE = "X:1\nT:Reel\nM:4/4\nL:1/8\nK:D\n" + "|:DFAF dFAF|GBdB gBdB|AcEc AcEc|dfaf d2 d2:|\n"
@@ -152,7 +152,7 @@ def test_folders_of_dead_processes_are_removed_and_live_ones_kept(tmp_path):
 
 
 def test_sigterm_removes_the_app_temp_folder(tmp_path):
-    code = ("import os, signal, sys, time; from musicgen_app.tempfiles import TempStore;"
+    code = ("import os, signal, sys, time; from musicgen_app.actions.tempfiles import TempStore;"
             "s = TempStore(); signal.signal(signal.SIGTERM, lambda *_: sys.exit(0));"
             "(s.request_dir('x') / 'f.wav').write_bytes(b'0' * 1000); print(s.root, flush=True); time.sleep(60)")
     env = dict(os.environ, PYTHONPATH=str(ROOT))

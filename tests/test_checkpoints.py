@@ -6,8 +6,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from musicgen_app.checkpoints import load_checkpoint, read_metadata, save_checkpoint
 from musicgen_app.errors import CheckpointError
+from musicgen_app.models.checkpoints import load_checkpoint, read_metadata, save_checkpoint
 from musicgen_app.models.lstm import LSTMConfig, MelodyLSTM
 from musicgen_app.models.vae import MelodyVAE, VAEConfig
 

@@ -12,8 +12,8 @@ import mido
 import numpy as np
 import soundfile
 
-from musicgen_app.__main__ import main
-from musicgen_app.examples import example_path
+from musicgen_app.cli import main
+from musicgen_app.io.examples import example_path
 
 ROOT = Path(__file__).resolve().parent.parent
 WALTZ = example_path("Waltz (3/4, MIDI)")
@@ -89,7 +89,7 @@ def test_errors_are_one_line_and_exit_2(tmp_path, capsys):
     assert err.startswith("error: ") and "Traceback" not in err
     assert main(["--debug-model", "continue", str(WALTZ), "--bars", "99", "-o", str(tmp_path / "x.mid")]) == 2
     assert main(["--debug-model", "continue", str(WALTZ), "--stay-close", "2", "-o", str(tmp_path / "x.mid")]) == 2
-    assert "bars" in capsys.readouterr().err
+    assert "Bars 99" in capsys.readouterr().err
     assert not (tmp_path / "x.mid").exists()
 
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from musicgen_app import data
-from musicgen_app.data import content_key, split_of
+from musicgen_app.training import corpus
+from musicgen_app.training.corpus import content_key, split_of
 
 
 def rec(ident, notes):
@@ -21,24 +21,24 @@ def test_transposed_copies_are_duplicates():
 
 
 def test_build_drops_duplicates_and_split_is_a_function_of_content():
-    arrays, dupes = data.build([rec("a", TUNE), rec("b", [(s, p + 2, d) for s, p, d in TUNE]),
+    arrays, dupes = corpus.build([rec("a", TUNE), rec("b", [(s, p + 2, d) for s, p, d in TUNE]),
                                 rec("c", [(0, 60, 2), (2, 67, 2)])])
     assert dupes == 1 and len(arrays["total"]) == 2
-    assert data.SPLITS[arrays["split"][0]] == split_of(content_key(TUNE))
+    assert corpus.SPLITS[arrays["split"][0]] == split_of(content_key(TUNE))
 
 
 def test_split_proportions():
     import hashlib
 
     keys = [hashlib.sha1(str(i).encode()).hexdigest() for i in range(20000)]
-    share = {s: sum(split_of(k) == s for k in keys) / len(keys) for s in data.SPLITS}
+    share = {s: sum(split_of(k) == s for k in keys) / len(keys) for s in corpus.SPLITS}
     assert 0.88 < share["train"] < 0.92 and 0.04 < share["test"] < 0.06
 
 
-@pytest.mark.skipif(not data.DEFAULT_CACHE.exists(), reason="run `make data` to build the corpus cache")
+@pytest.mark.skipif(not corpus.DEFAULT_CACHE.exists(), reason="run `make data` to build the corpus cache")
 def test_committed_corpus_cache():
-    corpus = data.load()
-    assert len(corpus) > 10000
-    assert set(corpus.collections) >= {"essenFolksong", "oneills1850", "ryansMammoth", "bach"}
-    test_ids = data.DEFAULT_CACHE.with_suffix(".test.txt").read_text().split()
-    assert sorted(i for i, s in zip(corpus.ids, corpus.splits) if s == "test") == test_ids
+    tunes = corpus.load_corpus()
+    assert len(tunes) > 10000
+    assert set(tunes.collections) >= {"essenFolksong", "oneills1850", "ryansMammoth", "bach"}
+    test_ids = corpus.DEFAULT_CACHE.with_suffix(".test.txt").read_text().split()
+    assert sorted(i for i, s in zip(tunes.ids, tunes.splits) if s == "test") == test_ids

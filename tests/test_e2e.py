@@ -16,7 +16,7 @@ import soundfile
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from musicgen_app.examples import example_path
+from musicgen_app.io.examples import example_path
 from musicgen_app.io.importer import load_melody
 
 pytest_plugins = ["conftest_app"]

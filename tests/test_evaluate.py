@@ -4,11 +4,11 @@ import math
 
 import pytest
 
-from musicgen_app import data, evaluate, pitch_guard
 from musicgen_app import tokens as tk
 from musicgen_app.melody import Melody, Note
-from musicgen_app.ngram import KneserNey
-from musicgen_app.service import MelodyService
+from musicgen_app.service import MelodyService, pitch_guard
+from musicgen_app.training import corpus, evaluate, stats
+from musicgen_app.training.ngram import KneserNey
 
 
 def tune(pitches, durations, rest_after=()):
@@ -37,7 +37,7 @@ def test_bits_per_event_divides_the_same_total_by_the_note_events(melodies):
     events = sum(int((t[1:] != tk.HOLD).sum()) for t in tokens)
     assert out["note_events"] == events and 0 < events < out["steps"]
     assert out["bits_per_event"] * events == pytest.approx(out["bits_per_step"] * out["steps"])
-    assert out["bits_per_step"] == pytest.approx(evaluate.eval_lstm_quick(lstm, melodies))
+    assert out["bits_per_step"] == pytest.approx(stats.lstm_bits_per_step(lstm, melodies))
     ngram_bits = -sum(ngrams["5gram"].log2_probs(t).sum() for t in tokens)
     assert out["5gram_bits_per_event"] == pytest.approx(ngram_bits / events)
     assert out["5gram_bits_per_step"] == pytest.approx(ngram_bits / out["steps"])
@@ -85,14 +85,14 @@ def test_the_model_card_has_the_blocks_the_writer_fills():
 
 
 def test_the_classical_set_is_held_out_of_the_training_corpus():
-    classical = data.load(evaluate.CLASSICAL)
+    classical = corpus.load_corpus(evaluate.CLASSICAL)
     assert len(classical) >= 50 and sum(len(m.notes) for m in classical.melodies) > 15_000
-    corpus = data.load()
-    assert not {data.content_key(n) for n in _note_lists(classical)} & {data.content_key(n) for n in
-                                                                        _note_lists(corpus)}
-    assert not set(classical.collections) & set(data.COLLECTIONS)
+    tunes = corpus.load_corpus()
+    assert not {corpus.content_key(n) for n in _note_lists(classical)} & {corpus.content_key(n) for n in
+                                                                        _note_lists(tunes)}
+    assert not set(classical.collections) & set(corpus.COLLECTIONS)
 
 
-def _note_lists(corpus):
-    a = corpus.arrays
-    return [a["notes"][a["offsets"][i]:a["offsets"][i + 1]].tolist() for i in range(len(corpus))]
+def _note_lists(tunes):
+    a = tunes.arrays
+    return [a["notes"][a["offsets"][i]:a["offsets"][i + 1]].tolist() for i in range(len(tunes))]

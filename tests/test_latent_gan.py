@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from musicgen_app import train_gan as tg
-from musicgen_app.checkpoints import load_checkpoint, read_metadata, save_checkpoint
 from musicgen_app.errors import CheckpointError, RequestError
+from musicgen_app.models.checkpoints import load_checkpoint, read_metadata, save_checkpoint
 from musicgen_app.models.latent_gan import LatentCritic, LatentGAN, LatentGANConfig
+from musicgen_app.training import train_gan as tg
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "checkpoints" / "gan.safetensors"
@@ -129,18 +129,18 @@ def test_shipped_gan_samples_are_closer_to_the_corpus_than_the_gaussian_prior():
     """Notes per bar of 96 decoded 4/4 samples against held-out 4/4 test windows.
 
     Floor: the shipped Gaussian prior, measured here on the same seed. On the test split (400
-    samples, ``python -m musicgen_app.train_gan --evaluate``) its samples average 6.15 notes per bar
+    samples, ``python -m musicgen_app.training.train_gan --evaluate``) its samples average 6.15 notes per bar
     against 4.66 held out, the GAN's 4.97; this asks the GAN to close at least a third of the
     Gaussian's gap. A generator with random weights adds an arbitrary offset to every code, and
     decodes no closer to the corpus than the Gaussian does.
     """
-    from musicgen_app import data
-    from musicgen_app.evaluate import melody_stats
+    from musicgen_app.training import corpus
+    from musicgen_app.training.stats import melody_stats
 
     vae, _ = load_checkpoint(ROOT / "checkpoints" / "vae.safetensors", kind="vae")
     gan, meta = load_checkpoint(SHIPPED, kind="latent_gan")
     assert meta["vae_weights_sha256"] == read_metadata(ROOT / "checkpoints" / "vae.safetensors")["weights_sha256"]
-    four = [m for m in data.load().split("test") if m.time_signature == (4, 4)]
+    four = [m for m in corpus.load_corpus().split("test") if m.time_signature == (4, 4)]
     held_out = np.mean([melody_stats(m)["notes_per_bar"] for m in tg.window_melodies(four, vae.config.window)])
 
     def gap(sample_z):

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from musicgen_app import tokens as tk
-from musicgen_app.checkpoints import load_checkpoint
-from musicgen_app.examples import EXAMPLES, example_path
+from musicgen_app.io.examples import EXAMPLES, example_path
 from musicgen_app.io.importer import load_melody
+from musicgen_app.models import fused_linear
+from musicgen_app.models.checkpoints import load_checkpoint
 
 CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "lstm.safetensors"
 STEPS = 64  # the shortest example has 80
@@ -78,3 +79,53 @@ def test_a_model_that_has_sampled_can_be_copied(model, examples):
     toks, feats = examples
     assert_step_matches_forward(model, toks[:, :4], feats[:, :4])
     assert_step_matches_forward(copy.deepcopy(model), toks, feats)
+
+
+# -- the fused linear adapter (private torch.ops.mkldnn ops) ----------------------------------------
+def test_the_fused_linear_ops_work_in_this_torch():
+    # Fails when a PyTorch upgrade removes or changes torch.ops.mkldnn._reorder_linear_weight or
+    # _linear_pointwise: the app would still sample (plain F.linear, one warning) but slower.
+    weight = torch.zeros(8, 16)
+    assert fused_linear.expected(weight), f"torch {torch.__version__} without oneDNN: the fused path is expected here"
+    assert fused_linear.problem() is None, fused_linear.problem()
+    assert fused_linear.pack(weight).is_mkldnn
+    assert not fused_linear.expected(weight.double()) and not fused_linear.expected(weight.half())
+
+
+@pytest.mark.parametrize("rows", [1, 4, 7, 64])
+def test_fused_linear_gives_what_f_linear_gives(rows):
+    gen = torch.Generator().manual_seed(rows)
+    x, weight, bias = (torch.randn(*s, generator=gen) for s in ((rows, 1536), (1536, 1536), (1536,)))
+    packed = fused_linear.pack(weight)
+    assert packed.is_mkldnn
+    expected = torch.nn.functional.linear(x, weight, bias)
+    torch.testing.assert_close(fused_linear.linear(x, packed, bias), expected, rtol=1e-5, atol=1e-4)
+    assert torch.equal(fused_linear.linear(x, weight, bias), expected)  # a plain weight: F.linear itself
+
+
+def test_the_sampling_step_takes_the_fused_path(model, examples):
+    toks, feats = examples
+    assert_step_matches_forward(model, toks[:, :2], feats[:, :2])
+    _, _, layers = model._sampling_weights()
+    assert all(w.is_mkldnn for w, _ in layers), "MelodyLSTM.advance fell back to F.linear on this machine"
+
+
+def test_missing_fused_ops_warn_once_and_fall_back(monkeypatch, caplog):
+    fused_linear.problem.cache_clear()
+    fused_linear._warn_once.cache_clear()
+
+    def gone(*args):
+        raise RuntimeError("No such operator mkldnn::_linear_pointwise")
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", gone, raising=False)
+    try:
+        weight = torch.randn(8, 16)
+        with caplog.at_level("WARNING", logger=fused_linear.__name__):
+            assert fused_linear.pack(weight) is weight and fused_linear.pack(weight) is weight
+        warnings = [r for r in caplog.records if r.name == fused_linear.__name__]
+        assert len(warnings) == 1 and "No such operator" in warnings[0].getMessage()
+    finally:
+        monkeypatch.undo()
+        fused_linear.problem.cache_clear()
+        fused_linear._warn_once.cache_clear()
+    assert fused_linear.pack(torch.randn(8, 16)).is_mkldnn

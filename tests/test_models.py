@@ -75,7 +75,7 @@ def test_kl_of_the_prior_is_zero_and_grows_away_from_it():
 
 
 def test_vae_prior_is_standard_until_fitted_then_follows_the_codes(tmp_path):
-    from musicgen_app.checkpoints import load_checkpoint, save_checkpoint
+    from musicgen_app.models.checkpoints import load_checkpoint, save_checkpoint
 
     torch.manual_seed(0)
     v = MelodyVAE(VAEConfig(enc_hidden=8, dec_hidden=8, z_dim=4, window=8, segments=2, segment_dim=4))

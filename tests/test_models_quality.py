@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from musicgen_app import data
 from musicgen_app import tokens as tk
-from musicgen_app.batches import vae_windows
-from musicgen_app.checkpoints import build_model
-from musicgen_app.evaluate import eval_lstm_quick
+from musicgen_app.models.checkpoints import build_model
 from musicgen_app.service import MelodyService
+from musicgen_app.training import corpus
+from musicgen_app.training.batches import vae_windows
+from musicgen_app.training.stats import lstm_bits_per_step
 
 CKPT = Path(__file__).resolve().parent.parent / "checkpoints"
 LSTM_MAX_BITS = 1.3  # bits per step (card: 1.09 on the whole test split); the uniform guess is log2(90) = 6.5
@@ -30,7 +30,7 @@ def svc():
 
 @pytest.fixture(scope="module")
 def test_slice():
-    return data.load().split("test")[:60]
+    return corpus.load_corpus().split("test")[:60]
 
 
 def vae_nonhold_accuracy(svc, melodies):
@@ -47,17 +47,17 @@ def vae_nonhold_accuracy(svc, melodies):
 def test_metadata_describes_the_training(svc):
     for kind in ("lstm", "vae"):
         meta = svc.info[kind]
-        assert meta["data_fingerprint"] == data.load().fingerprint
+        assert meta["data_fingerprint"] == corpus.load_corpus().fingerprint
         assert int(meta["train_steps"]) > 1000
         assert "valid" in meta["metrics"]
 
 
 def test_lstm_beats_the_floor_and_random_weights_do_not(svc, test_slice):
-    bits = eval_lstm_quick(svc.lstm, test_slice)
+    bits = lstm_bits_per_step(svc.lstm, test_slice)
     assert bits < LSTM_MAX_BITS
     torch.manual_seed(0)
     random_lstm = build_model("lstm", svc.lstm.config.to_dict()).eval()
-    assert eval_lstm_quick(random_lstm, test_slice) > LSTM_MAX_BITS
+    assert lstm_bits_per_step(random_lstm, test_slice) > LSTM_MAX_BITS
 
 
 def test_vae_reconstructs_and_random_weights_do_not(svc, test_slice):

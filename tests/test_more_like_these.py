@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from musicgen_app import data
 from musicgen_app import tokens as tk
 from musicgen_app.errors import RequestError
 from musicgen_app.models.style import StyleModel
 from musicgen_app.service import MelodyService, SampleRequest
+from musicgen_app.training import corpus
 
 torch.set_num_threads(1)
 
@@ -23,7 +23,7 @@ def svc():
 @pytest.fixture(scope="module")
 def clips():
     """Eight bars each of four held-out 6/8 tunes: a musician's jigs."""
-    tunes = [m for m in data.load().split("test") if m.time_signature == (6, 8) and m.num_bars >= 8][:4]
+    tunes = [m for m in corpus.load_corpus().split("test") if m.time_signature == (6, 8) and m.num_bars >= 8][:4]
     return [m.slice(0, 8 * m.bar_steps) for m in tunes]
 
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from musicgen_app.ngram import KneserNey
+from musicgen_app.training.ngram import KneserNey
 
 
 def test_probabilities_sum_to_one_for_seen_and_unseen_contexts():

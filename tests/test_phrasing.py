@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from musicgen_app import data, evaluate, phrasing, sampling
 from musicgen_app import tokens as tk
 from musicgen_app.errors import RequestError
 from musicgen_app.melody import Key, Melody, Note
-from musicgen_app.service import ContinueRequest, MelodyService
+from musicgen_app.models import sampling
+from musicgen_app.service import ContinueRequest, MelodyService, phrasing
 from musicgen_app.settings import spec
+from musicgen_app.training import corpus, stats
 
 CKPT = Path(__file__).resolve().parent.parent / "checkpoints"
 C_MAJOR, A_MINOR = Key(0, "major"), Key(9, "minor")
@@ -249,7 +250,7 @@ def test_bad_candidate_count_is_refused(svc):
 def test_the_shipped_lstm_ends_on_the_tonic_chord_when_asked():
     torch.set_num_threads(1)
     real = MelodyService.from_checkpoints(CKPT)
-    primers = evaluate.primers(data.load().split("test"), 8)
+    primers = stats.primers(corpus.load_corpus().split("test"), 8)
     rates = {}
     for ending, k in (("free", 1), ("tonic chord", phrasing.DEFAULT_CANDIDATES)):
         hits = []
@@ -280,7 +281,7 @@ def test_cadence_bias_pulls_toward_a_landing_note_and_then_holds_it():
 def test_the_waltz_and_the_jig_end_on_a_landing_tonic_chord():
     """The 3/4 example runs in eighths: before the cadence round none of 20 variations (5 seeds x 4)
     landed, the 6/8 jig 6 of 20; with it 20 of 20 each (here 2 seeds x 4)."""
-    from musicgen_app.examples import example_path
+    from musicgen_app.io.examples import example_path
     from musicgen_app.io.importer import load_melody
 
     real = MelodyService.from_checkpoints(CKPT)
@@ -392,7 +393,7 @@ def shipped():
     if not (CKPT / "lstm.safetensors").exists():
         pytest.skip("no trained checkpoints")
     torch.set_num_threads(1)
-    return MelodyService.from_checkpoints(CKPT), evaluate.primers(data.load().split("test"), 12)
+    return MelodyService.from_checkpoints(CKPT), stats.primers(corpus.load_corpus().split("test"), 12)
 
 
 def test_stay_close_brings_the_inputs_bars_back_more_or_less(shipped):

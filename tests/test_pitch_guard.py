@@ -4,12 +4,12 @@ range wins, and real continuations stay inside it."""
 import numpy as np
 import pytest
 
-from musicgen_app import data, pitch_guard
 from musicgen_app import tokens as tk
 from musicgen_app.errors import MelodyError
 from musicgen_app.io.importer import load_melody
 from musicgen_app.melody import Melody, Note
-from musicgen_app.service import ContinueRequest, MelodyService
+from musicgen_app.service import ContinueRequest, MelodyService, pitch_guard
+from musicgen_app.training import corpus
 
 
 def line(pitches, bar_steps=16, bars=None):
@@ -98,7 +98,7 @@ def test_real_continuations_stay_inside(data_dir):
     tunes = [load_melody(str(data_dir / name)).melody for name in ("folk-tune.mid", "waltz-3-4.mid")]
     windows = pitch_guard.continuation_windows(tunes)
     assert len(windows) == 3 and pitch_guard.kept_share(windows) == 1.0  # 8 bars: one window; 12 bars: two
-    test = pitch_guard.continuation_windows(data.load().split("test"))
+    test = pitch_guard.continuation_windows(corpus.load_corpus().split("test"))
     new, old = pitch_guard.kept_share(test), pitch_guard.kept_share(test, pitch_guard.old_guard)
     assert new >= 0.995 and new > old
     assert pitch_guard.kept_share(test, lambda m: m.pitch_range) < 0.9  # a guard of the input's range alone fails

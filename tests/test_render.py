@@ -12,7 +12,7 @@ import soundfile
 
 from musicgen_app import render
 from musicgen_app.errors import RenderError
-from musicgen_app.examples import example_path
+from musicgen_app.io.examples import example_path
 from musicgen_app.io.importer import load_melody
 from musicgen_app.melody import Melody, Note
 from musicgen_app.service import ContinueRequest, MelodyService
@@ -215,3 +215,38 @@ def test_continued_audio_sounds_like_one_render_of_the_whole():
     assert np.corrcoef(e1[:n], e2[:n])[0, 1] > 0.95
     # one normalisation for the sum: the level matches the whole render, not just its shape
     assert np.abs(e1[:n] - e2[:n]).max() < 0.02
+
+
+# -- the libfluidsynth adapter: pyfluidsynth's private ctypes handle `fluidsynth._fl` ---------------
+def test_the_libfluidsynth_adapter_finds_what_it_needs():
+    # Fails, naming what went, when a pyfluidsynth or FluidSynth upgrade removes `fluidsynth._fl`,
+    # a C function render.py calls through it, or Synth.synth; the app would then render 16-bit
+    # samples whose dither makes two renders of one melody differ, and log FluidSynth's warnings.
+    fluidsynth = render._import_fluidsynth()
+    problems = render._c_api_problems(fluidsynth)
+    assert not problems, f"update the libfluidsynth section of musicgen_app/render.py: {'; '.join(problems)}"
+    font = render._get_synth(render.soundfont_path(SMALL_FONT), SR)
+    assert font.write_float is not None, "render.py fell back to pyfluidsynth's 16-bit get_samples"
+    assert isinstance(font.synth.synth, int) and font.synth.synth, "pyfluidsynth's Synth.synth is no C pointer"
+    with font.lock:
+        font.synth.noteon(0, 69, 100)
+        out = np.full((4 * render._BLOCK, 2), np.nan, np.float32)
+        font.write(out)
+    assert np.isfinite(out).all() and np.abs(out).max() > 0, "fluid_synth_write_float wrote no samples"
+
+
+def test_an_unreachable_c_function_is_named_and_logged_once(monkeypatch, caplog):
+    import ctypes
+    import types
+
+    monkeypatch.setattr(render, "_unreachable_logged", set())
+    without_handle = types.SimpleNamespace(__file__="fluidsynth.py")
+    without_symbols = types.SimpleNamespace(_fl=ctypes.CDLL(None))  # the process itself: no fluid_* symbols
+    assert "has no ctypes library handle `_fl`" in render._c_api_problems(without_handle)[0]
+    assert [p.split()[-1] for p in render._c_api_problems(without_symbols)] == list(render._C_FUNCTIONS)
+    with caplog.at_level("WARNING", logger=render.__name__):
+        assert render._float_writer(without_handle) is None and render._float_writer(without_symbols) is None
+        render._mute_warnings(without_symbols)
+    messages = [r.getMessage() for r in caplog.records if r.name == render.__name__]
+    assert len(messages) == 2 and "fluid_synth_write_float" in messages[0] and "`_fl`" in messages[0]
+    assert "fluid_set_log_function" in messages[1]

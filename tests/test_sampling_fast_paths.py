@@ -37,7 +37,7 @@ def test_a_run_nobody_goes_on_from_samples_the_same_rows():
 
 
 def test_rows_sharing_a_history_share_one_lstm_row():
-    from musicgen_app.sampling import distinct_rows
+    from musicgen_app.models.sampling import distinct_rows
 
     row, toks = np.array([0, 0, 0, 1, 1, 1]), np.array([5, 7, 5, 5, 5, 9])
     first, after = distinct_rows(row, toks)
@@ -71,7 +71,7 @@ def test_an_lstm_row_is_the_same_in_any_batch(threads):
 
 
 def test_shared_rows_sample_what_one_row_each_samples(monkeypatch):
-    from musicgen_app import service as service_module
+    from musicgen_app.service import melody_service as service_module
 
     svc = MelodyService.from_checkpoints()
     m = Melody(notes=tuple(Note(4 * i, 60 + i % 5, 4) for i in range(8)))

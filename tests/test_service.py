@@ -5,6 +5,7 @@ import pytest
 
 from musicgen_app.errors import RequestError
 from musicgen_app.melody import Key, Melody, Note
+from musicgen_app.models.vae import slerp
 from musicgen_app.service import (
     ContinueRequest,
     InterpolateRequest,
@@ -12,7 +13,6 @@ from musicgen_app.service import (
     SampleRequest,
     continuation_steps,
     paced_ts,
-    slerp,
 )
 
 
@@ -80,8 +80,8 @@ def test_pitch_range_guard(svc):
 
 
 @pytest.mark.parametrize("change,match", [
-    (dict(bars=0), "bars = 0"), (dict(bars=33), "bars = 33"), (dict(temperature=-1), "temperature = -1"),
-    (dict(variations=9), "variations = 9"), (dict(seed=-3), "seed = -3"), (dict(key_lock="H major"), "H"),
+    (dict(bars=0), "Bars 0"), (dict(bars=33), "Bars 33"), (dict(temperature=-1), "Temperature -1"),
+    (dict(variations=9), "Variations 9"), (dict(seed=-3), "Seed -3"), (dict(key_lock="H major"), "H"),
 ])
 def test_bad_continue_requests(svc, change, match):
     with pytest.raises((RequestError, ValueError), match=match):
@@ -121,8 +121,8 @@ def test_interpolate_pickup_and_meter_mismatch(svc):
     assert res.clips[1].num_bars == res.clips[2].num_bars == res.clips[0].num_bars
 
 
-@pytest.mark.parametrize("change,match", [(dict(steps=2), "steps = 2"), (dict(steps=12), "steps = 12"),
-                                          (dict(temperature=3), "temperature = 3")])
+@pytest.mark.parametrize("change,match", [(dict(steps=2), "Steps 2"), (dict(steps=12), "Steps 12"),
+                                          (dict(temperature=3), "Temperature 3")])
 def test_bad_interpolate_requests(svc, change, match):
     with pytest.raises(RequestError, match=match):
         svc.interpolate(InterpolateRequest(scale_tune(), scale_tune(), **change))
@@ -150,9 +150,9 @@ def test_sampling_sees_the_inputs_training_sees(svc, monkeypatch):
     import numpy as np
     import torch
 
-    from musicgen_app import service as service_mod
+    from musicgen_app.service import melody_service as service_mod
     from musicgen_app import tokens as tk
-    from musicgen_app.batches import lstm_batch, lstm_chunks
+    from musicgen_app.training.batches import lstm_batch, lstm_chunks
 
     seen = []
     real = service_mod.steer
@@ -236,5 +236,5 @@ def test_a_variation_to_be_like_must_fit_the_continuation(svc, like, match):
 
 def test_stay_close_is_a_setting_from_0_to_1(svc):
     for bad in (-0.1, 1.5, "close"):
-        with pytest.raises(RequestError, match=rf"stay_close = {bad!r}.* from 0 to 1"):
+        with pytest.raises(RequestError, match=rf"Stay close {bad!r}.* from 0 to 1"):
             svc.continue_(ContinueRequest(scale_tune(), stay_close=bad))

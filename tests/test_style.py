@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from musicgen_app import data
 from musicgen_app.errors import CheckpointError, RequestError
 from musicgen_app.melody import Melody, Note
 from musicgen_app.models.style import (
@@ -19,6 +18,7 @@ from musicgen_app.models.style import (
     style_windows,
 )
 from musicgen_app.service import MelodyService
+from musicgen_app.training import corpus
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "checkpoints" / "vae.safetensors"
@@ -150,7 +150,7 @@ def test_style_samples_lie_near_the_clips_and_cover_them():
     fail the 0.5 ratio: 100 steps instead of 500 0.68, the clips' centre left out of the output 0.56,
     no output map at all 1.18, untrained 1.0."""
     svc = MelodyService.from_checkpoints()
-    test = [m for m in data.load().split("test") if m.time_signature == (4, 4) and m.num_bars >= 9]
+    test = [m for m in corpus.load_corpus().split("test") if m.time_signature == (4, 4) and m.num_bars >= 9]
     clips = [m.slice(m.pickup_steps, m.pickup_steps + 8 * 16) for m in test[:3]]
     style = fit_style(svc, clips, seed=0)
     tokens, feats, _ = style_windows(clips, svc.window, (4, 4))

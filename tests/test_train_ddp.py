@@ -14,9 +14,9 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import load_file
 
-from musicgen_app import data as corpus_data
-from musicgen_app.checkpoints import load_checkpoint, save_checkpoint
+from musicgen_app.models.checkpoints import load_checkpoint, save_checkpoint
 from musicgen_app.models.lstm import LSTMConfig, MelodyLSTM
+from musicgen_app.training.corpus import DEFAULT_CACHE
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [
@@ -32,7 +32,7 @@ TINY = ["--max-rows", "96", "--batch", "32", "--threads", "1"]
 def corpus(tmp_path_factory) -> Path:
     """The first 600 melodies of the corpus cache (about 25 of them valid): each process loads and cuts
     them in a tenth of a second, against about 4 s for the whole corpus."""
-    with np.load(corpus_data.DEFAULT_CACHE) as z:
+    with np.load(DEFAULT_CACHE) as z:
         full = {k: z[k] for k in z.files}
     n = 600
     small = {k: v[:n] for k, v in full.items() if k not in ("notes", "offsets")}
@@ -45,7 +45,7 @@ def corpus(tmp_path_factory) -> Path:
 
 def run_train(args: list[str], processes: int = 1) -> subprocess.CompletedProcess:
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
-    cmd = [*(launcher if processes > 1 else [sys.executable]), "-m", "musicgen_app.train", *args]
+    cmd = [*(launcher if processes > 1 else [sys.executable]), "-m", "musicgen_app.training.train", *args]
     # on the CPU with gloo even where a GPU is present: nccl cannot give two processes one GPU
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)

@@ -19,18 +19,22 @@ import soundfile
 from gradio.context import LocalContext
 from gradio.queueing import Event
 
-from musicgen_app import api, panels, ui, views
-from musicgen_app.examples import DEFAULT_EXAMPLE, EXAMPLES, example_path
-from musicgen_app.inputs import InputHistory, InputOrigin, read_input
+from musicgen_app import views
+from musicgen_app.actions.inputs import InputHistory, InputOrigin, read_input
+from musicgen_app.actions.studio import Studio
+from musicgen_app.actions.tempfiles import TempStore
+from musicgen_app.io.examples import DEFAULT_EXAMPLE, EXAMPLES, example_path
 from musicgen_app.io.importer import parse_text
 from musicgen_app.io.midi import melody_to_midi
-from musicgen_app.service import MelodyService
-from musicgen_app.studio import KEEP_PROGRAM, Studio, client_gone, quieter_queue
-from musicgen_app.tab_continue import MAX_VARIATIONS, chain_result, continue_rest_ui, continue_ui, more_like_ui
-from musicgen_app.tab_generate import add_chosen, add_clip, generate_ui, learn_style_ui
-from musicgen_app.tab_interpolate import interpolate_ui
-from musicgen_app.tempfiles import TempStore
-from musicgen_app.widgets import FILES_CLEARED, keep_files
+from musicgen_app.service import KEEP_PROGRAM, ContinueRequest, InterpolateRequest, MelodyService, SampleRequest
+from musicgen_app.settings import settings_of
+from musicgen_app.web import api, panels, tab_continue, tab_generate, tab_interpolate
+from musicgen_app.web import page as ui
+from musicgen_app.web.forms import Form
+from musicgen_app.web.queue_adapter import client_gone, quieter_queue
+from musicgen_app.web.tab_continue import MAX_VARIATIONS, chain_result, continue_rest_ui
+from musicgen_app.web.tab_generate import add_chosen, add_clip, learn_style_ui
+from musicgen_app.web.widgets import FILES_CLEARED, keep_files
 
 CORRUPT = Path(__file__).resolve().parent / "data" / "corrupt"
 SLOT = 8  # group, audio, roll, score, midi, continuation midi, wav, musicxml per variation
@@ -39,6 +43,78 @@ SLOT = 8  # group, audio, roll, score, midi, continuation midi, wav, musicxml pe
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
     return Studio.create(MelodyService.debug(), TempStore(tmp_path_factory.mktemp("store"), remove_at_exit=False))
+
+
+def _forms():
+    """The tabs' forms and input panels, as the page builds them, for calling handlers directly."""
+    with gr.Blocks():
+        forms = {}
+        for request_type, prefix in ((ContinueRequest, "c"), (InterpolateRequest, "i"), (SampleRequest, "g")):
+            forms[prefix] = Form(request_type, prefix)
+            for name in settings_of(request_type):
+                forms[prefix].widget(name)
+        panels_ = {k: panels.input_panel(k, DEFAULT_EXAMPLE, k) for k in ("c", "a", "b")}
+        run, style = gr.State(), gr.State()
+    return forms, panels_, run, style
+
+
+FORMS, PANELS, RUN, STYLE = _forms()
+
+
+def _data(form: Form, panel_values: dict, **settings) -> dict:
+    data = {w: None for w in form.widgets.values()} | dict(panel_values)
+    data.update({form.widgets[name]: value for name, value in settings.items()})
+    return data
+
+
+def _panel(key: str, history, upload=None, mode="upload", text="") -> dict:
+    p = PANELS[key]
+    return {p.state: history, p.upload: upload, p.mode: mode, p.text: text}
+
+
+def continue_ui(studio, history, upload, bars, temperature, variations, seed, key_lock, ending, stay_close, program,
+                soundfont, *, mode="upload", text=""):
+    """The Continue button's handler with the settings in the order of the old positional form."""
+    data = _data(FORMS["c"], _panel("c", history, upload, mode, text), bars=bars, temperature=temperature,
+                 variations=variations, seed=seed, key_lock=key_lock, ending=ending, stay_close=stay_close,
+                 program=program, soundfont=soundfont)
+    return tab_continue.continue_ui(studio, FORMS["c"], PANELS["c"], data)
+
+
+def more_like_ui(index, studio, run, history, temperature, variations, seed, key_lock, ending, stay_close, program,
+                 soundfont):
+    data = _data(FORMS["c"], {PANELS["c"].state: history, RUN: run}, temperature=temperature, variations=variations,
+                 seed=seed, key_lock=key_lock, ending=ending, stay_close=stay_close, program=program,
+                 soundfont=soundfont)
+    return tab_continue.more_like_ui(index, studio, FORMS["c"], PANELS["c"], RUN, data)
+
+
+def interpolate_ui(studio, hist_a, upload_a, hist_b, upload_b, steps, temperature, pacing, seed, soundfont):
+    data = _data(FORMS["i"], _panel("a", hist_a, upload_a) | _panel("b", hist_b, upload_b), steps=steps,
+                 temperature=temperature, pacing=pacing, seed=seed, soundfont=soundfont)
+    return tab_interpolate.interpolate_ui(studio, FORMS["i"], PANELS["a"], PANELS["b"], data)
+
+
+def generate_ui(studio, count, temperature, seed, time_signature, qpm, sampler, notes_per_bar, range_semitones, key,
+                ends_on_tonic, style, soundfont):
+    data = _data(FORMS["g"], {STYLE: style}, count=count, temperature=temperature, seed=seed,
+                 time_signature=time_signature, qpm=qpm, sampler=sampler, notes_per_bar=notes_per_bar,
+                 range_semitones=range_semitones, key=key, ends_on_tonic=ends_on_tonic, soundfont=soundfont)
+    return tab_generate.generate_ui(studio, FORMS["g"], STYLE, data)
+
+
+class _Api:
+    """The API endpoints' functions, called as gradio_client calls them (by keyword)."""
+
+    def __getattr__(self, name):
+        def call(studio, *args, **kwargs):
+            with gr.Blocks():
+                fn, _ = api.functions(studio)[name.removesuffix("_api")]
+            return fn(*args, **kwargs)
+        return call
+
+
+API = _Api()
 
 
 def _slots(outputs):
@@ -121,7 +197,11 @@ def test_continue_writes_audio_roll_and_midi_per_variation(studio):
     likelihoods = []
     for i, (player, (_, roll, wav, score, xml)) in enumerate(zip(players, rest)):
         audio = player["value"]
-        likelihoods.append(float(re.search(r"(-?\d+\.\d+) bits per note", player["label"]).group(1)))
+        # the player says the rank in words; the status line has the exact figure
+        assert "likeliest" in player["label"] and "bits" not in player["label"]
+        likelihoods.append(float(re.search(rf"{i + 1}: (-?\d+\.\d+)", status.split("bits per note")[1]).group(1)))
+        ranks = sorted(run.result.log2p_per_note, reverse=True)
+        assert ("· likeliest" in player["label"]) == (run.result.log2p_per_note[i] == ranks[0])
         assert "rendering" not in player["label"]
         assert _loud(audio) > 0.01
         if i:
@@ -133,7 +213,7 @@ def test_continue_writes_audio_roll_and_midi_per_variation(studio):
     # the input's notes come first, unchanged
     assert run.melodies[0].notes[: len(inp.notes)] == inp.notes
     # two passes write what one pass writes
-    one = api.continue_api(studio, None, None, "Waltz (3/4, MIDI)", None, 4, 1.0, 3, 123, "off", KEEP_PROGRAM,
+    one = API.continue_api(studio, None, None, "Waltz (3/4, MIDI)", None, 4, 1.0, 3, 123, "off", KEEP_PROGRAM,
                            None, "tonic chord")
     assert [Path(w).read_bytes() for w in one[2]] == [Path(p["value"]).read_bytes() for p in players]
 
@@ -199,7 +279,7 @@ def test_more_like_a_variation_keeps_its_input_and_bars_and_comes_out_closer(stu
     out = more_like_ui(2, studio, run, hist2, 1.0, 4, 9, "off", "free", 0.5, KEEP_PROGRAM, None)
     like, status = out[3], out[4]
     assert "More like variation 3" in status
-    assert out[0] == hist2 and like.result.primer == run.result.primer and like.bars == 2
+    assert out[0] == hist2 and like.result.primer == run.result.primer and like.request.bars == 2
     target = run.result.continuations[2].notes
     def shared(m):
         return len(set(m.notes) & set(target))
@@ -244,7 +324,7 @@ def test_bad_typed_notes_and_bad_settings_are_errors(studio):
     hist = panels.initial_history()
     with pytest.raises(gr.Error, match="tinyNotation|ABC"):
         panels.pick_text("", hist)
-    with pytest.raises(gr.Error, match="bars"):
+    with pytest.raises(gr.Error, match="Bars 0"):
         continue_ui(studio, hist, None, 0, 1.0, 1, None, "off", "tonic chord", 0.5, KEEP_PROGRAM, None)
     with pytest.raises(gr.Error, match="H major|tonic"):
         continue_ui(studio, hist, None, 2, 1.0, 1, None, "H major", "tonic chord", 0.5, KEEP_PROGRAM, None)
@@ -290,7 +370,7 @@ def test_generate_gives_midis_a_zip_and_audio(studio):
     for f in files[:3]:
         ts = next(m for t in mido.MidiFile(f).tracks for m in t if m.type == "time_signature")
         assert (ts.numerator, ts.denominator) == (3, 4)
-    with pytest.raises(gr.Error, match="count"):
+    with pytest.raises(gr.Error, match="How many 17"):
         generate_ui(studio, 17, 1.0, None, "4/4", 120, "gan", None, None, "any", False, b"", None)
     assert "**11**" in generate_ui(studio, 3, 1.0, 11, "3/4", 90, "gaussian", None, None, "any", False, b"", None)[0]
     with pytest.raises(gr.Error, match="Sampler"):
@@ -299,7 +379,7 @@ def test_generate_gives_midis_a_zip_and_audio(studio):
     # measured in test_code_bank: the debug model's random decoder follows no attribute)
     status = generate_ui(studio, 2, 1.0, 5, "4/4", 120, "bank", "", "", "D minor", True, b"", None)[0]
     assert "**5**" in status
-    with pytest.raises(gr.Error, match="no attribute controls"):
+    with pytest.raises(gr.Error, match="no shape controls"):
         generate_ui(studio, 2, 1.0, 5, "4/4", 120, "gan", 4, None, "any", False, b"", None)
     with pytest.raises(gr.Error, match="Notes per bar|notes_per_bar"):
         generate_ui(studio, 2, 1.0, 5, "4/4", 120, "bank", 99, None, "any", False, b"", None)
@@ -369,26 +449,26 @@ def test_an_open_page_keeps_its_files_and_is_told_when_they_were_cleared(studio)
 
 
 def test_api_functions_take_a_file_text_or_example(studio, tmp_path):
-    midi, cont, wavs, info = api.continue_api(
+    midi, cont, wavs, info = API.continue_api(
         studio, str(example_path("Jig (6/8, MIDI)")), bars=2, variations=2, seed=3
     )
     assert len(midi) == len(cont) == len(wavs) == 2 and info["seed"] == 3
     assert info["input"]["time_signature"] == "6/8"
     low, high = info["pitch_range"]
     assert low < high and all(low <= m.note <= high for m in mido.MidiFile(cont[0]).tracks[-1] if m.type == "note_on")
-    _, _, _, info = api.continue_api(studio, example="Multitrack (bass, fiddle, drums)", track=0, bars=1, variations=1)
+    _, _, _, info = API.continue_api(studio, example="Multitrack (bass, fiddle, drums)", track=0, bars=1, variations=1)
     assert info["track"] == 0
-    _, _, _, info = api.continue_api(studio, notes="4/4 c4 d e f", bars=1, variations=1)
+    _, _, _, info = API.continue_api(studio, notes="4/4 c4 d e f", bars=1, variations=1)
     assert info["input"]["notes"] == 4
     with pytest.raises(gr.Error, match="Give the melody"):
-        api.continue_api(
+        API.continue_api(
             studio,
         )
-    morph, zipped, wav, info = api.interpolate_api(
+    morph, zipped, wav, info = API.interpolate_api(
         studio, a_example="Jig (6/8, MIDI)", b_notes="6/8 g8 a b c'4.", steps=3
     )
     assert len(info["clips"]) == 3 and Path(morph).is_file()
-    mids, zipped, wavs, info = api.generate_api(studio, count=2, seed=1)
+    mids, zipped, wavs, info = API.generate_api(studio, count=2, seed=1)
     assert len(mids) == len(wavs) == 2
 
 
@@ -417,7 +497,7 @@ def test_temp_store_sweeps_old_request_folders(tmp_path):
 )
 def test_wrong_api_values_get_our_settings_message(studio, bad):
     with pytest.raises(gr.Error) as err:
-        api.continue_api(studio, example="Jig (6/8, MIDI)", **bad)
+        API.continue_api(studio, example="Jig (6/8, MIDI)", **bad)
     assert err.value.title == "Check the settings"
     assert "Error" not in err.value.message and "Traceback" not in err.value.message
 
@@ -447,7 +527,7 @@ def test_a_refused_upload_left_in_the_box_does_not_block_continue(studio):
 
 
 def test_api_variations_come_best_first_with_their_likelihood(studio):
-    *_, info = api.continue_api(studio, example="Jig (6/8, MIDI)", bars=2, variations=5, seed=4, ending="tonic")
+    *_, info = API.continue_api(studio, example="Jig (6/8, MIDI)", bars=2, variations=5, seed=4, ending="tonic")
     vs = info["variations"]
     ended = [v["ended_as_asked"] for v in vs]
     assert ended == sorted(ended, reverse=True)  # those that end as asked first
@@ -455,4 +535,52 @@ def test_api_variations_come_best_first_with_their_likelihood(studio):
         scores = [v["log2p_per_note"] for v in vs if v["ended_as_asked"] is flag]
         assert scores == sorted(scores, reverse=True)  # then by the model's likelihood per note
     with pytest.raises(gr.Error, match="ending|End"):
-        api.continue_api(studio, example="Jig (6/8, MIDI)", bars=1, variations=1, ending="subdominant")
+        API.continue_api(studio, example="Jig (6/8, MIDI)", bars=1, variations=1, ending="subdominant")
+
+
+def test_continue_uses_notes_typed_without_use_these_notes(studio):
+    """On the Type tab, Continue reads what is typed there; the panel and the status say so."""
+    hist = panels.initial_history()
+    typed = "4/4 c4 d e f g2 g"
+    state, info, _, run, status, *_ = continue_ui(studio, hist, None, 1, 1.0, 1, 2, "off", "free", 0.5,
+                                                  KEEP_PROGRAM, None, mode="type", text=typed)
+    assert state.current.origin == InputOrigin("text", typed) and "Typed notes" in info
+    assert "Continued: Typed notes" in status
+    assert run.result.primer == parse_text(typed).melody
+    # read once: a second click continues the same entry, without pushing it again
+    state2, *_ = continue_ui(studio, state, None, 1, 1.0, 1, 2, "off", "free", 0.5, KEEP_PROGRAM, None,
+                             mode="type", text=typed)
+    assert state2 == state
+    # the Example tab shown again: the example picked there stays the input, whatever the text box holds
+    state3, *_ = continue_ui(studio, hist, None, 1, 1.0, 1, 2, "off", "free", 0.5, KEEP_PROGRAM, None,
+                             mode="example", text=typed)
+    assert state3 == hist
+    with pytest.raises(gr.Error, match="tinyNotation|ABC|notes"):  # unreadable typed notes are refused
+        continue_ui(studio, hist, None, 1, 1.0, 1, 2, "off", "free", 0.5, KEEP_PROGRAM, None, mode="type",
+                    text="4/4 zz9 !!")
+
+
+def test_generates_shape_boxes_start_empty_and_empty_means_free(studio):
+    """The optional settings are text boxes that start empty ("free"), so Generate works from a fresh
+    page with any one of them set; a number box cannot be empty and showed 0, which was refused."""
+    for name in ("notes_per_bar", "range_semitones"):
+        box = FORMS["g"].widgets[name]
+        assert isinstance(box, gr.Textbox) and box.value == "" and box.placeholder == "free"
+    for shape in ({"key": "D minor"}, {"notes_per_bar": "4"}, {"range_semitones": "12"}, {"ends_on_tonic": True}):
+        values = {"notes_per_bar": "", "range_semitones": "", "key": "any", "ends_on_tonic": False} | shape
+        status = generate_ui(studio, 2, 1.0, 5, "4/4", 120, "bank", values["notes_per_bar"],
+                             values["range_semitones"], values["key"], values["ends_on_tonic"], b"", None)[0]
+        assert "**5**" in status
+    req = FORMS["g"].request(_data(FORMS["g"], {}, notes_per_bar="", range_semitones=" ", key="D minor"))
+    assert (req.notes_per_bar, req.range_semitones, req.attributes().key.name) == (None, None, "D minor")
+
+
+def test_variation_labels_rank_in_words_and_the_status_has_the_figures(studio):
+    run, status, slots = _slots(continue_ui(studio, panels.initial_history(), None, 1, 1.0, 4, 3, "off", "free", 0.5,
+                                            KEEP_PROGRAM, None))
+    labels = [slot[1]["label"] for slot in slots[:4]]
+    assert all("bits" not in label and "-" not in label.split("·")[1] for label in labels)
+    assert sorted(label.split("·")[1].strip() for label in labels) == [
+        "2nd likeliest", "3rd likeliest", "4th likeliest", "likeliest"]
+    for p in run.result.log2p_per_note:
+        assert f"{p:.2f}" in status

@@ -8,7 +8,7 @@ The format is recognised by content (``MThd`` header, a zip archive, a MusicXML 
 parsing. Every failure is one of the :mod:`musicgen_app.errors` import errors with a message that
 says what to do; third-party parser exceptions never leave this module. A melody longer than
 64 bars is trimmed (a notice, not an error). Polyphony is reduced to the top line and onsets are
-snapped to the sixteenth grid by :mod:`musicgen_app.quantize`, which also picks the default track.
+snapped to the sixteenth grid by :mod:`musicgen_app.io.quantize`, which also picks the default track.
 """
 
 from __future__ import annotations

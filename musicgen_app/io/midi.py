@@ -4,6 +4,8 @@ Export layout (what DAWs expect): type 1, 480 ticks per quarter; track 0 is the 
 (song name, time signature, key signature, tempo), track 1 holds the melody (track name, GM program
 on channel 1, note on/off with the melody's velocities). Every note starts and ends on a grid tick
 (480 / steps_per_quarter ticks per step). The file ends (end_of_track) at ``total_steps``.
+``sections_to_midi`` writes several melodies one after another (a morph's steps) in one such file,
+with a time signature, key signature or tempo event where a section changes them.
 
 Pickups: the file starts with the pickup at tick 0, written as a short bar of its own meter
 (a one-beat pickup in 3/4 is a 1/4 bar, then 3/4 from the first downbeat), so bar lines in a DAW
@@ -25,6 +27,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -96,45 +99,73 @@ def _with_deltas(events: list[tuple[int, int, mido.Message]], end_tick: int) -> 
 
 def melody_to_midi(melody: Melody, path: str | Path | None = None) -> bytes:
     """The melody as a type-1 MIDI file (see the module docstring); also written to ``path`` if given."""
-    spq = melody.steps_per_quarter
-    if PPQ % spq:
-        raise MelodyError(f"{spq} steps per quarter do not divide MIDI's {PPQ} ticks; use 1, 2, 3, 4, 6, 8 or 12.")
-    tps = PPQ // spq
-    num, den = melody.time_signature
-    shift = 0
-    meta: list[tuple[int, int, mido.Message]] = []
-    if melody.name:
-        meta.append((0, 0, mido.MetaMessage("track_name", name=melody.name)))
-    pickup_meter = _pickup_meter(melody.pickup_steps, spq) if melody.pickup_steps else None
-    if pickup_meter:
-        meta.append((0, 1, _time_signature(*pickup_meter, 0)))
-        meta.append((melody.pickup_steps * tps, 1, _time_signature(num, den, 0)))
-    else:
-        if melody.pickup_steps:
-            shift = melody.bar_steps - melody.pickup_steps  # leading rest so bar lines still line up
-        meta.append((0, 1, _time_signature(num, den, 0)))
-    keyname = melody.key.tonic_name + ("m" if melody.key.mode == "minor" else "")
-    meta.append((0, 2, mido.MetaMessage("key_signature", key=keyname)))
-    meta.append((0, 3, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(melody.qpm))))
-    if not melody.pickup_steps and melody.total_steps % melody.bar_steps:
-        # Such a file looks like one that opens on the upbeat (see detect_pickup): say it does not.
-        meta.append((0, 4, mido.MetaMessage("text", text=NO_PICKUP)))
-    end_tick = (melody.total_steps + shift) * tps
+    return sections_to_midi([melody], path)
 
+
+def sections_to_midi(sections: Sequence[Melody], path: str | Path | None = None, *, name: str | None = None) -> bytes:
+    """Melodies one after another as one type-1 MIDI file; also written to ``path`` if given.
+
+    Each section starts where the one before ends (its ``total_steps``, plus a leading rest for a
+    pickup that no time signature can hold). The conductor track sets the first section's meter,
+    key and tempo at tick 0 and again at the first tick of each later section whose meter, key or
+    tempo differs from the one before, so a DAW follows every section's own; a section with a
+    pickup opens with its pickup meter. A change of GM program goes into the melody track the same
+    way. The song name is ``name`` (default: the first section's name); the melody track is named
+    after the first section's part. With one section this is :func:`melody_to_midi`.
+    """
+    if not sections:
+        raise MelodyError("There is no melody to write: pass at least one section.")
+    first = sections[0] if name is None else sections[0].replace(name=name)
+    meta: list[tuple[int, int, mido.Message]] = []
+    if first.name:
+        meta.append((0, 0, mido.MetaMessage("track_name", name=first.name)))
     notes: list[tuple[int, int, mido.Message]] = [
-        (0, 0, mido.MetaMessage("track_name", name=melody.part_label)),
-        (0, 1, mido.Message("program_change", channel=MELODY_CHANNEL, program=melody.program)),
+        (0, 0, mido.MetaMessage("track_name", name=first.part_label)),
+        (0, 1, mido.Message("program_change", channel=MELODY_CHANNEL, program=first.program)),
     ]
-    for n in melody.notes:
-        # At a shared tick the previous note's off sorts before the next note's on (order 2 < 3).
-        notes.append(((n.start + shift) * tps, 3, mido.Message(
-            "note_on", channel=MELODY_CHANNEL, note=n.pitch, velocity=n.velocity)))
-        notes.append(((n.end + shift) * tps, 2, mido.Message(
-            "note_off", channel=MELODY_CHANNEL, note=n.pitch, velocity=64)))
+    tick = 0
+    before: Melody | None = None
+    for melody in sections:
+        spq = melody.steps_per_quarter
+        if PPQ % spq:
+            raise MelodyError(f"{spq} steps per quarter do not divide MIDI's {PPQ} ticks; use 1, 2, 3, 4, 6, 8 or 12.")
+        tps = PPQ // spq
+        num, den = melody.time_signature
+        shift = 0
+        pickup_meter = _pickup_meter(melody.pickup_steps, spq) if melody.pickup_steps else None
+        if pickup_meter:
+            meta.append((tick, 1, _time_signature(*pickup_meter, 0)))
+            meta.append((tick + melody.pickup_steps * tps, 1, _time_signature(num, den, 0)))
+        else:
+            if melody.pickup_steps:
+                shift = melody.bar_steps - melody.pickup_steps  # leading rest so bar lines still line up
+            if before is None or before.time_signature != melody.time_signature:
+                meta.append((tick, 1, _time_signature(num, den, 0)))
+        if before is None or before.key != melody.key:
+            keyname = melody.key.tonic_name + ("m" if melody.key.mode == "minor" else "")
+            meta.append((tick, 2, mido.MetaMessage("key_signature", key=keyname)))
+        if before is None or before.qpm != melody.qpm:
+            meta.append((tick, 3, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(melody.qpm))))
+        if before is not None and before.program != melody.program:
+            # order 2 with the note-offs, appended after the last section's: they end its notes first
+            notes.append((tick, 2, mido.Message("program_change", channel=MELODY_CHANNEL, program=melody.program)))
+        for n in melody.notes:
+            # At a shared tick the previous note's off sorts before the next note's on (order 2 < 3).
+            notes.append((tick + (n.start + shift) * tps, 3, mido.Message(
+                "note_on", channel=MELODY_CHANNEL, note=n.pitch, velocity=n.velocity)))
+            notes.append((tick + (n.end + shift) * tps, 2, mido.Message(
+                "note_off", channel=MELODY_CHANNEL, note=n.pitch, velocity=64)))
+        tick += (melody.total_steps + shift) * tps
+        before = melody
+    total_steps = sum(m.total_steps for m in sections)
+    if not first.pickup_steps and total_steps % first.bar_steps:
+        # Read in its first meter, such a file looks like one that opens on the upbeat (see
+        # detect_pickup): say it does not.
+        meta.append((0, 4, mido.MetaMessage("text", text=NO_PICKUP)))
 
     mid = mido.MidiFile(type=1, ticks_per_beat=PPQ)
-    mid.tracks.append(_with_deltas(meta, end_tick))
-    mid.tracks.append(_with_deltas(notes, end_tick))
+    mid.tracks.append(_with_deltas(meta, tick))
+    mid.tracks.append(_with_deltas(notes, tick))
     buf = io.BytesIO()
     mid.save(file=buf)
     data = buf.getvalue()

@@ -24,8 +24,7 @@ import statistics
 from dataclasses import dataclass, field
 
 from ..errors import DrumsOnlyError, MelodyError, NoNotesError, TrackChoiceError
-from ..melody import MAX_QPM, MIN_QPM, Key, Melody, Note, meter_problem
-from ..tokens import MAX_PITCH, MIN_PITCH
+from ..melody import MAX_QPM, MIN_QPM, PIANO_HIGH, PIANO_LOW, Key, Melody, Note, meter_problem
 
 # A pickup read from the notes must place them at least this much better than no pickup does
 # (chosen on the corpus's validation tunes; figures on the test split: bench/eval_pickup.py).
@@ -289,7 +288,7 @@ def trim_bars(melody: Melody, max_bars: int) -> tuple[Melody, str | None]:
     return melody.slice(0, limit), f"The melody has {bars} bars; kept the first {max_bars}."
 
 
-def pitch_range_notice(melody: Melody, low: int = MIN_PITCH, high: int = MAX_PITCH) -> str | None:
+def pitch_range_notice(melody: Melody, low: int = PIANO_LOW, high: int = PIANO_HIGH) -> str | None:
     """The models fold pitches outside ``low``-``high`` by octaves; say so up front."""
     outside = sum(1 for n in melody.notes if not low <= n.pitch <= high)
     if not outside:

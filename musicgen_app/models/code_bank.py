@@ -1,26 +1,28 @@
 """Corpus-neighbourhood sampler: Generate's codes drawn near the codes of real training windows.
 
-The VAE decodes a code into a corpus-like melody only within about half a standard deviation (per
-dimension) of where real windows' codes lie; a Gaussian over z, and the latent GAN, put most of
-their samples between those places (train_gan.py has the measurements). This sampler stays there by
+The VAE decodes a code into a corpus-like melody only close to where real windows' codes lie
+(a fraction of a standard deviation per dimension); a Gaussian over z, and the latent GAN, put most of
+their samples between those places (``python -m musicgen_app.training.train_gan --evaluate`` and
+``python -m musicgen_app.training.train_bank --evaluate`` measure them). This sampler stays there by
 construction: it keeps a bank of training windows, picks one, takes its posterior mean under the
 VAE, moves it ``config.mix`` of the way towards the code of one of its ``config.neighbours`` nearest
 windows from other tunes of the same meter (``neighbours``, found by code distance when the bank
 is built), and adds Gaussian noise of ``config.noise`` standard deviations per dimension (each
 dimension's sd over the training codes, ``code_std``). The move and the noise are what make the
-melodies new; train_bank.py chooses both on the valid split, trading realism against copying.
+melodies new; musicgen_app/training/train_bank.py chooses both on the valid split, trading realism
+against copying.
 Between two near codes of different tunes the decoder still writes corpus-like melodies that copy
 neither, where the same distance in a random direction leaves the codes' manifold sooner.
 
-The bank holds the windows' tokens, not their codes: 64 bytes a window where a float16 code takes
-256, so twice the windows fit in the same file, and a window can be transposed before it is encoded
-(the VAE was trained on transposed windows). Encoding the few windows a request picks costs a few
-milliseconds. The codes depend on the VAE, so the checkpoint records the VAE's weight digest and
-the service refuses a bank made for another VAE.
+The bank holds the windows' tokens, not their codes: one byte a step where a float16 code takes
+two bytes a dimension, so more windows fit in the same file, and a window can be transposed before
+it is encoded (the VAE was trained on transposed windows). A request encodes only the few windows
+it picks, in one encoder call. The codes depend on the VAE, so the checkpoint records the VAE's
+weight digest and the service refuses a bank made for another VAE.
 
 Attribute controls (latent constraints by selection, after Engel, Hoffman, Roberts 2017): each
 window's notes per bar, pitch range, estimated key and whether its last note is the key's tonic are
-stored beside it, computed from its tokens as evaluate.melody_stats computes them on decoded
+stored beside it, computed from its tokens as training.stats.melody_stats computes them on decoded
 melodies. A request keeps the windows within ``density_tolerance`` / ``range_tolerance`` of what it
 asks, and a window's partner is one of its neighbours that meets them too (the window alone, with
 noise, when none does); a key transposes each kept window of the asked mode, and its partner, to
@@ -362,8 +364,8 @@ class CodeBank(nn.Module):
         of each pitch class among the notes of a sample's source window and partner (as moved to the
         asked key), shifted so the most used class gets 0; 0 for hold and rest.
 
-        Decoded from a moved, noisy code alone, samples strayed from the key more than real tunes do
-        (in-scale 0.92 against 0.96 on valid windows): the code carries the key only loosely. The
+        Decoded from a moved, noisy code alone, samples stray from the key more than real tunes do
+        (train_bank.py --tune-bias measures the in-scale share): the code carries the key only loosely. The
         windows the code came from say which pitch classes belong, including the raised 7th a
         minor tune uses, which a scale mask would not know. Weight chosen on the valid split
         (train_bank.py --tune-bias)."""

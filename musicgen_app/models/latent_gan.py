@@ -2,9 +2,10 @@
 Constraints"; Achlioptas et al. 2018, "Learning Representations and Generative Models for 3D
 Point Clouds", whose "l-GAN" this is).
 
-The VAE's codes carry ~250 nats each, so the codes of real windows fill a thin, curved part of
-z space that a Gaussian fitted to them (MelodyVAE.sample_prior) covers loosely: most of its mass
-lies between the melodies, and decodes to busier, less tonal lines. A small MLP generator maps
+The VAE's posteriors are narrow (their KL per window is in checkpoints/MODEL_CARD.md), so the
+codes of real windows fill a thin, curved part of z space that a Gaussian fitted to them
+(MelodyVAE.sample_prior) covers loosely: most of its mass lies between the melodies, and decodes
+to busier, less tonal lines. A small MLP generator maps
 noise to z and is trained, against a critic over the posterior means of the training windows,
 to land where those means lie.
 
@@ -17,10 +18,10 @@ deviation, kept as buffers), so one learning rate and one gradient penalty suit 
 
 With ``residual`` (the default) the generator is the fitted Gaussian plus a learned correction:
 z = L eps + f(eps, meter), with L the Cholesky factor of the standardised codes' covariance and
-f's last layer zero at the start. Training then starts from the Gaussian that Generate used
-(its samples already cover the codes' spread) and only has to move them onto where codes lie;
-learned from scratch, the same generator was still behind the Gaussian on a nearest-neighbour
-test after 3000 steps (7 minutes of one core).
+f's last layer zero at the start. Training then starts from the fitted Gaussian (its samples
+already cover the codes' spread) and only has to move them onto where codes lie; a generator
+learned from scratch must first find that spread, and trains far more slowly
+(``python -m musicgen_app.training.train_gan --evaluate`` compares the samplers).
 
 With ``rejection`` = K > 1, each sample is chosen among K generator draws by a density-ratio
 classifier (real training codes against generator codes, trained after the GAN), with
@@ -30,8 +31,8 @@ mass between the codes' modes, the classifier sees it and those draws are rarely
 classifier travels in the checkpoint, since sampling needs it.
 
 Only the generator (and that classifier) lives here and in the checkpoint: the critic is a training
-device (the sampler never calls it), and leaving it out halves the file. train_gan.py owns the
-critic and keeps it in its resumable state file.
+device (the sampler never calls it), and leaving it out keeps the file small.
+musicgen_app/training/train_gan.py owns the critic and keeps it in its resumable state file.
 """
 
 from __future__ import annotations

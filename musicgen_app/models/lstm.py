@@ -17,6 +17,7 @@ from torch import nn
 
 from .. import tokens as tk
 from ..errors import CheckpointError
+from . import fused_linear
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ def lstm_step(lstm: nn.LSTM, x: torch.Tensor, state):
     """One time step of a (multi-layer, unidirectional) nn.LSTM: x (B, I), state (h, c) of (L, B, H).
 
     Sampling runs one step per call; nn.LSTM builds a oneDNN primitive on every such call, which
-    costs milliseconds, while the plain cell kernel takes well under one (measured in bench/).
+    costs more than the step's arithmetic, and the plain cell kernel does not (bench/bench_step.py).
     """
     h, c = state
     hs, cs = [], []
@@ -76,25 +77,6 @@ def lstm_step(lstm: nn.LSTM, x: torch.Tensor, state):
         hs.append(x)
         cs.append(ck)
     return x, (torch.stack(hs), torch.stack(cs))
-
-
-def _pack(weight: torch.Tensor) -> torch.Tensor:
-    """``weight`` of ``x @ weight.T``, reordered once into oneDNN's blocked layout where it can be.
-
-    For the few rows of a sampling step, oneDNN's kernel on that layout takes about a third of the
-    time of the default BLAS call (4 rows times 768 x 1536 weights, one thread: 71 against 223 us;
-    no slower at 1 row). These are the ops that torch.compile's weight freezing uses; other devices
-    and dtypes keep the plain weight.
-    """
-    if torch.backends.mkldnn.is_available() and weight.device.type == "cpu" and weight.dtype == torch.float32:
-        return torch.ops.mkldnn._reorder_linear_weight(weight, None)
-    return weight
-
-
-def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    if weight.is_mkldnn:
-        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
-    return F.linear(x, weight, bias)
 
 
 def _versions(tensors) -> tuple:
@@ -140,7 +122,7 @@ class MelodyLSTM(nn.Module):
     def step(self, tokens: torch.Tensor, next_feats: torch.Tensor, state):
         """One step for sampling: tokens (B,), next_feats (B, n_features) -> logits (B, C), state."""
         top, state = self.advance(tokens, next_feats, state)
-        # the head is small (90 rows): there the default BLAS call is the quicker one (8 against 15 us)
+        # the head has few output rows (num_classes): there the plain BLAS call is the quicker one
         return self.head(top), state
 
     def advance(self, tokens: torch.Tensor, next_feats: torch.Tensor, state):
@@ -150,14 +132,15 @@ class MelodyLSTM(nn.Module):
         if torch.is_grad_enabled():
             return lstm_step(self.lstm, self.inputs(tokens, next_feats), state)
         # Sampling a few rows is bound by reading weights and by the count of calls, so each layer
-        # is one matrix product on packed weights (see _pack) and the first layer's input, a
+        # is one matrix product on packed weights (see fused_linear) and the first layer's input, a
         # concatenation of embeddings and flags, is one summed gather from precomputed tables.
         table, offsets, layers = self._sampling_weights()
         x = F.embedding_bag(torch.column_stack([tokens, next_feats]) + offsets, table, mode="sum")
         hs, cs = [], []
         for k, ((w, b), h, c) in enumerate(zip(layers, *state)):
             # the first layer adds its input projection x; the others multiply [input | state] at once
-            gates = _linear(h, w, b).add_(x) if k == 0 else _linear(torch.cat([x, h], 1), w, b)
+            gates = (fused_linear.linear(h, w, b).add_(x) if k == 0
+                     else fused_linear.linear(torch.cat([x, h], 1), w, b))
             x, c = _cell(gates, c)
             hs.append(x)
             cs.append(c)
@@ -174,8 +157,8 @@ class MelodyLSTM(nn.Module):
           table sum), the others' [W_ih | W_hh] for the input and the state side by side.
         """
         params, version, weights = getattr(self, "_sampling", ((), None, None))
-        # The parameter list is kept, as walking the modules for it costs a tenth of a step (20 us);
-        # so a parameter replaced by a new object goes unseen.
+        # The parameter list is kept, as walking the modules for it on every step is a noticeable
+        # share of the step; so a parameter replaced by a new object goes unseen.
         if _versions(params) != version:
             params = tuple(self.parameters())
             weights = self._build_sampling_weights()
@@ -200,7 +183,7 @@ class MelodyLSTM(nn.Module):
             parts.append(e @ w[:, col:col + d].T)
             offsets.append(row)
             col, row = col + d, row + e.shape[0]
-        layers = [(_pack(w_hh if k == 0 else torch.cat([w_ih, w_hh], 1)), b_ih + b_hh)
+        layers = [(fused_linear.pack(w_hh if k == 0 else torch.cat([w_ih, w_hh], 1)), b_ih + b_hh)
                   for k, (w_ih, w_hh, b_ih, b_hh) in enumerate(lstm.all_weights)]
         offsets = torch.tensor(offsets, device=w.device)
         return torch.cat(parts), offsets, layers

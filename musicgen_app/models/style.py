@@ -17,18 +17,15 @@ Codes are whitened by the VAE's fitted prior (corpus codes are then about N(0, I
 the clips' mean and scaled by their spread, so one KL weight suits any set of clips. After
 training, that map is folded into the decoder's last layer: ``StyleModel`` is then one MLP from
 the small latent straight to z, and the encoder (a training device, as the GAN's critic) is
-dropped. The whole model is ~35k parameters and travels as bytes (``to_bytes``/``from_bytes``).
+dropped. The model is small enough to travel as bytes (``to_bytes``/``from_bytes``).
 
-Choices, on the valid split (bench/eval_style.py --split valid, 30 musicians; distance to the
-musician's unseen material / six-statistic overlap with it / share of sample bars that copy a clip
-bar): KL weight 0.1, 0.3, 1, 3, 10 at 1500 steps all within noise of each other on the unseen
-material (z 0.91-0.98, stats 0.35-0.37) while copies rose with closeness to the given clips
-(0.38-0.51); latent 2 / 4 / 8 likewise (copies 0.55 / 0.47 / 0.39). Fewer steps copy less at the
-same unseen figures: 1500 steps 0.98 / 0.36 / 0.47, 500 steps 0.96 / 0.37 / 0.38, 250 steps 0.93 /
-0.36 / 0.32, and 500 steps stay closer to the given clips than 250 (z 0.41 against 0.46). Kept: KL
-weight 1, latent 4, 500 steps (a third of the time of 1500). Scaling the latent noise
-at sampling (1.5) moved samples away from the unseen material without copying less, so there is no
-such knob. Test-split figures and fit times: bench/eval_style.py.
+StyleConfig's defaults were chosen on the valid split with ``bench/eval_style.py --split valid``
+(distance to the musician's unseen material, six-statistic overlap with it, share of sample bars
+that copy a clip bar). The KL weight and the latent size hardly change how near the samples come
+to the unseen material, but they change how much the samples copy the clips; training steps
+trade copying against closeness to the given clips. Scaling the latent noise at sampling moves
+samples away from the unseen material without copying less, so there is no such knob.
+``bench/eval_style.py`` (test split by default) prints the figures and the fit time.
 """
 
 from __future__ import annotations
@@ -46,17 +43,17 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from .. import tokens as tk
-from ..checkpoints import weights_digest
 from ..errors import CheckpointError, RequestError
 from ..melody import Melody
 from .code_bank import pitch_class_logits
+from .digest import weights_digest
 from .latent_gan import meter_name, mlp
 from .vae import MelodyVAE, kl_divergence
 
 MIN_CLIPS = 2
 MAX_CLIPS = 20
 MAX_CLIP_BARS = 64  # longer clips are cut: 61 windows of 4/4 each is already plenty of one tune
-BYTES_FORMAT = "musicgen-style-v3"  # v3: the clips' bars and pitch classes travel with the model
+BYTES_FORMAT = "musicgen-style-v3"  # change it when the saved tensors change: old bytes are then refused
 # Decoding leans toward the clips' pitch classes as the corpus bank's samples lean toward their
 # source windows' (code_bank.pitch_class_logits); chosen on the valid split with bench/eval_style.py.
 PITCH_CLASS_BIAS = 1.5
@@ -69,8 +66,8 @@ class StyleConfig:
     latent_dim: int = 4
     hidden: int = 128
     layers: int = 2  # hidden layers of the encoder and of the decoder
-    kl_weight: float = 1.0
-    steps: int = 500  # full-batch Adam steps: the fixed budget that keeps 20 clips of 16 bars in seconds
+    kl_weight: float = 1.0  # weight of the small VAE's KL term (nats) against its squared error
+    steps: int = 500  # full-batch Adam steps: a fixed budget, so fitting MAX_CLIPS clips takes seconds
     lr: float = 3e-3
 
     def __post_init__(self):
@@ -127,8 +124,8 @@ class StyleModel(torch.nn.Module):
 
     def select(self, melodies: list[Melody], n: int) -> np.ndarray:
         """Rows of the ``n`` melodies that copy the fewest of the clips' bars, in drawn order among equals.
-        Fitted to a few clips, the model writes some of their bars back as they were (a third, on
-        held-out musicians); a melody that is mostly the clips again is no new idea."""
+        Fitted to a few clips, the model writes some of their bars back as they were (bench/eval_style.py
+        measures how many); a melody that is mostly the clips again is no new idea."""
         return np.sort(np.argsort(self.copies(melodies), kind="stable")[:n])
 
     def check_vae(self, vae: MelodyVAE) -> None:
@@ -167,8 +164,8 @@ def _metadata(data: bytes) -> dict:
 
 def vae_fingerprint(vae: MelodyVAE) -> str:
     """sha256 of the tensors that fix what a code means (the encoder's last bias, the decoder's
-    output layer, the fitted prior): any retraining changes them. Not of all 12 MB of weights,
-    which takes ~25 ms, and Generate checks it on every call."""
+    output layer, the fitted prior): any retraining changes them. Not of all the weights, since
+    Generate checks it on every call and hashing them all would make each call slower."""
     state = vae.state_dict()
     return weights_digest({k: state[k] for k in ("to_mu.bias", "head.weight", "prior_mean", "prior_scale_tril")})
 
@@ -192,7 +189,7 @@ def style_meter(melodies: list[Melody]) -> tuple[int, int]:
 
 
 def warm_up() -> None:
-    """The first fit in a process pays 1.2-1.8 s for the optimiser's first use; pay it at start-up."""
+    """The first fit in a process pays a one-off cost for the optimiser's first use; pay it at start-up."""
     param = torch.zeros(1, requires_grad=True)
     param.sum().backward()
     torch.optim.Adam([param]).step()
@@ -222,7 +219,7 @@ def clip_bars(melodies: list[Melody], time_signature: tuple[int, int]) -> torch.
 
 def rebarred(m: Melody, time_signature: tuple[int, int]) -> Melody:
     """``m`` read in ``time_signature`` from a bar line: a pickup gets rests before it up to the next
-    bar line of that meter (as service.bar_aligned does in the clip's own meter), and the end is
+    bar line of that meter (as service.decoding.bar_aligned does in the clip's own meter), and the end is
     padded with rests to a whole bar."""
     probe = Melody(notes=(), time_signature=time_signature, steps_per_quarter=m.steps_per_quarter)
     pad = (-m.pickup_steps) % probe.bar_steps
@@ -338,7 +335,8 @@ def _fold_output(last: torch.nn.Linear, tril: torch.Tensor, mean: torch.Tensor, 
 
 def nearest_distance(z: torch.Tensor, codes: torch.Tensor, vae: MelodyVAE) -> torch.Tensor:
     """Each row of ``z``'s distance to its nearest row of ``codes``, in the VAE prior's whitened
-    units per dimension (about 1.4 between two random corpus codes)."""
+    units per dimension (about sqrt(2) between two random corpus codes, which whitening makes
+    about N(0, I))."""
     tril, mean = vae.prior_scale_tril.float(), vae.prior_mean.float()
     a = torch.linalg.solve_triangular(tril, (z.float() - mean).T, upper=False).T
     b = torch.linalg.solve_triangular(tril, (codes.float() - mean).T, upper=False).T

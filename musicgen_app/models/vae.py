@@ -7,10 +7,11 @@ With ``segments`` > 1 the window is cut into equal parts (16 parts of a 4-bar wi
 each in 4/4), a simplified MusicVAE conductor: the encoder hands the mean of its outputs over
 each part to mu and sigma beside its final states, and the decoder gets, at every step, a code
 for the part it is in, computed from z. Each beat's notes then travel a short path through z
-rather than through one state carried over 64 steps. Measured here (6 minutes of training on one
-core, validation argmax reconstruction): flat 0.74, 4 parts 0.80, 8 parts 0.85, 16 parts 0.92.
-Training uses KL annealing with free bits (see train.py); the config stores both so a
-checkpoint says how it was trained.
+rather than through one state carried over the whole window, so free (argmax) decoding
+reconstructs windows more closely the more parts there are; the shipped model's reconstruction
+is in checkpoints/MODEL_CARD.md (``python -m musicgen_app.training.evaluate``).
+Training uses KL annealing with free bits (see musicgen_app/training/train.py); the config stores
+both so a checkpoint says how it was trained.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from torch.nn import functional as F
 
 from .. import tokens as tk
 from ..errors import CheckpointError
-from ..sampling import sample_logits
 from .lstm import PositionEmbedding, lstm_step
+from .sampling import sample_logits
 
 
 @dataclass(frozen=True)
@@ -38,9 +39,9 @@ class VAEConfig:
     dec_layers: int = 1
     z_dim: int = 128
     free_bits: float = 256.0  # nats per window below which KL costs nothing
-    beta_max: float = 0.2
-    segments: int = 16
-    segment_dim: int = 128
+    beta_max: float = 0.2  # weight of the KL term at the end of its annealing
+    segments: int = 16  # equal parts of the window, each with its own conductor code (1 = flat)
+    segment_dim: int = 128  # size of each part's conductor code
 
     def __post_init__(self):
         for name in ("num_classes", "window", "embed_dim", "enc_hidden", "dec_hidden", "dec_layers", "z_dim",

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import gradio as gr
 
+from ..actions.studio import Studio
+from ..actions.tempfiles import TempStore
+from ..service.melody_service import MelodyService
 from . import api, tab_continue, tab_generate, tab_interpolate
-from .service import MelodyService
-from .studio import Studio
-from .tempfiles import TempStore
 
 CSS = """
 .gradio-container {max-width: 1280px !important}

@@ -1,7 +1,7 @@
 """Held-out evaluation of the shipped checkpoints, on the test split only.
 
-    python -m musicgen_app.evaluate            # full run; rewrites the metrics in checkpoints/MODEL_CARD.md
-    python -m musicgen_app.evaluate --quick    # fewer examples, prints only
+    python -m musicgen_app.training.evaluate            # full run; rewrites the metrics in checkpoints/MODEL_CARD.md
+    python -m musicgen_app.training.evaluate --quick    # fewer examples, prints only
 
 Prints and records: LSTM bits per step, bits per note event and accuracy (also on non-hold steps,
 beside the all-hold baseline) against an interpolated Kneser-Ney 5-gram on the same train split, on
@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import re
 import time
 from pathlib import Path
@@ -32,28 +31,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import data as corpus_data
-from . import pitch_guard
-from . import tokens as tk
-from .batches import lstm_batch, lstm_chunks, lstm_scores, vae_windows
-from .checkpoints import read_metadata, resave_checkpoint
-from .melody import Melody, estimate_key
-from .models.vae import kl_divergence, slerp
+from .. import tokens as tk
+from ..melody import Melody
+from ..models.checkpoints import read_metadata, resave_checkpoint
+from ..models.vae import kl_divergence, slerp
+from ..paths import CHECKPOINTS, DATA
+from ..service import pitch_guard
+from ..service.melody_service import ContinueRequest, MelodyService, SampleRequest
+from .batches import lstm_scores, vae_windows
+from .corpus import load_corpus
 from .ngram import KneserNey
-from .service import ContinueRequest, MelodyService, SampleRequest
+from .stats import LN2, compare_stats, primers, step_scores, whole_melody_batches
 
-ROOT = Path(__file__).resolve().parent.parent
-CARD = ROOT / "checkpoints" / "MODEL_CARD.md"
-CLASSICAL = ROOT / "data" / "classical.npz"
-LN2 = math.log(2)
-
-
-def step_scores(pred: np.ndarray, target: np.ndarray) -> dict:
-    """Accuracy on all steps, on non-hold steps, and the all-hold baseline."""
-    nonhold = target != tk.HOLD
-    return {"accuracy": float((pred == target).mean()),
-            "nonhold_accuracy": float((pred[nonhold] == target[nonhold]).mean()) if nonhold.any() else 0.0,
-            "all_hold_baseline": float((target == tk.HOLD).mean())}
+CARD = CHECKPOINTS / "MODEL_CARD.md"
+CLASSICAL = DATA / "classical.npz"
 
 
 # -- LSTM -----------------------------------------------------------------------------------------
@@ -64,21 +55,6 @@ def lstm_log2probs(model, rows: np.ndarray, feats: np.ndarray, bar_steps: int) -
     logits, _ = model(torch.from_numpy(rows[:, :-1]), torch.from_numpy(feats[:, 1:]))
     lp = torch.log_softmax(logits, -1).gather(-1, torch.from_numpy(rows[:, 1:]).unsqueeze(-1)).squeeze(-1)
     return (lp / LN2).numpy()
-
-
-def whole_melody_batches(melodies: list[Melody], lookback_bars: tuple[int, ...], size: int = 32):
-    """LSTM batches of whole melodies (no truncated context), grouped by length to limit padding."""
-    ordered = sorted(melodies, key=lambda m: m.total_steps)
-    for i in range(0, len(ordered), size):
-        group = ordered[i:i + size]
-        data = lstm_chunks(group, max(m.total_steps for m in group), lookback_bars)
-        yield lstm_batch(data, np.arange(len(data)))
-
-
-def eval_lstm_quick(model, melodies: list[Melody]) -> float:
-    """Bits per step of ``model`` on whole melodies (no n-gram baseline)."""
-    nll, _, target = lstm_scores(model, whole_melody_batches(melodies, model.config.lookback_bars))
-    return nll / len(target) / LN2
 
 
 def fit_5grams(train: list[Melody]) -> dict[str, KneserNey]:
@@ -172,55 +148,6 @@ def eval_interpolation(svc: MelodyService, test: list[Melody], pairs: int, point
 
 
 # -- musical statistics ---------------------------------------------------------------------------
-def melody_stats(m: Melody, key=None) -> dict | None:
-    if len(m.notes) < 2:
-        return None
-    pitches = np.array([n.pitch for n in m.notes])
-    key = key or estimate_key(m.notes)
-    scale = key.scale_pitch_classes()
-    pc = np.bincount(pitches % 12, minlength=12) / len(pitches)
-    nz = pc[pc > 0]
-    bars = max(m.total_steps / m.bar_steps, 1e-9)
-    return {"in_scale": float(np.mean([p % 12 in scale for p in pitches])),
-            "pc_entropy": float(-(nz * np.log2(nz)).sum()), "notes_per_bar": len(pitches) / bars,
-            "range": int(pitches.max() - pitches.min()), "mean_abs_interval": float(np.abs(np.diff(pitches)).mean())}
-
-
-def overlap(x: list[float], y: list[float], bins: int = 20) -> float:
-    """Overlapping area of two normalised histograms on a shared range (1 = same distribution)."""
-    lo, hi = min(min(x), min(y)), max(max(x), max(y))
-    if hi <= lo:
-        return 1.0
-    hx, _ = np.histogram(x, bins=bins, range=(lo, hi))
-    hy, _ = np.histogram(y, bins=bins, range=(lo, hi))
-    return float(np.minimum(hx / hx.sum(), hy / hy.sum()).sum())
-
-
-def compare_stats(generated: list[Melody], reference: list[Melody]) -> dict:
-    g = [s for s in map(melody_stats, generated) if s]
-    r = [s for s in map(melody_stats, reference) if s]
-    out = {}
-    for k in g[0]:
-        gx, rx = [s[k] for s in g], [s[k] for s in r]
-        out[k] = {"generated_mean": float(np.mean(gx)), "heldout_mean": float(np.mean(rx)),
-                  "overlap": overlap(gx, rx)}
-    return out
-
-
-def primers(test: list[Melody], n: int) -> list[Melody]:
-    out = []
-    for m in test:
-        bars = 4 * m.bar_steps
-        start = m.pickup_steps
-        if m.total_steps >= start + bars + m.bar_steps and len(m.notes) >= 8:
-            p = m.slice(start, start + bars)
-            if len(p.notes) >= 4:
-                out.append(p)
-        if len(out) == n:
-            break
-    return out
-
-
 def eval_continuations(svc: MelodyService, test: list[Melody], n: int) -> dict:
     ps = primers(test, n)
     out = {"primers": len(ps)}
@@ -259,7 +186,7 @@ def markdown(r: dict) -> str:
     L = r["lstm"]
     V = r["vae"]
     lines = [
-        f"Measured {r['date']} by `python -m musicgen_app.evaluate` on the test split "
+        f"Measured {r['date']} by `python -m musicgen_app.training.evaluate` on the test split "
         f"({r['test_melodies']} melodies, corpus {r['fingerprint']}).", "",
         "### LSTM (continuation)", "",
         "| metric | LSTM | 5-gram KN | 5-gram KN, transposed train | all-hold baseline |", "|---|---|---|---|---|",
@@ -300,7 +227,7 @@ def markdown(r: dict) -> str:
 def domains_markdown(r: dict) -> str:
     """The card's bits-per-note block: the LSTM against the better 5-gram in and out of domain."""
     lines = [
-        f"Measured {r['date']} by `python -m musicgen_app.evaluate`. Bits per note event: a model's -log2 P "
+        f"Measured {r['date']} by `python -m musicgen_app.training.evaluate`. Bits per note event: a model's -log2 P "
         "summed over every predicted step (holds included; each melody's first step is given), divided by "
         "the predicted steps that are not HOLD: note onsets and note-offs (rests), the events of the "
         "encoding and the unit of the phrasing table's log2 p per note. Most steps are holds, so bits per "
@@ -327,7 +254,7 @@ def domains_markdown(r: dict) -> str:
 def guard_markdown(r: dict) -> str:
     """The card's pitch-guard block: real continuation notes kept by the old and the new guard."""
     lines = [
-        "Continue masks pitches outside a guard around the input (`musicgen_app/pitch_guard.py`: the input's "
+        "Continue masks pitches outside a guard around the input (`musicgen_app/service/pitch_guard.py`: the input's "
         "range widened by margins read from a table by the input's register and range, measured on the "
         "train split by `bench/eval_pitch_guard.py`; before: a fifth each side). Share of the real "
         "continuation notes (every 4-bar primer -> the tune's next 4 bars) inside the guard:", "",
@@ -357,19 +284,19 @@ def write_card(report: dict, checkpoints: Path) -> None:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer examples; print only, write nothing")
-    ap.add_argument("--checkpoints", type=Path, default=ROOT / "checkpoints")
+    ap.add_argument("--checkpoints", type=Path, default=CHECKPOINTS)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     t0 = time.time()
     torch.set_num_threads(args.threads)
     svc = MelodyService.from_checkpoints(args.checkpoints)
-    corpus = corpus_data.load()
+    corpus = load_corpus()
     test, train = corpus.split("test"), corpus.split("train")
     n = 40 if args.quick else 200
     report = {"date": time.strftime("%Y-%m-%d"), "fingerprint": corpus.fingerprint, "test_melodies": len(test),
               "window": svc.window, "vae_config": svc.vae.config.to_dict()}
     ngrams = fit_5grams(train)
-    classical = corpus_data.load(CLASSICAL).melodies
+    classical = load_corpus(CLASSICAL).melodies
     report["lstm"] = eval_lstm(svc.lstm, test, ngrams)
     print("lstm", json.dumps(report["lstm"], indent=1), flush=True)
     report["classical"] = eval_lstm(svc.lstm, classical, ngrams)

@@ -1,5 +1,5 @@
-"""What every tab of the page is built from: sliders and boxes declared by the request types,
-the seed row, the SoundFont menu, the status line, and keeping a shown result's files.
+"""What every tab of the page shares: the seed row, the status line, and keeping a shown result's
+files while the page is open. The settings' widgets are built by :mod:`.forms`.
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ import random
 
 import gradio as gr
 
-from .settings import spec
-from .studio import Studio
+from ..actions.studio import Studio
 
 
 def random_seed() -> int:
@@ -46,26 +45,10 @@ def keep_files_while_open(studio: Studio, held: gr.State, status: gr.Markdown) -
                                     api_visibility="private", queue=False, show_progress="hidden")
 
 
-def soundfont_dropdown(studio: Studio):
-    return gr.Dropdown(studio.soundfonts, value=studio.default_soundfont, label="SoundFont",
-                       interactive=bool(studio.soundfonts))
-
-
-def slider(request_type, name: str, label: str | None = None, **kw) -> gr.Slider:
-    s = spec(request_type, name)
-    return gr.Slider(s.low, s.high, value=s.default, step=s.step, label=label or s.label, **kw)
-
-
-def optional_number(request_type, name: str, elem_id: str) -> gr.Number:
-    """A box for an optional setting: empty means free (a slider cannot be empty)."""
-    s = spec(request_type, name)
-    return gr.Number(None, label=s.label, info=s.describe(), minimum=s.low, maximum=s.high, step=s.step,
-                     placeholder="free", elem_id=elem_id, min_width=120)
-
-
-def seed_row():
+def seed_row(elem_id: str | None = None):
     with gr.Row(elem_classes="compact-row", equal_height=True):
-        seed = gr.Textbox("", label="Seed", placeholder="random", max_length=12, scale=3, min_width=90)
+        seed = gr.Textbox("", label="Seed", placeholder="random", max_length=12, scale=3, min_width=90,
+                          elem_id=elem_id)
         dice = gr.Button("New seed", size="sm", scale=2, min_width=70)
     dice.click(lambda: str(random_seed()), None, seed, api_visibility="private", queue=False)
     return seed

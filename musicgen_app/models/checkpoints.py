@@ -12,7 +12,6 @@ Metadata (all strings, as safetensors requires):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -21,28 +20,19 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from . import tokens as tk
-from .errors import CheckpointError
-from .models.code_bank import CodeBank, CodeBankConfig
-from .models.latent_gan import LatentGAN, LatentGANConfig
-from .models.lstm import LSTMConfig, MelodyLSTM
-from .models.vae import MelodyVAE, VAEConfig
+from .. import tokens as tk
+from ..errors import CheckpointError
+from .code_bank import CodeBank, CodeBankConfig
+from .digest import weights_digest
+from .latent_gan import LatentGAN, LatentGANConfig
+from .lstm import LSTMConfig, MelodyLSTM
+from .vae import MelodyVAE, VAEConfig
 
 FORMAT = "musicgen-checkpoint"
 FORMAT_VERSION = "1"
 KINDS = {"lstm": (MelodyLSTM, LSTMConfig), "vae": (MelodyVAE, VAEConfig), "latent_gan": (LatentGAN, LatentGANConfig),
          "code_bank": (CodeBank, CodeBankConfig)}
 REQUIRED = ("format", "format_version", "kind", "config", "encoding", "weights_sha256")
-
-
-def weights_digest(tensors: dict[str, torch.Tensor]) -> str:
-    h = hashlib.sha256()
-    for name in sorted(tensors):
-        t = tensors[name].detach().contiguous().cpu()
-        h.update(name.encode())
-        h.update(str(tuple(t.shape)).encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
 
 
 def build_model(kind: str, config: dict) -> torch.nn.Module:
@@ -88,7 +78,7 @@ def read_metadata(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"Checkpoint {path} does not exist; train one with "
-                              "`python -m musicgen_app.train lstm|vae` or restore it from git.")
+                              "`python -m musicgen_app.training.train lstm|vae` or restore it from git.")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
@@ -98,7 +88,7 @@ def read_metadata(path: str | Path) -> dict:
     missing = [k for k in REQUIRED if k not in meta]
     if missing or meta.get("format") != FORMAT:
         raise CheckpointError(f"Checkpoint {path} lacks musicgen metadata {missing or ['format']}; "
-                              "it was not written by musicgen_app.checkpoints.save_checkpoint.")
+                              "it was not written by musicgen_app.models.checkpoints.save_checkpoint.")
     if meta["format_version"] != FORMAT_VERSION:
         raise CheckpointError(f"Checkpoint {path} has format version {meta['format_version']!r}; "
                               f"this code reads version {FORMAT_VERSION!r}.")

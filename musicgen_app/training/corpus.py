@@ -1,8 +1,8 @@
 """The training corpus: monophonic melodies extracted from the corpus bundled inside music21.
 
-    python -m musicgen_app.data            # extract (about 4 minutes on 2 cores) and print a summary
-    python -m musicgen_app.data --summary  # summary of the cached corpus only
-    python -m musicgen_app.data --midi-dir DIR --out data/mine.npz   # a folder of your own MIDI files
+    python -m musicgen_app.training.corpus            # extract (minutes) and print a summary
+    python -m musicgen_app.training.corpus --summary  # summary of the cached corpus only
+    python -m musicgen_app.training.corpus --midi-dir DIR --out data/mine.npz   # a folder of your own MIDI files
 
 Collections: essenFolksong, oneills1850, airdsAirs, ryansMammoth, miscFolk and the soprano part of
 the Bach chorales. Duplicates (the Essen ``test*.abc`` files repeat tunes; transposed copies too)
@@ -25,12 +25,12 @@ from pathlib import Path
 import music21 as m21
 import numpy as np
 
-from .io.importer import load_melody
-from .io.score import stream_to_melody
-from .melody import Key, Melody, Note
+from ..io.importer import load_melody
+from ..io.score import stream_to_melody
+from ..melody import Key, Melody, Note
+from ..paths import DATA
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CACHE = ROOT / "data" / "corpus.npz"
+DEFAULT_CACHE = DATA / "corpus.npz"
 COLLECTIONS = ("essenFolksong", "oneills1850", "airdsAirs", "ryansMammoth", "miscFolk", "bach")
 ACCEPTED_METERS = {"2/4", "3/4", "4/4", "6/8", "12/8", "9/8", "3/8", "2/2", "3/2", "6/4", "5/4", "4/2"}
 MIN_NOTES = 8
@@ -40,8 +40,8 @@ SPLITS = ("train", "valid", "test")
 class Corpus:
     """Melodies with their collection, source id and split ('train' / 'valid' / 'test').
 
-    Melodies are built from the cached arrays on first use, one split at a time: building all
-    ~12k takes seconds, and tests or evaluation usually need only the test split.
+    Melodies are built from the cached arrays on first use, one split at a time: building them
+    all takes seconds, and tests or evaluation usually need only the test split.
     """
 
     def __init__(self, arrays: dict):
@@ -205,10 +205,10 @@ def fingerprint(arrays: dict) -> str:
     return h.hexdigest()[:16]
 
 
-def load(path: Path | str = DEFAULT_CACHE) -> Corpus:
+def load_corpus(path: Path | str = DEFAULT_CACHE) -> Corpus:
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"No corpus cache at {path}; run `make data` (python -m musicgen_app.data).")
+        raise FileNotFoundError(f"No corpus cache at {path}; run `make data` (python -m musicgen_app.training.corpus).")
     with np.load(path) as z:
         return Corpus({k: z[k] for k in z.files})
 
@@ -268,7 +268,7 @@ def main(argv=None) -> None:
             extract(files, extract_midi_file, args.out, args.processes)
         else:
             extract(_corpus_files(), extract_file, args.out, args.processes)
-    print(summary(load(args.out)))
+    print(summary(load_corpus(args.out)))
 
 
 if __name__ == "__main__":

@@ -10,20 +10,19 @@ import math
 import numpy as np
 import torch
 
-from . import tokens as tk
+from .. import tokens as tk
 
 # "Stay close" (0..1) -> the logit added, per lag that had it, to the note or rest the melody had 1, 2,
-# 4 and 8 bars before the step. Interpolated between points measured on 200 valid-split primers
-# (bench/eval_phrasing.py --split valid, 4 bars x 4 variations, T 1.0 and 0.7): at -2 hardly a bar
-# repeats (primer copies 0.2-0.4 %); 0.2 gives the real tunes' rates (copies 15-22 % against 18.6 %,
-# repeated bars 2-3 % against 3.5 %); 3 copies 38-46 % of bars from the input. Each lag weighs
-# the same: alone, lag 4 brings primer bars back most (phrases of 4 bars), lag 1 least, and a token
-# that several lags agree on is pulled harder, as a motif that keeps returning should be.
+# 4 and 8 bars before the step, interpolated between three points chosen on valid-split primers
+# with ``bench/eval_phrasing.py --split valid``: at 0 hardly a bar of the input comes back, the
+# middle (the default) repeats and copies bars about as often as the corpus's own tunes do, and at
+# 1 continuations copy many of their bars from the input. Each lag weighs the same: alone, lag 4
+# brings primer bars back most (phrases of 4 bars), lag 1 least, and a token that several lags
+# agree on is pulled harder, as a motif that keeps returning should be.
 STAY_CLOSE_PULLS = ((0.0, 0.5, 1.0), (-2.0, 0.2, 3.0))
-# The logit added to the token the chosen earlier variation has at the same step ("more like"). On
-# 40 valid-split primers (bench/eval_phrasing.py's measurement), the new variations kept 58 / 63 / 72 /
-# 83 % of the reference's note onsets at 1 / 1.5 / 2 / 3 (34 % without), and were copies of it in
-# 11 / 17 / 21 / 29 % of cases at T=1: 1.5 shares most of its rhythm and line and is seldom a copy.
+# The logit added to the token the chosen earlier variation has at the same step ("more like"):
+# large enough that new variations share most of the reference's rhythm and line, small enough
+# that they are seldom copies of it (bench/eval_phrasing.py measures both per pull).
 LIKE_PULL = 1.5
 
 
@@ -88,8 +87,9 @@ def steer(logits: torch.Tensor, temperature: float, mask: torch.Tensor | None = 
        own (temperature 1) logits: ``stay_close_pull`` maps "Stay close" to it.
     2. Divided by the temperature, with the log-odds of drawing one of those lookback tokens set
        back to what they were at temperature 1. Temperature still sharpens the choice among the
-       other tokens and among the lookback ones, but not the choice to repeat: left alone, at
-       T=0.7 the LSTM copied 28 % of its bars from the primer (12 % at T=1, 19 % in real tunes).
+       other tokens and among the lookback ones, but not the choice to repeat: left alone, a
+       temperature below 1 makes the LSTM copy many more of its bars from the primer than real
+       tunes repeat (bench/eval_phrasing.py reports primer copies at two temperatures).
     3. ``like`` is added.
     """
     z = logits if mask is None else logits + mask

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from .errors import ImportFailed, RequestError
-from .examples import example_names, example_path
-from .io.importer import ImportResult, load_melody, parse_text
-from .io.quantize import TrackInfo
-from .melody import Melody
+from ..errors import ImportFailed, RequestError
+from ..io.examples import example_names, example_path
+from ..io.importer import ImportResult, load_melody, parse_text
+from ..io.quantize import TrackInfo
+from ..melody import Melody
 
 MAX_HISTORY = 50  # inputs kept for Undo per input panel; older ones are dropped
 

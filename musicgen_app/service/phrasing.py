@@ -34,11 +34,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import tokens as tk
-from .errors import RequestError
-from .melody import Key, Melody
-from .models.lstm import MelodyLSTM
-from .settings import MAX_SEED
+from .. import tokens as tk
+from ..errors import RequestError
+from ..melody import Key, Melody
+from ..models.lstm import MelodyLSTM
+from ..settings import MAX_SEED
 
 ENDINGS = ("free", "tonic", "tonic chord", "dominant")
 # Scale degrees of each ending as semitones above the tonic, by mode.
@@ -48,11 +48,11 @@ _ENDING_DEGREES = {
     "dominant": {"major": (7, 11, 2), "minor": (7, 10, 11, 2)},
 }
 LN2 = math.log(2)
-# Endings sampled per variation. The shipped LSTM, like the tunes it learnt, mostly ends a bar with
-# a lead-in to the next phrase: about one sampled last bar in 12 lands on the tonic chord, so it takes
-# dozens to find one for most variations (8 find one for 41 %). On 200 valid-split primers with the
-# default "Stay close": 32 found one for 66 % at temperature 1.0 and 74 % at 0.7, 40 for 72 % and 77 %,
-# 48 for 75 % and 79 %; 40 cost about 12 ms more than 32 for 8 bars x 4 variations (bench/eval_phrasing.py).
+# Endings sampled per variation. The LSTM, like the tunes it learnt, mostly ends a bar with a lead-in
+# to the next phrase, so few sampled last bars land on the tonic chord and it takes dozens of them to
+# find one for most variations: fewer leave most variations without a cadence, more add model time
+# for little gain. ``bench/eval_phrasing.py --split valid --candidates K`` measures both; the shipped
+# figures are in checkpoints/MODEL_CARD.md.
 DEFAULT_CANDIDATES = 40
 
 
@@ -198,8 +198,8 @@ def generate_with_ending(service, primer: np.ndarray, m: Melody, n_new: int, bat
 
     ``pull`` (sampling.stay_close_pull) steers the body toward or away from what the melody played
     1/2/4/8 bars before; candidate endings are drawn without it, as a cadence is not a repeat: a
-    pull toward the input's bars made fewer of them land (at "Stay close" 1, 8 % of variations
-    could end on the tonic chord). ``like`` (n_new,) are an earlier variation's tokens
+    pull toward the input's bars makes far fewer of them land (bench/eval_phrasing.py measures it
+    at "Stay close" 0 and 1). ``like`` (n_new,) are an earlier variation's tokens
     (:func:`reference_tokens`) that every row is steered toward, ending included.
     """
     check_ending(ending)
@@ -240,8 +240,8 @@ def generate_with_ending(service, primer: np.ndarray, m: Melody, n_new: int, bat
 
 # The second round's steer (cadence_bias): the logit added to the ending's pitches where a final
 # note may land, and to HOLD after the first such step, so a note that lands is held to the end.
-# Chosen on 200 valid primers: the smallest with which 99 % of variations land at T 1.0 and 0.7
-# (1, 2: 99.2 / 98.6 %; 2, 2: 99.6 / 99.2 %; unsteered 83.5 / 86.8 %); the table is in the model card.
+# Chosen on valid-split primers with bench/eval_phrasing.py: the smallest pulls with which nearly
+# every variation lands at temperatures 1.0 and 0.7; the table is in checkpoints/MODEL_CARD.md.
 CADENCE_PULL, CADENCE_HOLD = 2.0, 2.0
 
 

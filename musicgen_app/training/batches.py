@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from . import tokens as tk
-from .melody import Melody
+from .. import tokens as tk
+from ..melody import Melody
 
 IGNORE = -100
 

@@ -1,8 +1,8 @@
 """Train and measure the latent GAN, a learned sampler for Generate (see models/latent_gan.py).
 
-    python -m musicgen_app.train_gan --minutes 20 --out checkpoints/gan.safetensors [--resume]
-    python -m musicgen_app.train_gan --evaluate [--gan checkpoints/gan.safetensors] [--n 400]
-    python -m musicgen_app.train_gan --rolls       # piano rolls of 16 samples per sampler, into /tmp/gan
+    python -m musicgen_app.training.train_gan --minutes 20 --out checkpoints/gan.safetensors [--resume]
+    python -m musicgen_app.training.train_gan --evaluate [--gan checkpoints/gan.safetensors] [--n 400]
+    python -m musicgen_app.training.train_gan --rolls       # piano rolls of 16 samples per sampler, into /tmp/gan
 
 Training data: the posterior means (mu) of the shipped VAE (``checkpoints/vae.safetensors``) for
 every training window, cut by batches.vae_windows exactly as VAE training cut them but with a
@@ -20,28 +20,19 @@ valid split's codes: a leave-one-out 1-nearest-neighbour two-sample test (Lopez-
 meter. The best such generator so far is written to ``--out``; the full training state goes to
 /tmp/gan/state-<tag>.safetensors so ``--resume`` continues a stopped run.
 
-What was measured on the valid split (c2st = the classifier two-sample accuracy of 400 decoded 4/4
-samples against valid windows, 0.5 = indistinguishable; 1-NN as above), each on one core:
-    codes of other training windows (a perfect sampler)     c2st 0.53   1-NN 0.53
-    the VAE's fitted Gaussian (Generate today)               c2st 0.92   1-NN 0.61
-    GAN from scratch, WGAN-GP, critic 512x2, 3000 steps      c2st 0.87-0.90, 1-NN 0.70
-    residual GAN, the defaults here, 6000 steps (8 min)      c2st 0.89-0.91, 1-NN 0.58-0.63
-    the same plus rejection among 16 draws (--rejection 16)  c2st 0.91 (its classifier: 0.95 on valid)
-    non-saturating loss + R1, 2000 steps (removed)           c2st 0.91
-    the same, critic also fed the decoder's first layers (removed) c2st 0.91
-    training codes + isotropic noise of 0.3 / 0.5 / 0.7 sd   c2st 0.53 / 0.67 / 0.82
-    midpoints of two training codes                          c2st 0.85
-    one Gaussian per estimated key                           c2st 0.90
-The last three say why this is hard: the decoder turns a code into a corpus-like melody only
-within about half a standard deviation (per dimension) of the codes' manifold, and the space
-between real codes decodes like the Gaussian's samples. None of these samplers comes near that.
+Each run first logs two baselines on the same validation: codes of other training windows (what
+a perfect sampler would score) and the VAE's fitted Gaussian prior. Why a sampler is hard to learn
+here: the decoder turns a code into a corpus-like melody only close to where real codes lie, and
+the space between real codes decodes like the Gaussian's samples; adding noise to training codes,
+or taking midpoints of two of them, shows it (models/code_bank.py is the sampler built on that).
+Figures of the shipped GAN are in checkpoints/MODEL_CARD.md; ``--evaluate`` measures them again.
 
 Measuring (``--evaluate``, test split only, 4-bar windows of 4/4 as evaluate.eval_samples): z
-from (a) the GAN, (b) the VAE's fitted Gaussian prior (what Generate uses today), (c) a Gaussian
+from (a) the GAN, (b) the VAE's fitted Gaussian prior (MelodyVAE.sample_prior), (c) a Gaussian
 fitted to the 4/4 training codes only (so the GAN's meter conditioning is not mistaken for its
 shape), and (d) the posterior means of held-out valid windows (the best any sampler of z can do
 with this decoder), each decoded as MelodyService.sample decodes. Printed: the statistic overlaps
-of evaluate.compare_stats plus two bar statistics it lacks, and a classifier two-sample test.
+of stats.compare_stats and stats.compare_bar_stats, and a classifier two-sample test.
 """
 
 from __future__ import annotations
@@ -50,7 +41,6 @@ import argparse
 import copy
 import dataclasses
 import hashlib
-import itertools
 import json
 import math
 import sys
@@ -63,22 +53,22 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch.nn import functional as F
 
-from . import data as corpus_data
-from . import tokens as tk
+from .. import tokens as tk
+from ..errors import CheckpointError
+from ..melody import Melody, estimate_key
+from ..models.checkpoints import load_checkpoint, read_metadata, save_checkpoint
+from ..models.latent_gan import LatentCritic, LatentGAN, LatentGANConfig, meter_name
+from ..models.vae import MelodyVAE
+from ..paths import CHECKPOINTS
+from ..service.melody_service import melodies_from_codes
+from ..views import piano_roll_png, tile_sheet
 from .batches import vae_windows
-from .checkpoints import load_checkpoint, read_metadata, save_checkpoint
-from .errors import CheckpointError
-from .evaluate import compare_stats, melody_stats, overlap
-from .melody import Melody, estimate_key
-from .models.latent_gan import LatentCritic, LatentGAN, LatentGANConfig, meter_name
-from .models.vae import MelodyVAE
-from .service import melodies_from_codes
-from .views import piano_roll_png, tile_sheet
+from .corpus import DEFAULT_CACHE, load_corpus
+from .stats import TARGETS, bar_stats, compare_bar_stats, compare_stats, melody_stats
 
-ROOT = Path(__file__).resolve().parent.parent
 WORK = Path("/tmp/gan")
-VAE_PATH = ROOT / "checkpoints" / "vae.safetensors"
-GAN_PATH = ROOT / "checkpoints" / "gan.safetensors"
+VAE_PATH = CHECKPOINTS / "vae.safetensors"
+GAN_PATH = CHECKPOINTS / "gan.safetensors"
 
 
 class Log:
@@ -300,7 +290,7 @@ def validate(
 def train(args, log) -> None:
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
-    corpus = corpus_data.load(args.corpus)
+    corpus = load_corpus(args.corpus)
     codes = load_codes(args.vae, corpus, args.train_stride, args.valid_stride, WORK / "codes.npz", log)
     meters = tuple(
         name
@@ -357,7 +347,7 @@ def train(args, log) -> None:
         log(f"resumed from {state_path} at step {info['step']}")
     else:
         # Baselines on the same validation: codes of training windows of the same meters (what a
-        # perfect sampler would score), and the VAE's fitted Gaussian prior (what Generate uses).
+        # perfect sampler would score), and the VAE's fitted Gaussian prior (the simplest sampler).
         g = torch.Generator().manual_seed(0)
         real = torch.stack(
             [
@@ -479,7 +469,7 @@ def fit_ratio(
 def refine(args, log) -> None:
     """Add the density-ratio classifier to the GAN at ``--out`` (rejection = ``--rejection`` draws per sample)."""
     gen = torch.Generator().manual_seed(args.seed + 1)
-    corpus = corpus_data.load(args.corpus)
+    corpus = load_corpus(args.corpus)
     codes = load_codes(args.vae, corpus, args.train_stride, args.valid_stride, WORK / "codes.npz", log)
     base, meta = load_checkpoint(args.out, kind="latent_gan")
     cfg = dataclasses.replace(base.config, rejection=args.rejection, ratio_temperature=args.ratio_temperature)
@@ -554,34 +544,6 @@ def window_melodies(melodies: list[Melody], window: int, stride_bars: int = 4) -
         m = tk.decode(row, probe)
         out.append(m.replace(key=estimate_key(m.notes)))
     return out
-
-
-def bar_stats(m: Melody) -> dict:
-    """Bar self-similarity: mean over pairs of bars (not both empty) of the Jaccard index of their
-    (position in bar, pitch) onsets. Repeated bars: share of bars after the first whose steps equal
-    an earlier bar's exactly (bars without an onset do not count as repeats)."""
-    B = m.bar_steps
-    n_bars = m.total_steps // B
-    sets = [set() for _ in range(n_bars)]
-    for n in m.notes:
-        if n.start // B < n_bars:
-            sets[n.start // B].add((n.start % B, n.pitch))
-    sims = [len(a & b) / len(a | b) for a, b in itertools.combinations(sets, 2) if a | b]
-    toks = tk.encode(m).tokens[: n_bars * B].reshape(n_bars, B)
-    repeats = sum(bool(sets[i]) and any((toks[i] == toks[j]).all() for j in range(i)) for i in range(1, n_bars))
-    return {"bar_self_similarity": float(np.mean(sims)) if sims else 0.0, "repeated_bars": repeats / max(n_bars - 1, 1)}
-
-
-def compare_bar_stats(generated: list[Melody], reference: list[Melody]) -> dict:
-    g, r = [bar_stats(m) for m in generated], [bar_stats(m) for m in reference]
-    return {
-        k: {
-            "generated_mean": float(np.mean([s[k] for s in g])),
-            "heldout_mean": float(np.mean([s[k] for s in r])),
-            "overlap": overlap([s[k] for s in g], [s[k] for s in r]),
-        }
-        for k in g[0]
-    }
 
 
 DURATIONS = (1, 2, 3, 4, 6, 8, 12, 16)
@@ -720,12 +682,9 @@ def evaluate_sampler(
     return out
 
 
-TARGETS = ("in_scale", "range", "mean_abs_interval", "notes_per_bar", "bar_self_similarity", "repeated_bars")
-
-
 def run_evaluation(args, log) -> dict:
     vae, _ = load_checkpoint(args.vae, kind="vae")
-    corpus = corpus_data.load(args.corpus)
+    corpus = load_corpus(args.corpus)
     four = [m for m in corpus.split("test") if m.time_signature == (4, 4)]
     reference = window_melodies(four, vae.config.window, stride_bars=4)
     gan = load_checkpoint(args.gan, kind="latent_gan")[0] if args.gan.exists() else None
@@ -799,7 +758,7 @@ def main(argv=None):
     ap.add_argument("--out", type=Path, default=GAN_PATH)
     ap.add_argument("--gan", type=Path, default=GAN_PATH, help="the checkpoint --evaluate and --rolls read")
     ap.add_argument("--vae", type=Path, default=VAE_PATH)
-    ap.add_argument("--corpus", type=Path, default=corpus_data.DEFAULT_CACHE)
+    ap.add_argument("--corpus", type=Path, default=DEFAULT_CACHE)
     ap.add_argument("--minutes", type=float, default=10)
     ap.add_argument("--steps", type=int, default=6000, help="generator steps (the learning rate decays over them)")
     ap.add_argument("--batch", type=int, default=256)
@@ -830,7 +789,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--resume", action="store_true")
     args = ap.parse_args(argv)
-    args.command = " ".join(["python -m musicgen_app.train_gan", *(sys.argv[1:] if argv is None else argv)])
+    args.command = " ".join(["python -m musicgen_app.training.train_gan", *(sys.argv[1:] if argv is None else argv)])
     torch.set_num_threads(args.threads)
     log = Log(WORK / "train.log" if not (args.evaluate or args.rolls) else None)
     if args.evaluate:

@@ -7,24 +7,25 @@ import functools
 
 import gradio as gr
 
+from ..actions.studio import Studio, run_interpolate
+from ..io.examples import DEFAULT_EXAMPLE
+from ..service import InterpolateRequest
 from . import widgets
-from .examples import DEFAULT_EXAMPLE
-from .inputs import InputHistory
-from .panels import current_entry, input_panel, panel_outputs, settled
-from .service import PACINGS, InterpolateRequest
-from .studio import Studio, interpolate_files, user_errors
+from .forms import Form
+from .panels import InputPanel, input_panel, panel_outputs
+from .queue_adapter import client_gone
+from .refusals import user_errors
 
 
 @user_errors
-def interpolate_ui(studio: Studio, hist_a: InputHistory, upload_a, hist_b: InputHistory, upload_b, steps, temperature,
-                   pacing, seed, soundfont, progress=gr.Progress()):
-    hist_a, hist_b = settled(hist_a, upload_a), settled(hist_b, upload_b)
-    a, b = current_entry(hist_a, "clip A"), current_entry(hist_b, "clip B")
+def interpolate_ui(studio: Studio, form: Form, a: InputPanel, b: InputPanel, data: dict, progress=gr.Progress()):
+    hist_a, hist_b = a.settled(data), b.settled(data)
+    clip_a, clip_b = a.entry(hist_a, "clip A"), b.entry(hist_b, "clip B")
+    req = form.request(data, a=clip_a.melody, b=clip_b.melody)
     progress(0.05, desc="Morphing")
-    result, files = interpolate_files(studio, a.melody, b.melody, steps, temperature, seed, soundfont, rolls=True,
-                                      pacing=pacing)
+    result, files = run_interpolate(studio, req, rolls=True, gone=client_gone)
     status = widgets.status_line(result.seed, [*result.notices, *files.notices],
-                                 f" {len(result.clips)} clips from A to B.")
+                                 f" {len(result.clips)} clips from {clip_a.label} (A) to {clip_b.label} (B).")
     return (*panel_outputs(hist_a), *panel_outputs(hist_b), status, str(files.audio),
             [(str(p), c) for p, c in files.rolls], [str(files.midi), str(files.steps_zip)], str(files.midi.parent))
 
@@ -38,14 +39,13 @@ def build(studio: Studio, heavy: dict):
                 with gr.Column(min_width=160):
                     b = input_panel("Clip B", DEFAULT_EXAMPLE, "clip-b")
             gr.Markdown("### Settings")
+            form = Form(InterpolateRequest, "interpolate")
             with gr.Row(elem_classes="compact-row"):
-                steps = widgets.slider(InterpolateRequest, "steps", label="Steps (A and B included)")
-                temperature = widgets.slider(InterpolateRequest, "temperature", label="Temperature (0: most likely)")
-            pacing = gr.Radio([(label, key) for key, label in PACINGS.items()], value="even", label="Pacing",
-                              info="even: each step changes the melody about as much as the next",
-                              elem_id="interpolate-pacing")
-            seed = widgets.seed_row()
-            soundfont = widgets.soundfont_dropdown(studio)
+                form.widget("steps", label="Steps (A and B included)")
+                form.widget("temperature", label="Temperature (0: most likely)")
+            form.widget("pacing", radio=True, info=form.declared["pacing"].help)
+            form.widget("seed")
+            form.widget("soundfont", choices=studio.soundfonts, value=studio.default_soundfont)
             go = gr.Button("Interpolate", variant="primary", elem_id="interpolate-go")
         with gr.Column(scale=3, min_width=480):
             status = gr.Markdown("The morph appears here: press **Interpolate**.", elem_id="interpolate-status")
@@ -55,8 +55,7 @@ def build(studio: Studio, heavy: dict):
             gallery = gr.Gallery(label="Piano roll of each step", columns=2, height="auto", object_fit="contain",
                                  elem_id="interpolate-gallery", elem_classes="rolls")
             folder = gr.State("")
-    go.click(functools.partial(interpolate_ui, studio),
-             [a.state, a.upload, b.state, b.upload, steps, temperature, pacing, seed, soundfont],
-             [a.state, a.info, a.track, b.state, b.info, b.track, status, audio, gallery, files, folder],
-             api_visibility="private", **heavy)
+    go.click(functools.partial(interpolate_ui, studio, form, a, b), form.inputs | a.inputs | b.inputs,
+             [*a.outputs, *b.outputs, status, audio, gallery, files, folder],
+             api_visibility="private", show_progress_on=status, **heavy)
     widgets.keep_files_while_open(studio, folder, status)

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import tokens as tk
-from .errors import MelodyError
-from .melody import Melody
+from .. import tokens as tk
+from ..errors import MelodyError
+from ..melody import Melody
 
 OLD_MARGIN = 7  # the guard before this table: the input's range widened by a fifth each side
 REGISTER_EDGES = (67, 70, 73)  # the input's mean MIDI pitch: below 67 (G4), 67-69, 70-72, 73 (C#5) and up

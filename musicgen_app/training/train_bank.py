@@ -1,10 +1,10 @@
 """Build and measure the corpus-neighbourhood sampler (models/code_bank.py).
 
-    python -m musicgen_app.train_bank [--out checkpoints/code_bank.safetensors]   # build; noise chosen on valid
-    python -m musicgen_app.train_bank --evaluate    # test split: bank / GAN / Gaussian side by side, novelty
-    python -m musicgen_app.train_bank --controls    # test split: attribute controls, 200 samples a setting
-    python -m musicgen_app.train_bank --rolls       # piano rolls of 16 bank samples, into /tmp/bank
-    python -m musicgen_app.train_bank --tune-bias   # choose only the decoding pitch-class bias again
+    python -m musicgen_app.training.train_bank [--out checkpoints/code_bank.safetensors]  # build; noise chosen on valid
+    python -m musicgen_app.training.train_bank --evaluate    # test split: bank / GAN / Gaussian side by side, novelty
+    python -m musicgen_app.training.train_bank --controls    # test split: attribute controls, 200 samples a setting
+    python -m musicgen_app.training.train_bank --rolls       # piano rolls of 16 bank samples, into /tmp/bank
+    python -m musicgen_app.training.train_bank --tune-bias   # choose only the decoding pitch-class bias again
 
 The bank: the training split's windows (all meters, untransposed), cut as train_gan cuts the GAN's
 training codes (train_gan.meter_windows), every ``--stride`` windows of a melody plus its last one,
@@ -36,22 +36,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import data as corpus_data
-from . import tokens as tk
+from .. import tokens as tk
+from ..melody import Melody, estimate_key
+from ..models.checkpoints import load_checkpoint, read_metadata, resave_checkpoint, save_checkpoint
+from ..models.code_bank import Attributes, CodeBank, window_attributes
+from ..models.vae import MelodyVAE
+from ..paths import CHECKPOINTS
+from ..service.melody_service import bank_melodies
+from ..views import piano_roll_png, tile_sheet
 from .batches import vae_windows
-from .checkpoints import load_checkpoint, read_metadata, resave_checkpoint, save_checkpoint
-from .evaluate import compare_stats
-from .melody import Melody, estimate_key
-from .models.code_bank import Attributes, CodeBank, window_attributes
-from .models.vae import MelodyVAE
-from .service import bank_melodies
+from .corpus import DEFAULT_CACHE, load_corpus
+from .stats import TARGETS, compare_bar_stats, compare_stats
 from .train_gan import (
     GAN_PATH,
-    TARGETS,
     VAE_PATH,
     Log,
     classifier_two_sample,
-    compare_bar_stats,
     decode_codes,
     load_codes,
     meter_windows,
@@ -59,10 +59,8 @@ from .train_gan import (
     samplers,
     window_melodies,
 )
-from .views import piano_roll_png, tile_sheet
 
-ROOT = Path(__file__).resolve().parent.parent
-BANK_PATH = ROOT / "checkpoints" / "code_bank.safetensors"
+BANK_PATH = CHECKPOINTS / "code_bank.safetensors"
 WORK = Path("/tmp/bank")
 CODES = Path("/tmp/gan/codes.npz")  # shared with train_gan
 # (mix, noise) pairs tried on the valid split
@@ -220,7 +218,7 @@ def tune_bias(args, log, bank: CodeBank, corpus, vae: MelodyVAE) -> tuple[float,
 
 
 def train(args, log) -> None:
-    corpus = corpus_data.load(args.corpus)
+    corpus = load_corpus(args.corpus)
     codes = load_codes(args.vae, corpus, 1, 4, CODES, log)
     vae, _ = load_checkpoint(args.vae, kind="vae")
     bank = build(args, log, corpus, codes)
@@ -241,7 +239,7 @@ def retune_bias(args, log) -> None:
     windows, neighbours, mix and noise stay, and so does the record of how they were chosen."""
     vae, _ = load_checkpoint(args.vae, kind="vae")
     bank, meta = load_checkpoint(args.bank, kind="code_bank")
-    beta, sweep_record = tune_bias(args, log, bank, corpus_data.load(args.corpus), vae)
+    beta, sweep_record = tune_bias(args, log, bank, load_corpus(args.corpus), vae)
     log(f"chosen on the valid split: pitch-class bias {beta}")
     record = dict(meta["metrics"])
     record["valid_pitch_class_bias"] = sweep_record
@@ -255,7 +253,7 @@ def run_evaluation(args, log) -> dict:
     """Bank, GAN, Gaussian (and train_gan's other baselines) side by side on held-out 4/4 windows."""
     vae, _ = load_checkpoint(args.vae, kind="vae")
     bank, _ = load_checkpoint(args.bank, kind="code_bank")
-    corpus = corpus_data.load(args.corpus)
+    corpus = load_corpus(args.corpus)
     test = four_four(corpus.split("test"))
     reference = window_melodies(test, vae.config.window)
     train_tokens = vae_windows(four_four(corpus.split("train")), vae.config.window, stride_bars=1).tokens
@@ -326,7 +324,7 @@ def run_controls(args, log) -> dict:
     classifier test against held-out test windows that meet the same request."""
     vae, _ = load_checkpoint(args.vae, kind="vae")
     bank, _ = load_checkpoint(args.bank, kind="code_bank")
-    corpus = corpus_data.load(args.corpus)
+    corpus = load_corpus(args.corpus)
     held = vae_windows(four_four(corpus.split("test")), vae.config.window, stride_bars=1).tokens
     held = held[np.random.default_rng(args.seed).permutation(len(held))]  # the classifier sees many tunes
     held_attrs = [window_attributes(r, (4, 4)) for r in held]
@@ -397,7 +395,7 @@ def main(argv=None):
     ap.add_argument("--bank", type=Path, default=BANK_PATH, help="the checkpoint --evaluate, --controls, --rolls read")
     ap.add_argument("--gan", type=Path, default=GAN_PATH)
     ap.add_argument("--vae", type=Path, default=VAE_PATH)
-    ap.add_argument("--corpus", type=Path, default=corpus_data.DEFAULT_CACHE)
+    ap.add_argument("--corpus", type=Path, default=DEFAULT_CACHE)
     ap.add_argument("--stride", type=int, default=2, help="windows (bars) between a melody's bank windows")
     ap.add_argument("--neighbours", type=int, default=4, help="partners kept per window")
     ap.add_argument("--grid", type=lambda t: tuple(float(x) for x in t.split(":")), nargs="+", default=GRID,
@@ -411,7 +409,7 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
-    args.command = " ".join(["python -m musicgen_app.train_bank", *(sys.argv[1:] if argv is None else argv)])
+    args.command = " ".join(["python -m musicgen_app.training.train_bank", *(sys.argv[1:] if argv is None else argv)])
     torch.set_num_threads(args.threads)
     log = Log(None if (args.evaluate or args.controls or args.rolls) else WORK / "build.log")
     if args.tune_bias:

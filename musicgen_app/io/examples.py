@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import ImportFailed
+from ..errors import ImportFailed
 
-EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 
 EXAMPLES: dict[str, str] = {
     "Folk tune (2/4, ABC)": "folk_tune.abc",

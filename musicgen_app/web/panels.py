@@ -4,17 +4,18 @@ its handlers. Each panel keeps its own :class:`~musicgen_app.inputs.InputHistory
 
 from __future__ import annotations
 
+import functools
 import html
 from dataclasses import dataclass
 
 import gradio as gr
 
-from .errors import ImportFailed, RequestError
-from .examples import DEFAULT_EXAMPLE, example_names
-from .inputs import InputEntry, InputHistory, InputOrigin, read_input
-from .io.importer import HOW_TO_TYPE
-from .melody import Melody
-from .studio import user_errors
+from ..actions.inputs import InputEntry, InputHistory, InputOrigin, read_input
+from ..errors import ImportFailed, RequestError
+from ..io.examples import DEFAULT_EXAMPLE, example_names
+from ..io.importer import HOW_TO_TYPE
+from ..melody import Melody
+from .refusals import user_errors
 
 UPLOAD_TYPES = [".mid", ".midi", ".kar", ".musicxml", ".xml", ".mxl", ".abc", ".txt"]
 
@@ -94,12 +95,19 @@ def initial_history(example: str | None = DEFAULT_EXAMPLE) -> InputHistory:
     return InputHistory((read_input(InputOrigin("example", example)),))
 
 
-def settled(history: InputHistory, upload) -> InputHistory:
-    """The history with an upload the panel holds but has not read yet (its own event still on the
-    way when the action button was clicked), so the action uses the melody the page shows.
+def settled(history: InputHistory, upload, mode: str = "upload", text: str = "") -> InputHistory:
+    """The history with what the panel shows but has not read yet, so the action uses the melody
+    the musician sees: on the Type tab, notes typed without "Use these notes"; on the Upload tab, a
+    file whose own upload event was still on the way when the action button was clicked.
 
     A file the panel refused stays in the upload box; it stays refused (its own event showed why).
+    Typed notes that cannot be read are refused with the reason: the musician asked for them.
     """
+    current = history.current
+    if mode == "type":
+        if text and text.strip() and (current is None or current.origin != InputOrigin("text", text)):
+            return history.push(read_input(InputOrigin("text", text)))
+        return history
     if not upload or any(e.origin == InputOrigin("file", str(upload)) for e in history.entries):
         return history
     try:
@@ -128,26 +136,47 @@ class InputPanel:
     use_text: gr.Button
     track: gr.Dropdown
     info: gr.Markdown
+    mode: gr.State  # the tab the panel shows: "example", "upload" or "type"
+
+    @property
+    def inputs(self) -> set:
+        """What an action reads of the panel (see :meth:`settled`)."""
+        return {self.state, self.upload, self.text, self.mode}
+
+    @property
+    def outputs(self) -> list:
+        """What an action updates: the history, the summary, the track picker (panel_outputs)."""
+        return [self.state, self.info, self.track]
+
+    def settled(self, data: dict) -> InputHistory:
+        return settled(data[self.state], data[self.upload], data[self.mode], data[self.text])
+
+    @staticmethod
+    def entry(history: InputHistory, what: str = "a melody") -> InputEntry:
+        return current_entry(history, what)
 
 
 def input_panel(title: str, default_example: str, key: str) -> InputPanel:
     history = initial_history(default_example)
     state = gr.State(history)
+    mode = gr.State("example")
     gr.Markdown(f"### {title}")
     with gr.Tabs():
-        with gr.Tab("Example"):
+        with gr.Tab("Example", elem_id=f"{key}-tab-example") as example_tab:
             example = gr.Dropdown(example_names(), value=default_example, show_label=False,
                                   elem_id=f"{key}-example")
-        with gr.Tab("Upload"):
+        with gr.Tab("Upload", elem_id=f"{key}-tab-upload") as upload_tab:
             upload = gr.File(file_types=UPLOAD_TYPES, type="filepath", show_label=False, height=90,
                              elem_id=f"{key}-upload")
-        with gr.Tab("Type"):
+        with gr.Tab("Type", elem_id=f"{key}-tab-type") as type_tab:
             text = gr.Textbox(lines=3, max_lines=8, show_label=False, placeholder=HOW_TO_TYPE,
-                              elem_id=f"{key}-text")
-            use_text = gr.Button("Use these notes", size="sm")
+                              elem_id=f"{key}-text", info="the action uses these notes while this tab is open")
+            use_text = gr.Button("Use these notes", size="sm", elem_id=f"{key}-use-text")
+    for tab, name in ((example_tab, "example"), (upload_tab, "upload"), (type_tab, "type")):
+        tab.select(functools.partial(lambda name: name, name), None, mode, api_visibility="private", queue=False)
     track = gr.Dropdown([], label="Track", visible=False, interactive=True, elem_id=f"{key}-track")
     info = gr.Markdown(entry_markdown(history.current), elem_id=f"{key}-info")
-    panel = InputPanel(state, example, upload, text, use_text, track, info)
+    panel = InputPanel(state, example, upload, text, use_text, track, info, mode)
     outs = [state, info, track]
     example.input(pick_example, [example, state], outs, api_visibility="private")
     upload.upload(pick_upload, [upload, state], outs, api_visibility="private")

@@ -1,206 +1,48 @@
 """What the studio does: continue a melody (LSTM), interpolate two clips and sample new ones (VAE).
 
 One :class:`MelodyService` loads the checkpoints once and is read-only afterwards, so one instance
-serves every user and thread. Each call takes a request dataclass, draws randomness only from its own
-seeded ``torch.Generator`` (the seed is returned, so a result can be reproduced), and returns
-Melodies that keep the input's tempo, meter, key and program.
+serves every user and thread. Each call takes a request (:mod:`~musicgen_app.service.requests`),
+draws randomness only from its own seeded ``torch.Generator`` (the seed is returned, so a result can
+be reproduced), and returns Melodies that keep the input's tempo, meter, key and program.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import phrasing, pitch_guard
-from . import tokens as tk
-from .checkpoints import load_checkpoint
-from .errors import CheckpointError, MelodyError, RequestError
-from .melody import Key, Melody, estimate_key
-from .models.code_bank import Attributes, CodeBank, Picked
-from .models.latent_gan import LatentGAN, LatentGANConfig, meter_name
-from .models.lstm import LSTMConfig, MelodyLSTM
-from .models.style import StyleModel, fit_style
-from .models.vae import MelodyVAE, VAEConfig, slerp
-from .sampling import distinct_rows, like_bias, pitch_mask, sample_logits, stay_close_pull, steer
-from .settings import MAX_SEED, check_seed, check_settings, parse_time_signature, setting
-
-ROOT = Path(__file__).resolve().parent.parent
-CHECKPOINTS = ROOT / "checkpoints"
-MAX_CHUNKS = 4  # interpolation windows per clip: 16 bars of 4/4
-KEY_LOCKS = ["off", "detected"] + [k.name for k in Key.all()]
-
-
-# -- requests and results -------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ContinueRequest:
-    melody: Melody
-    bars: int = setting("Bars", 1, 32, 8, help="new bars after the input")
-    temperature: float = setting("Temperature", 0.1, 2.0, 1.0, 0.05, help="higher: wilder")
-    variations: int = setting("Variations", 1, 8, 4, help="continuations to write at once")
-    seed: int | None = None
-    key_lock: str = "off"  # "off", "detected" (the melody's key) or a key name such as "D minor"
-    pitch_range: tuple[int, int] | None = None  # None: pitch_guard.pitch_guard(melody)
-    ending: str = "tonic chord"  # how the last bar lands: one of phrasing.ENDINGS
-    stay_close: float = setting("Stay close", 0.0, 1.0, 0.5, 0.05,
-                                help="0: wander away from the input, 1: bring its bars back")
-    like: Melody | None = None  # an earlier variation (ContinueResult.continuations[i]) to write more like
-
-    def validate(self):
-        if not self.melody.notes:
-            raise RequestError("The melody has no notes; give at least one note to continue from.")
-        check_settings(self)
-        check_seed(self.seed)
-        phrasing.check_ending(self.ending)
-        if self.like is not None:
-            phrasing.check_like(self.like, self.melody, continuation_steps(self.melody, self.bars))
-        if self.key_lock not in ("off", "detected"):
-            try:
-                Key.parse(str(self.key_lock))
-            except MelodyError:
-                raise RequestError(f"Key lock {str(self.key_lock)[:30]!r} is not a key; choose off, detected, or a "
-                                   "key such as 'D minor' or 'Eb major'.") from None
-        if self.pitch_range is not None:
-            lo, hi = self.pitch_range
-            if not tk.MIN_PITCH <= lo < hi <= tk.MAX_PITCH:
-                raise RequestError(f"Pitch range {self.pitch_range} must lie within {tk.MIN_PITCH}-{tk.MAX_PITCH} "
-                                   "with low < high.")
-
-    def locked_key(self) -> Key | None:
-        if self.key_lock == "detected":
-            return self.melody.key
-        if self.key_lock and self.key_lock != "off":
-            return Key.parse(self.key_lock)
-        return None
-
-    def guard_range(self) -> tuple[int, int]:
-        """Lowest and highest pitch a continuation may play: the asked range, else the pitch guard's."""
-        return self.pitch_range or pitch_guard.pitch_guard(self.melody)
-
-
-@dataclass(frozen=True)
-class ContinueResult:
-    """Variations best first: those that end as asked, each group by the model's likelihood per note."""
-
-    primer: Melody  # the request's melody
-    melodies: list[Melody]  # input followed by each continuation
-    continuations: list[Melody]  # the new part alone, starting at step 0
-    start_step: int  # where the continuation starts inside each of ``melodies``
-    seed: int
-    key_lock: Key | None
-    notices: list[str] = field(default_factory=list)
-    log2p_per_note: tuple[float, ...] = ()  # the LSTM's own likelihood of each variation, per note event
-    ended: tuple[bool, ...] = ()  # whether each variation ends as the request asked
-    pitch_range: tuple[int, int] = (tk.MIN_PITCH, tk.MAX_PITCH)  # the pitch guard used (lowest, highest)
-
-    def new_bars(self, i: int) -> Melody:
-        """Variation ``i``'s new notes as a file of their own, in whole bars of the input's meter.
-
-        When the input ends inside a bar, the continuation starts there; this pads it with rests
-        from that bar's line instead of starting the file with a short bar (a DAW would read a
-        1/8 or 1/2 meter). Placed at the input's last bar line, it lines up with the input.
-        """
-        whole = self.melodies[i]
-        bar_line = self.start_step - (self.start_step - whole.pickup_steps) % whole.bar_steps
-        part = whole.slice(bar_line, whole.total_steps)
-        return part.replace(notes=tuple(n for n in part.notes if n.start >= self.start_step - bar_line))
-
-
-@dataclass(frozen=True)
-class InterpolateRequest:
-    a: Melody
-    b: Melody
-    steps: int = setting("Steps", 3, 11, 7, help="clips in the morph, A and B included")
-    temperature: float = setting("Temperature", 0.0, 2.0, 0.0, 0.05, help="0: the most likely notes")
-    seed: int | None = None
-    pacing: str = "even"  # see PACINGS
-
-    def validate(self):
-        for name, m in (("A", self.a), ("B", self.b)):
-            if not m.notes:
-                raise RequestError(f"Clip {name} has no notes; give each clip at least one note.")
-        check_settings(self)
-        check_seed(self.seed)
-        if self.pacing not in PACINGS:
-            raise RequestError(f"Pacing {str(self.pacing)[:20]!r} is not one of: {', '.join(PACINGS)}.")
-
-
-@dataclass(frozen=True)
-class InterpolateResult:
-    clips: list[Melody]  # A, interpolants..., B, all of the same length
-    morph: Melody  # the clips one after another
-    seed: int
-    notices: list[str] = field(default_factory=list)
-
-
-# How the steps of a morph are spaced: "even" so that each step changes the melody by about as much
-# as the next (see MelodyService.paced_ts), "linear" at equal distances along the latent path.
-PACINGS = {"even": "Even steps", "linear": "Equal latent distance"}
-PACE_GRID = 17  # points along the path decoded to measure how fast the melody changes
-TIME_SIGNATURES = ["4/4", "3/4", "2/4", "6/8"]
-# Where Generate's codes come from: near the codes of training windows (models/code_bank.py, the one
-# with attribute controls), the latent GAN (models/latent_gan.py), or the Gaussian fitted to the
-# training codes (MelodyVAE.sample_prior); the last two are kept to compare.
-SAMPLERS = {"bank": "Corpus neighbourhood", "gan": "Latent GAN", "gaussian": "Gaussian prior",
-            "style": "More like my clips"}  # "style": a model fitted to the user's clips (models/style.py)
-# Generate's key control: free, a mode in any key, or one key.
-GENERATE_KEYS = ["any", "major", "minor"] + [k.name for k in Key.all()]
-
-
-@dataclass(frozen=True)
-class SampleRequest:
-    count: int = setting("How many", 1, 16, 4, help="melodies to generate")
-    temperature: float = setting("Temperature", 0.1, 2.0, 1.0, 0.05, help="higher: wilder")
-    seed: int | None = None
-    qpm: float = setting("Tempo", 40, 240, 120, help="quarter notes per minute")
-    time_signature: tuple[int, int] = (4, 4)
-    program: int = 0
-    sampler: str = "bank"  # where z comes from: see SAMPLERS
-    # Attribute controls (the bank sampler's): None, "any" and False leave the quantity free.
-    notes_per_bar: float | None = setting("Notes per bar", 0.5, 16, None, 0.25, help="note density")
-    range_semitones: int | None = setting("Pitch range", 0, 36, None, help="semitones from lowest note to highest")
-    key: str = "any"  # "any", "major", "minor" or a key such as "D minor": see GENERATE_KEYS
-    ends_on_tonic: bool = False  # True: the last note is the tonic of the melody's key
-    style: StyleModel | None = None  # fitted by MelodyService.learn_style; needed by the "style" sampler
-
-    def validate(self):
-        check_settings(self)
-        check_seed(self.seed)
-        if self.sampler not in SAMPLERS:
-            raise RequestError(f"Sampler {str(self.sampler)[:20]!r} is not one of: {', '.join(SAMPLERS)}.")
-        if self.sampler == "style" and self.style is None:
-            raise RequestError("There is no style to sample yet: give 2-20 clips under \"More like these\" and "
-                               "learn their style first, or choose another sampler.")
-        if not isinstance(self.ends_on_tonic, bool):
-            raise RequestError(f"ends_on_tonic = {str(self.ends_on_tonic)[:20]!r} must be true or false.")
-        if not self.attributes().free and self.sampler != "bank":
-            raise RequestError(f"The {SAMPLERS[self.sampler]} sampler has no attribute controls; choose the "
-                               f"{SAMPLERS['bank']} sampler, or leave notes per bar, range, key and ending free.")
-
-    def attributes(self) -> Attributes:
-        return Attributes.from_key(self.key, notes_per_bar=self.notes_per_bar, range_semitones=self.range_semitones,
-                                   ends_on_tonic=self.ends_on_tonic)
-
-
-@dataclass(frozen=True)
-class SampleResult:
-    melodies: list[Melody]
-    seed: int
-    notices: list[str] = field(default_factory=list)
+from .. import tokens as tk
+from ..errors import CheckpointError, RequestError
+from ..melody import Melody
+from ..models.checkpoints import load_checkpoint
+from ..models.code_bank import CodeBank
+from ..models.latent_gan import LatentGAN, LatentGANConfig, meter_name
+from ..models.lstm import LSTMConfig, MelodyLSTM
+from ..models.sampling import distinct_rows, like_bias, pitch_mask, sample_logits, stay_close_pull, steer
+from ..models.style import StyleModel, fit_style
+from ..models.vae import MelodyVAE, VAEConfig, slerp
+from ..paths import CHECKPOINTS
+from ..settings import MAX_SEED, parse_time_signature
+from . import phrasing
+from .decoding import MAX_CHUNKS, bank_melodies, bar_aligned, fit_length, melodies_from_codes, paced_ts, style_melodies
+from .requests import (
+    TIME_SIGNATURES,
+    ContinueRequest,
+    ContinueResult,
+    InterpolateRequest,
+    InterpolateResult,
+    SampleRequest,
+    SampleResult,
+    continuation_steps,
+)
 
 
 def _generator(seed: int | None) -> tuple[torch.Generator, int]:
     seed = random.SystemRandom().randint(0, MAX_SEED) if seed is None else seed
     return torch.Generator().manual_seed(seed), seed
-
-
-def continuation_steps(melody: Melody, bars: int) -> int:
-    """Steps to the next bar line, then ``bars`` whole bars."""
-    to_bar_line = (-(melody.total_steps - melody.pickup_steps)) % melody.bar_steps
-    return to_bar_line + bars * melody.bar_steps
 
 
 class MelodyService:
@@ -247,7 +89,7 @@ class MelodyService:
         for i, row in enumerate(windows):
             every = (2, 4, 8)[i % 3]
             row[::every] = tk.pitch_to_token(60) + rng.integers(-7, 8, len(row[::every]))
-        meters = TIME_SIGNATURES * 12
+        meters = list(TIME_SIGNATURES) * 12
         bank = CodeBank.from_windows(windows, meters, torch.ones(vae.config.z_dim), mix=0.5, noise=0.3)
         feats = np.stack([tk.metric_features(vae.config.window, parse_time_signature(m)) for m in meters])
         with torch.inference_mode():
@@ -466,9 +308,10 @@ class MelodyService:
             clips.append(tk.decode(path([t], req.temperature)[0], near.replace(qpm=a.qpm, program=a.program),
                                    velocity=velocity))
         clips.append(b.replace(qpm=a.qpm, program=a.program))
-        if a.bar_steps != b.bar_steps:
-            notices.append(f"The morph file is written in clip A's {a.time_signature[0]}/{a.time_signature[1]}; "
-                           "each step's own file keeps its clip's meter.")
+        turn = next((i for i, c in enumerate(clips) if c.time_signature != a.time_signature), None)
+        if turn is not None:
+            notices.append(f"The morph changes from {meter_name(a.time_signature)} to {meter_name(b.time_signature)} "
+                           f"at step {turn + 1} of {len(clips)}; its MIDI file changes meter there too.")
         morph = clips[0]
         for c in clips[1:]:
             morph = morph.concat(c)
@@ -521,86 +364,3 @@ class MelodyService:
                 self.vae.sample_prior(req.count, gen)
             melodies = melodies_from_codes(self.vae, z, probe, req.temperature, gen)
         return SampleResult([m.replace(name=f"sample {i + 1}") for i, m in enumerate(melodies)], seed, notices)
-
-
-def paced_ts(path, steps: int, grid: int = PACE_GRID) -> np.ndarray:
-    """Points 0 = t_0 < ... < t_{steps-1} = 1 along a latent path at which the decoded melody has
-    changed by equal amounts: ``path(us, 0.0)`` decodes (argmax) ``grid`` points, the tokens that
-    change between neighbours are counted, and the cumulative count is split evenly. Along a
-    straight slerp the change bunches in the middle (the first and last steps are near-copies of A
-    and B).
-    """
-    us = np.linspace(0, 1, grid)
-    rows = path([float(u) for u in us], 0.0)
-    change = [float(np.mean(x[:min(len(x), len(y))] != y[:min(len(x), len(y))])) for x, y in zip(rows, rows[1:])]
-    cum = np.concatenate([[0.0], np.cumsum(change)])
-    if cum[-1] <= 0:
-        return np.linspace(0, 1, steps)
-    cum = cum + us * 1e-9  # strictly increasing for the inverse below
-    return np.interp(np.linspace(0, cum[-1], steps), cum, us)
-
-
-@torch.inference_mode()
-def melodies_from_codes(vae: MelodyVAE, z: torch.Tensor, template: Melody, temperature: float,
-                        gen: torch.Generator, bias: torch.Tensor | None = None) -> list[Melody]:
-    """VAE codes (B, Z) -> melodies of the whole bars of ``template``'s meter that fit the window,
-    each with its estimated key (the model writes no key); ``bias`` as for MelodyVAE.generate."""
-    W = vae.config.window
-    feats = torch.from_numpy(tk.metric_features(W, template.time_signature, 0, template.steps_per_quarter))
-    length = tk.whole_bars_steps(W, template.bar_steps)
-    out = []
-    for row in vae.generate(z, feats, temperature, gen, bias).numpy():
-        m = tk.decode(row[:length], template)
-        out.append(m.replace(key=estimate_key(m.notes)))
-    return out
-
-
-# Melodies decoded per melody asked when attributes are asked: the extra ones let select() drop
-# those whose decoding lost the asked key or ending (costs ~20 % more decoding time for 8).
-OVERSAMPLE = 2
-
-
-@torch.inference_mode()
-def bank_melodies(vae: MelodyVAE, bank: CodeBank, n: int, template: Melody, attrs: Attributes, temperature: float,
-                  gen: torch.Generator) -> tuple[list[Melody], torch.Tensor, Picked]:
-    """``n`` melodies from the corpus bank in ``template``'s meter meeting ``attrs`` as well as
-    decoding allows, their codes and the windows they grew from (as Generate makes them;
-    train_bank measures this)."""
-    drawn = n if attrs.free else OVERSAMPLE * n
-    z, picked = bank.sample(vae, drawn, gen, template.time_signature, attrs)
-    melodies = melodies_from_codes(vae, z, template, temperature, gen, bank.decoding_bias(picked))
-    if drawn == n:
-        return melodies, z, picked
-    keep = bank.select(melodies, attrs, n)
-    return [melodies[i] for i in keep], z[torch.from_numpy(keep)], picked.take(keep)
-
-
-@torch.inference_mode()
-def style_melodies(vae: MelodyVAE, style: StyleModel, n: int, template: Melody, temperature: float,
-                   gen: torch.Generator) -> tuple[list[Melody], torch.Tensor]:
-    """``n`` melodies "more like" the clips ``style`` was fitted to, the fewest copies of their bars
-    among OVERSAMPLE * n drawn, and their codes."""
-    z = style.sample(OVERSAMPLE * n, gen)
-    melodies = melodies_from_codes(vae, z, template, temperature, gen, style.decoding_bias(len(z)))
-    keep = style.select(melodies, n)
-    return [melodies[i] for i in keep], z[torch.from_numpy(keep)]
-
-
-def bar_aligned(m: Melody, notices: list[str], name: str) -> Melody:
-    """A clip with a pickup gets rests before it so that it starts on a bar line, as VAE windows do."""
-    if not m.pickup_steps:
-        return m
-    pad = m.bar_steps - m.pickup_steps
-    notices.append(f"Clip {name}'s pickup was placed in a full first bar (rests before it).")
-    return Melody(notes=(), total_steps=pad, **_meta(m)).concat(m.replace(pickup_steps=0))
-
-
-def _meta(m: Melody) -> dict:
-    return {"qpm": m.qpm, "time_signature": m.time_signature, "key": m.key, "program": m.program,
-            "steps_per_quarter": m.steps_per_quarter, "name": m.name}
-
-
-def fit_length(m: Melody, length: int) -> Melody:
-    if m.total_steps >= length:
-        return m.slice(0, length) if m.total_steps > length else m
-    return m.replace(total_steps=length)

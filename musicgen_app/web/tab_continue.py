@@ -10,30 +10,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
-from pretty_midi.constants import INSTRUMENT_MAP
 
-from . import outputs, views, widgets
-from .errors import RequestError
-from .examples import DEFAULT_EXAMPLE
-from .inputs import InputHistory
-from .melody import Melody
-from .panels import current_entry, input_panel, panel_outputs, push_result, settled, undo_input
-from .phrasing import ENDINGS
-from .service import KEY_LOCKS, ContinueRequest, ContinueResult
-from .settings import spec
-from .studio import (
-    KEEP_PROGRAM,
-    VARIATION_BASE,
-    Studio,
-    client_gone,
-    continue_files,
-    program_choice,
-    skip_outputs,
-    user_errors,
-)
+from .. import views
+from ..actions import outputs
+from ..actions.inputs import InputHistory
+from ..actions.studio import VARIATION_BASE, Studio, run_continue
+from ..errors import RequestError
+from ..io.examples import DEFAULT_EXAMPLE
+from ..melody import Melody
+from ..service import ContinueRequest, ContinueResult
+from ..settings import build_request, spec
+from . import widgets
+from .forms import Form
+from .panels import InputPanel, input_panel, panel_outputs, push_result, undo_input
+from .queue_adapter import client_gone
+from .refusals import user_errors
 
 MAX_VARIATIONS = int(spec(ContinueRequest, "variations").high)
-PROGRAM_CHOICES = [("Keep the input's", KEEP_PROGRAM)] + [(f"{i}: {name}", i) for i, name in enumerate(INSTRUMENT_MAP)]
+ORDINALS = ("likeliest", "2nd likeliest", "3rd likeliest") + tuple(f"{k}th likeliest" for k in range(4, 9))
 
 
 @dataclass(frozen=True)
@@ -45,10 +39,9 @@ class ContinueRun:
     start_step: int = 0
     folder: str = ""
     label: str = ""
+    request: ContinueRequest | None = None  # what was asked: "more like this" asks it again, drawn toward one
     result: ContinueResult | None = None  # for the audio of the variations after the first, "more like this"
-    bars: int = 0
-    program: int | None = None
-    soundfont: str | None = None
+    soundfont: str | None = None  # the SoundFont the audio is rendered with
 
 
 @user_errors
@@ -59,44 +52,42 @@ def chain_result(index: int, run: ContinueRun, history: InputHistory):
 
 
 @user_errors
-def continue_ui(studio: Studio, history: InputHistory, upload, bars, temperature, variations, seed, key_lock,
-                ending, stay_close, program, soundfont, progress=gr.Progress()):
+def continue_ui(studio: Studio, form: Form, panel: InputPanel, data: dict, progress=gr.Progress()):
     """The first pass: every MIDI, and the first variation's audio and roll, so it plays at once."""
-    history = settled(history, upload)
-    entry = current_entry(history)
+    history = panel.settled(data)
+    entry = panel.entry(history)
+    req = form.request(data, melody=entry.melody)
     progress(0.05, desc="Writing the continuations")
-    return _first_pass(studio, history, entry.melody, entry.label, bars, temperature, variations, seed, key_lock,
-                       ending, stay_close, program, soundfont)
+    return _first_pass(studio, history, req, entry.label, f" Continued: {entry.label}.")
 
 
 @user_errors
-def more_like_ui(index: int, studio: Studio, run: ContinueRun, history: InputHistory, temperature, variations, seed,
-                 key_lock, ending, stay_close, program, soundfont, progress=gr.Progress()):
+def more_like_ui(index: int, studio: Studio, form: Form, panel: InputPanel, run_state: gr.State, data: dict,
+                 progress=gr.Progress()):
     """New variations of the last run's input, drawn toward its variation ``index`` (same bars)."""
+    run = data[run_state]
     if run.result is None or index >= len(run.result.continuations):
         raise RequestError(f"There is no variation {index + 1} to write more like; click Continue first.")
+    req = build_request(ContinueRequest, form.values(data) | {"bars": run.request.bars}, melody=run.request.melody,
+                        like=run.result.continuations[index])
     progress(0.05, desc=f"Writing more like variation {index + 1}")
-    return _first_pass(studio, history, run.result.primer, run.label, run.bars, temperature, variations, seed,
-                       key_lock, ending, stay_close, program, soundfont, like=run.result.continuations[index],
-                       extra=f" More like variation {index + 1} of the last run.")
+    return _first_pass(studio, data[panel.state], req, run.label,
+                       f" More like variation {index + 1} of the last run ({run.label}).")
 
 
-def _first_pass(studio: Studio, history: InputHistory, melody: Melody, label: str, bars, temperature, variations,
-                seed, key_lock, ending, stay_close, program, soundfont, *, like: Melody | None = None,
-                extra: str = ""):
-    result, files, folder = continue_files(studio, melody, bars, temperature, variations, seed, key_lock, program,
-                                           soundfont, rolls=True, ending=ending, stay_close=stay_close, like=like,
-                                           media_for=(0,))
+def _first_pass(studio: Studio, history: InputHistory, req: ContinueRequest, label: str, extra: str):
+    result, files, folder = run_continue(studio, req, rolls=True, media_for=(0,), gone=client_gone)
     run = ContinueRun(tuple(v.melody for v in files.variations), result.start_step, str(folder), label,
-                      result=result, bars=spec(ContinueRequest, "bars").parse("bars", bars),
-                      program=program_choice(program), soundfont=studio.font(soundfont))
+                      request=req, result=result, soundfont=studio.font(req.soundfont))
     n = len(files.variations)
     low, high = result.pitch_range
+    likelihoods = " · ".join(f"{i + 1}: {p:.2f}" for i, p in enumerate(result.log2p_per_note))
     status = widgets.status_line(result.seed, [*result.notices, *files.notices],
                                  f"{extra} Blue: the input; orange: the continuation ({n} variation"
                                  f"{'s' if n > 1 else ''}, the model's likeliest first). New notes stay within "
                                  f"{views.pitch_name(low)}-{views.pitch_name(high)}: the input's range, widened as "
-                                 "far as real tunes widen it.")
+                                 "far as real tunes widen it. How likely the model finds each variation, in bits "
+                                 f"per note (log2; closer to 0 is likelier): {likelihoods}.")
     slots = []
     for i in range(MAX_VARIATIONS):
         if i < n:
@@ -114,10 +105,12 @@ def _path(path: Path | None) -> str | None:
 
 
 def _variation_label(result, i: int) -> str:
-    """What the player's label says of a variation: how likely the model finds it, how it ends."""
+    """What the player's label says of a variation: its rank by how likely the model finds it (the
+    figures are in the status line), and whether it ends as asked."""
     label = f"Variation {i + 1}"
-    if i < len(result.log2p_per_note):
-        label += f" · {result.log2p_per_note[i]:.2f} bits per note"
+    p = result.log2p_per_note
+    if i < len(p):
+        label += f" · {ORDINALS[sum(x > p[i] for x in p)]}"
     if i < len(result.ended) and not result.ended[i]:
         label += " · could not end as asked"
     return label
@@ -131,10 +124,10 @@ def continue_rest_ui(run: ContinueRun, progress=gr.Progress()):
     media = {}  # variation -> (audio, roll, wav) updates
     for i in range(1, n):
         if client_gone():
-            return skip_outputs(5 * MAX_VARIATIONS)
+            return (gr.skip(),) * (5 * MAX_VARIATIONS)
         progress(i / (2 * n), desc=f"Rendering variation {i + 1}")
         wav, roll = outputs.write_variation_media(run.result, i, Path(run.folder) / VARIATION_BASE,
-                                                  program=run.program, soundfont=run.soundfont)
+                                                  program=run.request.program_number, soundfont=run.soundfont)
         media[i] = (gr.update(value=str(wav), label=_variation_label(run.result, i)), str(roll), str(wav))
     out = []
     for i in range(MAX_VARIATIONS):
@@ -142,7 +135,7 @@ def continue_rest_ui(run: ContinueRun, progress=gr.Progress()):
             out += [gr.skip()] * 3 + ["", None]
             continue
         if client_gone():
-            return skip_outputs(5 * MAX_VARIATIONS)
+            return (gr.skip(),) * (5 * MAX_VARIATIONS)
         progress((n + i) / (2 * n), desc=f"Engraving variation {i + 1}")
         path = Path(run.folder) / f"variation-{i + 1}.musicxml"
         xml = outputs.write_musicxml(run.melodies[i], path)
@@ -156,23 +149,19 @@ def build(studio: Studio, heavy: dict) -> list:
         with gr.Column(scale=2, min_width=340):
             panel = input_panel("Input", DEFAULT_EXAMPLE, "continue")
             undo = gr.Button("Undo: back to the previous input", size="sm", elem_id="continue-undo")
+            form = Form(ContinueRequest, "continue")
             with gr.Row(elem_classes="compact-row"):
-                bars = widgets.slider(ContinueRequest, "bars", elem_id="continue-bars", min_width=100)
-                variations = widgets.slider(ContinueRequest, "variations", min_width=100)
-                temperature = widgets.slider(ContinueRequest, "temperature", min_width=100)
+                form.widget("bars", min_width=100)
+                form.widget("variations", min_width=100)
+                form.widget("temperature", min_width=100)
+            form.widget("seed")
             with gr.Row(elem_classes="compact-row", equal_height=True):
-                with gr.Column(scale=3, min_width=180):
-                    seed = widgets.seed_row()
-                key_lock = gr.Dropdown(KEY_LOCKS, value="off", label="Key lock", scale=2, min_width=100,
-                                       info="new notes stay in the scale; minor also allows the raised 6th and 7th")
-                ending = gr.Dropdown(list(ENDINGS), value="tonic chord", label="End on", scale=2, min_width=100,
-                                     info="where the last bar lands (in the melody's key)", elem_id="continue-ending")
-            stay_close = widgets.slider(ContinueRequest, "stay_close", label="Stay close ↔ wander",
-                                        info="1: the input's bars come back often; 0: new material; 0.5: as often "
-                                             "as in real tunes", elem_id="continue-stay-close")
+                form.widget("key_lock", min_width=150, info=form.declared["key_lock"].help)
+                form.widget("ending", min_width=150, info=form.declared["ending"].help)
+            form.widget("stay_close", label="Stay close ↔ wander", info=form.declared["stay_close"].help)
             with gr.Row(elem_classes="compact-row"):
-                program = gr.Dropdown(PROGRAM_CHOICES, value=KEEP_PROGRAM, label="Instrument")
-                soundfont = widgets.soundfont_dropdown(studio)
+                form.widget("program")
+                form.widget("soundfont", choices=studio.soundfonts, value=studio.default_soundfont)
             go = gr.Button("Continue", variant="primary", elem_id="continue-go")
         with gr.Column(scale=3, min_width=480):
             status = gr.Markdown("Results appear here: press **Continue**.", elem_id="continue-status")
@@ -200,20 +189,19 @@ def build(studio: Studio, heavy: dict) -> list:
                     with gr.Accordion("Score", open=False):
                         score = gr.HTML(max_height=320, elem_id=f"{v}-score")
                 slots.append((group, audio, roll, score, mid, cont, wav, xml, chain, like))
-    panel_outs = [panel.state, panel.info, panel.track]
+    panel_outs = panel.outputs
     undo.click(undo_input, [panel.state], panel_outs, api_visibility="private")
     slot_outs = [c for slot in slots for c in slot[:-2]]
     rest_outs = [c for group, audio, roll, score, _, _, wav, xml, *_ in slots for c in (audio, roll, wav, score, xml)]
-    settings = [temperature, variations, seed, key_lock, ending, stay_close, program, soundfont]
     first_outs = [*panel_outs, run, status, *slot_outs]
     for i, slot in enumerate(slots):
         slot[-2].click(functools.partial(chain_result, i), [run, panel.state], panel_outs, api_visibility="private")
-        slot[-1].click(functools.partial(more_like_ui, i, studio), [run, panel.state, *settings], first_outs,
-                       api_visibility="private", **heavy
+        slot[-1].click(functools.partial(more_like_ui, i, studio, form, panel, run), form.inputs | {run, panel.state},
+                       first_outs, api_visibility="private", show_progress_on=status, **heavy
                        ).success(continue_rest_ui, [run], rest_outs, api_visibility="private", show_progress="hidden",
                                  **heavy)
-    go.click(functools.partial(continue_ui, studio), [panel.state, panel.upload, bars, *settings], first_outs,
-             api_visibility="private", **heavy
+    go.click(functools.partial(continue_ui, studio, form, panel), form.inputs | panel.inputs, first_outs,
+             api_visibility="private", show_progress_on=status, **heavy
              ).success(continue_rest_ui, [run], rest_outs, api_visibility="private", show_progress="hidden", **heavy)
     widgets.keep_files_while_open(studio, run, status)
     return clip_sources

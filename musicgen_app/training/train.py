@@ -1,8 +1,8 @@
 r"""Train the melody models on the corpus (or your own MIDI folder).
 
-    python -m musicgen_app.train lstm [--minutes 40] [--resume]
-    python -m musicgen_app.train vae  [--minutes 40] [--resume]
-    python -m musicgen_app.train lstm --data ~/my_midi   # your own folder of MIDI files
+    python -m musicgen_app.training.train lstm [--minutes 40] [--resume]
+    python -m musicgen_app.training.train vae  [--minutes 40] [--resume]
+    python -m musicgen_app.training.train lstm --data ~/my_midi   # your own folder of MIDI files
 
 Seeded; transposition augmentation on the train split only; validation after every epoch; early
 stopping on the validation loss; the best model so far is written to ``--out`` after every epoch
@@ -16,15 +16,15 @@ process). A step still takes one ``--batch`` of rows, split among the processes,
 gradient is that of the whole batch (for the VAE up to its sampling noise, and the free-bits hinge is
 applied to each process's share of the KL). Without torchrun nothing changes: one process on the CPU.
 
-    torchrun --standalone --nproc_per_node=4 -m musicgen_app.train vae --data ~/midi
+    torchrun --standalone --nproc_per_node=4 -m musicgen_app.training.train vae --data ~/midi
     # several machines: on each, with --node-rank 0 on host0 and 1 on the other
     torchrun --nnodes=2 --node-rank=0 --nproc_per_node=4 --rdzv-endpoint=host0:29400 \
-        -m musicgen_app.train vae --data ~/midi
+        -m musicgen_app.training.train vae --data ~/midi
 
 Every machine needs the repository and the same MIDI folder (the processes check that they read the
 same melodies). Each machine's first process extracts the folder while its others wait, for at most
 the process group's timeout (30 minutes on gloo, 10 on nccl); for a folder that takes longer, extract
-it once per machine (``python -m musicgen_app.data --midi-dir ~/midi --out data/midi.npz``) and train
+it once per machine (``python -m musicgen_app.training.corpus --midi-dir ~/midi --out data/midi.npz``) and train
 with ``--corpus data/midi.npz``. Process 0 (on node 0) alone validates, logs and writes the checkpoint
 and the resumable state; with ``--resume`` it reads that state and sends it to the others.
 """
@@ -49,14 +49,15 @@ from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from . import data as corpus_data
+from ..models.checkpoints import load_checkpoint, resave_checkpoint, save_checkpoint
+from ..models.lstm import LSTMConfig, MelodyLSTM
+from ..models.vae import MelodyVAE, VAEConfig, kl_divergence
+from ..paths import CHECKPOINTS, DATA
 from .batches import IGNORE, SeqSet, lstm_batch, lstm_chunks, lstm_scores, vae_batch, vae_windows
-from .checkpoints import load_checkpoint, resave_checkpoint, save_checkpoint
-from .models.lstm import LSTMConfig, MelodyLSTM
-from .models.vae import MelodyVAE, VAEConfig, kl_divergence
+from .corpus import DEFAULT_CACHE, load_corpus
+from .corpus import main as build_corpus_cache
 
-ROOT = Path(__file__).resolve().parent.parent
-RUNS = ROOT / "data" / "runs"
+RUNS = DATA / "runs"
 LN2 = math.log(2)
 
 
@@ -209,12 +210,12 @@ def train(args) -> None:
     if args.data:
         cache = args.runs / f"user-{args.data.name}.npz"
         if int(os.environ.get("LOCAL_RANK", "0")) == 0:  # one extraction per machine
-            corpus_data.main(["--midi-dir", str(args.data), "--out", str(cache)])
+            build_corpus_cache(["--midi-dir", str(args.data), "--out", str(cache)])
         if world > 1:
             dist.barrier()
-        corpus = corpus_data.load(cache)
+        corpus = load_corpus(cache)
     else:
-        corpus = corpus_data.load(args.corpus)
+        corpus = load_corpus(args.corpus)
     if world > 1:  # row numbers name the same rows on every machine only if the melodies are the same
         first = [corpus.fingerprint]
         dist.broadcast_object_list(first, src=0)
@@ -249,7 +250,7 @@ def train(args) -> None:
     log(f"{args.kind}: {n_params / 1e6:.2f}M parameters, {len(train_set)} train rows, {len(valid_set)} valid rows")
     model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    out = Path(args.out or ROOT / "checkpoints" / f"{args.kind}.safetensors")
+    out = Path(args.out or CHECKPOINTS / f"{args.kind}.safetensors")
     # one state file per output, so a trial run elsewhere never resumes into the real one
     tag = hashlib.sha1(str(out.resolve()).encode()).hexdigest()[:8]
     state_path = args.runs / f"{args.kind}-{tag}-state.safetensors"
@@ -344,7 +345,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("kind", choices=("lstm", "vae"))
     ap.add_argument("--data", type=Path, help="a folder of your own MIDI files instead of the corpus")
-    ap.add_argument("--corpus", type=Path, default=corpus_data.DEFAULT_CACHE)
+    ap.add_argument("--corpus", type=Path, default=DEFAULT_CACHE)
     ap.add_argument("--out", type=Path)
     ap.add_argument("--runs", type=Path, default=RUNS,
                     help="folder for the log, the resumable state and the extracted --data (default data/runs)")
@@ -378,7 +379,7 @@ def main(argv=None):
     ap.add_argument("--init-from", type=Path,
                     help="start from this checkpoint's weights and config (its config wins over the size flags)")
     args = ap.parse_args(argv)
-    args.command = " ".join(["python -m musicgen_app.train", *(sys.argv[1:] if argv is None else argv)])
+    args.command = " ".join(["python -m musicgen_app.training.train", *(sys.argv[1:] if argv is None else argv)])
     train(args)
 
 

@@ -8,22 +8,24 @@ import html
 
 import gradio as gr
 
+from ..actions.studio import Studio, learn_style, run_generate
+from ..errors import RequestError
+from ..models.style import MAX_CLIPS, MIN_CLIPS, StyleModel
+from ..service import SampleRequest
 from . import widgets
-from .errors import RequestError
-from .models.style import MAX_CLIPS, MIN_CLIPS
+from .forms import Form
 from .panels import UPLOAD_TYPES
-from .service import GENERATE_KEYS, SAMPLERS, TIME_SIGNATURES, SampleRequest
-from .studio import Studio, generate_files, learn_style, user_errors
+from .queue_adapter import client_gone
+from .refusals import user_errors
 
 
 @user_errors
-def generate_ui(studio: Studio, count, temperature, seed, time_signature, qpm, sampler, notes_per_bar,
-                range_semitones, key, ends_on_tonic, style, soundfont, progress=gr.Progress()):
-    """``style``: the bytes of the style learnt on this page, if any."""
+def generate_ui(studio: Studio, form: Form, style_state: gr.State, data: dict, progress=gr.Progress()):
+    """Generate from the form; the style learnt on this page (its bytes) feeds the "style" sampler."""
+    style = StyleModel.from_bytes(data[style_state]) if data[style_state] else None
+    req = form.request(data, style=style)
     progress(0.05, desc="Sampling")
-    result, files = generate_files(studio, count, temperature, seed, time_signature, qpm, soundfont, page=True,
-                                   sampler=sampler, notes_per_bar=notes_per_bar, range_semitones=range_semitones,
-                                   key=key, ends_on_tonic=ends_on_tonic, style=style or None)
+    result, files = run_generate(studio, req, page=True, gone=client_gone)
     status = widgets.status_line(result.seed, [*result.notices, *files.notices],
                                  " The player plays them all in turn; click a piano roll to hear that melody alone.")
     return (status, str(files.medley), [(str(p), c) for p, c in files.rolls],
@@ -73,35 +75,31 @@ def add_chosen(clips, files, chosen: int):
 def build(studio: Studio, heavy: dict, clip_sources=()):
     """``clip_sources``: (button, file component, name) of results elsewhere on the page that the
     button adds to this tab's "More like these" clips."""
+    form = Form(SampleRequest, "generate")
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=340):
             gr.Markdown("### Settings")
-            count = widgets.slider(SampleRequest, "count", elem_id="generate-count")
-            temperature = widgets.slider(SampleRequest, "temperature", label="Temperature (higher: wilder)")
+            form.widget("count")
+            form.widget("temperature", label="Temperature (higher: wilder)")
             with gr.Row(elem_classes="compact-row"):
-                time_signature = gr.Dropdown(TIME_SIGNATURES, value="4/4", label="Time signature")
-                qpm = widgets.slider(SampleRequest, "qpm", label="Tempo (quarter notes per minute)")
-            sampler = gr.Radio([(label, key) for key, label in SAMPLERS.items()], value="bank", label="Sampler",
-                               info="where each melody's code comes from: near a corpus tune (the shape controls "
-                                    "work with this one), near your clips (learn them below), or the GAN and the "
-                                    "Gaussian, kept to compare",
-                               elem_id="generate-sampler")
+                form.widget("time_signature")
+                form.widget("qpm", label="Tempo (quarter notes per minute)")
+            sampler = form.widget("sampler", radio=True, info=form.declared["sampler"].help)
             with gr.Accordion("Shape (empty: free)", open=False, elem_id="generate-shape"):
                 with gr.Row(elem_classes="compact-row"):
-                    density = widgets.optional_number(SampleRequest, "notes_per_bar", "generate-density")
-                    span = widgets.optional_number(SampleRequest, "range_semitones", "generate-range")
+                    form.widget("notes_per_bar", elem_id="generate-density")
+                    form.widget("range_semitones", elem_id="generate-range")
                 with gr.Row(elem_classes="compact-row", equal_height=True):
-                    key = gr.Dropdown(GENERATE_KEYS, value="any", label="Key", elem_id="generate-key",
-                                      info="any, a mode, or one key")
-                    tonic = gr.Checkbox(False, label="Ends on the tonic", elem_id="generate-tonic")
+                    form.widget("key", info=form.declared["key"].help)
+                    form.widget("ends_on_tonic", elem_id="generate-tonic")
             with gr.Accordion("More like these: learn from your clips", open=False, elem_id="generate-style"):
                 clips = gr.File(file_count="multiple", label=f"{MIN_CLIPS}-{MAX_CLIPS} clips (MIDI, MusicXML, ABC)",
                                 file_types=UPLOAD_TYPES, type="filepath", height=120, elem_id="generate-clips")
                 learn = gr.Button("Learn their style", size="sm", elem_id="generate-learn")
                 style_info = gr.Markdown("No style learnt yet.", elem_id="generate-style-info")
                 style = gr.State(b"")
-            seed = widgets.seed_row()
-            soundfont = widgets.soundfont_dropdown(studio)
+            form.widget("seed")
+            form.widget("soundfont", choices=studio.soundfonts, value=studio.default_soundfont)
             go = gr.Button("Generate", variant="primary", elem_id="generate-go")
         with gr.Column(scale=3, min_width=480):
             status = gr.Markdown("New melodies appear here: press **Generate**.", elem_id="generate-status")
@@ -112,9 +110,8 @@ def build(studio: Studio, heavy: dict, clip_sources=()):
                                  object_fit="contain", elem_id="generate-gallery", elem_classes="rolls")
             add = gr.Button("Add the melody you clicked to my clips", size="sm", elem_id="generate-add-clip")
             wavs, folder, chosen = gr.State([]), gr.State(""), gr.State(-1)
-    go.click(functools.partial(generate_ui, studio),
-             [count, temperature, seed, time_signature, qpm, sampler, density, span, key, tonic, style, soundfont],
-             [status, audio, gallery, files, wavs, folder], api_visibility="private", **heavy
+    go.click(functools.partial(generate_ui, studio, form, style), form.inputs | {style},
+             [status, audio, gallery, files, wavs, folder], api_visibility="private", show_progress_on=status, **heavy
              ).success(lambda: -1, None, chosen, api_visibility="private", queue=False)
     # queued (not queue=False), so that their gr.Info toast reaches the page
     add.click(add_chosen, [clips, files, chosen], clips, api_visibility="private")

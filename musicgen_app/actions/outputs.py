@@ -12,11 +12,11 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import render, views
-from .io.midi import melody_to_midi
-from .io.score import melody_to_musicxml
-from .melody import Melody
-from .service import ContinueResult, InterpolateResult, SampleResult
+from .. import render, views
+from ..io.midi import melody_to_midi, sections_to_midi
+from ..io.score import melody_to_musicxml
+from ..melody import Melody
+from ..service.melody_service import ContinueResult, InterpolateResult, SampleResult
 
 ROLL_SIZE = (900, 220)
 GALLERY_ROLL_SIZE = (600, 200)  # piano rolls in galleries; the page's CSS gives their cells the same 3:1 shape
@@ -39,7 +39,7 @@ class ContinueFiles:
 
 @dataclass(frozen=True)
 class MorphFiles:
-    midi: Path  # all steps one after another
+    midi: Path  # all steps one after another, each in its own meter and key
     steps_zip: Path | None  # one MIDI per step
     audio: Path | None
     rolls: tuple[tuple[Path, str], ...]  # (piano roll, caption) per step
@@ -131,10 +131,17 @@ def step_names(n: int) -> list[str]:
     return ["A" if i == 0 else "B" if i == n - 1 else f"step {i}" for i in range(n)]
 
 
+def morph_midi(result: InterpolateResult, path: Path | None = None) -> bytes:
+    """The steps one after another as one MIDI file named after the morph, each step in its own
+    clip's meter, key and tempo (a DAW reads the changes at the steps' first ticks)."""
+    return sections_to_midi(result.clips, path, name=result.morph.name)
+
+
 def write_morph(result: InterpolateResult, midi: Path, *, steps_zip: Path | None = None, audio: Path | None = None,
                 rolls_dir: Path | None = None, soundfont: str | None = None) -> MorphFiles:
-    """The morph as one MIDI; optionally a zip of one MIDI per step, its audio, a piano roll per step."""
-    melody_to_midi(result.morph, midi)
+    """The morph as one MIDI (:func:`morph_midi`); optionally a zip of one MIDI per step, its audio, a
+    piano roll per step."""
+    morph_midi(result, midi)
     n = len(result.clips)
     names = step_names(n)
     if steps_zip is not None:

@@ -1,0 +1,108 @@
+"""From VAE codes to melodies, and the shapes of clips the VAE reads: what Interpolate and Generate
+share with training and evaluation (which decode codes the way the app does)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .. import tokens as tk
+from ..melody import Melody, estimate_key
+from ..models.code_bank import Attributes, CodeBank, Picked
+from ..models.style import StyleModel
+from ..models.vae import MelodyVAE
+
+MAX_CHUNKS = 4  # interpolation windows per clip: 16 bars of 4/4
+# Generate writes 4-bar phrases in every meter: a window holds 4 bars of any meter up to 4/4 (its
+# 5 1/3 bars of 3/4 or 8 of 2/4 are no phrase a musician asked for).
+GENERATE_BARS = 4
+PACE_GRID = 17  # points along the latent path decoded to measure how fast the melody changes
+
+
+def paced_ts(path, steps: int, grid: int = PACE_GRID) -> np.ndarray:
+    """Points 0 = t_0 < ... < t_{steps-1} = 1 along a latent path at which the decoded melody has
+    changed by equal amounts: ``path(us, 0.0)`` decodes (argmax) ``grid`` points, the tokens that
+    change between neighbours are counted, and the cumulative count is split evenly. Along a
+    straight slerp the change bunches in the middle (the first and last steps are near-copies of A
+    and B).
+    """
+    us = np.linspace(0, 1, grid)
+    rows = path([float(u) for u in us], 0.0)
+    change = [float(np.mean(x[:min(len(x), len(y))] != y[:min(len(x), len(y))])) for x, y in zip(rows, rows[1:])]
+    cum = np.concatenate([[0.0], np.cumsum(change)])
+    if cum[-1] <= 0:
+        return np.linspace(0, 1, steps)
+    cum = cum + us * 1e-9  # strictly increasing for the inverse below
+    return np.interp(np.linspace(0, cum[-1], steps), cum, us)
+
+
+@torch.inference_mode()
+def melodies_from_codes(vae: MelodyVAE, z: torch.Tensor, template: Melody, temperature: float,
+                        gen: torch.Generator, bias: torch.Tensor | None = None) -> list[Melody]:
+    """VAE codes (B, Z) -> melodies of GENERATE_BARS bars of ``template``'s meter (fewer, as many
+    whole bars as fit the window, for a meter whose 4 bars do not), each with its estimated key (the
+    model writes no key); ``bias`` as for MelodyVAE.generate."""
+    length = generated_steps(vae.config.window, template.bar_steps)
+    # Decoding is causal: the first ``length`` steps of a whole window, without decoding the rest.
+    feats = torch.from_numpy(tk.metric_features(length, template.time_signature, 0, template.steps_per_quarter))
+    out = []
+    for row in vae.generate(z, feats, temperature, gen, bias).numpy():
+        m = tk.decode(row[:length], template)
+        out.append(m.replace(key=estimate_key(m.notes)))
+    return out
+
+
+def generated_steps(window: int, bar_steps: int) -> int:
+    """Steps of a generated melody: GENERATE_BARS bars, or the whole bars that fit ``window``."""
+    return min(GENERATE_BARS * bar_steps, tk.whole_bars_steps(window, bar_steps))
+
+
+# Melodies decoded per melody asked when attributes are asked: the extra ones let select() drop
+# those whose decoding lost the asked key or ending (costs ~20 % more decoding time for 8).
+OVERSAMPLE = 2
+
+
+@torch.inference_mode()
+def bank_melodies(vae: MelodyVAE, bank: CodeBank, n: int, template: Melody, attrs: Attributes, temperature: float,
+                  gen: torch.Generator) -> tuple[list[Melody], torch.Tensor, Picked]:
+    """``n`` melodies from the corpus bank in ``template``'s meter meeting ``attrs`` as well as
+    decoding allows, their codes and the windows they grew from (as Generate makes them;
+    train_bank measures this)."""
+    drawn = n if attrs.free else OVERSAMPLE * n
+    z, picked = bank.sample(vae, drawn, gen, template.time_signature, attrs)
+    melodies = melodies_from_codes(vae, z, template, temperature, gen, bank.decoding_bias(picked))
+    if drawn == n:
+        return melodies, z, picked
+    keep = bank.select(melodies, attrs, n)
+    return [melodies[i] for i in keep], z[torch.from_numpy(keep)], picked.take(keep)
+
+
+@torch.inference_mode()
+def style_melodies(vae: MelodyVAE, style: StyleModel, n: int, template: Melody, temperature: float,
+                   gen: torch.Generator) -> tuple[list[Melody], torch.Tensor]:
+    """``n`` melodies "more like" the clips ``style`` was fitted to, the fewest copies of their bars
+    among OVERSAMPLE * n drawn, and their codes."""
+    z = style.sample(OVERSAMPLE * n, gen)
+    melodies = melodies_from_codes(vae, z, template, temperature, gen, style.decoding_bias(len(z)))
+    keep = style.select(melodies, n)
+    return [melodies[i] for i in keep], z[torch.from_numpy(keep)]
+
+
+def bar_aligned(m: Melody, notices: list[str], name: str) -> Melody:
+    """A clip with a pickup gets rests before it so that it starts on a bar line, as VAE windows do."""
+    if not m.pickup_steps:
+        return m
+    pad = m.bar_steps - m.pickup_steps
+    notices.append(f"Clip {name}'s pickup was placed in a full first bar (rests before it).")
+    return Melody(notes=(), total_steps=pad, **_meta(m)).concat(m.replace(pickup_steps=0))
+
+
+def _meta(m: Melody) -> dict:
+    return {"qpm": m.qpm, "time_signature": m.time_signature, "key": m.key, "program": m.program,
+            "steps_per_quarter": m.steps_per_quarter, "name": m.name}
+
+
+def fit_length(m: Melody, length: int) -> Melody:
+    if m.total_steps >= length:
+        return m.slice(0, length) if m.total_steps > length else m
+    return m.replace(total_steps=length)
