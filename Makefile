@@ -14,7 +14,7 @@ setup-test:
 	@scripts/setup.sh test
 
 test: setup-test lint
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=15 tests
 
 # Everything but the end-to-end and browser tests (which start the app): under a minute.
 test-fast: setup-test lint

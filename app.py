@@ -1,14 +1,18 @@
 """Start the melody studio: load the models once, build the page (musicgen_app/web/page.py), serve it.
 
-    python app.py [--host 127.0.0.1] [--port 7860] [--debug-model]
+    python app.py [--host 127.0.0.1] [--port 7860] [--debug-model] [--no-mcp]
 
-Environment: MUSICGEN_HOST, MUSICGEN_PORT, MUSICGEN_DEBUG_MODEL=1, MUSICGEN_CONCURRENCY, MUSICGEN_QUEUE_POLL_MS,
-MUSICGEN_TEMP_MAX_MB (the temp store's size cap, default 1024).
+The page is at http://HOST:PORT/, the HTTP API beside it, and the MCP server (the API's three actions
+as tools, streamable HTTP) at http://HOST:PORT/gradio_api/mcp/ unless --no-mcp.
+
+Environment: MUSICGEN_HOST, MUSICGEN_PORT, MUSICGEN_DEBUG_MODEL=1, MUSICGEN_MCP=0, MUSICGEN_CONCURRENCY,
+MUSICGEN_QUEUE_POLL_MS, MUSICGEN_TEMP_MAX_MB (the temp store's size cap, default 1024).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import signal
@@ -27,7 +31,12 @@ def main(argv=None) -> None:
     p.add_argument("--concurrency", type=int, default=int(env.get("MUSICGEN_CONCURRENCY", "2")))
     p.add_argument("--queue-poll-ms", type=float, default=float(env.get("MUSICGEN_QUEUE_POLL_MS", "10")),
                    help="how often Gradio's queue looks for work while it has none to start (its own: 1 ms)")
+    p.add_argument("--mcp", action=argparse.BooleanOptionalAction, default=env.get("MUSICGEN_MCP", "1") != "0",
+                   help="serve the API's actions as MCP tools at /gradio_api/mcp/ (default on; MUSICGEN_MCP=0: off)")
     args = p.parse_args(argv)
+    if args.mcp and importlib.util.find_spec("mcp") is None:
+        p.error("the MCP server needs the `mcp` package: run scripts/setup.sh (or pip install -r requirements.txt), "
+                "or start with --no-mcp")
     # Our own notes (a refused upload, a stopped parse) as one line each; libraries stay at warnings.
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("musicgen_app").setLevel(logging.INFO)
@@ -50,6 +59,7 @@ def main(argv=None) -> None:
     from musicgen_app.models import style
     from musicgen_app.service import MelodyService
     from musicgen_app.web import page
+    from musicgen_app.web.mcp_adapter import adapt_mcp_server
     from musicgen_app.web.queue_adapter import quieter_queue
 
     # One torch thread per request: sampling is a chain of small matrix products where a second
@@ -65,7 +75,10 @@ def main(argv=None) -> None:
     demo.queue(default_concurrency_limit=args.concurrency, max_size=256)
     quieter_queue(demo, args.queue_poll_ms / 1000)
     demo.launch(server_name=args.host, server_port=args.port, max_file_size=MAX_BYTES,
-                show_error=True, css=page.CSS, footer_links=["api"], run_history=False, ssr_mode=False)
+                show_error=True, css=page.CSS, footer_links=["api"], run_history=False, ssr_mode=False,
+                mcp_server=args.mcp, prevent_thread_lock=True)
+    adapt_mcp_server(demo, store.out)  # Gradio makes its MCP server in launch
+    demo.block_thread()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Re-measure the pitch guard's table (musicgen_app/pitch_guard.py) and print what it keeps.
+"""Re-measure the pitch guard's table (musicgen_app/service/pitch_guard.py) and print what it keeps.
 
     PYTHONPATH=. .venv/bin/python bench/eval_pitch_guard.py    # ~1 minute; needs data/corpus.npz, data/classical.npz
 

@@ -45,7 +45,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-from musicgen_app.service import decoding  # noqa: E402
 from musicgen_app import tokens as tk  # noqa: E402
 from musicgen_app.melody import Melody, estimate_key  # noqa: E402
 from musicgen_app.models import style as style_module  # noqa: E402
@@ -59,7 +58,13 @@ from musicgen_app.models.style import (  # noqa: E402
     rebarred,
     style_windows,
 )
-from musicgen_app.service import MelodyService, bank_melodies, melodies_from_codes, style_melodies  # noqa: E402
+from musicgen_app.service import (  # noqa: E402
+    MelodyService,
+    bank_melodies,
+    decoding,  # noqa: E402
+    melodies_from_codes,
+    style_melodies,
+)
 from musicgen_app.training import corpus  # noqa: E402
 from musicgen_app.training.stats import TARGETS, compare_bar_stats, compare_stats  # noqa: E402
 from musicgen_app.views import piano_roll_png, tile_sheet  # noqa: E402

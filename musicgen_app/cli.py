@@ -86,7 +86,8 @@ def _parser() -> tuple[argparse.ArgumentParser, dict]:
     r = sub.add_parser("render", help="play a melody through FluidSynth into an audio file")
     r.add_argument("input")
     r.add_argument("-o", "--output", required=True, help=".wav, .ogg or .flac")
-    r.add_argument("--soundfont", default=None, help="a name from the soundfonts list (default: the first)")
+    r.add_argument("--soundfont", default=None,
+                   help="a name from the soundfonts list (default: FluidR3_GM, else the font inside pretty_midi)")
     r.add_argument("--program", type=int, default=None, help="General MIDI program 0-127")
     r.add_argument("--track", type=int, default=None)
     return p, names
@@ -136,7 +137,7 @@ def cmd_interpolate(args, names) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     files = outputs.write_morph(result, out, steps_zip=Path(args.zip) if args.zip else None,
                                 audio=Path(args.wav) if args.wav else None, soundfont=req.soundfont or None)
-    print(f"wrote {files.midi} ({len(result.clips)} steps, {result.morph.num_bars:g} bars)")
+    print(f"wrote {files.midi} ({len(result.clips)} steps, {sum(c.num_bars for c in result.clips):g} bars)")
     _wrote(files.steps_zip, files.audio)
     _finish(result, files)
 

@@ -56,6 +56,10 @@ class RenderError(MusicgenError):
     """FluidSynth or the SoundFont is missing or failed."""
 
 
+class MusicXMLExportError(MusicgenError):
+    """The installed music21 no longer writes MusicXML the way io/score.py calls it."""
+
+
 class CheckpointError(MusicgenError):
     """A checkpoint file is missing, tampered, truncated or does not match the code."""
 

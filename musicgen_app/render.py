@@ -8,15 +8,16 @@ Design:
 
 * pyfluidsynth (import name ``fluidsynth``) is imported on first use, so the rest of the app works
   without libfluidsynth; a missing library raises :class:`RenderError` naming the apt package.
-* One synthesizer per (SoundFont, sample rate) per process, created lazily and kept: loading a font
-  costs 0.03-1.4 s. Each synth has its own lock and is reset before every render (see
-  ``_FontSynth.prime``), so users never hear each other's notes: rendering one melody twice in a
-  row gives identical samples, and with other renders in between the samples agree to within
-  float rounding (below -140 dB; FluidSynth's voice bookkeeping changes the order it sums in).
+* One synthesizer per (SoundFont, sample rate) per process, created lazily and kept: loading a
+  font takes longer than a render (large fonts far longer). Each synth has its own lock and is
+  reset before every render (see ``_FontSynth.prime``), so users never hear each other's notes:
+  rendering one melody twice in a row gives identical samples, and with other renders in between
+  the samples agree to within float rounding (|difference| <= 1e-6, -120 dB; FluidSynth's voice
+  bookkeeping changes the order it sums in).
 * No audio driver is started; we pull samples with ``fluid_synth_write_float`` and play the notes
   straight from the Melody, sending note-on/off between chunks at their sample positions.
 * FluidSynth's reverb and chorus are switched off: their modulated delay lines keep state that
-  ``system_reset`` does not clear, so with them on two renders of one melody differ (~-50 dB).
+  ``system_reset`` does not clear, so with them on two renders of one melody differ audibly.
   Identical output is worth more to us (tests, caching) than the room sound.
 
 FluidSynth applies events at the start of its next 64-sample block, so note timing is exact to
@@ -238,9 +239,10 @@ class _FontSynth:
 
         system_reset restores controllers and programs but leaves voices ringing; all_sounds_off
         then kills them (the other order does not). A voice slot also keeps a little state from
-        the last note it played (around -70 dB, enough to make two renders of one melody
-        differ), so the same chord of piano notes goes through every slot before each render.
-        Found by experiment with FluidSynth 2.3; tests/test_render.py checks it still holds.
+        the last note it played (quiet, but enough to make two renders of one melody differ), so
+        the same chord of piano notes goes through every slot before each render. This is how
+        FluidSynth behaves, not documented API: tests/test_render.py checks it for the installed
+        version.
         """
         synth = self.synth
         synth.system_reset()
@@ -339,7 +341,7 @@ def render(melody: Melody, soundfont: str | None = None, sample_rate: int = SAMP
         with font.lock:
             _play(font, melody, program, path, sample_rate, stereo)
     # Reverb is off, so the channels differ only by the preset's pan. (L + R) * 0.5 equals
-    # stereo.mean(axis=1) to the bit and takes 30 % less time.
+    # stereo.mean(axis=1) to the bit and is quicker.
     audio = (stereo[:, 0] + stereo[:, 1]) * np.float32(0.5)
     fade = min(total, int(_FADE_SECONDS * sample_rate))
     if fade:
@@ -478,8 +480,8 @@ def to_wav_bytes(audio: np.ndarray, sr: int) -> bytes:
     """16-bit PCM WAV, for download and playback.
 
     Written with numpy and the standard ``wave`` module: byte for byte what libsndfile writes
-    (scale by 2**15, round down, clip), about ten times faster, which a click writing four
-    20-second WAVs notices (56 -> 6 ms).
+    (scale by 2**15, round down, clip; tests/test_render.py compares them), without libsndfile's
+    per-call overhead, which a click writing several WAVs would notice.
     """
     buf = io.BytesIO()
     _write_wav(buf, _pcm16(audio, sr), sr)

@@ -173,11 +173,9 @@ class Flag(Setting):
     def _parse(self, name: str, value):
         if isinstance(value, bool):
             return value
-        text = str(value).strip().lower()
-        if text in ("true", "yes", "1", "on"):
-            return True
-        if text in ("false", "no", "0", "off"):
-            return False
+        text = str(value).strip().lower() if isinstance(value, str) else None
+        if text in ("true", "false"):
+            return text == "true"
         raise RequestError(f"{self.label} {_shown(value)} must be true or false.")
 
 

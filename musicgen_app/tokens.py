@@ -31,8 +31,8 @@ MIN_PITCH = PIANO_LOW
 MAX_PITCH = PIANO_HIGH
 NUM_CLASSES = MAX_PITCH - MIN_PITCH + 3  # 90
 MAX_BAR_STEPS = 32  # 8/4 at 4 steps per quarter; positions beyond are clipped
-MAX_BEAT_STEPS = 8
-MAX_BEATS = 16
+MAX_BEAT_STEPS = 8  # steps in one beat the position embedding tells apart; beyond are clipped
+MAX_BEATS = 16  # beats in one bar the position embedding tells apart; beyond are clipped
 
 
 def pitch_to_token(pitch: int) -> int:

@@ -2,15 +2,15 @@
 
     PYTHONPATH=. .venv/bin/python scripts/make_classical.py    # about 1.5 minutes on 2 cores
 
-The models were trained on folk tunes and Bach chorale soprano lines (musicgen_app/data.py); none of
-the works below is in that corpus. Each work's first part is read as data.py reads a corpus file
+The models were trained on folk tunes and Bach chorale soprano lines (musicgen_app/training/corpus.py); none of
+the works below is in that corpus. Each work's first part is read as corpus.py reads a corpus file
 (corpus.extract_file: the part's notes quantised to 16ths, chords reduced to their top note, tunes in
 a meter outside corpus.ACCEPTED_METERS or with meter changes skipped): the first violin of string
 quartets by Haydn, Mozart, Beethoven and Robert Schumann, the canto of Monteverdi's madrigals (book 4),
 the right hand of Clara Schumann's polonaises op. 1 and of Mozart's K. 545 (exposition), and a few
 single movements (C. P. E. Bach's H. 186, Schubert's and Verdi's voice). The list is
-fixed so the set does not change with music21's corpus; the file has data.py's layout, so
-``corpus.load_corpus("data/classical.npz")`` reads it (its train/valid/test field is data.py's hash split and
+fixed so the set does not change with music21's corpus; the file has the corpus cache's layout, so
+``corpus.load_corpus("data/classical.npz")`` reads it (its train/valid/test field is corpus.py's hash split and
 is not used: every melody is held out).
 """
 

@@ -7,8 +7,13 @@ roll, download the MIDI and parse it. A 1280x800 screenshot of each tab goes to 
 
 from __future__ import annotations
 
+import collections
+import io
+import math
 import os
 import re
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import mido
@@ -24,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = Path(os.environ.get("MUSICGEN_SCREENSHOT_DIR") or ROOT / "tests" / "out")
 if not DOCS.is_absolute():
     DOCS = ROOT / DOCS
+OUT = ROOT / "tests" / "out"  # screenshots only for looking at
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--disable-quic", "--no-first-run"]
@@ -44,6 +50,7 @@ def browser():
 
 @pytest.fixture
 def page(browser, app_server):
+    OUT.mkdir(parents=True, exist_ok=True)
     ctx = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
     pg = ctx.new_page()
     pg.set_default_timeout(WAIT_MS)
@@ -158,9 +165,10 @@ def test_interpolate_two_examples(page):
     page.wait_for_selector("#interpolate-audio audio, #interpolate-audio [data-testid=download-link]")
     page.wait_for_selector("#interpolate-gallery img")
     assert page.locator("#interpolate-gallery img").count() >= 7
-    morph = _download(page, "#interpolate-files a[download$='.mid']")
-    meter, notes = _meter_and_notes(morph)
-    assert meter == (4, 4) and notes > 0  # clip A's (the chorale's) meter
+    morph = mido.MidiFile(_download(page, "#interpolate-files a[download$='.mid']"))
+    meters = [(m.numerator, m.denominator) for t in morph.tracks for m in t if m.type == "time_signature"]
+    assert meters[0] == (4, 4) and meters[-1] == (2, 4)  # from clip A's (the chorale's) meter to B's (the folk tune's)
+    assert any(m.type == "note_on" and m.velocity for t in morph.tracks for m in t)
     _screenshot(page, DOCS / "screenshot-interpolate.png")
 
 
@@ -223,3 +231,402 @@ def test_more_like_this_rewrites_toward_a_variation_and_every_player_fills(page)
         page.wait_for_selector(f"#variation-{v}-audio [data-testid=download-link]")
     meter, notes = _meter_and_notes(_download(page, "#variation-1-cont"))
     assert meter == (2, 4) and notes > 0  # the folk tune the page starts with
+
+
+# -- every control of every tab, from a fresh page ---------------------------------------------------
+# Each test below starts from a fresh page, sets the tab's controls as a musician would, runs the
+# action and checks that the result obeys each control (the downloaded files read with mido).
+
+TYPED = "4/4 c4 d e f g2 g"
+C_MAJOR = {0, 2, 4, 5, 7, 9, 11}
+PITCH_CLASSES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+JIG = ROOT / "tests" / "data" / "jig-6-8.mid"
+
+
+@dataclass
+class Midi:
+    """What a downloaded MIDI file says, in quarter notes."""
+
+    notes: list  # (onset, pitch, duration), by onset
+    meters: list  # (numerator, denominator) in file order
+    tempos: list  # quarter notes per minute, in file order
+    programs: list
+    end: float  # the last note's end
+
+    @property
+    def bars(self) -> float:
+        num, den = self.meters[-1]
+        return self.end / (num * 4 / den)
+
+
+def _midi(source) -> Midi:
+    """``source``: a path, or the file's bytes."""
+    mid = mido.MidiFile(file=io.BytesIO(source)) if isinstance(source, bytes) else mido.MidiFile(source)
+    tpq = mid.ticks_per_beat
+    notes, meters, tempos, programs, sounding, t = [], [], [], [], {}, 0
+    for msg in mido.merge_tracks(mid.tracks):
+        t += msg.time
+        if msg.type == "time_signature":
+            meters.append((msg.numerator, msg.denominator))
+        elif msg.type == "set_tempo":
+            tempos.append(round(mido.tempo2bpm(msg.tempo), 1))
+        elif msg.type == "program_change":
+            programs.append(msg.program)
+        elif msg.type == "note_on" and msg.velocity > 0:
+            sounding[msg.note] = t
+        elif msg.type in ("note_off", "note_on") and msg.note in sounding:
+            start = sounding.pop(msg.note)
+            notes.append((start / tpq, msg.note, (t - start) / tpq))
+    notes.sort()
+    return Midi(notes, meters, tempos, programs, max((s + d for s, _, d in notes), default=0.0))
+
+
+def _fresh(page, tab: str | None = None):
+    """The page as it first loads (no toast, nothing run), on ``tab``."""
+    if tab:
+        page.get_by_role("tab", name=tab).click()
+    assert page.locator("[data-testid=toast-body]").count() == 0
+
+
+def _type(page, elem_id: str, text: str) -> None:
+    box = page.locator(f"#{elem_id} textarea, #{elem_id} input[type=text]").first
+    box.fill(text)
+    assert box.input_value() == text
+
+
+def _slide(page, elem_id: str, value: float) -> None:
+    """A slider's number box, typed and confirmed; the slider moves to it."""
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+    page.wait_for_function("([id, v]) => Number(document.querySelector(`#${id} input[type=range]`).value) === v",
+                           arg=[elem_id, value])
+
+
+def _choose(page, elem_id: str, option: str) -> None:
+    """Open a dropdown, narrow it by typing, click the option."""
+    box = page.locator(f"#{elem_id} input[role=combobox]")
+    box.click()
+    box.fill(option)
+    page.locator(f"#{elem_id} [role=option][aria-label=\"{option}\"]").click()
+    assert box.input_value() == option
+
+
+def _radio(page, elem_id: str, value: str) -> None:
+    page.locator(f"#{elem_id} input[type=radio][value=\"{value}\"]").check()
+
+
+def _attr(page, selector: str, attr: str) -> str | None:
+    return page.evaluate("([s, a]) => { const e = document.querySelector(s); return e ? e.getAttribute(a) : null; }",
+                         [selector, attr])
+
+
+def _press(page, button: str, result: str, attr: str = "src") -> None:
+    """Click ``button`` and wait for a new ``result`` (an image whose src changes with each run, as
+    each run writes its own folder), so two runs with the same seed and status are told apart.
+    Fails on an error or warning toast instead of waiting for the timeout."""
+    old = _attr(page, result, attr)
+    page.click(button)
+    page.wait_for_function(
+        "([s, a, old]) => { const e = document.querySelector(s);"
+        " const bad = document.querySelector('[data-testid=toast-body].error, [data-testid=toast-body].warning');"
+        " return bad || (e && e.getAttribute(a) && e.getAttribute(a) !== old); }", arg=[result, attr, old])
+    _no_refusal(page)
+
+
+def _close_toasts(page) -> None:
+    for close in page.locator("[data-testid=toast-close]").all():
+        close.click()
+    page.wait_for_function("() => !document.querySelector('[data-testid=toast-body]')")
+
+
+def _no_refusal(page) -> None:
+    toasts = page.locator("[data-testid=toast-body].error, [data-testid=toast-body].warning")
+    assert toasts.count() == 0, toasts.first.inner_text()
+
+
+def _seed_shown(page, status: str, seed: int) -> None:
+    assert f"Seed used: {seed}" in page.inner_text(status)
+
+
+def _downloads(page, files: str, suffix: str) -> list[Path]:
+    """Every file of a gr.File list that ends with ``suffix``, downloaded by clicking its link."""
+    links = page.locator(f"{files} a[download$='{suffix}']")
+    return [_download_nth(page, links, i) for i in range(links.count())]
+
+
+def _download_nth(page, links, i: int) -> Path:
+    with page.expect_download() as info:
+        links.nth(i).click()
+    return Path(info.value.path())
+
+
+def test_continue_every_control_from_a_fresh_page(page):
+    _fresh(page)
+    # the example picker and the track picker of a file with several tracks (no model involved)
+    _choose(page, "continue-example", "Multitrack (bass, fiddle, drums)")
+    page.wait_for_selector("#continue-info >> text=Multitrack")
+    track = page.locator("#continue-track input[role=combobox]")
+    track.wait_for()
+    before = track.input_value()
+    track.click()
+    other = page.locator("#continue-track [role=option][aria-selected=false]").first
+    other_label = other.get_attribute("aria-label")
+    other.click()
+    page.wait_for_function("t => document.querySelector('#continue-info').innerText.includes(t)",
+                           arg=other_label.split(":")[0] if ":" in other_label else other_label)
+    assert track.input_value() == other_label != before
+
+    # typed notes, without "Use these notes"
+    page.click("#continue-tab-type-button")
+    _type(page, "continue-text", TYPED)
+    _slide(page, "continue-bars", 2)
+    _slide(page, "continue-variations", 2)
+    _slide(page, "continue-temperature", 0.8)
+    _type(page, "continue-seed", "1234")
+    _choose(page, "continue-key-lock", "C major")
+    _choose(page, "continue-ending", "tonic")
+    _slide(page, "continue-stay-close", 0.9)
+    _choose(page, "continue-program", "40: Violin")
+    _choose(page, "continue-soundfont", "TimGM6mb")
+    _press(page, "#continue-go", "#variation-1-roll img")
+    _seed_shown(page, "#continue-status", 1234)
+    assert page.inner_text("#continue-info").startswith("Typed notes")
+    assert [page.locator(f"#variation-{v}").first.is_visible() for v in (1, 2, 3)] == [True, True, False]
+    assert "could not end as asked" not in page.inner_text("#variation-1-audio")
+
+    whole = _midi(_download(page, "#variation-1-midi"))
+    typed = [(0, 60, 1), (1, 62, 1), (2, 64, 1), (3, 65, 1), (4, 67, 2), (6, 67, 2)]
+    assert whole.notes[:6] == typed, whole.notes[:8]  # the continuation starts with the typed notes
+    assert whole.programs and set(whole.programs) == {40}  # Instrument: 40 Violin
+    new_path = _download(page, "#variation-1-cont")
+    new = _midi(new_path)
+    assert new.meters[-1] == (4, 4) and 1 < new.bars <= 2  # Bars: 2, in the typed 4/4
+    assert {p % 12 for _, p, _ in new.notes} <= C_MAJOR  # Key lock: C major, no accidentals
+    assert new.notes[-1][1] % 12 == 0  # End on: the tonic of the key in force, the locked C major
+    assert set(new.programs) == {40}
+    wav_tim = _download(page, "#variation-1-wav").read_bytes()
+    assert wav_tim[:4] == b"RIFF"
+
+    # the same seed again: the same music; another SoundFont: the same MIDI, other sound
+    first_midi = _download(page, "#variation-1-midi").read_bytes()
+    _choose(page, "continue-soundfont", "FluidR3_GM")
+    _press(page, "#continue-go", "#variation-1-roll img")
+    _seed_shown(page, "#continue-status", 1234)
+    assert _download(page, "#variation-1-midi").read_bytes() == first_midi
+    assert _download(page, "#variation-1-wav").read_bytes() != wav_tim
+    # Stay close and Temperature reach the model: another value, other music from the same seed
+    _slide(page, "continue-stay-close", 0.0)
+    _press(page, "#continue-go", "#variation-1-roll img")
+    assert _download(page, "#variation-1-midi").read_bytes() != first_midi
+    _slide(page, "continue-stay-close", 0.9)
+    _slide(page, "continue-temperature", 1.6)
+    _press(page, "#continue-go", "#variation-1-roll img")
+    assert _download(page, "#variation-1-midi").read_bytes() != first_midi
+    _slide(page, "continue-temperature", 0.8)
+
+    # More like this: new variations drawn toward variation 2, same bars, same settings
+    page.wait_for_selector("#variation-2-roll img")
+    _press(page, "#variation-2-like", "#variation-1-roll img")
+    page.wait_for_selector("#continue-status >> text=More like variation 2")
+    like = _midi(_download(page, "#variation-1-cont"))
+    assert 1 < like.bars <= 2 and {p % 12 for _, p, _ in like.notes} <= C_MAJOR and set(like.programs) == {40}
+    assert [page.locator(f"#variation-{v}").first.is_visible() for v in (1, 2, 3)] == [True, True, False]
+
+    # the score and its MusicXML (the second pass)
+    page.locator("#variation-1").first.get_by_text("Score", exact=True).click()
+    page.wait_for_selector("#variation-1-score svg")
+    page.wait_for_selector("#variation-2-score svg", state="attached")  # in its closed accordion
+    assert b"<score-partwise" in _download(page, "#variation-1-xml").read_bytes()
+
+    # Add to my clips: the new bars go to Generate > More like these
+    page.click("#variation-1-add-clip")
+    page.wait_for_selector("text=Added variation 1's new bars to your clips")
+
+    # Continue from this, then Undo
+    page.click("#variation-1-chain")
+    page.wait_for_selector("#continue-info >> text=Variation 1 of Typed notes")
+    page.click("#continue-undo")
+    page.wait_for_function("() => document.querySelector('#continue-info').innerText.startsWith('Typed notes')")
+    page.locator("#variation-1-score").first.scroll_into_view_if_needed()
+    _screenshot(page, OUT / "every-control-continue.png")
+    _no_refusal(page)
+    page.get_by_role("tab", name="Generate").click()
+    page.locator("#generate-style").first.get_by_text("More like these", exact=False).first.click()
+    page.wait_for_selector("#generate-clips >> text=continuation")
+
+
+def test_interpolate_every_control_from_a_fresh_page(page):
+    _fresh(page, "Interpolate")
+    _choose(page, "clip-a-example", "Jig (6/8, MIDI)")
+    page.wait_for_selector("#clip-a-info >> text=Jig (6/8, MIDI)")
+    page.click("#clip-b-tab-upload-button")
+    page.locator("#clip-b-upload input[type=file]").set_input_files(str(WALTZ))
+    page.wait_for_selector("#clip-b-info >> text=waltz_3-4.mid")
+    _slide(page, "interpolate-steps", 5)
+    _slide(page, "interpolate-temperature", 0.5)
+    _radio(page, "interpolate-pacing", "linear")
+    _type(page, "interpolate-seed", "77")
+    _choose(page, "interpolate-soundfont", "TimGM6mb")
+    _press(page, "#interpolate-go", "#interpolate-gallery img")
+    _seed_shown(page, "#interpolate-status", 77)
+    assert "5 clips from Jig (6/8, MIDI) (A) to waltz_3-4.mid (B)" in page.inner_text("#interpolate-status")
+    assert page.locator("#interpolate-gallery img").count() == 5  # Steps: 5
+    captions = page.locator("#interpolate-gallery .caption-label").all_inner_texts()
+    assert captions[0].startswith("1/5") and captions[-1].startswith("5/5"), captions
+    page.wait_for_selector("#interpolate-audio audio, #interpolate-audio [data-testid=download-link]")
+    linear = _download(page, "#interpolate-files a[download$='.mid']").read_bytes()
+    morph = _midi(linear)
+    assert morph.meters[0] == (6, 8) and morph.meters[-1] == (3, 4)  # from the jig (A) to the waltz (B)
+    with zipfile.ZipFile(_download(page, "#interpolate-files a[download$='.zip']")) as zf:
+        assert len([n for n in zf.namelist() if n.endswith(".mid")]) == 5
+    _screenshot(page, OUT / "every-control-interpolate.png")
+
+    # Pacing reaches the morph: even steps instead of equal latent distance, the same seed
+    _radio(page, "interpolate-pacing", "even")
+    _press(page, "#interpolate-go", "#interpolate-gallery img")
+    assert _download(page, "#interpolate-files a[download$='.mid']").read_bytes() != linear
+    # Temperature 0 is the likeliest notes: another seed gives the same morph; the SoundFont changes the sound
+    _slide(page, "interpolate-temperature", 0)
+    _press(page, "#interpolate-go", "#interpolate-gallery img")
+    cold = _download(page, "#interpolate-files a[download$='.mid']").read_bytes()
+    wav_tim = _audio(page, "#interpolate-audio")
+    _type(page, "interpolate-seed", "78")
+    _choose(page, "interpolate-soundfont", "FluidR3_GM")
+    _press(page, "#interpolate-go", "#interpolate-gallery img")
+    _seed_shown(page, "#interpolate-status", 78)
+    assert _download(page, "#interpolate-files a[download$='.mid']").read_bytes() == cold
+    assert _audio(page, "#interpolate-audio") != wav_tim
+
+
+def _audio(page, elem: str) -> bytes:
+    """The bytes of the audio player's file (its download link)."""
+    return page.request.get(page.locator(f"{elem} a[href]").first.get_attribute("href")).body()
+
+
+def test_generate_shape_from_a_fresh_page(page):
+    _fresh(page, "Generate")
+    page.locator("#generate-shape").get_by_text("Shape (empty: free)").click()
+    for box in ("generate-density", "generate-range"):
+        field = page.locator(f"#{box} textarea, #{box} input").first
+        field.wait_for()
+        assert field.input_value() == "" and field.get_attribute("placeholder") == "free"
+        border = field.evaluate("e => getComputedStyle(e.closest('label') || e).borderColor + ' ' + "
+                                "getComputedStyle(e).borderColor + ' ' + getComputedStyle(e).outlineColor")
+        assert "rgb(239, 68, 68)" not in border and "rgb(220, 38, 38)" not in border, border
+        assert field.get_attribute("aria-invalid") != "true"
+    assert page.locator("#generate-key input[role=combobox]").input_value() == "any"
+    assert not page.locator("#generate-tonic input[type=checkbox]").is_checked()
+
+    # Key alone
+    _choose(page, "generate-key", "D minor")
+    _type(page, "generate-seed", "21")
+    _press(page, "#generate-go", "#generate-gallery img")
+    _seed_shown(page, "#generate-status", 21)
+    assert page.locator("#generate-gallery img").count() == 4
+    melodies = [_midi(p) for p in _downloads(page, "#generate-files", ".mid")]
+    assert len(melodies) == 4
+    # D minor, estimated from the notes and robust to a melody that strays: D is one of the two
+    # commonest pitch classes, F and B-flat (its third and sixth) outnumber F-sharp and B natural
+    # (D major's, D dorian's), and most rolls are captioned D minor (the key the page estimates)
+    pcs = collections.Counter(p % 12 for m in melodies for _, p, _ in m.notes)
+    assert 2 in [pc for pc, _ in pcs.most_common(2)], pcs
+    assert pcs[5] > pcs[6] and pcs[10] > pcs[11], pcs
+    captions = page.locator("#generate-gallery .caption-label").all_inner_texts()
+    assert sum(c.endswith("· D minor") for c in captions) >= 3, captions
+
+    # Notes per bar alone: sparse, then dense
+    _choose(page, "generate-key", "any")
+    densities = {}
+    for per_bar in ("2", "8"):
+        _type(page, "generate-density", per_bar)
+        _press(page, "#generate-go", "#generate-gallery img")
+        got = [_midi(p) for p in _downloads(page, "#generate-files", ".mid")]
+        densities[per_bar] = sum(len(m.notes) for m in got) / sum(math.ceil(m.bars - 0.01) for m in got)
+    assert 1 <= densities["2"] <= 3.5 and 5.5 <= densities["8"] <= 10.5, densities
+
+    # Ends on the tonic alone: each melody's last note is the tonic of the key its roll is captioned with
+    _type(page, "generate-density", "")
+    page.locator("#generate-tonic input[type=checkbox]").check()
+    _press(page, "#generate-go", "#generate-gallery img")
+    captions = page.locator("#generate-gallery .caption-label").all_inner_texts()
+    ends = []
+    for caption, path in zip(captions, _downloads(page, "#generate-files", ".mid"), strict=True):
+        name = re.search(r"· ([A-G][#b]?) (major|minor)$", caption).group(1)
+        tonic = PITCH_CLASSES[name[0]] + {"#": 1, "b": -1}.get(name[1:], 0)
+        ends.append(_midi(path).notes[-1][1] % 12 == tonic % 12)
+    assert sum(ends) >= 3, (captions, ends)  # a model's control, not a rule: 3 of 4 (by chance: 1 in 7 each)
+    _screenshot(page, OUT / "every-control-generate-shape.png")
+
+
+def test_generate_every_setting_and_sampler_from_a_fresh_page(page):
+    _fresh(page, "Generate")
+    _slide(page, "generate-count", 3)
+    _slide(page, "generate-temperature", 0.9)
+    _choose(page, "generate-time-signature", "3/4")
+    _slide(page, "generate-qpm", 90)
+    _type(page, "generate-seed", "5")
+    _choose(page, "generate-soundfont", "TimGM6mb")
+    made = {}
+    for sampler in ("bank", "gan", "gaussian"):  # "style" needs clips: see the More like these tests
+        _radio(page, "generate-sampler", sampler)
+        _press(page, "#generate-go", "#generate-gallery img")
+        _seed_shown(page, "#generate-status", 5)
+        assert page.locator("#generate-gallery img").count() == 3  # How many: 3
+        paths = _downloads(page, "#generate-files", ".mid")
+        assert len(paths) == 3 and page.locator("#generate-files a[download$='.zip']").count() == 1
+        for path in paths:
+            m = _midi(path)
+            assert m.meters == [(3, 4)] and m.tempos == [90.0] and m.notes, (sampler, m.meters, m.tempos)
+        made[sampler] = paths[0].read_bytes()
+    assert len(set(made.values())) == 3  # each sampler writes its own melodies
+
+    # the same seed: the same melodies; another SoundFont: the same MIDI, other sound
+    wav_tim = _audio(page, "#generate-audio")
+    _choose(page, "generate-soundfont", "FluidR3_GM")
+    _press(page, "#generate-go", "#generate-gallery img")
+    assert _download(page, "#generate-files a[download$='.mid']").read_bytes() == made["gaussian"]
+    assert _audio(page, "#generate-audio") != wav_tim
+    # Temperature reaches the sampler
+    _slide(page, "generate-temperature", 1.8)
+    _press(page, "#generate-go", "#generate-gallery img")
+    assert _download(page, "#generate-files a[download$='.mid']").read_bytes() != made["gaussian"]
+    _screenshot(page, OUT / "every-control-generate.png")
+
+    # the clicked melody goes to my clips
+    page.locator("#generate-gallery img").nth(2).click()
+    page.click("#generate-add-clip")
+    page.wait_for_selector("text=Added melody 3 to your clips")
+    page.locator("#generate-style").first.get_by_text("More like these", exact=False).first.click()
+    page.wait_for_selector("#generate-clips >> text=melody-03")
+
+
+def test_a_refused_generate_keeps_what_the_page_showed(page):
+    _fresh(page, "Generate")
+    _press(page, "#generate-go", "#generate-gallery img")
+    rolls = [img.get_attribute("src") for img in page.locator("#generate-gallery img").all()]
+    sound = page.locator("#generate-audio a[href]").first.get_attribute("href")
+    files = page.locator("#generate-files a[download]").evaluate_all("links => links.map(a => a.href)")
+    assert len(rolls) == 4 and sound and len(files) == 5
+    page.locator("#generate-shape").get_by_text("Shape (empty: free)").click()
+    for change, says in ((lambda: _type(page, "generate-density", "99"), "Notes per bar 99"),
+                         (lambda: (_type(page, "generate-density", ""), _choose(page, "generate-key", "D minor"),
+                                   _radio(page, "generate-sampler", "gan")), "no shape controls")):
+        change()
+        page.click("#generate-go")
+        page.wait_for_selector(f"#generate-status >> text={says}")  # the status says what to change
+        assert "choose" in page.inner_text("#generate-status")
+        page.wait_for_selector(f"[data-testid=toast-body] >> text={says}")  # and so does a toast
+        page.wait_for_timeout(500)  # anything the refusal would still change
+        assert [img.get_attribute("src") for img in page.locator("#generate-gallery img").all()] == rolls
+        assert page.locator("#generate-audio a[href]").first.get_attribute("href") == sound
+        assert page.locator("#generate-files a[download]").evaluate_all("links => links.map(a => a.href)") == files
+        for shown in ("#generate-gallery", "#generate-audio", "#generate-files", "#generate-status"):
+            assert not page.locator(f"{shown} [data-testid=status-tracker].error").count(), shown
+            assert "Error" not in page.inner_text(shown), shown
+    _screenshot(page, OUT / "refused-generate.png")
+    _close_toasts(page)
+    # and the page still works: choose the corpus sampler again
+    _radio(page, "generate-sampler", "bank")
+    _press(page, "#generate-go", "#generate-gallery img")
+    assert "D minor" in page.locator("#generate-gallery .caption-label").first.inner_text()

@@ -195,7 +195,7 @@ def test_generate_uses_the_bank_and_its_controls():
         svc.sample(SampleRequest(count=1, sampler="gan", key="minor"))
     with pytest.raises(RequestError, match="Ends on the tonic"):
         svc.sample(SampleRequest(count=1, ends_on_tonic="yes"))
-    with pytest.raises(RequestError, match=r"notes_per_bar = 40 is out of range.*leave it empty"):
+    with pytest.raises(RequestError, match=r"Notes per bar 40 is out of range.*leave it empty"):
         svc.sample(SampleRequest(count=1, notes_per_bar=40))
 
 

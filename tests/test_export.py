@@ -236,3 +236,165 @@ def test_a_named_track_of_an_upload_keeps_its_name(data_dir):
     assert m.part_name == "Flute"
     mid = mido.MidiFile(file=io.BytesIO(melody_to_midi(m)))
     assert meta(mid.tracks[1], "track_name")[0].name == "Flute"
+
+
+# -- several sections in one MIDI file (a morph's steps) -------------------------------------------
+def conductor(data: bytes) -> dict[str, list]:
+    """The conductor track's meter, key and tempo events as (tick, value)."""
+    track = mido.MidiFile(file=io.BytesIO(data)).tracks[0]
+    events = {"time_signature": [], "key_signature": [], "set_tempo": []}
+    for tick, msg in absolute(track):
+        if msg.type == "time_signature":
+            events[msg.type].append((tick, (msg.numerator, msg.denominator)))
+        elif msg.type == "key_signature":
+            events[msg.type].append((tick, msg.key))
+        elif msg.type == "set_tempo":
+            events[msg.type].append((tick, round(mido.tempo2bpm(msg.tempo), 2)))
+    return events
+
+
+def two_bars(ts, qpm, key, pitch=62):
+    bar = Melody(notes=(), time_signature=ts).bar_steps
+    notes = tuple(Note(s, pitch + (s // 2) % 5, 2) for s in range(0, 2 * bar, 2))
+    return Melody(notes=notes, total_steps=2 * bar, qpm=qpm, time_signature=ts, key=key)
+
+
+def test_sections_change_meter_key_and_tempo_at_their_first_ticks():
+    from musicgen_app.io.midi import sections_to_midi
+
+    waltz = two_bars((3, 4), 96, Key(2, "major"))
+    jig = two_bars((6, 8), 120, Key(7, "major"), pitch=67)
+    data = sections_to_midi([waltz, waltz, jig, jig], name="Waltz to jig")
+    turn = 2 * waltz.total_steps * PPQ // 4  # the first jig's first tick
+    ev = conductor(data)
+    assert ev["time_signature"] == [(0, (3, 4)), (turn, (6, 8))]  # none repeated where nothing changes
+    assert ev["key_signature"] == [(0, "D"), (turn, "G")]
+    assert ev["set_tempo"] == [(0, 96), (turn, 120)]
+    mid = mido.MidiFile(file=io.BytesIO(data))
+    assert (mid.type, mid.ticks_per_beat) == (1, 480)
+    assert meta(mid.tracks[0], "track_name")[0].name == "Waltz to jig"
+    assert meta(mid.tracks[1], "track_name")[0].name == "Waltz to jig"
+    ons = [t for t, m in absolute(mid.tracks[1]) if m.type == "note_on"]
+    assert ons[len(waltz.notes) * 2] == turn and len(ons) == 2 * len(waltz.notes) + 2 * len(jig.notes)
+    assert sum(m.time for m in mid.tracks[1]) == turn + 2 * jig.total_steps * PPQ // 4
+    # read back: the first section's meter and tempo, the changes reported
+    back, report = midi_to_melody(data)
+    assert back.time_signature == (3, 4) and back.qpm == 96
+    assert any("6/8" in n for n in report.notices) and any("120" in n for n in report.notices)
+
+
+def test_sections_that_change_nothing_are_the_concatenated_melody():
+    from musicgen_app.io.midi import sections_to_midi
+
+    a, b = two_bars((4, 4), 90, Key(9, "minor")), two_bars((4, 4), 90, Key(9, "minor"), pitch=57)
+    assert sections_to_midi([TUNE]) == melody_to_midi(TUNE)
+    assert sections_to_midi([a, b], name="A to B") == melody_to_midi(a.concat(b).replace(name="A to B"))
+    with pytest.raises(MelodyError, match="at least one section"):
+        sections_to_midi([])
+
+
+def test_a_later_section_with_a_pickup_opens_with_its_pickup_meter():
+    from musicgen_app.io.midi import sections_to_midi
+
+    a = two_bars((4, 4), 100, Key())
+    b = Melody(notes=(Note(0, 67, 4), Note(4, 72, 12)), total_steps=16, time_signature=(3, 4), pickup_steps=4)
+    ev = conductor(sections_to_midi([a, b]))
+    assert ev["time_signature"] == [(0, (4, 4)), (3840, (1, 4)), (3840 + 480, (3, 4))]
+
+
+def test_the_morph_file_follows_each_steps_meter_and_key(tmp_path):
+    """Waltz (3/4, 96 qpm, D major) to jig (6/8, G major): morph.mid changes meter and key where the
+    steps do, so a DAW's bar lines and key follow them; the steps play at clip A's tempo."""
+    from musicgen_app.actions.outputs import write_morph
+    from musicgen_app.io.examples import example_path
+    from musicgen_app.service import InterpolateRequest, MelodyService
+
+    waltz = load_melody(example_path("Waltz (3/4, MIDI)")).melody.replace(qpm=96)
+    jig = load_melody(example_path("Jig (6/8, MIDI)")).melody
+    result = MelodyService.debug().interpolate(InterpolateRequest(waltz, jig, steps=5, seed=2, pacing="linear"))
+    assert [c.time_signature for c in result.clips] == [(3, 4), (3, 4), (6, 8), (6, 8), (6, 8)]
+    assert any("from 3/4 to 6/8 at step 3 of 5" in n for n in result.notices)
+    files = write_morph(result, tmp_path / "morph.mid")
+    starts = [sum(c.total_steps for c in result.clips[:i]) * PPQ // 4 for i in range(len(result.clips))]
+    ev = conductor(files.midi.read_bytes())
+    assert ev["time_signature"] == [(0, (3, 4)), (starts[2], (6, 8))]
+    assert ev["key_signature"] == [(0, "D"), (starts[2], "G")]
+    assert ev["set_tempo"] == [(0, 96)]
+    mid = mido.MidiFile(files.midi)
+    assert (mid.type, mid.ticks_per_beat) == (1, 480)
+    assert meta(mid.tracks[0], "track_name")[0].name == result.morph.name
+    ons = [t for t, m in absolute(mid.tracks[1]) if m.type == "note_on"]
+    assert ons == [starts[i] + n.start * PPQ // 4 for i, c in enumerate(result.clips) for n in c.notes]
+
+
+# -- MusicXML: tempo mark, metadata, the music21 exporter ---------------------------------------------
+def musicxml_tree(melody):
+    import xml.etree.ElementTree as ET
+
+    data = melody_to_musicxml(melody)
+    _, tag, body = data.partition(b"<score-partwise")  # ElementTree reads no DOCTYPE
+    return data, ET.fromstring(tag + body)
+
+
+@pytest.mark.parametrize("ts, qpm, unit, dots, shown", [
+    ((6, 8), 120, "quarter", 1, "80"), ((9, 8), 120, "quarter", 1, "80"), ((12, 8), 90, "quarter", 1, "60"),
+    ((6, 8), 100, "quarter", 1, "66.67"), ((3, 4), 120, "quarter", 0, "120"), ((3, 8), 120, "quarter", 0, "120"),
+])
+def test_the_tempo_mark_counts_the_felt_beat(ts, qpm, unit, dots, shown):
+    m = Melody(notes=(Note(0, 60, 4),), total_steps=ts[0] * 16 // ts[1], time_signature=ts, qpm=qpm)
+    _, root = musicxml_tree(m)
+    metronome = root.find(".//direction/direction-type/metronome")
+    assert metronome.findtext("beat-unit") == unit
+    assert len(metronome.findall("beat-unit-dot")) == dots
+    assert metronome.findtext("per-minute") == shown
+    assert float(root.find(".//direction/sound").get("tempo")) == qpm  # playback: quarters a minute
+    score = m21.converter.parseData(melody_to_musicxml(m), format="musicxml")
+    mark = score.flatten().getElementsByClass(m21.tempo.MetronomeMark)[0]
+    assert mark.referent.quarterLength == (1.5 if dots else 1.0)
+    assert musicxml_to_melody(melody_to_musicxml(m))[0].qpm == qpm  # the exact tempo comes back
+
+
+@pytest.mark.parametrize("name", ["Battle the Cash", ""])
+def test_musicxml_names_no_library_defaults(name):
+    m = Melody(notes=(Note(0, 60, 4),), total_steps=16, name=name)
+    data, root = musicxml_tree(m)
+    assert b"music21" not in data.lower()
+    assert root.findall("identification/creator") == []
+    if name:
+        assert root.findtext("work/work-title") == root.findtext("movement-title") == name
+    else:
+        assert root.find("work") is None and root.find("movement-title") is None
+    score = m21.converter.parseData(data, format="musicxml")
+    assert score.metadata.composer is None
+    assert musicxml_to_melody(data)[0].name == name
+
+
+def test_the_musicxml_exporter_is_where_score_to_musicxml_expects_it():
+    """score_to_musicxml wraps music21's MusicXML exporter, which music21 does not document as public
+    API: this fails first when a music21 update moves or changes it."""
+    from music21.musicxml import m21ToXml
+
+    from musicgen_app.io.score import score_to_musicxml
+
+    assert callable(getattr(m21ToXml, "GeneralObjectExporter", None))
+    score = melody_to_stream(TUNE)
+    assert isinstance(m21ToXml.GeneralObjectExporter(score).parse(), bytes)
+    data = score_to_musicxml(score)
+    assert data.startswith(b"<?xml") and b"<!DOCTYPE score-partwise" in data and b"<score-partwise" in data
+    assert b"<!--" in data  # the part and measure comments survive
+    assert musicxml_to_melody(data)[0] == TUNE
+
+
+def test_a_music21_without_the_exporter_says_what_changed(monkeypatch):
+    from music21.musicxml import m21ToXml
+
+    from musicgen_app.errors import MusicXMLExportError
+    from musicgen_app.io.score import score_to_musicxml
+
+    score = melody_to_stream(TUNE)
+    monkeypatch.setattr(m21ToXml.GeneralObjectExporter, "parse", lambda self, obj=None: "<not bytes/>")
+    with pytest.raises(MusicXMLExportError, match="returned str .*not MusicXML bytes"):
+        score_to_musicxml(score)
+    monkeypatch.delattr(m21ToXml, "GeneralObjectExporter")
+    with pytest.raises(MusicXMLExportError, match=r"has no music21\.musicxml\.m21ToXml\.GeneralObjectExporter"):
+        melody_to_musicxml(TUNE)

@@ -97,7 +97,7 @@ def test_fused_linear_gives_what_f_linear_gives(rows):
     gen = torch.Generator().manual_seed(rows)
     x, weight, bias = (torch.randn(*s, generator=gen) for s in ((rows, 1536), (1536, 1536), (1536,)))
     packed = fused_linear.pack(weight)
-    assert packed.is_mkldnn
+    assert packed.is_mkldnn, f"pack kept the plain weight: {fused_linear.problem()}"
     expected = torch.nn.functional.linear(x, weight, bias)
     torch.testing.assert_close(fused_linear.linear(x, packed, bias), expected, rtol=1e-5, atol=1e-4)
     assert torch.equal(fused_linear.linear(x, weight, bias), expected)  # a plain weight: F.linear itself

@@ -59,3 +59,16 @@ def test_the_style_sampler_needs_a_style_and_takes_no_shape_controls(svc):
         svc.sample(SampleRequest(sampler="style"))
     with pytest.raises(RequestError, match="2 to 20 clips|Give 2"):
         svc.learn_style([])
+
+
+@pytest.mark.parametrize("ts", [(4, 4), (3, 4), (6, 8), (2, 4)])
+def test_generate_writes_four_bars_in_every_meter(svc, ts):
+    """More like these, and the corpus bank (free and shaped), GAN and Gaussian samplers, write 4
+    whole bars in every meter the page offers, as the README promises."""
+    tunes = [m for m in corpus.load_corpus().split("test") if m.time_signature == ts and m.num_bars >= 8][:3]
+    style = svc.learn_style([m.slice(0, 8 * m.bar_steps) for m in tunes], seed=1)
+    for sampler, extra in (("style", {"style": style}), ("bank", {}), ("bank", {"ends_on_tonic": True}),
+                           ("gan", {}), ("gaussian", {})):
+        out = svc.sample(SampleRequest(count=4, seed=2, time_signature=ts, qpm=100, sampler=sampler, **extra))
+        assert [(m.time_signature, m.num_bars) for m in out.melodies] == [(ts, 4)] * 4, sampler
+        assert all(m.notes and m.total_steps == 4 * m.bar_steps for m in out.melodies)

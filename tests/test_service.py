@@ -134,7 +134,7 @@ def test_sample_count_length_and_seed(svc):
     assert a.melodies == b.melodies and len(a.melodies) == 3
     assert all(m.total_steps == 64 for m in a.melodies)
     waltz = svc.sample(SampleRequest(count=1, seed=9, time_signature=(3, 4)))
-    assert waltz.melodies[0].total_steps == 60 and waltz.melodies[0].time_signature == (3, 4)
+    assert waltz.melodies[0].total_steps == 48 and waltz.melodies[0].time_signature == (3, 4)  # 4 bars
 
 
 def test_slerp_endpoints():
@@ -150,8 +150,8 @@ def test_sampling_sees_the_inputs_training_sees(svc, monkeypatch):
     import numpy as np
     import torch
 
-    from musicgen_app.service import melody_service as service_mod
     from musicgen_app import tokens as tk
+    from musicgen_app.service import melody_service as service_mod
     from musicgen_app.training.batches import lstm_batch, lstm_chunks
 
     seen = []
@@ -238,3 +238,19 @@ def test_stay_close_is_a_setting_from_0_to_1(svc):
     for bad in (-0.1, 1.5, "close"):
         with pytest.raises(RequestError, match=rf"Stay close {bad!r}.* from 0 to 1"):
             svc.continue_(ContinueRequest(scale_tune(), stay_close=bad))
+
+
+@pytest.mark.parametrize("ts", [(4, 4), (3, 4), (6, 8), (2, 4)])
+def test_generate_writes_four_bars_in_every_meter(svc, ts):
+    """Every sampler writes 4 whole bars, as the README promises: not the 5 bars of 3/4 or the 8 of
+    2/4 that fit the VAE's window."""
+    from musicgen_app.models.style import StyleConfig, fit_style
+
+    bar = Melody(notes=(), time_signature=ts).bar_steps
+    clips = [Melody(notes=tuple(Note(s, 60 + (s // 2 + k) % 8, 2) for s in range(0, 8 * bar, 2)),
+                    total_steps=8 * bar, time_signature=ts) for k in (0, 3)]
+    style = fit_style(svc, clips, config=StyleConfig(hidden=32, steps=30))
+    for sampler, extra in (("bank", {}), ("bank", {"ends_on_tonic": True}), ("gan", {}), ("gaussian", {}),
+                           ("style", {"style": style})):
+        res = svc.sample(SampleRequest(count=3, seed=1, time_signature=ts, sampler=sampler, **extra))
+        assert [(m.time_signature, m.num_bars, m.pickup_steps) for m in res.melodies] == [(ts, 4, 0)] * 3, sampler

@@ -6,11 +6,11 @@ import threading
 import music21
 import numpy as np
 import pytest
-from music21.musicxml.m21ToXml import GeneralObjectExporter
 from PIL import Image
 
 from musicgen_app import views
 from musicgen_app.errors import RenderError
+from musicgen_app.io.score import score_to_musicxml
 from musicgen_app.melody import Melody, Note
 
 
@@ -64,7 +64,7 @@ def test_pitch_names():
 
 def test_score_svg_engraves_musicxml():
     score = music21.converter.parse("tinyNotation: 4/4 c4 d e f g2 g")
-    xml = GeneralObjectExporter(score).parse()
+    xml = score_to_musicxml(score)
     svg = views.score_svg(xml)
     assert svg.lstrip().startswith("<svg")
     assert svg.count('class="note"') == 6
@@ -80,7 +80,7 @@ def test_score_svg_rejects_non_music():
 def test_score_svg_works_from_any_thread():
     # Gradio serves each request from a worker thread; verovio used to read nothing after the first
     score = music21.converter.parse("tinyNotation: 3/4 c4 d e f2.")
-    xml = GeneralObjectExporter(score).parse()
+    xml = score_to_musicxml(score)
     results = []
     for _ in range(3):
         t = threading.Thread(target=lambda: results.append(views.score_svg(xml)))

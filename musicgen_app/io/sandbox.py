@@ -1,9 +1,10 @@
 """Run a parser in a child process under a time and a memory budget.
 
-A few kilobytes can hold minutes of work for music21 (a 40 KB .mxl of 5 MB MusicXML parsed for 8
-minutes; a 1 MB ABC file took 12 minutes and 2 GB). The child is forked from a forkserver that has
-the importers loaded already (about 10 ms a call), gets an RLIMIT_DATA cap, and is killed when the
-time is up; the server thread that asked only waits.
+A few kilobytes can hold minutes of work and gigabytes of memory for music21 (a small .mxl unzips
+to megabytes of MusicXML; a long ABC file is slow to parse): ``bench/bench_bounds.py`` times such
+files. The child is forked from a forkserver that has the importers loaded already, so a call does
+not pay for importing them; it gets an RLIMIT_DATA cap, and is killed when the time is up; the
+server thread that asked only waits.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from ..errors import MusicgenError, ParseBudgetError
 
 log = logging.getLogger(__name__)
 
-TIME_BUDGET_SECONDS = 6.0
-MEMORY_BUDGET_BYTES = 1024 * 2**20
+TIME_BUDGET_SECONDS = 6.0  # wall-clock seconds a parse may take
+MEMORY_BUDGET_BYTES = 1024 * 2**20  # the child's RLIMIT_DATA, in bytes
 
 _CONTEXT = mp.get_context("forkserver")
 _CONTEXT.set_forkserver_preload(["musicgen_app.io.importer"])

@@ -24,7 +24,14 @@ from xml.parsers.expat import ExpatError
 
 import music21 as m21
 
-from ..errors import CorruptFileError, MelodyError, NoNotesError, TrackChoiceError, UnsupportedMeterError
+from ..errors import (
+    CorruptFileError,
+    MelodyError,
+    MusicXMLExportError,
+    NoNotesError,
+    TrackChoiceError,
+    UnsupportedMeterError,
+)
 from ..melody import Key, Melody, estimate_key
 from .quantize import QuantizeReport, RawNote, TrackInfo, build_melody, describe_track, first_meter, first_tempo
 
@@ -68,7 +75,7 @@ def read_score(data: bytes | str, fmt: str) -> tuple[m21.stream.Score, list[str]
             f"The {label} file cannot be read{where}; it may be damaged or cut short. "
             "Export it again from your notation program.") from exc
     if fmt == "musicxml" and isinstance(parsed, m21.stream.Score):
-        _restore_midi_programs(parsed, data)
+        _restore_from_xml(parsed, data)
     if isinstance(parsed, m21.stream.Opus):
         scores = list(parsed.scores)
         if not scores:
@@ -81,15 +88,42 @@ def read_score(data: bytes | str, fmt: str) -> tuple[m21.stream.Score, list[str]
     return parsed, notices
 
 
-def _restore_midi_programs(score: m21.stream.Score, xml: bytes | str) -> None:
-    """Put back each part's <midi-program>: music21 replaces programs 1-5 (the pianos) by the
-    default program of the instrument *name* ("Piano" -> 0) when it reads MusicXML."""
+def _restore_from_xml(score: m21.stream.Score, xml: bytes | str) -> None:
+    """Put back what music21's MusicXML reader drops: MIDI programs and sounding tempi."""
     import xml.etree.ElementTree as ET
 
     try:
         root = ET.fromstring(xml)
-    except Exception:  # music21 read it, so this should not happen; keep music21's instruments
+    except Exception:  # music21 read it, so this should not happen; keep what music21 read
         return
+    _restore_midi_programs(score, root)
+    _restore_sounding_tempi(score, root)
+
+
+def _restore_sounding_tempi(score: m21.stream.Score, root) -> None:
+    """Give each metronome mark the exact tempo of its direction's ``<sound tempo>`` (quarters a
+    minute): music21 reads only the printed number, which may be rounded (dotted quarter = 66.67
+    for 100 qpm). Marks and directions are paired in document order, and only when they are as many."""
+    tempi = []
+    for direction in root.iter("direction"):
+        if direction.find("direction-type/metronome") is None:
+            continue
+        sound = direction.find("sound")
+        try:
+            tempi.append(float(sound.get("tempo")) if sound is not None else None)
+        except (TypeError, ValueError):
+            tempi.append(None)
+    marks = [mm for mm in score.recurse().getElementsByClass(m21.tempo.MetronomeMark) if mm.number is not None]
+    if len(marks) != len(tempi):
+        return
+    for mark, qpm in zip(marks, tempi):
+        if qpm and qpm > 0 and mark.referent is not None and mark.referent.quarterLength > 0:
+            mark.numberSounding = qpm / float(mark.referent.quarterLength)
+
+
+def _restore_midi_programs(score: m21.stream.Score, root) -> None:
+    """Put back each part's <midi-program>: music21 replaces programs 1-5 (the pianos) by the
+    default program of the instrument *name* ("Piano" -> 0) when it reads MusicXML."""
     programs = {}
     for sp in root.iter("score-part"):
         text = sp.findtext("midi-instrument/midi-program")
@@ -361,7 +395,7 @@ def melody_to_stream(melody: Melody) -> m21.stream.Score:
             measure.insert(0, _instrument(melody.program))
             measure.insert(0, m21.meter.TimeSignature(f"{melody.time_signature[0]}/{melody.time_signature[1]}"))
             measure.insert(0, m21_key(melody.key))
-            measure.insert(0, m21.tempo.MetronomeMark(number=melody.qpm, referent=m21.note.Note(type="quarter")))
+            measure.insert(0, _metronome_mark(melody))
         if number == 0:
             measure.paddingLeft = Fraction(melody.bar_steps - melody.pickup_steps, spq)
         if b < nominal_b:
@@ -390,6 +424,26 @@ def melody_to_stream(melody: Melody) -> m21.stream.Score:
     return score
 
 
+def _metronome_mark(melody: Melody) -> m21.tempo.MetronomeMark:
+    """The tempo on the beat a musician counts: a quarter, or in compound meters (6/8, 9/8, 12/8) a
+    dotted quarter at two thirds of the qpm (120 qpm in 6/8 is dotted quarter = 80).
+
+    The printed number is rounded to hundredths; the sounding tempo (MusicXML's ``<sound tempo>``,
+    in quarters a minute) stays exact, and :func:`read_score` reads it back.
+    """
+    if Fraction(melody.beat_steps, melody.steps_per_quarter) == Fraction(3, 2):
+        beats = melody.qpm / 1.5
+        mark = m21.tempo.MetronomeMark(number=_shown_number(beats), referent=m21.duration.Duration(1.5))
+        mark.numberSounding = beats
+        return mark
+    return m21.tempo.MetronomeMark(number=melody.qpm, referent=m21.note.Note(type="quarter"))
+
+
+def _shown_number(x: float) -> int | float:
+    rounded = round(x, 2)
+    return int(rounded) if rounded.is_integer() else rounded
+
+
 def _spell(midi: int, flat_key: bool) -> m21.pitch.Pitch:
     """A pitch spelled for the key (flats in flat keys), its natural sign not printed.
 
@@ -405,7 +459,53 @@ def _spell(midi: int, flat_key: bool) -> m21.pitch.Pitch:
 
 
 def melody_to_musicxml(melody: Melody) -> bytes:
-    """MusicXML 4.0 (uncompressed, UTF-8) for the melody; see :func:`melody_to_stream`."""
-    from music21.musicxml.m21ToXml import GeneralObjectExporter
+    """MusicXML 4.0 (uncompressed, UTF-8) for the melody; see :func:`melody_to_stream`. The title is
+    the melody's name (none without one); no composer or software is named."""
+    return score_to_musicxml(melody_to_stream(melody))
 
-    return GeneralObjectExporter(melody_to_stream(melody)).parse()
+
+def score_to_musicxml(score: m21.stream.Stream) -> bytes:
+    """A music21 score (or any stream, which music21 wraps in one) as MusicXML bytes, without the
+    metadata music21 fills in on its own.
+
+    The one use of music21's MusicXML exporter (``music21.musicxml.m21ToXml.GeneralObjectExporter``,
+    which music21 does not document as public API): a music21 without it raises
+    :class:`MusicXMLExportError` saying so. music21 names a score without contributors "composer:
+    Music21", one without a title "Music21 Fragment" and itself as the encoding software, which
+    notation programs print or show as if the musician had written them; those are left out.
+    """
+    try:
+        from music21.musicxml.m21ToXml import GeneralObjectExporter
+    except ImportError as exc:
+        raise MusicXMLExportError(
+            f"music21 {m21.__version__} has no music21.musicxml.m21ToXml.GeneralObjectExporter, which writes "
+            "MusicXML here; install the music21 in requirements.txt or port io/score.py's score_to_musicxml "
+            "to its replacement.") from exc
+    data = GeneralObjectExporter(score).parse()
+    if not isinstance(data, bytes) or b"<score-partwise" not in data:
+        raise MusicXMLExportError(
+            f"music21 {m21.__version__}'s GeneralObjectExporter.parse() returned {type(data).__name__} without a "
+            "<score-partwise> element, not MusicXML bytes; port io/score.py's score_to_musicxml to what it "
+            "returns now.")
+    return _without_library_defaults(data, score.metadata)
+
+
+def _without_library_defaults(data: bytes, md: m21.metadata.Metadata | None) -> bytes:
+    """``data`` without the creators, movement title and software music21 wrote of its own accord
+    (``md``, the score's metadata, says what the score itself names)."""
+    import xml.etree.ElementTree as ET
+
+    head, tag, body = data.partition(b"<score-partwise")
+    root = ET.fromstring(tag + body, parser=ET.XMLParser(target=ET.TreeBuilder(insert_comments=True)))
+    has_contributors = md is not None and any(True for _ in md.contributors)
+    has_title = md is not None and bool(md.title or md.movementName)
+    drop = []
+    if not has_contributors:
+        drop += [(ident, c) for ident in root.findall("identification") for c in ident.findall("creator")]
+    if not has_title:
+        drop += [(root, t) for t in root.findall("movement-title")]
+    drop += [(enc, sw) for enc in root.iterfind("identification/encoding") for sw in enc.findall("software")
+             if "music21" in (sw.text or "").lower()]
+    for parent, child in drop:
+        parent.remove(child)
+    return head + ET.tostring(root, encoding="unicode").encode("utf-8")

@@ -13,8 +13,8 @@ from ..models.style import StyleModel
 from ..models.vae import MelodyVAE
 
 MAX_CHUNKS = 4  # interpolation windows per clip: 16 bars of 4/4
-# Generate writes 4-bar phrases in every meter: a window holds 4 bars of any meter up to 4/4 (its
-# 5 1/3 bars of 3/4 or 8 of 2/4 are no phrase a musician asked for).
+# Bars of a generated melody in every meter, as the README promises: a VAE window holds 4 bars of
+# each meter Generate offers, and its other whole bars (a fifth of 3/4, four more of 2/4) are dropped.
 GENERATE_BARS = 4
 PACE_GRID = 17  # points along the latent path decoded to measure how fast the melody changes
 
@@ -39,26 +39,34 @@ def paced_ts(path, steps: int, grid: int = PACE_GRID) -> np.ndarray:
 @torch.inference_mode()
 def melodies_from_codes(vae: MelodyVAE, z: torch.Tensor, template: Melody, temperature: float,
                         gen: torch.Generator, bias: torch.Tensor | None = None) -> list[Melody]:
-    """VAE codes (B, Z) -> melodies of GENERATE_BARS bars of ``template``'s meter (fewer, as many
-    whole bars as fit the window, for a meter whose 4 bars do not), each with its estimated key (the
-    model writes no key); ``bias`` as for MelodyVAE.generate."""
-    length = generated_steps(vae.config.window, template.bar_steps)
-    # Decoding is causal: the first ``length`` steps of a whole window, without decoding the rest.
-    feats = torch.from_numpy(tk.metric_features(length, template.time_signature, 0, template.steps_per_quarter))
+    """VAE codes (B, Z) -> melodies of GENERATE_BARS bars of ``template``'s meter (see
+    :func:`generated_span`), each with its estimated key (the model writes no key); ``bias`` as for
+    MelodyVAE.generate."""
+    start, stop = generated_span(vae.config.window, template.bar_steps)
+    # Decoding is causal: the window's steps up to ``stop`` are those a whole window would have.
+    feats = torch.from_numpy(tk.metric_features(stop, template.time_signature, 0, template.steps_per_quarter))
     out = []
     for row in vae.generate(z, feats, temperature, gen, bias).numpy():
-        m = tk.decode(row[:length], template)
+        m = tk.decode(row[start:stop], template)
         out.append(m.replace(key=estimate_key(m.notes)))
     return out
 
 
-def generated_steps(window: int, bar_steps: int) -> int:
-    """Steps of a generated melody: GENERATE_BARS bars, or the whole bars that fit ``window``."""
-    return min(GENERATE_BARS * bar_steps, tk.whole_bars_steps(window, bar_steps))
+def generated_span(window: int, bar_steps: int) -> tuple[int, int]:
+    """The steps [start, stop) of a decoded window that become a generated melody: its last
+    GENERATE_BARS whole bars (all its whole bars when fewer fit), starting on a bar line.
+
+    The last bars, not the first, because the corpus bank picks windows by the notes per bar,
+    range, key and last note of all their whole bars (code_bank.window_attributes): a melody that
+    ends where they end keeps the ending a request asked for.
+    """
+    stop = tk.whole_bars_steps(window, bar_steps)
+    return max(0, stop - GENERATE_BARS * bar_steps), stop
 
 
 # Melodies decoded per melody asked when attributes are asked: the extra ones let select() drop
-# those whose decoding lost the asked key or ending (costs ~20 % more decoding time for 8).
+# those whose decoding lost the asked key or ending, at the price of decoding them
+# (bench/bench_service.py times Generate).
 OVERSAMPLE = 2
 
 

@@ -71,7 +71,7 @@ class MelodyService:
                 latent[name], info[name] = load_checkpoint(path, kind=kind)
                 if info[name].get("vae_weights_sha256") != vae_meta["weights_sha256"]:
                     raise CheckpointError(f"{path} samples codes of another VAE than {directory / 'vae.safetensors'}; "
-                                          f"rebuild it with python -m musicgen_app.{trainer}, or remove it.")
+                                          f"rebuild it with python -m musicgen_app.training.{trainer}, or remove it.")
         return cls(lstm, vae, info, latent.get("gan"), latent.get("code_bank"))
 
     @classmethod

@@ -2,14 +2,14 @@
 
 :func:`pitch_guard` widens the input's pitch range by margins that depend on where the input sits
 (its register: mean pitch of its notes) and how wide it is (its range), read from :data:`MARGINS`.
-The table was measured by ``bench/eval_pitch_guard.py`` on the train split of the folk corpus: every
+The table is measured by ``bench/eval_pitch_guard.py`` on the train split of the folk corpus: every
 4-bar primer (from the first bar line, then every 4 bars) and the tune's own next 4 bars
-(:func:`continuation_windows`, 22,472 windows, 410k continuation notes). For each cell, a margin is
-the 99.75th percentile of how far the real continuation notes go below the primer's lowest note
-(above its highest note), so a cell keeps at least 99.5 % of its notes; it is never narrower than the
-fifth (7 semitones) the guard had before, so this rule only widens it. The result keeps 99.9 % of the
-train split's continuation notes (before: 99.7 %); the figures on the valid and test splits and on
-classical top lines are printed by the same script.
+(:func:`continuation_windows`). For each cell, a margin is the 99.75th percentile of how far the real
+continuation notes go below the primer's lowest note (above its highest note), so a cell keeps at
+least 99.5 % of its notes; it is never narrower than a fifth (7 semitones, :func:`old_guard`), so the
+table only widens that simpler guard. The share of real continuation notes each guard keeps, on every
+split and on classical top lines, is printed by the same script and recorded in
+checkpoints/MODEL_CARD.md by ``python -m musicgen_app.training.evaluate``.
 
 Real continuations go further where the input is narrow and where it sits high or low: a high primer
 falls (up to 12 semitones below its lowest note), a low one climbs, a narrow one of a few notes has
@@ -24,7 +24,7 @@ from .. import tokens as tk
 from ..errors import MelodyError
 from ..melody import Melody
 
-OLD_MARGIN = 7  # the guard before this table: the input's range widened by a fifth each side
+OLD_MARGIN = 7  # old_guard's margin in semitones: a fifth each side of the input's range
 REGISTER_EDGES = (67, 70, 73)  # the input's mean MIDI pitch: below 67 (G4), 67-69, 70-72, 73 (C#5) and up
 RANGE_EDGES = (9, 12, 15)  # the input's range in semitones: below 9, 9-11, 12-14, 15 and up
 # (below, above) in semitones, rows by register (low to high), columns by range (narrow to wide).
@@ -58,7 +58,7 @@ def pitch_guard(melody: Melody) -> tuple[int, int]:
 
 
 def old_guard(melody: Melody) -> tuple[int, int]:
-    """The guard before this table, kept to compare: the input's range widened by a fifth each side."""
+    """The simple guard the table is measured against: the input's range widened by a fifth each side."""
     low, high = melody.pitch_range
     return max(tk.MIN_PITCH, low - OLD_MARGIN), min(tk.MAX_PITCH, high + OLD_MARGIN)
 

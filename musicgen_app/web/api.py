@@ -2,17 +2,22 @@
 ``/generate`` with plain inputs (a file, typed notes or an example name; the settings) and file
 outputs. Each setting's input is named, typed and documented from its declaration on the request
 type; the endpoint's parameters are those names, so the page, the API and the MCP tools cannot
-disagree on a range, a choice or a default. The endpoints' widgets are never shown.
+disagree on a range, a choice or a default. The endpoints' widgets are never shown. Each endpoint's
+function is named and documented for its MCP tool (Gradio reads the name and the docstring); how the
+tools' results come back: :mod:`.mcp_adapter`.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import gradio as gr
 
 from ..actions.inputs import resolve_api_input
 from ..actions.studio import Studio, learn_style, run_continue, run_generate, run_interpolate
+from ..io.examples import example_names
 from ..service import ContinueRequest, InterpolateRequest, SampleRequest
 from ..settings import Choice, Flag, Meter, Number, Seed, Setting, build_request, settings_of
 from .api_sessions import ApiSessions
@@ -49,54 +54,100 @@ def api_input(name: str, declared: Setting):
     return gr.Textbox(str(default), label=name, info=info)
 
 
-def endpoint(studio: Studio, run, request_type, inputs: dict, settings: tuple[str, ...], doc: str, *,
-             inputs_last: bool = False):
+@dataclass(frozen=True)
+class Endpoint:
+    """One API endpoint, also an MCP tool: its name, ``run(studio, inputs, settings)``, the request
+    type that declares its settings, its inputs (name -> default), its settings' names, what it does
+    and what it returns (output name -> text)."""
+
+    name: str
+    run: Callable
+    request_type: type
+    inputs: dict
+    settings: tuple[str, ...]
+    doc: str
+    returns: dict[str, str]
+    inputs_last: bool = False  # the parameters: the settings, then the inputs
+
+
+def endpoint(studio: Studio, spec: Endpoint):
     """A function for Gradio whose parameters are the input names and the settings' names (for the
     API page, gradio_client's keywords and the MCP tool schema), and the settings' hidden inputs;
-    ``run(studio, inputs, settings)`` does the work with each by name."""
-    declared = settings_of(request_type)
-    names = [*settings, *inputs] if inputs_last else [*inputs, *settings]
+    ``spec.run(studio, inputs, settings)`` does the work with each by name.
+
+    The function is named ``spec.name`` (the MCP tool's name) and its docstring is the tool's
+    description in the layout Gradio reads (``gradio.utils.get_function_description``): the summary,
+    then ``Args:`` with one ``name: text`` line per parameter, then ``Returns:`` one line per output.
+    """
+    run, inputs, settings = spec.run, spec.inputs, spec.settings
+    declared = settings_of(spec.request_type)
+    names = [*settings, *inputs] if spec.inputs_last else [*inputs, *settings]
 
     defaults = inputs | {n: _plain(declared[n].default) for n in settings}
     signature = inspect.Signature([inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=defaults[n])
                                    for n in names])
 
-    @user_errors
-    def fn(*args, **kwargs):
+    def call(*args, **kwargs):
         _SESSIONS.touch()
         given = signature.bind(*args, **kwargs)
         given.apply_defaults()
         values = given.arguments
         return run(studio, {k: values[k] for k in inputs}, {k: values[k] for k in settings})
 
+    call.__name__ = call.__qualname__ = spec.name
+    fn = user_errors(call)
     fn.__signature__ = signature
-    args = "\n".join(f"    {n}: {declared[n].label}: {declared[n].describe()}" for n in settings)
-    fn.__doc__ = f"{doc}\n\nArgs:\n{inputs_doc(inputs)}\n{args}"
-    fn.__name__ = request_type.__name__
+    args = {n: f"{declared[n].label}: {tool_describe(n, declared[n], studio)}" for n in settings}
+    docs = inputs_doc(inputs) | args
+    fn.__doc__ = "\n".join([spec.doc, "", "Args:", *(f"    {n}: {docs[n]}" for n in names), "",
+                             "Returns:", *(f"    {k}: {v}" for k, v in spec.returns.items())])
     return fn, [api_input(n, declared[n]) for n in settings]
+
+
+def tool_describe(name: str, declared: Setting, studio: Studio) -> str:
+    """A setting's help for the tool docs: an MCP client has no dropdown to look in, so a long choice
+    is listed in full (a run of whole numbers as its range, with the meaning of its first values), and
+    the SoundFont lists those installed."""
+    if name == "soundfont" and studio.soundfonts:
+        return f"the SoundFont that plays the WAV files, one of: {', '.join(studio.soundfonts)}; empty: " \
+               f"{studio.default_soundfont}"
+    if not isinstance(declared, Choice) or len(declared.options) <= 8:
+        return declared.describe()
+    values = declared.values
+    if all(isinstance(v, int) for v in values) and list(values) == list(range(values[0], values[0] + len(values))):
+        meanings = [w if w.startswith(f"{v}:") else f"{v}: {w}" for v, w in declared.options[:3]]
+        listed = f"a whole number from {values[0]} to {values[-1]}; {', '.join(meanings)}, ..."
+    else:
+        listed = "one of: " + ", ".join(map(str, values))
+    return f"{declared.help} ({listed}; default {declared.default})".strip()
 
 
 def _plain(value):
     return None if value is None else value if isinstance(value, int | float | str | bool) else str(value)
 
 
+FILE_DOC = ("a MIDI, MusicXML or ABC file; MCP: its http(s) URL (a result URL of this studio works too), or a "
+            "data: URL with the file in base64 (wins over notes and example)")
 INPUT_DOCS = {
-    "melody_file": "a MIDI, MusicXML or ABC file (wins over notes and example)",
-    "notes": "typed notes, ABC or tinyNotation such as '4/4 c4 d e f g2 g' (wins over example)",
-    "example": "the name of a bundled example, e.g. 'Jig (6/8, MIDI)'",
-    "track": "which track or part of the file; empty: the studio picks the melody",
-    "clips": "2-20 files (MIDI, MusicXML, ABC) whose style the 'style' sampler learns first",
+    "melody_file": FILE_DOC,
+    "notes": "the melody typed as text: ABC (with its X:, M:, L:, K: header lines) or tinyNotation such as "
+             "'4/4 c4 d e f g2 g' (wins over example)",
+    "example": "the name of a bundled example: " + ", ".join(f"'{n}'" for n in example_names()),
+    "track": "which track or part of the file (0 = first); empty: the studio picks the melody",
+    "clips": "2-20 files (MIDI, MusicXML, ABC; MCP: http(s) or data: URLs) whose style the 'style' sampler "
+             "learns first; unused by the other samplers",
 }
 
 
-def inputs_doc(inputs: dict) -> str:
-    lines = []
+def inputs_doc(inputs: dict) -> dict[str, str]:
+    """The inputs' help by parameter name; clip A's and B's inputs read like the melody's."""
+    docs = {}
     for n in inputs:
         key = n if n in INPUT_DOCS else n.split("_", 1)[1] if n.startswith(("a_", "b_")) else n
         key = "melody_file" if key == "file" else key
         clip = f"clip {n[0].upper()}: " if n.startswith(("a_", "b_")) else ""
-        lines.append(f"    {n}: {clip}{INPUT_DOCS.get(key, '')}")
-    return "\n".join(lines)
+        docs[n] = f"{clip}{INPUT_DOCS.get(key, '')}"
+    return docs
 
 
 def _continue(studio: Studio, given: dict, values: dict):
@@ -133,24 +184,44 @@ def _generate(studio: Studio, given: dict, values: dict):
     return [str(p) for p in files.midis], str(files.zip), [str(w) for w in files.audios], info
 
 
+ENDPOINTS = (
+    Endpoint(
+        "continue", _continue, ContinueRequest, {"melody_file": None, "notes": None, "example": None, "track": None},
+        CONTINUE_SETTINGS,
+        "Continue a melody with the LSTM: write the next bars after it, several variations, best first. Give the "
+        "melody as one of melody_file, notes (typed ABC or tinyNotation) or example. Each result file comes back "
+        "as a URL to download.",
+        {"midi": "per variation, a MIDI file of the whole melody (the input, then the new bars)",
+         "continuation_midi": "per variation, a MIDI file of the new bars only",
+         "audio": "per variation, a WAV file of the whole melody",
+         "info": "JSON: the seed used (pass it back to repeat the result), notices, the input's summary (tempo, "
+                 "time signature, key, bars, notes, range), and each variation's summary"}),
+    Endpoint(
+        "interpolate", _interpolate, InterpolateRequest,
+        {f"{c}_{k}": None for c in "ab" for k in ("file", "notes", "example")}, INTERPOLATE_SETTINGS,
+        "Morph clip A into clip B through the VAE's latent space: a chain of clips that starts as A and ends as B. "
+        "Give each clip as one of its file, notes (typed ABC or tinyNotation) or example. Each result file comes "
+        "back as a URL to download.",
+        {"morph_midi": "a MIDI file of the whole morph, step after step",
+         "steps_zip": "a zip with one MIDI file per step",
+         "audio": "a WAV file of the whole morph",
+         "info": "JSON: the seed used, notices, the clips' and the morph's summaries"}),
+    Endpoint(
+        "generate", _generate, SampleRequest, {"clips": None}, GENERATE_SETTINGS,
+        "Generate new melodies with the VAE, from nothing: optionally with a shape (notes per bar, pitch range, "
+        "key, ending on the tonic; the 'bank' sampler) or in the style of your own clips (sampler 'style' with "
+        "clips). Each result file comes back as a URL to download.",
+        {"midi": "a MIDI file per melody",
+         "zip": "a zip of the MIDI files",
+         "audio": "a WAV file per melody",
+         "info": "JSON: the seed used (pass it back to repeat the result), notices, each melody's summary"},
+        inputs_last=True),
+)
+
+
 def functions(studio: Studio) -> dict:
-    """The endpoints' functions by API name, each with its settings' hidden inputs."""
-    continue_inputs = {"melody_file": None, "notes": None, "example": None, "track": None}
-    return {
-        "continue": endpoint(studio, _continue, ContinueRequest, continue_inputs, CONTINUE_SETTINGS,
-                             "Continue a melody with the LSTM: the next bars, several variations best first. Returns "
-                             "the whole melodies' MIDI files, the new bars' MIDI files, WAV files, and info (the seed "
-                             "used, notices, each variation's summary)."),
-        "interpolate": endpoint(studio, _interpolate, InterpolateRequest,
-                                {f"{c}_{k}": None for c in "ab" for k in ("file", "notes", "example")},
-                                INTERPOLATE_SETTINGS, "Morph clip A into clip B through the VAE's latent space. "
-                                "Returns the morph as one MIDI file, a zip with one MIDI per step, the morph's WAV, "
-                                "and info."),
-        "generate": endpoint(studio, _generate, SampleRequest, {"clips": None}, GENERATE_SETTINGS,
-                             "Generate new melodies with the VAE, optionally with a shape (notes per bar, range, key, "
-                             "ending; the bank sampler) or near your own clips (sampler 'style'). Returns a MIDI per "
-                             "melody, a zip of them, a WAV per melody, and info.", inputs_last=True),
-    }
+    """The endpoints' functions by API name (also the MCP tools' names), each with its settings' hidden inputs."""
+    return {spec.name: endpoint(studio, spec) for spec in ENDPOINTS}
 
 
 def add_endpoints(studio: Studio, heavy: dict):
@@ -177,3 +248,4 @@ def add_endpoints(studio: Studio, heavy: dict):
         outputs = [gr.File(file_count="multiple", label="midi"), gr.File(label="zip"),
                    gr.File(file_count="multiple", label="audio"), gr.JSON(label="info")]
         gr.Button("generate").click(fn, settings + inputs, outputs, api_name="generate", **heavy)
+

@@ -1,16 +1,16 @@
 """The browser page: three tabs (Continue, Interpolate, Generate) over one service.
 
-Each tab is a module with its layout and handlers (:mod:`~musicgen_app.tab_continue`,
-:mod:`~musicgen_app.tab_interpolate`, :mod:`~musicgen_app.tab_generate`), built from
-:mod:`~musicgen_app.widgets`. A handler hands the widgets' values to an action of
-:mod:`musicgen_app.studio` (request, service, files written by :mod:`musicgen_app.outputs`) and
-shapes the files for the page; the input panels are :mod:`musicgen_app.panels`, the HTTP API
-:mod:`musicgen_app.api`. Our exceptions become ``gr.Error`` with their message; a handler that fails
-returns nothing, so every input and every piece of per-user state stays as it was.
+Each tab is a module with its layout and handlers (:mod:`.tab_continue`, :mod:`.tab_interpolate`,
+:mod:`.tab_generate`). Its setting widgets come from the request's declarations (:mod:`.forms`); a
+handler gets all its inputs as one dict, builds the request in one call, runs the action of
+:mod:`musicgen_app.actions.studio` and shapes the files for the page. The input panels are
+:mod:`.panels`, the HTTP API and MCP tools :mod:`.api`. Our exceptions become ``gr.Error`` with
+their message (:mod:`.refusals`); a handler that fails returns nothing, so every input and every
+piece of per-user state stays as it was.
 
-Per-user state lives in ``gr.State`` (an :class:`~musicgen_app.inputs.InputHistory` per input
-panel, the last Continue run, each tab's result folder); the service and the temp store are shared
-and read-only.
+Per-user state lives in ``gr.State`` (an :class:`~musicgen_app.actions.inputs.InputHistory` per
+input panel, the last Continue run, each tab's result folder); the service and the temp store are
+shared and read-only.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The melody input panel (example, upload or typed notes; track picker; what was understood) and
-its handlers. Each panel keeps its own :class:`~musicgen_app.inputs.InputHistory` in ``gr.State``.
+its handlers. Each panel keeps its own :class:`~musicgen_app.actions.inputs.InputHistory` in ``gr.State``.
 """
 
 from __future__ import annotations
