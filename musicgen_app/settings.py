@@ -104,7 +104,8 @@ class Number(Setting):
             if not number.is_integer():
                 raise RequestError(f"{self.label} {_shown(value)} is not a whole number; choose {self._range()}.")
             number = int(number)
-        self.check(name, number)
+        if not self.low <= number <= self.high:  # quoted as the musician typed it ("99", not 99.0)
+            raise RequestError(f"{self.label} {_shown(value)} is out of range; choose {self._range()}.")
         return number
 
 

@@ -3,6 +3,10 @@
 Each tab is used the way a person would: upload or pick, click, wait for the player and the piano
 roll, download the MIDI and parse it. A 1280x800 screenshot of each tab goes to tests/out/
 (MUSICGEN_SCREENSHOT_DIR=docs refreshes the ones the README shows).
+
+The "every control" tests start from a fresh page, set each control of a tab, and check that the
+downloaded files obey it (and that a refused click keeps what the page shows); their screenshots,
+tests/out/every-control-*.png, are for looking at.
 """
 
 from __future__ import annotations
@@ -165,6 +169,9 @@ def test_interpolate_two_examples(page):
     page.wait_for_selector("#interpolate-audio audio, #interpolate-audio [data-testid=download-link]")
     page.wait_for_selector("#interpolate-gallery img")
     assert page.locator("#interpolate-gallery img").count() >= 7
+    last = page.locator("#interpolate-gallery .thumbnail-item").last.bounding_box()
+    gallery = page.locator("#interpolate-gallery").bounding_box()
+    assert last["y"] + last["height"] <= gallery["y"] + gallery["height"]  # every roll in sight, B too
     morph = mido.MidiFile(_download(page, "#interpolate-files a[download$='.mid']"))
     meters = [(m.numerator, m.denominator) for t in morph.tracks for m in t if m.type == "time_signature"]
     assert meters[0] == (4, 4) and meters[-1] == (2, 4)  # from clip A's (the chorale's) meter to B's (the folk tune's)
@@ -188,7 +195,8 @@ def test_more_like_these_learns_two_uploads_then_generates_in_their_meter(page):
     page.get_by_role("tab", name="Generate").click()
     page.locator("#generate-style").first.get_by_text("More like these", exact=False).first.click()
     page.locator("#generate-clips input[type=file]").set_input_files([str(WALTZ), str(WALTZ)])
-    page.wait_for_selector("#generate-clips >> text=waltz_3-4.mid")
+    page.wait_for_function("() => document.querySelectorAll('#generate-clips td.filename').length === 2")
+    assert _file_names(page, "#generate-clips") == ["waltz_3-4.mid"] * 2
     page.click("#generate-learn")
     page.wait_for_selector("#generate-style-info >> text=Learnt from 2 clips")
     assert page.locator("#generate-sampler input[value=style]").is_checked()
@@ -240,7 +248,6 @@ def test_more_like_this_rewrites_toward_a_variation_and_every_player_fills(page)
 TYPED = "4/4 c4 d e f g2 g"
 C_MAJOR = {0, 2, 4, 5, 7, 9, 11}
 PITCH_CLASSES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
-JIG = ROOT / "tests" / "data" / "jig-6-8.mid"
 
 
 @dataclass
@@ -281,11 +288,35 @@ def _midi(source) -> Midi:
     return Midi(notes, meters, tempos, programs, max((s + d for s, _, d in notes), default=0.0))
 
 
+API_NAMES = ("bars", "key_lock", "stay_close", "pacing", "time_signature", "notes_per_bar", "ends_on_tonic")
+
+
 def _fresh(page, tab: str | None = None):
-    """The page as it first loads (no toast, nothing run), on ``tab``."""
+    """The page as it first loads, on ``tab``: no toast, and none of the API endpoints' hidden
+    inputs (labelled with their parameter names) on show."""
     if tab:
         page.get_by_role("tab", name=tab).click()
     assert page.locator("[data-testid=toast-body]").count() == 0
+    for name in API_NAMES:
+        assert not any(label.is_visible() for label in page.get_by_text(name, exact=True).all()), name
+
+
+def _box(page, selector: str) -> dict:
+    return page.locator(selector).first.evaluate(
+        "e => { const r = e.getBoundingClientRect(), s = getComputedStyle(e);"
+        " return {left: r.left, right: r.right, top: r.top, bottom: r.bottom, scroll: e.scrollWidth,"
+        " client: e.clientWidth, padRight: parseFloat(s.paddingRight), border: s.borderTopWidth}; }")
+
+
+def _whole_text(page, selector: str) -> None:
+    """The text of the box ``selector`` is shown whole, not cut at its edge."""
+    box = _box(page, selector)
+    assert box["scroll"] <= box["client"], (selector, box)
+
+
+def _file_names(page, files: str) -> list[str]:
+    """The names a file box lists (shown as stem and suffix)."""
+    return [re.sub(r"\s", "", t) for t in page.locator(f"{files} td.filename").all_inner_texts()]
 
 
 def _type(page, elem_id: str, text: str) -> None:
@@ -312,6 +343,13 @@ def _choose(page, elem_id: str, option: str) -> None:
     assert box.input_value() == option
 
 
+def _open_shape(page) -> None:
+    """Open Generate's "Shape (empty: free)" accordion and wait for its boxes to settle."""
+    page.locator("#generate-shape").get_by_text("Shape (empty: free)").click()
+    page.wait_for_selector("#generate-density textarea, #generate-density input")
+    page.wait_for_timeout(300)
+
+
 def _radio(page, elem_id: str, value: str) -> None:
     page.locator(f"#{elem_id} input[type=radio][value=\"{value}\"]").check()
 
@@ -321,16 +359,16 @@ def _attr(page, selector: str, attr: str) -> str | None:
                          [selector, attr])
 
 
-def _press(page, button: str, result: str, attr: str = "src") -> None:
+def _press(page, button: str, result: str) -> None:
     """Click ``button`` and wait for a new ``result`` (an image whose src changes with each run, as
     each run writes its own folder), so two runs with the same seed and status are told apart.
     Fails on an error or warning toast instead of waiting for the timeout."""
-    old = _attr(page, result, attr)
+    old = _attr(page, result, "src")
     page.click(button)
     page.wait_for_function(
-        "([s, a, old]) => { const e = document.querySelector(s);"
+        "([s, old]) => { const e = document.querySelector(s);"
         " const bad = document.querySelector('[data-testid=toast-body].error, [data-testid=toast-body].warning');"
-        " return bad || (e && e.getAttribute(a) && e.getAttribute(a) !== old); }", arg=[result, attr, old])
+        " return bad || (e && e.getAttribute('src') && e.getAttribute('src') !== old); }", arg=[result, old])
     _no_refusal(page)
 
 
@@ -345,7 +383,8 @@ def _no_refusal(page) -> None:
     assert toasts.count() == 0, toasts.first.inner_text()
 
 
-def _seed_shown(page, status: str, seed: int) -> None:
+def _seed_shown(page, status: str, seed: int | str) -> None:
+    """The status line gives the seed used (any seed for "")."""
     assert f"Seed used: {seed}" in page.inner_text(status)
 
 
@@ -366,16 +405,10 @@ def test_continue_every_control_from_a_fresh_page(page):
     # the example picker and the track picker of a file with several tracks (no model involved)
     _choose(page, "continue-example", "Multitrack (bass, fiddle, drums)")
     page.wait_for_selector("#continue-info >> text=Multitrack")
-    track = page.locator("#continue-track input[role=combobox]")
-    track.wait_for()
-    before = track.input_value()
-    track.click()
-    other = page.locator("#continue-track [role=option][aria-selected=false]").first
-    other_label = other.get_attribute("aria-label")
-    other.click()
-    page.wait_for_function("t => document.querySelector('#continue-info').innerText.includes(t)",
-                           arg=other_label.split(":")[0] if ":" in other_label else other_label)
-    assert track.input_value() == other_label != before
+    assert page.locator("#continue-track input[role=combobox]").input_value().startswith("1: Fiddle")
+    _choose(page, "continue-track", "0: Bass (16 notes, pitches 43-50)")
+    page.wait_for_selector("#continue-info >> text=track 0: Bass")
+    assert "16 notes · pitches 43-50" in page.inner_text("#continue-info")
 
     # typed notes, without "Use these notes"
     page.click("#continue-tab-type-button")
@@ -383,6 +416,8 @@ def test_continue_every_control_from_a_fresh_page(page):
     _slide(page, "continue-bars", 2)
     _slide(page, "continue-variations", 2)
     _slide(page, "continue-temperature", 0.8)
+    page.locator("#continue-seed").locator("xpath=../..").get_by_role("button", name="New seed").click()
+    page.wait_for_function("() => /^\\d+$/.test(document.querySelector('#continue-seed textarea').value)")
     _type(page, "continue-seed", "1234")
     _choose(page, "continue-key-lock", "C major")
     _choose(page, "continue-ending", "tonic")
@@ -425,6 +460,24 @@ def test_continue_every_control_from_a_fresh_page(page):
     assert _download(page, "#variation-1-midi").read_bytes() != first_midi
     _slide(page, "continue-temperature", 0.8)
 
+    # what the tab shows is whole: the sliders' maxima, the chosen ending, the players without a heavy frame
+    for slider in ("continue-bars", "continue-variations", "continue-temperature"):
+        assert _box(page, f"#{slider} .max_value")["right"] <= _box(page, f"#{slider}")["right"], slider
+    _whole_text(page, "#continue-ending input[role=combobox]")
+    _whole_text(page, "#continue-program input[role=combobox]")
+    assert _box(page, "#variation-1-audio")["border"] == _box(page, "#variation-1-roll")["border"] == "0px"
+
+    # a refused Continue (a seed that is no number) says why and keeps the variations shown
+    roll = _attr(page, "#variation-1-roll img", "src")
+    _type(page, "continue-seed", "twelve")
+    page.click("#continue-go")
+    page.wait_for_selector("#continue-status >> text=Seed 'twelve' is not a whole number")
+    page.wait_for_timeout(500)
+    assert _attr(page, "#variation-1-roll img", "src") == roll and page.locator("#variation-2").first.is_visible()
+    assert "Error" not in page.inner_text("#continue-status")
+    _close_toasts(page)
+    _type(page, "continue-seed", "1234")
+
     # More like this: new variations drawn toward variation 2, same bars, same settings
     page.wait_for_selector("#variation-2-roll img")
     _press(page, "#variation-2-like", "#variation-1-roll img")
@@ -434,9 +487,9 @@ def test_continue_every_control_from_a_fresh_page(page):
     assert [page.locator(f"#variation-{v}").first.is_visible() for v in (1, 2, 3)] == [True, True, False]
 
     # the score and its MusicXML (the second pass)
-    page.locator("#variation-1").first.get_by_text("Score", exact=True).click()
-    page.wait_for_selector("#variation-1-score svg")
-    page.wait_for_selector("#variation-2-score svg", state="attached")  # in its closed accordion
+    for v in (1, 2):
+        page.locator(f"#variation-{v}").first.get_by_text("Score", exact=True).click()
+        page.wait_for_selector(f"#variation-{v}-score svg")
     assert b"<score-partwise" in _download(page, "#variation-1-xml").read_bytes()
 
     # Add to my clips: the new bars go to Generate > More like these
@@ -463,6 +516,15 @@ def test_interpolate_every_control_from_a_fresh_page(page):
     page.click("#clip-b-tab-upload-button")
     page.locator("#clip-b-upload input[type=file]").set_input_files(str(WALTZ))
     page.wait_for_selector("#clip-b-info >> text=waltz_3-4.mid")
+    assert _file_names(page, "#clip-b-upload") == ["waltz_3-4.mid"]
+    _whole_text(page, "#clip-b-upload td.filename .stem")
+    _choose(page, "clip-a-example", "Chorale line (Bach, MusicXML)")  # long: cut with an ellipsis before the arrow
+    box = _box(page, "#clip-a-example input[role=combobox]")
+    assert box["right"] - box["padRight"] <= _box(page, "#clip-a-example .icon-wrap")["left"] + 1
+    _choose(page, "clip-a-example", "Jig (6/8, MIDI)")
+    page.wait_for_selector("#clip-a-info >> text=Jig (6/8, MIDI)")
+    page.wait_for_timeout(500)  # a second event of the same choice would land by now
+    assert "4 inputs in the history" in page.inner_text("#clip-a-info")  # one entry a choice, none twice
     _slide(page, "interpolate-steps", 5)
     _slide(page, "interpolate-temperature", 0.5)
     _radio(page, "interpolate-pacing", "linear")
@@ -506,15 +568,19 @@ def _audio(page, elem: str) -> bytes:
 
 def test_generate_shape_from_a_fresh_page(page):
     _fresh(page, "Generate")
-    page.locator("#generate-shape").get_by_text("Shape (empty: free)").click()
+    _open_shape(page)
     for box in ("generate-density", "generate-range"):
         field = page.locator(f"#{box} textarea, #{box} input").first
         field.wait_for()
         assert field.input_value() == "" and field.get_attribute("placeholder") == "free"
-        border = field.evaluate("e => getComputedStyle(e.closest('label') || e).borderColor + ' ' + "
-                                "getComputedStyle(e).borderColor + ' ' + getComputedStyle(e).outlineColor")
-        assert "rgb(239, 68, 68)" not in border and "rgb(220, 38, 38)" not in border, border
+        colours = field.evaluate("e => [getComputedStyle(e).borderColor, getComputedStyle(e).outlineColor,"
+                                 " getComputedStyle(e.closest('.block')).borderColor]")
+        for colour in colours:  # no red outline (a box that starts invalid)
+            r, g, b = (int(x) for x in re.findall(r"\d+", colour)[:3])
+            assert not (r > 150 and g < 110 and b < 110), colours
         assert field.get_attribute("aria-invalid") != "true"
+    density, spread = (_box(page, f"#{b} textarea, #{b} input") for b in ("generate-density", "generate-range"))
+    assert abs(density["top"] - spread["top"]) <= 1, (density, spread)  # the two boxes in line
     assert page.locator("#generate-key input[role=combobox]").input_value() == "any"
     assert not page.locator("#generate-tonic input[type=checkbox]").is_checked()
 
@@ -534,6 +600,9 @@ def test_generate_shape_from_a_fresh_page(page):
     assert pcs[5] > pcs[6] and pcs[10] > pcs[11], pcs
     captions = page.locator("#generate-gallery .caption-label").all_inner_texts()
     assert sum(c.endswith("· D minor") for c in captions) >= 3, captions
+    # the gallery's label does not cover the first roll (its title)
+    assert _box(page, "#generate-gallery [data-testid=block-label]")["bottom"] <= \
+        _box(page, "#generate-gallery img")["top"]
 
     # Notes per bar alone: sparse, then dense
     _choose(page, "generate-key", "any")
@@ -599,6 +668,16 @@ def test_generate_every_setting_and_sampler_from_a_fresh_page(page):
     page.wait_for_selector("text=Added melody 3 to your clips")
     page.locator("#generate-style").first.get_by_text("More like these", exact=False).first.click()
     page.wait_for_selector("#generate-clips >> text=melody-03")
+    # refusals keep the clips on show: the same melody again, a style from one clip
+    page.click("#generate-add-clip")
+    page.wait_for_selector("[data-testid=toast-body] >> text=Melody 3 is already among your clips")
+    page.click("#generate-learn")
+    page.wait_for_selector("#generate-style-info >> text=Give 2 to 20 clips")
+    page.wait_for_timeout(500)
+    for kept in ("#generate-clips", "#generate-style-info", "#generate-sampler"):
+        assert "Error" not in page.inner_text(kept), kept
+    assert _file_names(page, "#generate-clips") == ["melody-03.mid"]
+    assert page.locator("#generate-sampler input[value=gaussian]").is_checked()
 
 
 def test_a_refused_generate_keeps_what_the_page_showed(page):
@@ -608,7 +687,11 @@ def test_a_refused_generate_keeps_what_the_page_showed(page):
     sound = page.locator("#generate-audio a[href]").first.get_attribute("href")
     files = page.locator("#generate-files a[download]").evaluate_all("links => links.map(a => a.href)")
     assert len(rolls) == 4 and sound and len(files) == 5
-    page.locator("#generate-shape").get_by_text("Shape (empty: free)").click()
+    page.locator("#generate-gallery img").nth(1).click()  # melody 2 chosen: shown large, and it plays
+    page.wait_for_function("() => document.querySelector('#generate-audio a[href]').href.endsWith('melody-02.wav')")
+    rolls = [img.get_attribute("src") for img in page.locator("#generate-gallery img").all()]
+    sound = page.locator("#generate-audio a[href]").first.get_attribute("href")
+    _open_shape(page)
     for change, says in ((lambda: _type(page, "generate-density", "99"), "Notes per bar 99"),
                          (lambda: (_type(page, "generate-density", ""), _choose(page, "generate-key", "D minor"),
                                    _radio(page, "generate-sampler", "gan")), "no shape controls")):
@@ -626,7 +709,9 @@ def test_a_refused_generate_keeps_what_the_page_showed(page):
             assert "Error" not in page.inner_text(shown), shown
     _screenshot(page, OUT / "refused-generate.png")
     _close_toasts(page)
-    # and the page still works: choose the corpus sampler again
+    page.click("#generate-add-clip")  # the choice survived the refusals too
+    page.wait_for_selector("text=Added melody 2 to your clips")
+    # and the page still works: the corpus sampler again
     _radio(page, "generate-sampler", "bank")
     _press(page, "#generate-go", "#generate-gallery img")
-    assert "D minor" in page.locator("#generate-gallery .caption-label").first.inner_text()
+    _seed_shown(page, "#generate-status", "")

@@ -58,7 +58,7 @@ class ContinueRequest:
     key_lock: str = choice("Key lock", KEY_LOCKS, "off",
                            help="new notes stay in the scale; minor also allows the raised 6th and 7th")
     ending: str = choice("End on", phrasing.ENDINGS, "tonic chord",
-                         help="where the last bar lands, in the melody's key")
+                         help="where the last bar lands, in the melody's key (the locked key when one is set)")
     stay_close: float = number("Stay close", 0.0, 1.0, 0.5, 0.05,
                                help="1: the input's bars come back often; 0: new material; 0.5: as often as in "
                                     "real tunes")

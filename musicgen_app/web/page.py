@@ -31,7 +31,25 @@ CSS = """
 #title h3 {margin: 0 !important}
 .rolls .grid-container {grid-template-rows: none !important; grid-auto-rows: auto !important}
 .rolls .thumbnail-item {aspect-ratio: 3 / 1 !important; height: auto !important}
+.rolls .grid-wrap {padding-top: var(--size-8) !important; min-height: 0 !important; max-height: none !important}
+.variation .block {border-style: none !important}
+.gradio-container input[type=range] {min-width: 0 !important}
+.secondary-wrap input[role=combobox] {min-width: 0 !important; text-overflow: ellipsis;
+                                      padding-right: var(--size-7) !important}
+.file-preview td.download {min-width: 0 !important; width: auto !important}
+.file-preview .filename .stem {white-space: normal !important; overflow-wrap: anywhere}
+.align-inputs .block label.container {display: flex; flex-direction: column; height: 100%}
+.align-inputs .block .input-container {margin-top: auto}
 """
+# From .rolls .grid-wrap on, each rule mends a Gradio 6.31 default seen at 1280 px:
+# - .rolls .grid-wrap: the gallery's floating label covers the first roll's title, and a gallery of
+#   height="auto" is still kept to 55vh, scrolling the last rolls (a morph's B) out of sight;
+# - .variation .block: a group's children lose their border with `border: none`, but Gradio's inline
+#   `border-style: solid` brings it back, 3 px wide and text-coloured, round the player and the roll;
+# - input[type=range]: a slider keeps 112 px however narrow its column, and cuts its maximum ("3" of 32);
+# - the combobox: a long choice runs under the dropdown's arrow ("Chorale line (Bach, MusicX▾L)");
+# - the file list: its size column keeps 8 rem, which leaves "w.mid" of "waltz_3-4.mid" in a narrow panel;
+# - .align-inputs: in a row of text boxes whose help wraps to different heights, the boxes line up.
 
 
 def build_ui(service: MelodyService, store: TempStore | None = None, *, concurrency_limit: int = 2) -> gr.Blocks:
@@ -48,5 +66,6 @@ def build_ui(service: MelodyService, store: TempStore | None = None, *, concurre
                 tab_interpolate.build(studio, heavy)
             with gr.Tab("Generate", id="generate"):
                 tab_generate.build(studio, heavy, clip_sources=liked)
-        api.add_endpoints(studio, heavy)
+        with gr.Column(visible=False):  # the endpoints' settings inputs are made outside their own hidden column
+            api.add_endpoints(studio, heavy)
     return demo

@@ -16,6 +16,7 @@ from ..io.examples import DEFAULT_EXAMPLE, example_names
 from ..io.importer import HOW_TO_TYPE
 from ..melody import Melody
 from .refusals import user_errors
+from .widgets import refusal_line
 
 UPLOAD_TYPES = [".mid", ".midi", ".kar", ".musicxml", ".xml", ".mxl", ".abc", ".txt"]
 
@@ -52,8 +53,13 @@ def _panel_out(history: InputHistory):
 
 @user_errors
 def pick_example(name, history: InputHistory):
+    """The example becomes the input; picking the one that already is (the dropdown reports a
+    choice typed and then clicked twice) keeps the history as it is."""
     if not name:
         raise RequestError("Choose an example from the list.")
+    current = history.current
+    if current and current.origin == InputOrigin("example", name):
+        return _panel_out(history)
     return _panel_out(history.push(read_input(InputOrigin("example", name))))
 
 
@@ -178,9 +184,27 @@ def input_panel(title: str, default_example: str, key: str) -> InputPanel:
     info = gr.Markdown(entry_markdown(history.current), elem_id=f"{key}-info")
     panel = InputPanel(state, example, upload, text, use_text, track, info, mode)
     outs = [state, info, track]
-    example.input(pick_example, [example, state], outs, api_visibility="private")
-    upload.upload(pick_upload, [upload, state], outs, api_visibility="private")
-    use_text.click(pick_text, [text, state], outs, api_visibility="private")
-    text.submit(pick_text, [text, state], outs, api_visibility="private")
-    track.input(pick_track, [track, state], outs, api_visibility="private")
+    example.input(kept_on_refusal(pick_example), [example, state], outs, api_visibility="private")
+    upload.upload(kept_on_refusal(pick_upload), [upload, state], outs, api_visibility="private")
+    use_text.click(kept_on_refusal(pick_text), [text, state], outs, api_visibility="private")
+    text.submit(kept_on_refusal(pick_text), [text, state], outs, api_visibility="private")
+    track.input(kept_on_refusal(pick_track), [track, state], outs, api_visibility="private")
     return panel
+
+
+def kept_on_refusal(handler):
+    """A panel event (its last argument the history) whose refusal keeps the input: the summary of
+    what is still the input says why below it, and a warning toast says it too (a raised error
+    would put Gradio's "Error" badge over the summary)."""
+
+    @functools.wraps(handler)
+    def event(*args):
+        try:
+            return handler(*args)
+        except gr.Error as exc:
+            gr.Warning(exc.message, title=exc.title)
+            history = args[-1]
+            return gr.skip(), f"{entry_markdown(history.current, len(history.entries))}  \n{refusal_line(exc)}", \
+                gr.skip()
+
+    return event

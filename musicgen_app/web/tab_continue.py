@@ -119,8 +119,12 @@ def _variation_label(result, i: int) -> str:
 @user_errors
 def continue_rest_ui(run: ContinueRun, progress=gr.Progress()):
     """The second pass, while the first variation plays: the other variations' audio and rolls, then
-    engraved scores and MusicXML downloads. Stops early when the page has gone."""
+    engraved scores and MusicXML downloads. Stops early when the page has gone. A refused first
+    pass keeps the page's run and is followed by this pass too: a run whose last score is written
+    (or that has no files) has had its second pass, and is left as it is."""
     n = len(run.melodies)
+    if not run.folder or not n or (Path(run.folder) / f"variation-{n}.musicxml").is_file():
+        return (gr.skip(),) * (5 * MAX_VARIATIONS)
     media = {}  # variation -> (audio, roll, wav) updates
     for i in range(1, n):
         if client_gone():
@@ -196,12 +200,14 @@ def build(studio: Studio, heavy: dict) -> list:
     first_outs = [*panel_outs, run, status, *slot_outs]
     for i, slot in enumerate(slots):
         slot[-2].click(functools.partial(chain_result, i), [run, panel.state], panel_outs, api_visibility="private")
-        slot[-1].click(functools.partial(more_like_ui, i, studio, form, panel, run), form.inputs | {run, panel.state},
-                       first_outs, api_visibility="private", show_progress_on=status, **heavy
+        like = widgets.refused_in_status(functools.partial(more_like_ui, i, studio, form, panel, run), first_outs,
+                                         status)
+        slot[-1].click(like, form.inputs | {run, panel.state}, first_outs, api_visibility="private",
+                       show_progress_on=status, **heavy
                        ).success(continue_rest_ui, [run], rest_outs, api_visibility="private", show_progress="hidden",
                                  **heavy)
-    go.click(functools.partial(continue_ui, studio, form, panel), form.inputs | panel.inputs, first_outs,
-             api_visibility="private", show_progress_on=status, **heavy
+    go.click(widgets.refused_in_status(functools.partial(continue_ui, studio, form, panel), first_outs, status),
+             form.inputs | panel.inputs, first_outs, api_visibility="private", show_progress_on=status, **heavy
              ).success(continue_rest_ui, [run], rest_outs, api_visibility="private", show_progress="hidden", **heavy)
     widgets.keep_files_while_open(studio, run, status)
     return clip_sources

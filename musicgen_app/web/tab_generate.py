@@ -33,6 +33,11 @@ def generate_ui(studio: Studio, form: Form, style_state: gr.State, data: dict, p
             str(files.medley.parent))
 
 
+def _generate_anew(studio: Studio, form: Form, style_state: gr.State, data: dict, progress=gr.Progress()):
+    """Generate's outputs, and no melody chosen among the new ones yet (a refusal keeps the choice)."""
+    return (*generate_ui(studio, form, style_state, data, progress), -1)
+
+
 @user_errors
 def learn_style_ui(studio: Studio, clips, progress=gr.Progress()):
     """"More like these": learn the style of the uploaded clips; the page keeps it (as bytes) and
@@ -86,7 +91,7 @@ def build(studio: Studio, heavy: dict, clip_sources=()):
                 form.widget("qpm", label="Tempo (quarter notes per minute)")
             sampler = form.widget("sampler", radio=True, info=form.declared["sampler"].help)
             with gr.Accordion("Shape (empty: free)", open=False, elem_id="generate-shape"):
-                with gr.Row(elem_classes="compact-row"):
+                with gr.Row(elem_classes="compact-row align-inputs", equal_height=True):
                     form.widget("notes_per_bar", elem_id="generate-density")
                     form.widget("range_semitones", elem_id="generate-range")
                 with gr.Row(elem_classes="compact-row", equal_height=True):
@@ -110,17 +115,19 @@ def build(studio: Studio, heavy: dict, clip_sources=()):
                                  object_fit="contain", elem_id="generate-gallery", elem_classes="rolls")
             add = gr.Button("Add the melody you clicked to my clips", size="sm", elem_id="generate-add-clip")
             wavs, folder, chosen = gr.State([]), gr.State(""), gr.State(-1)
-    go.click(functools.partial(generate_ui, studio, form, style), form.inputs | {style},
-             [status, audio, gallery, files, wavs, folder], api_visibility="private", show_progress_on=status, **heavy
-             ).success(lambda: -1, None, chosen, api_visibility="private", queue=False)
-    # queued (not queue=False), so that their gr.Info toast reaches the page
-    add.click(add_chosen, [clips, files, chosen], clips, api_visibility="private")
+    outs = [status, audio, gallery, files, wavs, folder, chosen]
+    go.click(widgets.refused_in_status(functools.partial(_generate_anew, studio, form, style), outs, status),
+             form.inputs | {style}, outs, api_visibility="private", show_progress_on=status, **heavy)
+    # queued (not queue=False), so that their toasts reach the page
+    add.click(widgets.refused_in_status(add_chosen, [clips]), [clips, files, chosen], clips, api_visibility="private")
     for button, source, name in clip_sources:
-        button.click(functools.partial(lambda path, clips, name: add_clip(clips, path, name), name=name),
-                     [source, clips], clips, api_visibility="private")
+        button.click(widgets.refused_in_status(
+            functools.partial(lambda path, clips, name: add_clip(clips, path, name), name=name), [clips]),
+            [source, clips], clips, api_visibility="private")
     widgets.keep_files_while_open(studio, folder, status)
-    learn.click(functools.partial(learn_style_ui, studio), [clips], [style, style_info, sampler],
-                api_visibility="private", **heavy)
+    learnt = [style, style_info, sampler]
+    learn.click(widgets.refused_in_status(functools.partial(learn_style_ui, studio), learnt, style_info), [clips],
+                learnt, api_visibility="private", show_progress_on=style_info, **heavy)
 
     def play(wav_paths, evt: gr.SelectData):
         # wav_paths[0] is all of them in turn; melody k is at k + 1

@@ -55,7 +55,7 @@ def build(studio: Studio, heavy: dict):
             gallery = gr.Gallery(label="Piano roll of each step", columns=2, height="auto", object_fit="contain",
                                  elem_id="interpolate-gallery", elem_classes="rolls")
             folder = gr.State("")
-    go.click(functools.partial(interpolate_ui, studio, form, a, b), form.inputs | a.inputs | b.inputs,
-             [*a.outputs, *b.outputs, status, audio, gallery, files, folder],
-             api_visibility="private", show_progress_on=status, **heavy)
+    outs = [*a.outputs, *b.outputs, status, audio, gallery, files, folder]
+    go.click(widgets.refused_in_status(functools.partial(interpolate_ui, studio, form, a, b), outs, status),
+             form.inputs | a.inputs | b.inputs, outs, api_visibility="private", show_progress_on=status, **heavy)
     widgets.keep_files_while_open(studio, folder, status)

@@ -1,5 +1,6 @@
-"""What every tab of the page shares: the seed row, the status line, and keeping a shown result's
-files while the page is open. The settings' widgets are built by :mod:`.forms`.
+"""What every tab of the page shares: the seed row, the status line, a refusal shown in the status
+line, and keeping a shown result's files while the page is open. The settings' widgets are built by
+:mod:`.forms`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,36 @@ def status_line(seed: int, notices, extra: str = "") -> str:
     lines = [f"Seed used: **{seed}** (type it into the seed box to get the same result again).{extra}"]
     lines += [f"⚠ {html.escape(n)}" for n in notices]
     return "  \n".join(lines)
+
+
+def refusal_line(exc: gr.Error) -> str:
+    """A refusal as a line of Markdown: its title (what kind of problem), then what to change."""
+    return f"⚠ **{exc.title}:** {exc.message}"
+
+
+def refused_in_status(handler, outputs: list, status: gr.Markdown | None = None):
+    """``handler`` (whose refusals are ``gr.Error``, see :func:`.refusals.user_errors`) for an event
+    with ``outputs``: a refusal leaves every output as it was but ``status``, which says what to
+    change; a warning toast says it too (alone when ``status`` is None). A raised error would put
+    Gradio's "Error" badge over the status line, or over every output when there is none, and a file
+    list shows the badge instead of its files.
+
+    The event then ends as a success, so a ``.success`` step after it must tolerate outputs that
+    did not change."""
+    at = None if status is None else outputs.index(status)
+
+    @functools.wraps(handler)
+    def event(*args, **kwargs):
+        try:
+            return handler(*args, **kwargs)
+        except gr.Error as exc:
+            gr.Warning(exc.message, title=exc.title)
+            kept = [gr.skip()] * len(outputs)
+            if at is not None:
+                kept[at] = refusal_line(exc)
+            return tuple(kept) if len(kept) > 1 else kept[0]
+
+    return event
 
 
 FILES_CLEARED = ("The files of this result were cleared to make room on the server; press the button again to "
