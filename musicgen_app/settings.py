@@ -29,7 +29,14 @@ MAX_SEED = 2**31 - 1
 
 
 def _shown(value) -> str:
+    """A value as the message quotes it: a typed number as typed ("99"), anything else by its repr."""
     text = repr(value)
+    if isinstance(value, str):
+        try:
+            float(value)
+            text = value.strip()
+        except ValueError:
+            pass
     return text if len(text) <= 40 else text[:37] + "..."
 
 
