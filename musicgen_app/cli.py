@@ -7,8 +7,9 @@
 
 (``musicgen`` is installed into the venv by the set-up; ``python -m musicgen_app`` is the same.)
 
-Inputs may be MIDI, MusicXML, ABC or a text file of typed notes (``--track`` picks a MIDI track or a
-score part). Settings, their ranges, choices and defaults are the request types' declarations (see ``--help``
+Inputs may be MIDI, MusicXML, ABC, a text file of typed notes (``--track`` picks a MIDI track or a
+score part) or a recording: WAV, FLAC, OGG or MP3, transcribed (``--input-qpm`` gives its tempo,
+else it is estimated). Settings, their ranges, choices and defaults are the request types' declarations (see ``--help``
 of each command), as on the page and in the API.
 ``--debug-model`` uses the tiny random model (for tests). Errors are printed as one line to stderr
 with exit status 2; the seed used is printed so a result can be reproduced.
@@ -56,11 +57,13 @@ def _parser() -> tuple[argparse.ArgumentParser, dict]:
                                 "from the command line.")
     p.add_argument("--debug-model", action="store_true", help="tiny random model instead of the checkpoints")
     p.add_argument("--checkpoints", default=None, help="folder with lstm.safetensors and vae.safetensors")
+    p.add_argument("--input-qpm", type=float, default=None, metavar="QPM",
+                   help="tempo of recorded inputs (WAV, FLAC, OGG, MP3), quarter notes a minute (default: estimated)")
     sub = p.add_subparsers(dest="command", required=True)
     names = {}
 
     c = sub.add_parser("continue", help="continue a melody with the LSTM")
-    c.add_argument("input", help="MIDI, MusicXML, ABC or typed-notes text file")
+    c.add_argument("input", help="MIDI, MusicXML, ABC, typed-notes text file or a recording (WAV, FLAC, OGG, MP3)")
     c.add_argument("-o", "--output", required=True, help="output .mid; with several variations out-1.mid ... "
                    "out-N.mid, each beside its new bars alone (out-1-continuation.mid)")
     names["continue"] = add_settings(c, ContinueRequest, flags={"ending": "--end-on"})
@@ -99,8 +102,8 @@ def _service(args) -> MelodyService:
     return MelodyService.from_checkpoints(args.checkpoints) if args.checkpoints else MelodyService.from_checkpoints()
 
 
-def _load(path: str, track=None) -> Melody:
-    result = load_melody(path, track=track)
+def _load(path: str, track=None, qpm: float | None = None) -> Melody:
+    result = load_melody(path, track=track, qpm=qpm)
     for n in result.notices:
         print(f"note: {Path(path).name}: {n}", file=sys.stderr)
     return result.melody
@@ -119,7 +122,7 @@ def _finish(result, files) -> None:
 
 
 def cmd_continue(args, names) -> None:
-    req = build_request(ContinueRequest, _settings(args, names), melody=_load(args.input, args.track))
+    req = build_request(ContinueRequest, _settings(args, names), melody=_load(args.input, args.track, args.input_qpm))
     result = _service(args).continue_(req)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -131,7 +134,8 @@ def cmd_continue(args, names) -> None:
 
 
 def cmd_interpolate(args, names) -> None:
-    req = build_request(InterpolateRequest, _settings(args, names), a=_load(args.a), b=_load(args.b))
+    req = build_request(InterpolateRequest, _settings(args, names), a=_load(args.a, qpm=args.input_qpm),
+                        b=_load(args.b, qpm=args.input_qpm))
     result = _service(args).interpolate(req)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -146,7 +150,7 @@ def cmd_generate(args, names) -> None:
     service = _service(args)
     settings, style = _settings(args, names), None
     if args.like:
-        style = service.learn_style([_load(path, None) for path in args.like])
+        style = service.learn_style([_load(path, None, args.input_qpm) for path in args.like])
         settings["sampler"] = "style"
     req = build_request(SampleRequest, settings, style=style)
     result = service.sample(req)
@@ -157,7 +161,7 @@ def cmd_generate(args, names) -> None:
 
 
 def cmd_render(args, names) -> None:
-    melody = _load(args.input, args.track)
+    melody = _load(args.input, args.track, args.input_qpm)
     audio = render.render(melody, soundfont=args.soundfont, program=args.program)
     path = render.write_audio(audio, render.SAMPLE_RATE, args.output)
     print(f"wrote {path} ({len(audio) / render.SAMPLE_RATE:.1f} s)")

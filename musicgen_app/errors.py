@@ -48,6 +48,46 @@ class TrackChoiceError(ImportFailed):
     """The requested track does not exist."""
 
 
+class RecordingError(ImportFailed):
+    """Base for a recording (WAV, FLAC, OGG, MP3) that cannot become a melody: the take, not the file's syntax."""
+
+
+class CorruptRecordingError(RecordingError, CorruptFileError):
+    """An audio file that is damaged or ends before its data does (truncated)."""
+
+
+class RecordingFormatError(RecordingError, NotMusicError):
+    """Sound we cannot decode (AAC/M4A, WebM, ...): the musician should export WAV, FLAC, OGG or MP3."""
+
+
+class VideoFileError(RecordingFormatError):
+    """A video file (MP4, QuickTime, AVI, WebM/Matroska, MPEG), often renamed .wav."""
+
+
+class RecordingTooLongError(RecordingError, FileTooLargeError):
+    """A recording over the length limit (5 minutes)."""
+
+
+class ClippedRecordingError(RecordingError):
+    """The recording is distorted: much of it sits at full scale (input gain too high)."""
+
+
+class NoPitchError(RecordingError, NoNotesError):
+    """No pitched sound was found in the recording."""
+
+
+class SilentRecordingError(NoPitchError):
+    """The recording is silent or nearly so (microphone off, muted or not chosen)."""
+
+
+class NoisyRecordingError(NoPitchError):
+    """The recording holds noise (hiss, wind, traffic) and no pitched sound."""
+
+
+class SpeechRecordingError(NoPitchError):
+    """The recording sounds like speech: the pitch glides instead of settling on notes."""
+
+
 class TokenError(MusicgenError, ValueError):
     """A token sequence is not a valid encoding."""
 

@@ -270,6 +270,30 @@ class Melody:
         return self.replace(notes=self.notes + shifted, total_steps=self.total_steps + other.total_steps)
 
 
+def snap_to_key(melody: Melody, key: Key | None = None) -> tuple[Melody, int]:
+    """``melody`` with each pitch outside ``key``'s scale (default: ``melody.key``; see
+    :meth:`Key.scale_pitch_classes`) moved to the nearest scale tone, and how many notes moved.
+
+    A pitch a semitone from two scale tones goes toward the previous note's pitch (the next note's
+    for the first note; down when both lie on one side), so a line keeps its direction.
+    """
+    scale = (key or melody.key).scale_pitch_classes()
+    notes, moved = list(melody.notes), 0
+    for i, n in enumerate(notes):
+        if n.pitch % 12 in scale:
+            continue
+        down = next(p for p in range(n.pitch - 1, n.pitch - 12, -1) if p % 12 in scale)
+        up = next(p for p in range(n.pitch + 1, n.pitch + 12) if p % 12 in scale)
+        if n.pitch - down != up - n.pitch:
+            pitch = down if n.pitch - down < up - n.pitch else up
+        else:
+            neighbour = notes[i - 1] if i else (notes[i + 1] if i + 1 < len(notes) else None)
+            pitch = up if neighbour is not None and neighbour.pitch > n.pitch and up <= 127 else down
+        notes[i] = dataclasses.replace(n, pitch=max(0, min(127, pitch)))
+        moved += 1
+    return melody.replace(notes=tuple(notes)), moved
+
+
 def estimate_key(notes: Iterable[Note], candidates: Iterable[Key] | None = None) -> Key:
     """Krumhansl-Schmuckler: the key whose profile best correlates with the duration-weighted
     pitch classes. Linear in the notes; ``candidates`` narrows the choice (e.g. to the major key

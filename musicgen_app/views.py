@@ -10,6 +10,7 @@ import io
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .errors import RenderError
@@ -98,22 +99,7 @@ def piano_roll_png(melody: Melody, *, split_step: int | None = None, path: str |
     def y_of(pitch: int) -> float:  # top edge of the row
         return top + (high - pitch) * row_h
 
-    # Rows: shade black keys, a line under each C, labels at C and the melody's extremes.
-    labelled = {p for p in range(low, high + 1) if p % 12 == 0}
-    if melody.pitch_range:
-        labelled |= set(melody.pitch_range)
-    for pitch in range(low, high + 1):
-        y0, y1 = y_of(pitch), y_of(pitch) + row_h
-        if pitch % 12 in _BLACK_KEYS:
-            draw.rectangle([left, y0, left + plot_w, y1], fill=_BLACK_KEY_ROW)
-        if pitch % 12 == 0:
-            draw.line([left, y1, left + plot_w, y1], fill=_C_LINE)
-    last_label_y = -100.0
-    for pitch in sorted(labelled, reverse=True):
-        y = y_of(pitch) + row_h / 2
-        if y - last_label_y >= 11:  # skip a label that would overlap the one above
-            draw.text((left - 4, y), pitch_name(pitch), fill=_TEXT, font=small, anchor="rm")
-            last_label_y = y
+    _draw_rows(draw, melody, (low, high), (left, plot_w), y_of, row_h)
 
     # Beat and bar lines; a bar number when bars are wide enough to hold one.
     beat, bar, pickup = melody.beat_steps, melody.bar_steps, melody.pickup_steps
@@ -152,14 +138,7 @@ def piano_roll_png(melody: Melody, *, split_step: int | None = None, path: str |
             draw.text((x, 4), label, fill=_TEXT, font=small)
             draw.rectangle([x - 14, 6, x - 4, 14], fill=colour)
             x -= 26
-
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", optimize=False, compress_level=3)
-    if path is None:
-        return buf.getvalue()
-    path = Path(path)
-    path.write_bytes(buf.getvalue())
-    return path
+    return _save(img, path)
 
 
 def score_svg(musicxml: bytes | str) -> str:
@@ -198,3 +177,136 @@ def score_svg(musicxml: bytes | str) -> str:
             f"{musicxml[:40]!r}); pass MusicXML such as melody_to_musicxml produces."
         )
     return "\n".join(tk.renderToSVG(page) for page in range(1, tk.getPageCount() + 1))
+
+
+HEARD_CURVE_COLOUR = (200, 40, 40)  # red: the pitch the transcriber heard, frame by frame
+UNSTEADY_COLOUR = (236, 178, 60)  # amber: a note whose pitch wavered (see Transcription.steadiness)
+UNSTEADY_BELOW = 0.5  # a note with fewer steady frames than this share is drawn amber
+
+
+def transcription_png(melody: Melody, transcription, *, path: str | Path | None = None, width: int = 900,
+                      height: int = 260) -> bytes | Path:
+    """What was heard in a recording: ``melody`` (its notes as light blue boxes, amber where the pitch wavered)
+    drawn in seconds over the pitch curve (a thin red line), ``width`` x ``height`` pixels.
+
+    ``transcription`` is an :class:`musicgen_app.io.audio.Transcription` (read by attribute:
+    ``curve_times`` and ``curve_pitch`` in seconds and fractional MIDI pitch, ``origin`` in seconds
+    where step 0 falls, ``duration``, ``steadiness`` per note, ``qpm``, ``qpm_estimated``). Bar
+    lines follow the melody's grid, numbered from 1. Returns PNG bytes, or writes ``path`` and
+    returns it.
+    """
+    img = Image.new("RGB", (width, height), _BACKGROUND)
+    draw = ImageDraw.Draw(img)
+    small = _font(11)
+    left, right, top, bottom = 34, 8, 20, 16
+    plot_w, plot_h = width - left - right, height - top - bottom
+    sec, origin = melody.seconds_per_step, float(transcription.origin)
+    times = np.asarray(transcription.curve_times, dtype=float)
+    pitch = np.asarray(transcription.curve_pitch, dtype=float)
+    low, high = _layout_pitches(melody)
+    heard = pitch[np.isfinite(pitch)]
+    if heard.size:  # the curve's range too, within a fifth of the notes' (a stray octave jump stays off the picture)
+        low = max(0, low - 7, min(low, int(np.floor(np.percentile(heard, 2)))))
+        high = min(127, high + 7, max(high, int(np.ceil(np.percentile(heard, 98)))))
+    rows = high - low + 1
+    row_h = plot_h / rows
+    t_end = max(float(transcription.duration), origin + melody.total_steps * sec, 1e-3)
+    t0 = min(0.0, origin)
+    scale = plot_w / (t_end - t0)
+
+    def x_of(t: float) -> float:
+        return left + (t - t0) * scale
+
+    def y_of(p: float) -> float:  # top edge of the row of (integer) pitch p; fractional p: its centre line - row_h/2
+        return top + (high - p) * row_h
+
+    _draw_rows(draw, melody, (low, high), (left, plot_w), y_of, row_h)
+    bar, beat, pickup = melody.bar_steps, melody.beat_steps, melody.pickup_steps
+    if beat * sec * scale >= 4:
+        for step in range(pickup % beat, melody.total_steps + 1, beat):
+            x = x_of(origin + step * sec)
+            draw.line([x, top, x, top + plot_h], fill=_BEAT_LINE)
+    for number, step in enumerate(range(pickup, melody.total_steps + 1, bar), start=1):
+        x = x_of(origin + step * sec)
+        draw.line([x, top, x, top + plot_h], fill=_BAR_LINE)
+        if step < melody.total_steps and bar * sec * scale >= 14:
+            draw.text((x + 2, top + plot_h + 2), str(number), fill=_TEXT, font=small)
+    draw.rectangle([left, top, left + plot_w, top + plot_h], outline=_BAR_LINE)
+
+    steadiness = list(getattr(transcription, "steadiness", []) or [])
+    for i, note in enumerate(melody.notes):
+        unsteady = i < len(steadiness) and steadiness[i] < UNSTEADY_BELOW
+        colour = UNSTEADY_COLOUR if unsteady else INPUT_COLOUR
+        x0 = x_of(origin + note.start * sec)
+        x1 = max(x_of(origin + note.end * sec) - 1, x0 + 1)
+        y0 = y_of(note.pitch) + 1
+        y1 = max(y0 + 1, y_of(note.pitch) + row_h - 1)
+        draw.rectangle([x0, y0, x1, y1], fill=tuple((c + 255) // 2 for c in colour), outline=colour)
+
+    # The curve: one polyline per voiced run, clipped to the rows shown.
+    ys = top + (high - np.clip(pitch, low - 0.5, high + 0.5) + 0.5) * row_h
+    xs = left + (times - t0) * scale
+    voiced = np.isfinite(pitch)
+    run: list[tuple[float, float]] = []
+    for x, y, v in zip(xs.tolist(), ys.tolist(), voiced.tolist()):
+        if v:
+            run.append((x, y))
+            continue
+        _polyline(draw, run)
+        run = []
+    _polyline(draw, run)
+
+    tempo = f"{transcription.qpm:.0f} qpm{' (estimated)' if transcription.qpm_estimated else ''}"
+    draw.text((left, 3), f"What was heard: {len(melody.notes)} notes · {melody.key.name} · {tempo}", fill=_TEXT,
+              font=_font(13))
+    x = width - right
+    for label, colour, line in (("pitch heard", HEARD_CURVE_COLOUR, True), ("unsteady", UNSTEADY_COLOUR, False),
+                                ("notes", INPUT_COLOUR, False)):
+        x -= draw.textlength(label, font=small)
+        draw.text((x, 4), label, fill=_TEXT, font=small)
+        if line:
+            draw.line([x - 16, 10, x - 4, 10], fill=colour, width=2)
+        else:
+            draw.rectangle([x - 14, 6, x - 4, 14], fill=colour)
+        x -= 26
+    return _save(img, path)
+
+
+def _polyline(draw: ImageDraw.ImageDraw, points: list[tuple[float, float]]) -> None:
+    if len(points) > 1:
+        draw.line(points, fill=HEARD_CURVE_COLOUR, width=2, joint="curve")
+    elif points:
+        x, y = points[0]
+        draw.ellipse([x - 1, y - 1, x + 1, y + 1], fill=HEARD_CURVE_COLOUR)
+
+
+def _draw_rows(draw: ImageDraw.ImageDraw, melody: Melody, pitches: tuple[int, int], span: tuple[float, float],
+               y_of, row_h: float) -> None:
+    """Shade the black keys' rows (``pitches``: lowest and highest shown; ``span``: the plot's left
+    edge and width in pixels), a line under each C, labels at C and the melody's extremes."""
+    (low, high), (left, plot_w), font = pitches, span, _font(11)
+    labelled = {p for p in range(low, high + 1) if p % 12 == 0}
+    if melody.pitch_range:
+        labelled |= set(melody.pitch_range)
+    for pitch in range(low, high + 1):
+        y0, y1 = y_of(pitch), y_of(pitch) + row_h
+        if pitch % 12 in _BLACK_KEYS:
+            draw.rectangle([left, y0, left + plot_w, y1], fill=_BLACK_KEY_ROW)
+        if pitch % 12 == 0:
+            draw.line([left, y1, left + plot_w, y1], fill=_C_LINE)
+    last_label_y = -100.0
+    for pitch in sorted(labelled, reverse=True):
+        y = y_of(pitch) + row_h / 2
+        if y - last_label_y >= 11:  # skip a label that would overlap the one above
+            draw.text((left - 4, y), pitch_name(pitch), fill=_TEXT, font=font, anchor="rm")
+            last_label_y = y
+
+
+def _save(img: Image.Image, path: str | Path | None) -> bytes | Path:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=False, compress_level=3)
+    if path is None:
+        return buf.getvalue()
+    path = Path(path)
+    path.write_bytes(buf.getvalue())
+    return path

@@ -37,9 +37,16 @@ if [ ! -f .venv/.stamp-torch ]; then
   $pip install -q torch==2.13.0
   touch .venv/.stamp-torch
 fi
-want=$(cat requirements.txt | sha256sum | cut -c1-16)
+want=$( (cat requirements.txt; echo basic-pitch==0.4.0) | sha256sum | cut -c1-16)
 if [ "$(cat .venv/.stamp-req 2>/dev/null)" != "$want" ]; then
   $pip install -q -r requirements.txt
+  # basic-pitch (transcription of recordings) on its own, --no-deps: its requirements pull TensorFlow,
+  # which we do not use (we run the ONNX model in its wheel on onnxruntime). Its other runtime
+  # requirements are pinned in requirements.txt.
+  $pip install -q --no-deps basic-pitch==0.4.0
+  # Compile librosa's numba functions into their on-disk cache now (half a minute, once), not on the
+  # first recording someone uploads.
+  .venv/bin/python -c "import musicgen_app.io.audio as a; a.load_libraries()"
   echo "$want" > .venv/.stamp-req
 fi
 # The package itself, editable, with its console script (`musicgen`); --no-deps: its requirements are

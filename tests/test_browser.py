@@ -715,3 +715,45 @@ def test_a_refused_generate_keeps_what_the_page_showed(page):
     _radio(page, "generate-sampler", "bank")
     _press(page, "#generate-go", "#generate-gallery img")
     _seed_shown(page, "#generate-status", "")
+
+
+def test_record_a_tune_with_the_microphone_see_what_was_heard_and_continue_it(browser, app_server, tmp_path):
+    """Chromium's fake microphone plays a sung tune (training/audio_set.py's voice) into the Record tab;
+    its flags need a browser of its own (launched by the module's Playwright)."""
+    import numpy as np
+    import soundfile
+
+    from musicgen_app.melody import Key, Melody, Note
+    from musicgen_app.training.audio_set import sing
+
+    tune = Melody((Note(0, 67, 4), Note(4, 71, 4), Note(8, 74, 4), Note(12, 72, 4), Note(16, 71, 4), Note(20, 69, 4),
+                   Note(24, 67, 8)), qpm=100.0, key=Key(7, "major"), total_steps=32)
+    voice = sing(tune, 48000)
+    wav = tmp_path / "sung.wav"  # the fake microphone loops its file: a second of silence between takes
+    soundfile.write(wav, np.concatenate([voice, np.zeros(48000, np.float32)]), 48000, subtype="PCM_16")
+    args = [*ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={wav}"]
+    mic_browser = browser.browser_type.launch(executable_path=str(CHROMIUM), headless=True, args=args)
+    try:
+        ctx = mic_browser.new_context(viewport={"width": 1280, "height": 800}, permissions=["microphone"])
+        page = ctx.new_page()
+        page.set_default_timeout(WAIT_MS)
+        page.goto(app_server.url)
+        page.wait_for_selector("#continue-go")
+        page.locator("#continue-tab-record-button, button[role=tab]:has-text('Record')").first.click()
+        panel = page.locator("#continue-audio-in")
+        panel.get_by_role("button", name=re.compile("^Record$", re.I)).first.click()
+        page.wait_for_timeout(5000)
+        panel.get_by_role("button", name=re.compile("^Stop", re.I)).first.click()
+        page.wait_for_selector("#continue-info >> text=Transcribed")
+        page.wait_for_selector("#continue-heard-roll img")
+        page.wait_for_selector("#continue-heard-audio audio, #continue-heard-audio [data-testid=download-link]")
+        info = page.inner_text("#continue-info")
+        assert "Tempo estimated" in info and "notes" in info
+        page.screenshot(path=str(OUT / "record-tab-transcription.png"), full_page=True)
+        page.click("#continue-go")
+        _status_seed(page, "#continue-status")
+        page.wait_for_selector("#variation-1-audio audio, #variation-1-audio [data-testid=download-link]")
+        assert "Continued:" in page.inner_text("#continue-status")
+    finally:
+        mic_browser.close()

@@ -216,8 +216,9 @@ def test_messages_speak_to_musicians_not_programmers(data_dir, name):
 
 
 @pytest.mark.parametrize("head,kind", [(b"\x89PNG\r\n\x1a\n", "PNG image"), (b"%PDF-1.7\n", "PDF"),
-                                       (b"RIFF\x00\x00\x00\x00WAVE", "audio"), (b"ID3\x04", "MP3")])
-def test_a_common_wrong_file_is_named(head, kind):
+                                       (b"RIFF\x00\x00\x00\x00AVI LIST", "AVI video"),
+                                       (b"\x00\x00\x00\x18ftypisom", "MP4 video")])
+def test_a_common_wrong_file_is_named(head, kind):  # recordings are music now (tests/test_audio_import.py)
     with pytest.raises(errors.NotMusicError, match=kind) as err:
         load_melody(head + bytes(range(256)) * 4, filename="upload.bin")
     assert not PYTHON_WORDS.search(str(err.value)), str(err.value)

@@ -121,3 +121,23 @@ def test_slice_and_concat_keep_the_bar_grid():
     assert tail.pickup_steps == 0 and tail.notes[0] == Note(0, 62, 8)
     both = head.concat(tail)
     assert both.total_steps == 28 and len(both.notes) == 4
+
+
+def test_snap_to_key_moves_only_the_notes_outside_the_scale_and_counts_them():
+    from musicgen_app.melody import Key, snap_to_key
+
+    # C major: C D Eb E F# G, then G# after A (a tie between G and A goes toward the previous note)
+    notes = (Note(0, 60, 2), Note(2, 62, 2), Note(4, 63, 2), Note(6, 64, 2), Note(8, 66, 2), Note(10, 67, 2),
+             Note(12, 69, 2), Note(14, 68, 2))
+    melody = Melody(notes, key=Key(0, "major"), total_steps=16)
+    snapped, moved = snap_to_key(melody)
+    assert [n.pitch for n in snapped.notes] == [60, 62, 62, 64, 65, 67, 69, 69]
+    assert moved == 3
+    assert [(n.start, n.duration) for n in snapped.notes] == [(n.start, n.duration) for n in notes]
+    assert snap_to_key(snapped) == (snapped, 0)
+    # A minor allows the raised 6th and 7th (F#, G#); Bb after B goes back up to B
+    minor = Melody((Note(0, 68, 2), Note(2, 71, 2), Note(4, 70, 2)), key=Key(9, "minor"), total_steps=8)
+    out, moved = snap_to_key(minor)
+    assert [n.pitch for n in out.notes] == [68, 71, 71] and moved == 1
+    # another key than the melody's (D major): the first note's tie goes toward the next note
+    assert [n.pitch for n in snap_to_key(melody, Key(2, "major"))[0].notes][:3] == [61, 62, 62]

@@ -584,3 +584,51 @@ def test_variation_labels_rank_in_words_and_the_status_has_the_figures(studio):
         "2nd likeliest", "3rd likeliest", "4th likeliest", "likeliest"]
     for p in run.result.log2p_per_note:
         assert f"{p:.2f}" in status
+
+
+def _sung(tmp_path) -> str:
+    """Two bars in G major at 100 qpm, sung by the synthetic voice, as a WAV file."""
+    from musicgen_app.melody import Key, Melody, Note
+    from musicgen_app.training.audio_set import sing
+
+    tune = Melody((Note(0, 67, 4), Note(4, 71, 2), Note(6, 74, 2), Note(8, 72, 4), Note(12, 71, 2), Note(14, 70, 2),
+                   Note(16, 67, 4), Note(20, 62, 8)), qpm=100.0, key=Key(7, "major"), total_steps=32)
+    path = tmp_path / "hum.wav"
+    soundfile.write(path, sing(tune, 22050), 22050)
+    return str(path)
+
+
+def test_a_recording_becomes_the_input_shows_what_was_heard_and_snaps_to_its_key(studio, tmp_path):
+    hum = _sung(tmp_path)
+    hist = panels.initial_history()
+    hist, info, _ = panels.pick_recording(hum, 100, False, hist)
+    entry = hist.current
+    assert entry.origin == InputOrigin("audio", hum, 100.0, False) and len(hist.entries) == 2
+    assert "hum.wav" in info and "100 qpm" in info and "Transcribed" in info and "G major" in info
+    assert entry.transcription is not None and not entry.transcription.qpm_estimated
+    assert 70 in [n.pitch for n in entry.melody.notes]  # the B flat, outside G major
+    assert panels.pick_recording(hum, 100, False, hist)[0] is hist  # the same take is not read twice
+
+    group, roll, played = panels.show_heard(studio, hist)
+    assert group["visible"] and Path(roll).is_file() and soundfile.info(played).duration > 4
+    assert panels.show_heard(studio, panels.initial_history())[0]["visible"] is False  # not a recording: hidden
+
+    # snap to key reads the take again in place (Undo still goes back to the example)
+    snapped, info, _ = panels.recording_setting(100, True, hist)
+    assert len(snapped.entries) == 2 and snapped.current.origin.snap
+    assert 70 not in [n.pitch for n in snapped.current.melody.notes] and "Snapped 1 note to the scale" in info
+    assert panels.recording_setting(100, True, snapped)[0] is snapped
+    assert panels.recording_setting(None, True, panels.initial_history())[0].current.origin.kind == "example"
+    with pytest.raises(gr.Error, match="outside 30-300"):
+        panels.recording_setting(10, True, snapped)
+
+
+def test_continue_on_the_record_tab_uses_the_recording_it_shows(studio, tmp_path):
+    hum = _sung(tmp_path)
+    p = PANELS["c"]
+    data = _data(FORMS["c"], _panel("c", panels.initial_history(), None, "record") |
+                 {p.recording: hum, p.recording_qpm: None, p.snap: False}, bars=2, variations=1, seed=3)
+    state, info, _, run, status, *_ = tab_continue.continue_ui(studio, FORMS["c"], p, data)
+    assert state.current.origin == InputOrigin("audio", hum) and "Tempo estimated" in info
+    assert run.melodies[0].notes[: len(state.current.melody.notes)] == state.current.melody.notes
+    assert "Continued: hum.wav" in status

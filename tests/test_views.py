@@ -87,3 +87,22 @@ def test_score_svg_works_from_any_thread():
         t.start()
         t.join()
     assert len(results) == 3 and all("<svg" in r for r in results) and len(set(results)) == 1
+
+
+def test_transcription_picture_draws_the_notes_over_the_pitch_curve():
+    from types import SimpleNamespace
+
+    melody = Melody((Note(0, 67, 4), Note(4, 71, 4), Note(8, 74, 8)), qpm=120.0, total_steps=16)
+    times = np.arange(0, 2.2, 0.02)
+    curve = np.where(times < 0.5, 67.2, np.where(times < 1.0, 70.8, 74.0)) + 0.3 * np.sin(times * 35)
+    curve[(times > 0.95) & (times < 1.05)] = np.nan  # a breath: the line breaks
+    heard = SimpleNamespace(curve_times=times, curve_pitch=curve, origin=0.05, duration=2.2, qpm=120.0,
+                            qpm_estimated=True, steadiness=[1.0, 0.2, 0.9])
+    png = views.transcription_png(melody, heard, width=600, height=200)
+    assert Image.open(io.BytesIO(png)).size == (600, 200)
+    assert colour_pixels(png, views.HEARD_CURVE_COLOUR) > 300  # the curve, plus its legend
+    assert colour_pixels(png, views.INPUT_COLOUR) > 300 and colour_pixels(png, views.UNSTEADY_COLOUR) > 100
+    silent = SimpleNamespace(**{**vars(heard), "curve_pitch": np.full_like(times, np.nan), "steadiness": []})
+    png = views.transcription_png(melody, silent, width=600, height=200)
+    assert colour_pixels(png, views.HEARD_CURVE_COLOUR) < 40  # the legend's line only
+    assert colour_pixels(png, views.UNSTEADY_COLOUR) < 100  # the legend's box only

@@ -7,8 +7,9 @@ the API reads one input per call with :func:`resolve_api_input`.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -16,7 +17,7 @@ from ..errors import ImportFailed, RequestError
 from ..io.examples import example_names, example_path
 from ..io.importer import ImportResult, load_melody, parse_text
 from ..io.quantize import TrackInfo
-from ..melody import Melody
+from ..melody import Melody, snap_to_key
 
 MAX_HISTORY = 50  # inputs kept for Undo per input panel; older ones are dropped
 
@@ -25,12 +26,16 @@ MAX_HISTORY = 50  # inputs kept for Undo per input panel; older ones are dropped
 class InputOrigin:
     """Where an input came from, so a track change can read it again.
 
-    ``value`` is the example's name, the uploaded file's path or the typed text; a model's result
-    (``"result"``) has none and cannot be re-read.
+    ``value`` is the example's name, the uploaded file's path, the recording's path or the typed
+    text; a model's result (``"result"``) has none and cannot be re-read. A recording (``"audio"``)
+    also keeps the tempo it was read at (``qpm``, quarter notes a minute; None: estimated) and
+    whether its pitches were snapped to the estimated key (``snap``).
     """
 
-    kind: Literal["example", "file", "text", "result"]
+    kind: Literal["example", "file", "audio", "text", "result"]
     value: str = ""
+    qpm: float | None = None
+    snap: bool = False
 
     @property
     def rereadable(self) -> bool:
@@ -47,6 +52,9 @@ class InputEntry:
     tracks: tuple[TrackInfo, ...] = ()  # every candidate track, for the picker
     track: int | None = None
     notices: tuple[str, ...] = ()
+    # a recording's io.audio.Transcription (what was heard, for the panel's view); left out of ==
+    # and hash (it holds arrays), so Gradio can tell whether a history changed
+    transcription: object | None = field(default=None, compare=False)
 
     @classmethod
     def result(cls, melody: Melody, label: str) -> InputEntry:
@@ -76,19 +84,44 @@ class InputHistory:
 
 
 def _entry(result: ImportResult, label: str, origin: InputOrigin) -> InputEntry:
-    return InputEntry(result.melody, label, origin, tuple(result.tracks), result.track, tuple(result.notices))
+    return InputEntry(result.melody, label, origin, tuple(result.tracks), result.track, tuple(result.notices),
+                      result.transcription)
+
+
+def audio_origin(path, qpm=None, snap=False) -> InputOrigin:
+    """A recording's origin from the page's values: the file, the tempo box (empty or 0: estimated)
+    and the snap-to-key box."""
+    try:
+        qpm = float(qpm) if qpm not in (None, "") and float(qpm) else None
+    except (TypeError, ValueError):
+        raise RequestError(f"Tempo {str(qpm)[:20]!r} is not a number; give quarter notes a minute, or leave it "
+                           "empty to have it estimated.") from None
+    return InputOrigin("audio", str(path), qpm, bool(snap))
 
 
 def read_input(origin: InputOrigin, track: int | None = None) -> InputEntry:
-    """Read an example, a file or typed text into an :class:`InputEntry`."""
+    """Read an example, a file, a recording or typed text into an :class:`InputEntry`."""
     if origin.kind == "example":
         return _example(origin.value, track)
     if origin.kind == "file":
         path = Path(origin.value)
         return _entry(load_melody(path, track=track), path.name, origin)
+    if origin.kind == "audio":
+        return _recording(origin)
     if origin.kind == "text":
         return _entry(parse_text(origin.value), "Typed notes", origin)
     raise ImportFailed("A model's result cannot be read again; pick an example, upload a file or type notes.")
+
+
+def _recording(origin: InputOrigin) -> InputEntry:
+    path = Path(origin.value)
+    entry = _entry(load_melody(path, qpm=origin.qpm), path.name, origin)
+    if not origin.snap:
+        return entry
+    melody, moved = snap_to_key(entry.melody)
+    said = (f"Snapped {moved} note{'s' if moved != 1 else ''} to the scale of {melody.key.name}." if moved else
+            f"Every note was already in the scale of {melody.key.name}; none snapped.")
+    return dataclasses.replace(entry, melody=melody, notices=entry.notices + (said,))
 
 
 @functools.lru_cache(maxsize=32)

@@ -72,6 +72,22 @@ def write_roll(melody: Melody, path: Path, *, split_step: int | None = None, tit
     return path
 
 
+@dataclass(frozen=True)
+class HeardFiles:
+    """What the input panel shows of a recording: the transcription's picture and its melody played."""
+
+    roll: Path
+    audio: Path
+
+
+def write_heard(melody: Melody, transcription, folder: Path, *, soundfont: str | None = None) -> HeardFiles:
+    """``melody`` as transcribed from a recording (``transcription``: its io.audio.Transcription)
+    drawn over the pitch curve heard, and played, into ``folder``."""
+    roll = views.transcription_png(melody, transcription, path=folder / "heard.png")
+    audio = write_wav(render.render(melody, soundfont=soundfont), folder / "heard.wav")
+    return HeardFiles(roll, audio)
+
+
 def write_musicxml(melody: Melody, path: Path) -> bytes:
     """The score as MusicXML at ``path``; returns its bytes (for engraving)."""
     xml = melody_to_musicxml(melody)

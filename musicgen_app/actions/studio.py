@@ -91,6 +91,12 @@ def run_generate(studio: Studio, req: SampleRequest, *, page: bool,
     return result, files
 
 
+def run_heard(studio: Studio, melody: Melody, transcription) -> outputs.HeardFiles:
+    """The picture and the audio of a transcribed recording, for the input panel to show."""
+    return outputs.write_heard(melody, transcription, studio.store.request_dir("heard"),
+                               soundfont=studio.default_soundfont)
+
+
 def _stop_if(gone: Callable[[], bool]) -> None:
     """A client that left gets no audio rendered for it."""
     if gone():

@@ -1,14 +1,16 @@
-"""Everything a user can hand in (a file or typed notes) -> one :class:`ImportResult`.
+"""Everything a user can hand in (a file, a recording or typed notes) -> one :class:`ImportResult`.
 
     load_melody(path_or_bytes, filename=..., track=...)   MIDI, MusicXML (.musicxml/.xml/.mxl), ABC
+    load_melody("hum.wav", qpm=96)                         a recording: WAV, FLAC, OGG, MP3 (io/audio.py)
     parse_text("4/4 c4 d e f g2 g")                       typed ABC or music21 tinyNotation
 
 The format is recognised by content (``MThd`` header, a zip archive, a MusicXML root element, ABC
-``X:``/``K:`` fields) and only then by the file extension. Files over 5 MB are refused before any
-parsing. Every failure is one of the :mod:`musicgen_app.errors` import errors with a message that
-says what to do; third-party parser exceptions never leave this module. A melody longer than
-64 bars is trimmed (a notice, not an error). Polyphony is reduced to the top line and onsets are
-snapped to the sixteenth grid by :mod:`musicgen_app.io.quantize`, which also picks the default track.
+``X:``/``K:`` fields, an audio or video container's signature) and only then by the file extension.
+Files over 5 MB (recordings: over ``audio.MAX_BYTES``) are refused before any parsing. Every
+failure is one of the :mod:`musicgen_app.errors` import errors with a message that says what to do;
+third-party parser exceptions never leave this module. A melody longer than 64 bars is trimmed (a
+notice, not an error). Polyphony is reduced to the top line and onsets are snapped to the sixteenth
+grid by :mod:`musicgen_app.io.quantize`, which also picks the default track.
 """
 
 from __future__ import annotations
@@ -16,15 +18,31 @@ from __future__ import annotations
 import logging
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import music21 as m21
 
-from ..errors import CorruptFileError, FileTooLargeError, ImportFailed, MusicgenError, NoNotesError, NotMusicError
+from ..errors import (
+    CorruptFileError,
+    CorruptRecordingError,
+    FileTooLargeError,
+    ImportFailed,
+    MusicgenError,
+    NoNotesError,
+    NotMusicError,
+)
 from ..melody import Melody
+from . import audio
 from .midi import midi_to_melody
-from .quantize import QuantizeReport, TrackInfo, choose_track, describe_track, pitch_range_notice, trim_bars
+from .quantize import (
+    ImportResult,
+    QuantizeReport,
+    TrackInfo,
+    choose_track,
+    describe_track,
+    pitch_range_notice,
+    trim_bars,
+)
 from .sandbox import run_bounded
 from .score import part_candidates, part_notes, read_score, score_title, stream_to_melody
 
@@ -39,33 +57,32 @@ MIDI_EXTENSIONS = (".mid", ".midi", ".kar", ".smf")
 XML_EXTENSIONS = (".musicxml", ".xml")
 ABC_EXTENSIONS = (".abc",)
 TEXT_EXTENSIONS = (".txt", ".tiny", "")
+# A recording's child process: 5 minutes of audio take about ten times what 30 s take
+# (bench/eval_transcription.py), and the libraries need more memory than a score parser.
+AUDIO_TIME_BUDGET_SECONDS = 60.0
+AUDIO_MEMORY_BUDGET_BYTES = 3 * 2**30
 HOW_TO_TYPE = ("Type ABC (with a K: line, e.g. 'K:G' then 'GABc dedB') or tinyNotation such as "
                "'4/4 c4 d e f g2 g' (letters are notes, c = middle C, c' an octave up, C an octave "
                "down; numbers are durations: 4 = quarter, 8 = eighth; r is a rest).")
 
 
-@dataclass
-class ImportResult:
-    """The melody taken from a file, the candidate tracks and what happened on the way."""
-
-    melody: Melody
-    tracks: list[TrackInfo]
-    track: int  # index into ``tracks`` of the track that became the melody
-    notices: list[str] = field(default_factory=list)
-    format: str = ""  # 'midi', 'musicxml', 'mxl', 'abc' or 'tinynotation'
-    quantize: QuantizeReport | None = None
-
-
 # -- entry points ----------------------------------------------------------------------------------
 def load_melody(source: str | os.PathLike | bytes, *, filename: str | None = None, track: int | None = None,
-                bounded: bool = True) -> ImportResult:
+                qpm: float | None = None, bounded: bool = True) -> ImportResult:
     """Read a file (a path, or its bytes with ``filename`` for the extension and the name).
 
-    ``bounded``: parse scores, and MIDI files over ``MIDI_IN_PROCESS_BYTES``, in a child process under
-    the time and memory budget of :mod:`.sandbox` (off only for trusted files, e.g. in a process pool).
+    ``qpm``: a recording's tempo in quarter notes a minute (None: estimated); other files carry theirs.
+    ``bounded``: parse scores, recordings, and MIDI files over ``MIDI_IN_PROCESS_BYTES``, in a child
+    process under the time and memory budget of :mod:`.sandbox` (off only for trusted files, e.g. in a
+    process pool).
     """
     data, filename = _read_source(source, filename)
     fmt = detect_format(data, filename)
+    if fmt == "audio":
+        if bounded:
+            return run_bounded(_parse_audio, data, filename, qpm, what=filename or "The recording",
+                               seconds=AUDIO_TIME_BUDGET_SECONDS, memory=AUDIO_MEMORY_BUDGET_BYTES)
+        return _parse_audio(data, filename, qpm)
     if bounded and (fmt != "midi" or len(data) > MIDI_IN_PROCESS_BYTES):
         return run_bounded(_parse, data, fmt, filename, track, what=filename or "The file")
     return _parse(data, fmt, filename, track)
@@ -99,6 +116,18 @@ def _parse(data: bytes, fmt: str, filename: str, track: int | None) -> ImportRes
             "MusicXML.") from exc
 
 
+def _parse_audio(data: bytes, filename: str, qpm: float | None) -> ImportResult:
+    try:
+        return audio.audio_to_melody(data, qpm, max_bars=MAX_BARS, filename=filename or None)
+    except MusicgenError:
+        raise
+    except Exception as exc:  # see _parse
+        log.warning("unexpected failure transcribing %r: %s: %s", filename, type(exc).__name__, exc)
+        raise CorruptRecordingError(
+            f"{filename or 'The recording'} could not be transcribed; it may be damaged. Record or export it "
+            "again as WAV, FLAC, OGG or MP3.") from exc
+
+
 def _parse_text(text: str) -> ImportResult:
     try:
         return _from_text(text, None, "Typed melody")
@@ -113,8 +142,9 @@ def _parse_text(text: str) -> ImportResult:
 def _read_source(source, filename: str | None) -> tuple[bytes, str]:
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
-        if len(data) > MAX_BYTES:
-            raise FileTooLargeError(_too_large(filename or "The upload", len(data)))
+        limit = _byte_limit(data[:16], filename or "")
+        if len(data) > limit:
+            raise FileTooLargeError(_too_large(filename or "The upload", len(data), limit))
         return data, filename or ""
     if not isinstance(source, (str, os.PathLike)):
         raise ImportFailed(f"Cannot read {type(source).__name__}; pass a file path or the file's bytes.")
@@ -122,13 +152,32 @@ def _read_source(source, filename: str | None) -> tuple[bytes, str]:
     if not path.is_file():
         raise ImportFailed(f"The file {path.name!r} is gone (uploads are kept for an hour); upload it again.")
     size = path.stat().st_size
-    if size > MAX_BYTES:  # refused before reading a byte of it
-        raise FileTooLargeError(_too_large(path.name, size))
+    if size > MAX_BYTES:  # refused before reading more than its first bytes
+        with path.open("rb") as f:
+            limit = _byte_limit(f.read(16), path.name)
+        if size > limit:
+            raise FileTooLargeError(_too_large(path.name, size, limit))
     return path.read_bytes(), filename or path.name
 
 
-def _too_large(name: str, size: int) -> str:
-    return (f"{name} is {size / 2**20:.1f} MB, over the {MAX_BYTES // 2**20} MB limit; "
+def _is_audio(head: bytes, name: str) -> bool:
+    if Path(name).suffix.lower() in audio.AUDIO_EXTENSIONS:
+        return True
+    try:
+        return bool(audio.sniff(head))
+    except MusicgenError:  # a video: refused with its own message once read
+        return True
+
+
+def _byte_limit(head: bytes, name: str) -> int:
+    return audio.MAX_BYTES if _is_audio(head, name) else MAX_BYTES
+
+
+def _too_large(name: str, size: int, limit: int = MAX_BYTES) -> str:
+    if limit == audio.MAX_BYTES:
+        return (f"{name} is {size / 2**20:.0f} MB, over the {limit // 2**20} MB limit for recordings; trim it to "
+                f"the melody (at most {audio.MAX_SECONDS / 60:g} minutes).")
+    return (f"{name} is {size / 2**20:.1f} MB, over the {limit // 2**20} MB limit; "
             "upload a single melody or a shorter excerpt.")
 
 
@@ -149,12 +198,11 @@ def _looks_like_text(data: bytes) -> str | None:
     return text if controls <= len(text[:4096]) * 0.02 else None
 
 
-# Files people upload by mistake, by their first bytes (audio is the commonest: it is "music").
+# Files people upload by mistake, by their first bytes (recordings and videos are sniffed by io/audio.py).
 OTHER_FORMATS = (
     (b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
-    (b"%PDF", "a PDF document"), (b"RIFF", "audio or video (RIFF: WAV, AVI)"), (b"ID3", "an MP3 recording"),
-    (b"\xff\xfb", "an MP3 recording"), (b"OggS", "an Ogg recording"), (b"fLaC", "a FLAC recording"),
-    (b"\x1f\x8b", "a gzip archive"), (b"PK", "a zip archive"), (b"\x7fELF", "a program"),
+    (b"%PDF", "a PDF document"), (b"\x1f\x8b", "a gzip archive"), (b"PK", "a zip archive"),
+    (b"\x7fELF", "a program"),
 )
 ABC_FIELD = re.compile(r"^\s*[XK]:", re.MULTILINE)
 ABC_ANY_FIELD = re.compile(r"^\s*[XKMLTQ]:", re.MULTILINE)
@@ -162,10 +210,14 @@ XML_ROOT = re.compile(r"<\s*score-(partwise|timewise)\b")
 
 
 def detect_format(data: bytes, filename: str = "") -> str:
-    """'midi', 'mxl', 'musicxml', 'abc' or 'tinynotation', by content first, then by extension."""
+    """'midi', 'mxl', 'musicxml', 'abc', 'tinynotation' or 'audio', by content first, then by extension.
+
+    'audio' covers recordings and what only looks like one (a video, a damaged file named .wav):
+    io/audio.py says which.
+    """
     ext = Path(filename).suffix.lower() if filename else ""
     label = filename or "The file"
-    known = MIDI_EXTENSIONS + XML_EXTENSIONS + ABC_EXTENSIONS + (".mxl",)
+    known = MIDI_EXTENSIONS + XML_EXTENSIONS + ABC_EXTENSIONS + (".mxl",) + audio.AUDIO_EXTENSIONS
     if not data:
         err = CorruptFileError if ext in known else NotMusicError
         raise err(f"{label} is empty (0 bytes); the upload may have failed. Try again.")
@@ -173,6 +225,11 @@ def detect_format(data: bytes, filename: str = "") -> str:
         return "midi"
     if data[:4] == b"PK\x03\x04":
         return "mxl"
+    try:
+        if audio.sniff(data[:1024]):
+            return "audio"
+    except MusicgenError:  # a video or a codec we cannot decode: io/audio.py refuses it in words
+        return "audio"
     text = _looks_like_text(data)
     if text is not None:
         head = text[:8192]
@@ -189,12 +246,15 @@ def detect_format(data: bytes, filename: str = "") -> str:
         return "musicxml"
     if ext in ABC_EXTENSIONS:
         return "abc"
+    if ext in audio.AUDIO_EXTENSIONS:
+        return "audio"
     if text is not None and ext in TEXT_EXTENSIONS:
         return "tinynotation"
     kind = next((name for magic, name in OTHER_FORMATS if data.startswith(magic)), None)
     what = f"looks like {kind}, not notes" if kind else "is not a music file we can read"
     raise NotMusicError(
-        f"{label} {what}. Upload MIDI (.mid), MusicXML (.musicxml, .xml, .mxl) or ABC (.abc), or type the notes.")
+        f"{label} {what}. Upload MIDI (.mid), MusicXML (.musicxml, .xml, .mxl), ABC (.abc) or a recording (WAV, "
+        "FLAC, OGG, MP3), or type the notes.")
 
 
 # -- per format ------------------------------------------------------------------------------------

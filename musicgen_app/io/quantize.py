@@ -72,6 +72,24 @@ class TrackInfo:
         return f"{self.index}: {self.name} ({kind})"
 
 
+@dataclass
+class ImportResult:
+    """The melody taken from a file or a recording, the candidate tracks and what happened on the way.
+
+    ``transcription`` is set for a recording: what the transcriber heard
+    (:class:`musicgen_app.io.audio.Transcription`: notes in seconds, pitch curve, tempo, where the
+    grid fell), for a view that lets the musician check it.
+    """
+
+    melody: Melody
+    tracks: list[TrackInfo]
+    track: int  # index into ``tracks`` of the track that became the melody
+    notices: list[str] = field(default_factory=list)
+    format: str = ""  # 'midi', 'musicxml', 'mxl', 'abc', 'tinynotation', or a recording's 'wav', 'flac', 'ogg', 'mp3'
+    quantize: QuantizeReport | None = None
+    transcription: object | None = None
+
+
 def chord_fraction(notes: list[RawNote]) -> float:
     """Share of notes that start together with, or while, another note is sounding."""
     if len(notes) < 2:
@@ -243,6 +261,22 @@ def build_melody(notes: list[RawNote], *, steps_per_quarter: int = 4, total_quar
         report.notices.append(
             f"Chords reduced to their top line: {report.chord_notes_dropped} lower note(s) dropped.")
     return melody, report
+
+
+def best_bar_offset(melody: Melody, offsets) -> int:
+    """Of ``offsets`` (steps from a bar line to the melody's step 0), the one under which the notes'
+    duration-weighted metrical strength (as in :func:`detect_pickup`) is highest; the first of equals.
+
+    For notes whose bar lines nobody wrote down (a recording): the melody's pickup is then
+    ``(bar_steps - offset) % bar_steps``.
+    """
+    bar, beat, eighth = melody.bar_steps, melody.beat_steps, max(1, melody.steps_per_quarter // 2)
+    best, best_score = None, -1.0
+    for offset in offsets:
+        score = sum(n.duration * _metrical_weight((n.start + offset) % bar, bar, beat, eighth) for n in melody.notes)
+        if score > best_score + 1e-9:
+            best, best_score = offset, score
+    return 0 if best is None else best
 
 
 def _metrical_weight(pos: int, bar: int, beat: int, eighth: int) -> float:

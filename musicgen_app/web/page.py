@@ -32,7 +32,7 @@ CSS = """
 .rolls .grid-container {grid-template-rows: none !important; grid-auto-rows: auto !important}
 .rolls .thumbnail-item {aspect-ratio: 3 / 1 !important; height: auto !important}
 .rolls .grid-wrap {padding-top: var(--size-8) !important; min-height: 0 !important; max-height: none !important}
-.variation .block {border-style: none !important}
+.variation .block, .heard .block {border-style: none !important}
 .gradio-container input[type=range] {min-width: 0 !important}
 .secondary-wrap input[role=combobox] {min-width: 0 !important; text-overflow: ellipsis;
                                       padding-right: var(--size-7) !important}
@@ -44,7 +44,7 @@ CSS = """
 # From .rolls .grid-wrap on, each rule mends a Gradio 6.31 default seen at 1280 px:
 # - .rolls .grid-wrap: the gallery's floating label covers the first roll's title, and a gallery of
 #   height="auto" is still kept to 55vh, scrolling the last rolls (a morph's B) out of sight;
-# - .variation .block: a group's children lose their border with `border: none`, but Gradio's inline
+# - .variation / .heard .block: a group's children lose their border with `border: none`, but Gradio's inline
 #   `border-style: solid` brings it back, 3 px wide and text-coloured, round the player and the roll;
 # - input[type=range]: a slider keeps 112 px however narrow its column, and cuts its maximum ("3" of 32);
 # - the combobox: a long choice runs under the dropdown's arrow ("Chorale line (Bach, MusicX▾L)");

@@ -1,5 +1,6 @@
-"""The melody input panel (example, upload or typed notes; track picker; what was understood) and
-its handlers. Each panel keeps its own :class:`~musicgen_app.actions.inputs.InputHistory` in ``gr.State``.
+"""The melody input panel (example, upload, typed notes or a recording; track picker; what was
+understood, and for a recording what was heard) and its handlers. Each panel keeps its own
+:class:`~musicgen_app.actions.inputs.InputHistory` in ``gr.State``.
 """
 
 from __future__ import annotations
@@ -10,20 +11,22 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from ..actions.inputs import InputEntry, InputHistory, InputOrigin, read_input
+from ..actions.inputs import InputEntry, InputHistory, InputOrigin, audio_origin, read_input
+from ..actions.studio import Studio, run_heard
 from ..errors import ImportFailed, RequestError
+from ..io.audio import AUDIO_EXTENSIONS
 from ..io.examples import DEFAULT_EXAMPLE, example_names
 from ..io.importer import HOW_TO_TYPE
 from ..melody import Melody
 from .refusals import user_errors
 from .widgets import refusal_line
 
-UPLOAD_TYPES = [".mid", ".midi", ".kar", ".musicxml", ".xml", ".mxl", ".abc", ".txt"]
+UPLOAD_TYPES = [".mid", ".midi", ".kar", ".musicxml", ".xml", ".mxl", ".abc", ".txt", *AUDIO_EXTENSIONS]
 
 
 def entry_markdown(entry: InputEntry | None, depth: int = 0) -> str:
     if entry is None:
-        return "*No melody yet: pick an example, upload a file or type notes.*"
+        return "*No melody yet: pick an example, upload a file, type notes or record.*"
     s = entry.melody.summary()
     pickup = f" (pickup {entry.melody.pickup_steps} steps)" if entry.melody.pickup_steps else ""
     track = ""
@@ -72,6 +75,40 @@ def pick_upload(path, history: InputHistory):
 
 
 @user_errors
+def pick_recording(path, qpm, snap, history: InputHistory):
+    """A recording (the microphone's, or an uploaded one) becomes the input, read at the tempo given."""
+    current = history.current
+    if not path:
+        return _panel_out(history)  # cleared
+    origin = audio_origin(path, qpm, snap)
+    if current and current.origin == origin:
+        return _panel_out(history)  # already read (the action button came first)
+    return _panel_out(history.push(read_input(origin)))
+
+
+@user_errors
+def recording_setting(qpm, snap, history: InputHistory):
+    """The tempo or snap-to-key changed: the current input, when it is a recording, is read again."""
+    entry = history.current
+    if entry is None or entry.origin.kind != "audio":
+        return _panel_out(history)
+    origin = audio_origin(entry.origin.value, qpm, snap)
+    if origin == entry.origin:
+        return _panel_out(history)
+    return _panel_out(history.replace_current(read_input(origin)))
+
+
+@user_errors
+def show_heard(studio: Studio, history: InputHistory):
+    """What was heard, when the input is a recording: its notes over the pitch curve, and a player."""
+    entry = history.current
+    if entry is None or entry.transcription is None:
+        return gr.update(visible=False), None, None
+    files = run_heard(studio, entry.melody, entry.transcription)
+    return gr.update(visible=True), str(files.roll), str(files.audio)
+
+
+@user_errors
 def pick_text(text, history: InputHistory):
     return _panel_out(history.push(read_input(InputOrigin("text", text or ""))))
 
@@ -101,10 +138,11 @@ def initial_history(example: str | None = DEFAULT_EXAMPLE) -> InputHistory:
     return InputHistory((read_input(InputOrigin("example", example)),))
 
 
-def settled(history: InputHistory, upload, mode: str = "upload", text: str = "") -> InputHistory:
+def settled(history: InputHistory, upload, mode: str = "upload", text: str = "", recording=None) -> InputHistory:
     """The history with what the panel shows but has not read yet, so the action uses the melody
     the musician sees: on the Type tab, notes typed without "Use these notes"; on the Upload tab, a
-    file whose own upload event was still on the way when the action button was clicked.
+    file whose own upload event was still on the way when the action button was clicked; on the
+    Record tab, a recording (``recording``: path, tempo box, snap box) likewise.
 
     A file the panel refused stays in the upload box; it stays refused (its own event showed why).
     Typed notes that cannot be read are refused with the reason: the musician asked for them.
@@ -114,10 +152,15 @@ def settled(history: InputHistory, upload, mode: str = "upload", text: str = "")
         if text and text.strip() and (current is None or current.origin != InputOrigin("text", text)):
             return history.push(read_input(InputOrigin("text", text)))
         return history
-    if not upload or any(e.origin == InputOrigin("file", str(upload)) for e in history.entries):
+    if mode == "record":
+        path, qpm, snap = recording or (None, None, False)
+        origin = audio_origin(path, qpm, snap) if path else None
+    else:
+        origin = InputOrigin("file", str(upload)) if upload else None
+    if origin is None or any(e.origin == origin for e in history.entries):
         return history
     try:
-        return history.push(read_input(InputOrigin("file", str(upload))))
+        return history.push(read_input(origin))
     except ImportFailed:
         return history
 
@@ -129,7 +172,7 @@ def panel_outputs(history: InputHistory):
 
 def current_entry(history: InputHistory, what: str = "a melody") -> InputEntry:
     if history.current is None:
-        raise RequestError(f"Give {what} first: pick an example, upload a file or type notes.")
+        raise RequestError(f"Give {what} first: pick an example, upload a file, type notes or record.")
     return history.current
 
 
@@ -142,12 +185,15 @@ class InputPanel:
     use_text: gr.Button
     track: gr.Dropdown
     info: gr.Markdown
-    mode: gr.State  # the tab the panel shows: "example", "upload" or "type"
+    mode: gr.State  # the tab the panel shows: "example", "upload", "type" or "record"
+    recording: gr.Audio
+    recording_qpm: gr.Textbox
+    snap: gr.Checkbox
 
     @property
     def inputs(self) -> set:
         """What an action reads of the panel (see :meth:`settled`)."""
-        return {self.state, self.upload, self.text, self.mode}
+        return {self.state, self.upload, self.text, self.mode, self.recording, self.recording_qpm, self.snap}
 
     @property
     def outputs(self) -> list:
@@ -155,14 +201,18 @@ class InputPanel:
         return [self.state, self.info, self.track]
 
     def settled(self, data: dict) -> InputHistory:
-        return settled(data[self.state], data[self.upload], data[self.mode], data[self.text])
+        recording = (data.get(self.recording), data.get(self.recording_qpm), data.get(self.snap))
+        return settled(data[self.state], data[self.upload], data[self.mode], data[self.text], recording)
 
     @staticmethod
     def entry(history: InputHistory, what: str = "a melody") -> InputEntry:
         return current_entry(history, what)
 
 
-def input_panel(title: str, default_example: str, key: str) -> InputPanel:
+def input_panel(title: str, default_example: str, key: str, studio: Studio | None = None,
+                record: bool = True) -> InputPanel:
+    """The panel; with ``studio``, a recording's transcription is shown (and played) under it;
+    ``record``: a Record tab (a narrow column folds a fourth tab into a menu)."""
     history = initial_history(default_example)
     state = gr.State(history)
     mode = gr.State("example")
@@ -178,12 +228,32 @@ def input_panel(title: str, default_example: str, key: str) -> InputPanel:
             text = gr.Textbox(lines=3, max_lines=8, show_label=False, placeholder=HOW_TO_TYPE,
                               elem_id=f"{key}-text", info="the action uses these notes while this tab is open")
             use_text = gr.Button("Use these notes", size="sm", elem_id=f"{key}-use-text")
-    for tab, name in ((example_tab, "example"), (upload_tab, "upload"), (type_tab, "type")):
+        with gr.Tab("Record", elem_id=f"{key}-tab-record", visible=record) as record_tab:
+            recording = gr.Audio(sources=["microphone", "upload"], type="filepath", show_label=False,
+                                 elem_id=f"{key}-audio-in")
+            with gr.Row(elem_classes="compact-row"):
+                # a text box, as in the forms: a number box cannot stay empty
+                qpm = gr.Textbox("", label="Tempo of the recording (empty: estimated)", placeholder="estimated",
+                                 max_lines=1, min_width=120, elem_id=f"{key}-audio-qpm")
+                snap = gr.Checkbox(False, label="Snap to key", min_width=100, elem_id=f"{key}-audio-snap",
+                                   info="notes outside the key's scale move to the nearest scale tone")
+    tabs = ((example_tab, "example"), (upload_tab, "upload"), (type_tab, "type"), (record_tab, "record"))
+    for tab, name in tabs:
         tab.select(functools.partial(lambda name: name, name), None, mode, api_visibility="private", queue=False)
     track = gr.Dropdown([], label="Track", visible=False, interactive=True, elem_id=f"{key}-track")
     info = gr.Markdown(entry_markdown(history.current), elem_id=f"{key}-info")
-    panel = InputPanel(state, example, upload, text, use_text, track, info, mode)
+    panel = InputPanel(state, example, upload, text, use_text, track, info, mode, recording, qpm, snap)
     outs = [state, info, track]
+    recording.change(kept_on_refusal(pick_recording), [recording, qpm, snap, state], outs, api_visibility="private")
+    for event in (qpm.submit, qpm.blur, snap.input):
+        event(kept_on_refusal(recording_setting), [qpm, snap, state], outs, api_visibility="private")
+    if studio is not None:
+        with gr.Group(visible=False, elem_id=f"{key}-heard", elem_classes="heard") as heard:
+            roll = gr.Image(type="filepath", interactive=False, show_label=False, height=150,
+                            elem_id=f"{key}-heard-roll", buttons=["fullscreen"])
+            played = gr.Audio(type="filepath", interactive=False, label="What was heard, played back",
+                              elem_id=f"{key}-heard-audio")
+        state.change(functools.partial(show_heard, studio), [state], [heard, roll, played], api_visibility="private")
     example.input(kept_on_refusal(pick_example), [example, state], outs, api_visibility="private")
     upload.upload(kept_on_refusal(pick_upload), [upload, state], outs, api_visibility="private")
     use_text.click(kept_on_refusal(pick_text), [text, state], outs, api_visibility="private")

@@ -151,7 +151,7 @@ def build(studio: Studio, heavy: dict) -> list:
     """The tab; returns each variation's "Add to my clips" button with the file it adds (its new bars)."""
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=340):
-            panel = input_panel("Input", DEFAULT_EXAMPLE, "continue")
+            panel = input_panel("Input", DEFAULT_EXAMPLE, "continue", studio)
             undo = gr.Button("Undo: back to the previous input", size="sm", elem_id="continue-undo")
             form = Form(ContinueRequest, "continue")
             with gr.Row(elem_classes="compact-row"):

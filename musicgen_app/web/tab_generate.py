@@ -98,8 +98,9 @@ def build(studio: Studio, heavy: dict, clip_sources=()):
                     form.widget("key", info=form.declared["key"].help)
                     form.widget("ends_on_tonic", elem_id="generate-tonic")
             with gr.Accordion("More like these: learn from your clips", open=False, elem_id="generate-style"):
-                clips = gr.File(file_count="multiple", label=f"{MIN_CLIPS}-{MAX_CLIPS} clips (MIDI, MusicXML, ABC)",
-                                file_types=UPLOAD_TYPES, type="filepath", height=120, elem_id="generate-clips")
+                clips = gr.File(file_count="multiple", file_types=UPLOAD_TYPES, type="filepath", height=120,
+                                label=f"{MIN_CLIPS}-{MAX_CLIPS} clips (MIDI, MusicXML, ABC or recordings)",
+                                elem_id="generate-clips")
                 learn = gr.Button("Learn their style", size="sm", elem_id="generate-learn")
                 style_info = gr.Markdown("No style learnt yet.", elem_id="generate-style-info")
                 style = gr.State(b"")

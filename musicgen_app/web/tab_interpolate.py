@@ -35,9 +35,9 @@ def build(studio: Studio, heavy: dict):
         with gr.Column(scale=2, min_width=340):
             with gr.Row():
                 with gr.Column(min_width=160):
-                    a = input_panel("Clip A", "Chorale line (Bach, MusicXML)", "clip-a")
+                    a = input_panel("Clip A", "Chorale line (Bach, MusicXML)", "clip-a", studio, record=False)
                 with gr.Column(min_width=160):
-                    b = input_panel("Clip B", DEFAULT_EXAMPLE, "clip-b")
+                    b = input_panel("Clip B", DEFAULT_EXAMPLE, "clip-b", studio, record=False)
             gr.Markdown("### Settings")
             form = Form(InterpolateRequest, "interpolate")
             with gr.Row(elem_classes="compact-row"):

@@ -1,0 +1,199 @@
+"""Recordings in: a played or sung melody comes back as its notes; each bad take gets its own error.
+
+Audio is made in the tests (FluidSynth renders, the synthetic voice of training/audio_set.py, noise,
+silence, crafted headers); only the spoken sentence is a file (tests/data/audio/, see its README).
+How well transcription does on a whole test set is bench/eval_transcription.py's business.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+
+import numpy as np
+import pytest
+import soundfile
+
+from musicgen_app import errors
+from musicgen_app.io import audio
+from musicgen_app.io.importer import detect_format, load_melody
+from musicgen_app.melody import Key, Melody, Note
+from musicgen_app.render import render
+from musicgen_app.training.audio_set import sing
+
+SR = audio.SAMPLE_RATE
+PYTHON_WORDS = re.compile(r"Error\b|Exception|Traceback|b'|\\x[0-9a-f]{2}|/tmp/|site-packages")
+# Two bars in G major at 100 qpm: quarters and eighths, a leap, and a repeated note played detached (a
+# legato repeat without a new attack, as FluidSynth plays it, is heard as one note: see docs/benchmarks.md).
+TUNE = Melody(notes=(Note(0, 67, 4), Note(4, 71, 2), Note(6, 74, 1), Note(8, 74, 4), Note(12, 72, 4),
+                     Note(16, 71, 2), Note(18, 69, 2), Note(20, 67, 4), Note(24, 62, 8)),
+              qpm=100.0, key=Key(7, "major"), total_steps=32)
+
+
+def encode(y: np.ndarray, fmt: str = "WAV", subtype: str = "PCM_16", sr: int = SR) -> bytes:
+    buf = io.BytesIO()
+    soundfile.write(buf, y, sr, format=fmt, subtype=subtype)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def flute() -> np.ndarray:
+    return render(TUNE, sample_rate=SR, program=73)
+
+
+def heard(melody: Melody) -> list[tuple[int, int]]:
+    """(onset step from the first note, pitch) of every note."""
+    first = melody.notes[0].start
+    return [(n.start - first, n.pitch) for n in melody.notes]
+
+
+def test_a_rendered_melody_comes_back_with_its_pitches_and_onsets(tmp_path, flute):
+    path = tmp_path / "flute.wav"
+    path.write_bytes(encode(flute))
+    result = load_melody(path, qpm=100)
+    assert heard(result.melody) == heard(TUNE)
+    assert result.format == "wav" and result.melody.qpm == 100 and result.melody.name == "flute"
+    assert result.melody.key == TUNE.key
+    assert result.melody.total_steps % result.melody.bar_steps == result.melody.pickup_steps % result.melody.bar_steps
+    t = result.transcription
+    assert t.transcriber == audio.TRANSCRIBER and not t.qpm_estimated and len(t.notes) == len(TUNE.notes)
+    assert abs(t.notes[0][0]) < 0.06 and len(t.curve_times) == len(t.curve_pitch) > 0
+    assert any("Transcribed 9 notes" in n for n in result.notices)
+
+
+@pytest.mark.parametrize("fmt,subtype", [("FLAC", "PCM_16"), ("OGG", "VORBIS"), ("MP3", "MPEG_LAYER_III")])
+def test_flac_ogg_and_mp3_read_without_ffmpeg(flute, fmt, subtype):
+    result = audio.audio_to_melody(encode(flute, fmt, subtype), 100, filename=f"take.{fmt.lower()}")
+    assert heard(result.melody) == heard(TUNE)
+    assert result.format == {"FLAC": "flac", "OGG": "ogg", "MP3": "mp3"}[fmt]
+
+
+def test_a_sung_melody_with_vibrato_glides_and_breath_comes_back():
+    voice = sing(TUNE.replace(qpm=90.0), SR, seed=3)
+    result = audio.audio_to_melody(encode(voice), 90)
+    assert heard(result.melody) == heard(TUNE)
+
+
+def test_without_a_tempo_it_is_estimated_and_said(flute):
+    result = audio.audio_to_melody(encode(flute))
+    assert result.transcription.qpm_estimated
+    qpm = result.melody.qpm
+    assert min(abs(qpm / 100 - r) for r in (0.5, 1, 2)) < 0.08, qpm  # the beat, or its double or half
+    assert any("Tempo estimated" in n for n in result.notices)
+    assert [p for _, p in heard(result.melody)] == [p for _, p in heard(TUNE)]
+
+
+def test_audio_is_recognised_by_content_and_by_extension():
+    assert detect_format(encode(np.zeros(100, np.float32)), "") == "audio"
+    assert detect_format(b"ID3\x04" + bytes(64), "x.bin") == "audio"
+    assert detect_format(b"garbage", "hum.mp3") == "audio"
+    assert detect_format(b"\x00\x00\x00\x18ftypisom" + bytes(64), "") == "audio"  # a video: refused by io/audio
+
+
+def _noise(seconds=2.0, level=0.1):
+    return np.random.default_rng(0).normal(0, level, int(seconds * SR)).astype(np.float32)
+
+
+def _clipped():
+    voice = sing(TUNE, SR, seed=1)
+    return np.clip(voice * 12, -1, 1).astype(np.float32)
+
+
+BAD_TAKES = {
+    "silence": (lambda: encode(np.zeros(2 * SR, np.float32)), errors.SilentRecordingError, "silent"),
+    "noise": (lambda: encode(_noise()), errors.NoisyRecordingError, "only noise"),
+    "mains hum": (lambda: encode((0.3 * np.sin(2 * np.pi * 50 * np.arange(2 * SR) / SR)).astype(np.float32)),
+                  errors.NoPitchError, "No pitched sound found in take.wav: hum closer to the microphone"),
+    "clipping": (lambda: encode(_clipped()), errors.ClippedRecordingError, "clipped"),
+    "truncated wav": (lambda: encode(_noise())[:30_000], errors.CorruptRecordingError, "cut short"),
+    "truncated flac": (lambda: encode(_noise(), "FLAC")[:20_000], errors.CorruptRecordingError, "damaged"),
+    "random bytes named .wav": (lambda: np.random.default_rng(1).bytes(4096), errors.CorruptRecordingError,
+                                "could not be read as a recording"),
+    "mp4 video renamed .wav": (lambda: b"\x00\x00\x00\x18ftypmp42" + bytes(4000), errors.VideoFileError,
+                               "MP4 video, not a recording"),
+    "avi video renamed .wav": (lambda: b"RIFF\x00\x10\x00\x00AVI LIST" + bytes(4000), errors.VideoFileError,
+                               "AVI video"),
+    "m4a named .wav": (lambda: b"\x00\x00\x00\x18ftypM4A " + bytes(4000), errors.RecordingFormatError,
+                       "AAC \\(M4A\\).*Export it as WAV"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_TAKES))
+def test_each_bad_take_gets_its_error_and_what_to_do(name):
+    make, error, match = BAD_TAKES[name]
+    with pytest.raises(error, match=match) as err:
+        audio.audio_to_melody(make(), filename="take.wav")
+    assert isinstance(err.value, errors.ImportFailed)
+    assert not PYTHON_WORDS.search(str(err.value)), str(err.value)
+
+
+def test_speech_is_refused(data_dir):
+    with pytest.raises(errors.SpeechRecordingError, match="sounds like speech") as err:
+        load_melody(data_dir / "audio" / "speech.ogg")
+    assert isinstance(err.value, errors.NoPitchError)
+
+
+def test_bad_takes_are_refused_through_the_bounded_importer_too(tmp_path):
+    path = tmp_path / "video.wav"
+    path.write_bytes(BAD_TAKES["mp4 video renamed .wav"][0]())
+    with pytest.raises(errors.VideoFileError, match="video.wav is an MP4 video"):
+        load_melody(path)
+    with pytest.raises(errors.SilentRecordingError):
+        load_melody(encode(np.zeros(SR, np.float32)), filename="quiet.wav")
+
+
+def test_a_ten_minute_recording_is_refused_from_its_header_in_bounded_time(tmp_path):
+    path = tmp_path / "ten-minutes.wav"
+    soundfile.write(path, np.zeros(600 * 8000, np.int16), 8000, subtype="PCM_16")  # 9.6 MB
+    start = time.perf_counter()
+    with pytest.raises(errors.RecordingTooLongError, match="lasts 10.0 minutes, over the 5-minute limit"):
+        load_melody(path)
+    assert time.perf_counter() - start < 10.0
+    assert isinstance(errors.RecordingTooLongError("x"), errors.FileTooLargeError)
+
+
+def test_a_file_over_the_recording_byte_limit_is_refused_before_reading(tmp_path):
+    path = tmp_path / "huge.wav"
+    with path.open("wb") as f:
+        f.write(encode(np.zeros(100, np.float32)))
+        f.truncate(audio.MAX_BYTES + 1)  # sparse: nothing is written
+    with pytest.raises(errors.FileTooLargeError, match="limit for recordings"):
+        load_melody(path)
+
+
+def test_a_bad_tempo_is_refused_with_the_range():
+    with pytest.raises(errors.RecordingError, match="Tempo 5 is outside 30-300"):
+        audio.audio_to_melody(encode(np.zeros(SR, np.float32)), 5)
+
+
+def test_one_line_keeps_the_louder_of_notes_struck_together_and_cuts_ringing_ones():
+    notes = [(0.0, 1.0, 60, 0.8), (0.01, 0.5, 72, 0.3),  # a note and its weaker octave, struck together
+             (0.5, 1.5, 64, 0.7),  # the next note: the first one's release stops here
+             (0.8, 1.0, 52, 0.1)]  # a faint ghost inside it
+    assert audio.one_line(notes) == [(0.0, 0.5, 60, 0.8), (0.5, 1.5, 64, 0.7)]
+
+
+def test_basic_pitch_runs_on_onnxruntime_without_tensorflow():
+    import sys
+
+    bp = audio._basic_pitch()
+    assert type(bp["model"].model).__module__.startswith("onnxruntime")
+    assert "tensorflow" not in sys.modules
+
+
+def test_the_command_line_continues_a_recording(tmp_path, flute):
+    from musicgen_app.cli import main
+
+    take = tmp_path / "hum.wav"
+    take.write_bytes(encode(flute))
+    out = tmp_path / "out.mid"
+    assert main(["--debug-model", "--input-qpm", "100", "continue", str(take), "--bars", "2", "--variations", "1",
+                 "--seed", "1", "-o", str(out)]) == 0
+    assert out.is_file()
+
+
+def test_a_wavering_voice_gets_a_notice_naming_the_bars():
+    voice = sing(TUNE.replace(qpm=90.0), SR, seed=3, vibrato_cents=100)  # a vibrato of +-1 semitone
+    result = audio.audio_to_melody(encode(voice), 90)
+    assert any(n.startswith("Pitch unsteady in bar") for n in result.notices), result.notices
