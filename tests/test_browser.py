@@ -751,6 +751,15 @@ def test_record_a_tune_with_the_microphone_see_what_was_heard_and_continue_it(br
         info = page.inner_text("#continue-info")
         assert "Tempo estimated" in info and "notes" in info
         page.screenshot(path=str(OUT / "record-tab-transcription.png"), full_page=True)
+        # the tempo played at, typed: the take is read again at that tempo (one history entry, replaced)
+        box = page.locator("#continue-audio-qpm textarea, #continue-audio-qpm input").first
+        box.fill("100")
+        box.press("Enter")
+        page.wait_for_function("() => document.querySelector('#continue-info').innerText.includes('· 100 qpm ·')")
+        assert "Tempo estimated" not in page.inner_text("#continue-info")
+        # snap to key: read again, and the panel says how many notes moved (or that none had to)
+        page.locator("#continue-audio-snap input[type=checkbox]").check()
+        page.wait_for_selector("#continue-info >> text=/Snapped \\d+ notes? to the scale|none snapped/")
         page.click("#continue-go")
         _status_seed(page, "#continue-status")
         page.wait_for_selector("#variation-1-audio audio, #variation-1-audio [data-testid=download-link]")
