@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from musicgen_app.training import corpus  # noqa: E402
 
-OUT = corpus.ROOT / "data" / "classical.npz"
+OUT = corpus.DATA / "classical.npz"
 WORKS = (
     [f"haydn/opus1no1/movement{i}.mxl" for i in range(1, 6)]
     + [f"haydn/opus74no1/movement{i}.mxl" for i in range(1, 5)]

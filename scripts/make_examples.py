@@ -109,7 +109,7 @@ def main() -> None:
     midi_io.melody_to_midi(jig, OUT / "jig_6-8.mid")
     multitrack(jig, OUT / "multitrack.mid")
 
-    for path in sorted(OUT.iterdir()):
+    for path in sorted(p for p in OUT.iterdir() if p.suffix != ".md"):  # README.md says where each came from
         r = load_melody(path)
         s = r.melody.summary()
         print(f"{path.name:24} {r.format:9} {s['time_signature']:5} {s['key']:9} {s['bars']:5} bars "
