@@ -189,7 +189,7 @@ class Flag(Setting):
 
 @dataclass(frozen=True)
 class Seed(Setting):
-    """The random seed: empty or negative picks one (the seed used is shown back)."""
+    """The random seed: empty picks one (the seed used is shown back)."""
 
     def describe(self) -> str:
         return f"whole number 0-{MAX_SEED}; empty: a random one (the seed used is returned)"
@@ -293,19 +293,22 @@ def build_request(request_type, values: dict | None = None, **given):
 
 
 def parse_seed(value) -> int | None:
-    """Empty or negative means "pick one for me" (the seed used is shown back)."""
+    """Empty means "pick one for me" (the seed used is shown back); anything else is a whole number
+    from 0 to MAX_SEED, or refused (a negative seed is not silently made random)."""
     if _empty(value):
         return None
     try:
+        if isinstance(value, bool):
+            raise TypeError
         number = float(value)
         seed = int(number)
     except (TypeError, ValueError, OverflowError):
         raise RequestError(f"Seed {_shown(value)} is not a whole number; type one from 0 to {MAX_SEED} or leave it "
                            "empty for a random one.") from None
-    if seed != number or seed > MAX_SEED:
+    if seed != number or not 0 <= seed <= MAX_SEED:
         raise RequestError(f"Seed {_shown(value)} must be a whole number from 0 to {MAX_SEED}, or empty for a "
                            "random one.")
-    return None if seed < 0 else seed
+    return seed
 
 
 def parse_time_signature(text) -> tuple[int, int]:

@@ -509,7 +509,7 @@ def test_continue_every_control_from_a_fresh_page(page):
     page.wait_for_selector("#generate-clips >> text=continuation")
 
 
-def test_interpolate_every_control_from_a_fresh_page(page):
+def test_interpolate_every_control_from_a_fresh_page(page, tmp_path):
     _fresh(page, "Interpolate")
     _choose(page, "clip-a-example", "Jig (6/8, MIDI)")
     page.wait_for_selector("#clip-a-info >> text=Jig (6/8, MIDI)")
@@ -559,6 +559,42 @@ def test_interpolate_every_control_from_a_fresh_page(page):
     _seed_shown(page, "#interpolate-status", 78)
     assert _download(page, "#interpolate-files a[download$='.mid']").read_bytes() == cold
     assert _audio(page, "#interpolate-audio") != wav_tim
+
+    # a recording into clip B's Record tab, played at 100 qpm: what was heard shows, and the morph ends on it
+    page.click("#clip-b-tab-record-button")
+    _type(page, "clip-b-audio-qpm", "100")
+    _upload_recording(page, "clip-b-audio-in", _played(tmp_path))
+    page.wait_for_selector("#clip-b-info >> text=played.wav")
+    page.wait_for_selector("#clip-b-heard-roll img")
+    assert "· 100 qpm ·" in page.inner_text("#clip-b-info") and "Transcribed" in page.inner_text("#clip-b-info")
+    _press(page, "#interpolate-go", "#interpolate-gallery img")
+    assert "to played.wav (B)" in page.inner_text("#interpolate-status")
+    morph = _midi(_download(page, "#interpolate-files a[download$='.mid']").read_bytes())
+    assert morph.meters[0] == (6, 8) and morph.meters[-1] == (4, 4)  # from the jig (A) to the recording's 4/4
+    _no_refusal(page)
+    page.locator("#clip-b-heard").first.scroll_into_view_if_needed()
+    page.screenshot(path=str(OUT / "every-control-interpolate-recording.png"))
+
+
+def _played(tmp_path) -> Path:
+    """Two bars in G major at 100 qpm, played through FluidSynth, as a WAV file."""
+    import soundfile
+
+    from musicgen_app.melody import Key, Melody, Note
+    from musicgen_app.render import render
+
+    tune = Melody((Note(0, 67, 4), Note(4, 71, 4), Note(8, 74, 4), Note(12, 72, 4), Note(16, 71, 4), Note(20, 69, 4),
+                   Note(24, 67, 8)), qpm=100.0, key=Key(7, "major"), total_steps=32)
+    path = tmp_path / "played.wav"
+    soundfile.write(path, render(tune, sample_rate=22050), 22050, subtype="PCM_16")
+    return path
+
+
+def _upload_recording(page, elem_id: str, path: Path) -> None:
+    """A file into an audio input that offers the microphone first: its upload source, then the file."""
+    box = page.locator(f"#{elem_id}")
+    box.get_by_role("button", name=re.compile("upload", re.I)).first.click()
+    box.locator("input[type=file]").set_input_files(str(path))
 
 
 def _audio(page, elem: str) -> bytes:

@@ -72,9 +72,9 @@ def healthy(server) -> bool:
 
 def continue_args(file=None, notes=None, example=None, **settings) -> list:
     s = {"track": None, "bars": 1, "temperature": 1.0, "variations": 1, "seed": 1, "key_lock": "off",
-         "program": -1, "soundfont": "", "ending": "free", "stay_close": 0.5} | settings
+         "program": -1, "soundfont": "", "ending": "free", "stay_close": 0.5, "audio_qpm": None} | settings
     return [file, notes, example, s["track"], s["bars"], s["temperature"], s["variations"], s["seed"],
-            s["key_lock"], s["program"], s["soundfont"], s["ending"], s["stay_close"]]
+            s["key_lock"], s["program"], s["soundfont"], s["ending"], s["stay_close"], s["audio_qpm"]]
 
 
 # -- the hostile inputs ---------------------------------------------------------------------------------
@@ -120,9 +120,9 @@ BAD_SETTINGS = [
 ] + [
     {"variations": v} for v in (0, 9, 1e9, "all", -3, 2.5)
 ] + [
-    {"seed": v} for v in (-(2**40), 2**40, "seed", 1.5, [1], {"x": 1}, "NaN")
+    {"seed": v} for v in (-(2**40), 2**40, "seed", 1.5, [1], {"x": 1}, "NaN", -5, -1)
 ] + [
-    {"track": v} for v in (99, -99, "two", 1e10, [0])
+    {"track": v} for v in (99, -99, "two", 1e10, [0], 1.5, -1)
 ] + [
     {"key_lock": v} for v in ("H major", "C dorian", "../../etc", "x" * 10_000, 5, None)
 ] + [
@@ -171,9 +171,8 @@ def test_hostile_settings(app_server):
     for bad in BAD_SETTINGS:
         kind, payload = call(app_server, "continue", continue_args(example="Jig (6/8, MIDI)", **bad))
         _check(app_server, kind, payload, f"setting {bad!r}"[:80])
-        # empty means the default, and a negative seed or track means "pick one": those may pass
-        lenient = any(v in (None, "") for v in bad.values()) or any(
-            isinstance(bad.get(k), int) and bad[k] < 0 for k in ("seed", "track"))
+        # empty means the default: those may pass; a negative seed or track is refused, not made random
+        lenient = any(v in (None, "") for v in bad.values())
         if not lenient:
             assert kind == "error", f"{bad!r} was accepted"[:120]
 
@@ -228,11 +227,11 @@ def test_hostile_generate_and_interpolate_settings(app_server):
         assert kind == "error"
     for steps in (2, 12, "seven", float("inf")):
         kind, payload = call(app_server, "interpolate", [None, None, "Jig (6/8, MIDI)", None, "4/4 c4 d e f", None,
-                                                         steps, 0.0, 1, "even"])
+                                                         steps, 0.0, 1, "even", None, None])
         _check(app_server, kind, payload, f"steps {steps!r}")
         assert kind == "error"
     for pacing in ("fast", 3):
         kind, payload = call(app_server, "interpolate", [None, None, "Jig (6/8, MIDI)", None, "4/4 c4 d e f", None,
-                                                         5, 0.0, 1, pacing])
+                                                         5, 0.0, 1, pacing, None, None])
         _check(app_server, kind, payload, f"pacing {pacing!r}")
         assert kind == "error"

@@ -67,8 +67,9 @@ def test_the_tools_are_the_three_actions_with_their_parameters_described(app_ser
     tools = {t.name: t for t in mcp(app_server, lambda s: s.list_tools()).tools}
     assert set(tools) == {"continue", "interpolate", "generate"}  # none of the page's own handlers
     expected = {
-        "continue": {"melody_file", "notes", "example", "track", *CONTINUE_SETTINGS},
-        "interpolate": {f"{c}_{k}" for c in "ab" for k in ("file", "notes", "example")} | set(INTERPOLATE_SETTINGS),
+        "continue": {"melody_file", "notes", "example", "track", "audio_qpm", *CONTINUE_SETTINGS},
+        "interpolate": {f"{c}_{k}" for c in "ab" for k in ("file", "notes", "example", "audio_qpm")}
+        | set(INTERPOLATE_SETTINGS),
         "generate": {"clips", *GENERATE_SETTINGS},
     }
     for name, tool in tools.items():
@@ -85,6 +86,7 @@ def test_the_tools_are_the_three_actions_with_their_parameters_described(app_ser
     assert "B minor" in props["key_lock"]["description"]  # a long choice is listed in full
     assert "Jig (6/8, MIDI)" in props["example"]["description"]
     assert "data: URL" in props["melody_file"]["description"]
+    assert props["audio_qpm"]["type"] == "number" and "estimated" in props["audio_qpm"]["description"]
     assert "midi" in tools["continue"].description and "seed" in tools["continue"].description
     props = tools["generate"].inputSchema["properties"]
     assert props["count"]["type"] == "integer" and "1-16" in props["count"]["description"]

@@ -632,3 +632,32 @@ def test_continue_on_the_record_tab_uses_the_recording_it_shows(studio, tmp_path
     assert state.current.origin == InputOrigin("audio", hum) and "Tempo estimated" in info
     assert run.melodies[0].notes[: len(state.current.melody.notes)] == state.current.melody.notes
     assert "Continued: hum.wav" in status
+
+
+def test_the_api_reads_a_recording_at_the_tempo_given_or_estimates_it(studio, tmp_path):
+    from musicgen_app.render import render
+
+    wav = tmp_path / "played.wav"
+    tune = parse_text("4/4 g4 b d' c' b a g2").melody
+    soundfile.write(wav, render(tune, sample_rate=22050), 22050)
+    _, _, _, info = API.continue_api(studio, str(wav), audio_qpm=100, bars=1, variations=1, seed=1)
+    assert info["input"]["tempo_qpm"] == 100 and not any("estimated" in n for n in info["notices"])
+    _, _, _, info = API.continue_api(studio, str(wav), bars=1, variations=1, seed=1)
+    assert any("Tempo estimated" in n for n in info["notices"]), info["notices"]
+    with pytest.raises(gr.Error, match="is not a number"):
+        API.continue_api(studio, str(wav), audio_qpm="fast", bars=1, variations=1)
+    _, _, _, info = API.interpolate_api(studio, a_file=str(wav), a_audio_qpm=100, b_file=str(wav), steps=3)
+    assert info["clips"][0]["tempo_qpm"] == 100  # the morph plays at clip A's tempo
+    assert sum("Tempo estimated" in n for n in info["notices"]) == 1  # clip B's, not A's
+
+
+@pytest.mark.parametrize("bad, said", [
+    (dict(seed=-5), "Seed -5 must be a whole number from 0"), (dict(seed="-1"), "Seed -1 must be"),
+    (dict(track=1.5), "Track '1.5' is not a track number"), (dict(track=-1), "Track '-1' is not a track number"),
+    (dict(notes="0/0 c4 d e f", example=None), "Time signature 0/0 is not supported"),
+])
+def test_a_negative_seed_a_fractional_track_and_a_zero_meter_are_refused_in_our_words(studio, bad, said):
+    """Not silently made random or rounded, and no library text ("float division by zero")."""
+    with pytest.raises(gr.Error) as err:
+        API.continue_api(studio, **({"example": "Multitrack (bass, fiddle, drums)"} | bad))
+    assert said in err.value.message and "division" not in err.value.message

@@ -29,7 +29,8 @@ class InputOrigin:
     ``value`` is the example's name, the uploaded file's path, the recording's path or the typed
     text; a model's result (``"result"``) has none and cannot be re-read. A recording (``"audio"``)
     also keeps the tempo it was read at (``qpm``, quarter notes a minute; None: estimated) and
-    whether its pitches were snapped to the estimated key (``snap``).
+    whether its pitches were snapped to the estimated key (``snap``); a file (``"file"``) may keep a
+    tempo too, used when it is a recording (the API's ``audio_qpm``).
     """
 
     kind: Literal["example", "file", "audio", "text", "result"]
@@ -103,9 +104,9 @@ def read_input(origin: InputOrigin, track: int | None = None) -> InputEntry:
     """Read an example, a file, a recording or typed text into an :class:`InputEntry`."""
     if origin.kind == "example":
         return _example(origin.value, track)
-    if origin.kind == "file":
+    if origin.kind == "file":  # a recording uploaded as a file is read at ``origin.qpm`` (None: estimated)
         path = Path(origin.value)
-        return _entry(load_melody(path, track=track), path.name, origin)
+        return _entry(load_melody(path, track=track, qpm=origin.qpm), path.name, origin)
     if origin.kind == "audio":
         return _recording(origin)
     if origin.kind == "text":
@@ -130,11 +131,12 @@ def _example(name: str, track: int | None) -> InputEntry:
     return _entry(load_melody(example_path(name), track=track), name, InputOrigin("example", name))
 
 
-def resolve_api_input(file, notes, example, track=None, name: str = "the melody") -> InputEntry:
-    """The API's rule: a file wins over typed notes, which win over an example name."""
+def resolve_api_input(file, notes, example, track=None, name: str = "the melody", qpm=None) -> InputEntry:
+    """The API's rule: a file wins over typed notes, which win over an example name. ``qpm``: the tempo
+    a recording given as the file was played at (empty: estimated); other files carry their own."""
     track = _track(track)
     if file:
-        return read_input(InputOrigin("file", str(file)), track)
+        return read_input(InputOrigin("file", str(file), audio_origin(file, qpm).qpm), track)
     if notes and str(notes).strip():
         return read_input(InputOrigin("text", str(notes)))
     if example and str(example).strip():
@@ -144,12 +146,16 @@ def resolve_api_input(file, notes, example, track=None, name: str = "the melody"
 
 
 def _track(value) -> int | None:
-    """Empty or negative: let the importer choose."""
+    """Empty: let the importer choose; else a track number as the track list shows it (0, 1, ...)."""
     if value is None or value == "":
         return None
     try:
-        track = int(float(value))
+        if isinstance(value, bool):
+            raise TypeError
+        number = float(value)
+        if not number.is_integer() or number < 0:
+            raise ValueError
     except (TypeError, ValueError, OverflowError):
         raise RequestError(f"Track {str(value)[:20]!r} is not a track number; leave it empty to let the studio "
-                           "choose, or give the number shown in the track list.") from None
-    return None if track < 0 else track
+                           "choose, or give the number shown in the track list (0, 1, ...).") from None
+    return int(number)

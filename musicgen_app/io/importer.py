@@ -30,8 +30,9 @@ from ..errors import (
     MusicgenError,
     NoNotesError,
     NotMusicError,
+    UnsupportedMeterError,
 )
-from ..melody import Melody
+from ..melody import Melody, meter_problem
 from . import audio
 from .midi import midi_to_melody
 from .quantize import (
@@ -335,10 +336,15 @@ def _from_text(text: str, track: int | None, stem: str) -> ImportResult:
     if bad:
         shown = ", ".join(repr(b) for b in bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
         raise NotMusicError(f"Could not read {shown} as notes. {HOW_TO_TYPE}")
+    for meter in re.findall(r"(?<![\w/])(-?\d+)/(-?\d+)(?![\w/])", body):
+        problem = meter_problem(int(meter[0]), int(meter[1]))
+        if problem:  # said here: tinyNotation would fail on it with a library message (a division by zero)
+            raise UnsupportedMeterError(f"{problem} Type a time signature such as 4/4, 3/4 or 6/8.")
     try:
         score = m21.converter.parse("tinyNotation: " + body)
-    except Exception as exc:  # tinyNotation raises TinyNotationException and friends
-        raise NotMusicError(f"The typed notes could not be read ({str(exc)[:100]}). {HOW_TO_TYPE}") from exc
+    except Exception as exc:  # tinyNotation raises TinyNotationException and friends: its words are not ours
+        log.info("tinyNotation refused typed notes: %s: %s", type(exc).__name__, exc)
+        raise NotMusicError(f"The typed notes could not be read. {HOW_TO_TYPE}") from exc
     notes = part_notes(score)
     if not notes:
         raise NoNotesError(f"No notes were typed, only {body[:40]!r}. {HOW_TO_TYPE}")

@@ -68,6 +68,7 @@ class Endpoint:
     doc: str
     returns: dict[str, str]
     inputs_last: bool = False  # the parameters: the settings, then the inputs
+    appended: tuple[str, ...] = ()  # inputs added later: last, so positional callers' order holds
 
 
 def endpoint(studio: Studio, spec: Endpoint):
@@ -82,6 +83,7 @@ def endpoint(studio: Studio, spec: Endpoint):
     run, inputs, settings = spec.run, spec.inputs, spec.settings
     declared = settings_of(spec.request_type)
     names = [*settings, *inputs] if spec.inputs_last else [*inputs, *settings]
+    names = [n for n in names if n not in spec.appended] + list(spec.appended)
 
     defaults = inputs | {n: _plain(declared[n].default) for n in settings}
     signature = inspect.Signature([inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=defaults[n])
@@ -126,13 +128,16 @@ def _plain(value):
     return None if value is None else value if isinstance(value, int | float | str | bool) else str(value)
 
 
-FILE_DOC = ("a MIDI, MusicXML or ABC file; MCP: its http(s) URL (a result URL of this studio works too), or a "
-            "data: URL with the file in base64 (wins over notes and example)")
+FILE_DOC = ("a MIDI, MusicXML or ABC file, or a recording (WAV, FLAC, OGG, MP3; transcribed); MCP: its http(s) "
+            "URL (a result URL of this studio works too), or a data: URL with the file in base64 (wins over notes "
+            "and example)")
 INPUT_DOCS = {
     "melody_file": FILE_DOC,
     "notes": "the melody typed as text: ABC (with its X:, M:, L:, K: header lines) or tinyNotation such as "
              "'4/4 c4 d e f g2 g' (wins over example)",
     "example": "the name of a bundled example: " + ", ".join(f"'{n}'" for n in example_names()),
+    "audio_qpm": "when the file is a recording: the tempo it was played at, in quarter notes a minute (30-300); "
+                 "empty: estimated from the recording (a notice says so); other files carry their own tempo",
     "track": "which track or part of the file (0 = first); empty: the studio picks the melody",
     "clips": "2-20 files (MIDI, MusicXML, ABC; MCP: http(s) or data: URLs) whose style the 'style' sampler "
              "learns first; unused by the other samplers",
@@ -151,7 +156,8 @@ def inputs_doc(inputs: dict) -> dict[str, str]:
 
 
 def _continue(studio: Studio, given: dict, values: dict):
-    entry = resolve_api_input(given["melody_file"], given["notes"], given["example"], given["track"])
+    entry = resolve_api_input(given["melody_file"], given["notes"], given["example"], given["track"],
+                              qpm=given["audio_qpm"])
     req = build_request(ContinueRequest, values, melody=entry.melody)
     result, files, _ = run_continue(studio, req, rolls=False, gone=client_gone)
     vs = files.variations
@@ -164,8 +170,8 @@ def _continue(studio: Studio, given: dict, values: dict):
 
 
 def _interpolate(studio: Studio, given: dict, values: dict):
-    a = resolve_api_input(given["a_file"], given["a_notes"], given["a_example"], name="clip A")
-    b = resolve_api_input(given["b_file"], given["b_notes"], given["b_example"], name="clip B")
+    a, b = (resolve_api_input(given[f"{c}_file"], given[f"{c}_notes"], given[f"{c}_example"], name=f"clip {c.upper()}",
+                              qpm=given[f"{c}_audio_qpm"]) for c in "ab")
     req = build_request(InterpolateRequest, values, a=a.melody, b=b.melody)
     result, files = run_interpolate(studio, req, rolls=False, gone=client_gone)
     info = {"seed": result.seed, "notices": [*a.notices, *b.notices, *result.notices, *files.notices],
@@ -186,26 +192,28 @@ def _generate(studio: Studio, given: dict, values: dict):
 
 ENDPOINTS = (
     Endpoint(
-        "continue", _continue, ContinueRequest, {"melody_file": None, "notes": None, "example": None, "track": None},
-        CONTINUE_SETTINGS,
+        "continue", _continue, ContinueRequest,
+        {"melody_file": None, "notes": None, "example": None, "track": None, "audio_qpm": None}, CONTINUE_SETTINGS,
         "Continue a melody with the LSTM: write the next bars after it, several variations, best first. Give the "
-        "melody as one of melody_file, notes (typed ABC or tinyNotation) or example. Each result file comes back "
-        "as a URL to download.",
+        "melody as one of melody_file (a score or a recording), notes (typed ABC or tinyNotation) or example. Each "
+        "result file comes back as a URL to download.",
         {"midi": "per variation, a MIDI file of the whole melody (the input, then the new bars)",
          "continuation_midi": "per variation, a MIDI file of the new bars only",
          "audio": "per variation, a WAV file of the whole melody",
          "info": "JSON: the seed used (pass it back to repeat the result), notices, the input's summary (tempo, "
-                 "time signature, key, bars, notes, range), and each variation's summary"}),
+                 "time signature, key, bars, notes, range), and each variation's summary"},
+        appended=("audio_qpm",)),
     Endpoint(
         "interpolate", _interpolate, InterpolateRequest,
-        {f"{c}_{k}": None for c in "ab" for k in ("file", "notes", "example")}, INTERPOLATE_SETTINGS,
+        {f"{c}_{k}": None for c in "ab" for k in ("file", "notes", "example", "audio_qpm")}, INTERPOLATE_SETTINGS,
         "Morph clip A into clip B through the VAE's latent space: a chain of clips that starts as A and ends as B. "
         "Give each clip as one of its file, notes (typed ABC or tinyNotation) or example. Each result file comes "
         "back as a URL to download.",
         {"morph_midi": "a MIDI file of the whole morph, step after step",
          "steps_zip": "a zip with one MIDI file per step",
          "audio": "a WAV file of the whole morph",
-         "info": "JSON: the seed used, notices, the clips' and the morph's summaries"}),
+         "info": "JSON: the seed used, notices, the clips' and the morph's summaries"},
+        appended=("a_audio_qpm", "b_audio_qpm")),
     Endpoint(
         "generate", _generate, SampleRequest, {"clips": None}, GENERATE_SETTINGS,
         "Generate new melodies with the VAE, from nothing: optionally with a shape (notes per bar, pitch range, "
@@ -234,14 +242,16 @@ def add_endpoints(studio: Studio, heavy: dict):
                   raw_input(gr.Number(None, label="track", precision=0, info=INPUT_DOCS["track"]))]
         outputs = [gr.File(file_count="multiple", label="midi"), gr.File(file_count="multiple",
                    label="continuation_midi"), gr.File(file_count="multiple", label="audio"), gr.JSON(label="info")]
-        gr.Button("continue").click(fn, inputs + settings, outputs, api_name="continue", **heavy)
+        gr.Button("continue").click(fn, inputs + settings + [_qpm_input("audio_qpm")], outputs, api_name="continue",
+                                    **heavy)
 
         fn, settings = fns["interpolate"]
         inputs = [gr.File(type="filepath", label="a_file"), gr.Textbox(label="a_notes"), gr.Textbox(label="a_example"),
                   gr.File(type="filepath", label="b_file"), gr.Textbox(label="b_notes"), gr.Textbox(label="b_example")]
         outputs = [gr.File(label="morph_midi"), gr.File(label="steps_zip"), gr.File(label="audio"),
                    gr.JSON(label="info")]
-        gr.Button("interpolate").click(fn, inputs + settings, outputs, api_name="interpolate", **heavy)
+        qpms = [_qpm_input(f"{c}_audio_qpm") for c in "ab"]
+        gr.Button("interpolate").click(fn, inputs + settings + qpms, outputs, api_name="interpolate", **heavy)
 
         fn, settings = fns["generate"]
         inputs = [gr.File(file_count="multiple", type="filepath", label="clips")]
@@ -249,3 +259,8 @@ def add_endpoints(studio: Studio, heavy: dict):
                    gr.File(file_count="multiple", label="audio"), gr.JSON(label="info")]
         gr.Button("generate").click(fn, settings + inputs, outputs, api_name="generate", **heavy)
 
+
+
+def _qpm_input(name: str):
+    """A recording's tempo (empty: estimated), read by ``audio_origin``: its refusal, not Gradio's."""
+    return raw_input(gr.Number(None, label=name, info=INPUT_DOCS["audio_qpm"]))

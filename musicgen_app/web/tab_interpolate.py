@@ -1,5 +1,5 @@
-"""The Interpolate tab: two input panels, the morph's settings, its audio, a piano roll per step
-and the downloads."""
+"""The Interpolate tab: two input panels (clip A over clip B), the morph's settings, its audio, a
+piano roll per step and the downloads."""
 
 from __future__ import annotations
 
@@ -33,11 +33,10 @@ def interpolate_ui(studio: Studio, form: Form, a: InputPanel, b: InputPanel, dat
 def build(studio: Studio, heavy: dict):
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=340):
-            with gr.Row():
-                with gr.Column(min_width=160):
-                    a = input_panel("Clip A", "Chorale line (Bach, MusicXML)", "clip-a", studio, record=False)
-                with gr.Column(min_width=160):
-                    b = input_panel("Clip B", DEFAULT_EXAMPLE, "clip-b", studio, record=False)
+            # A over B, each as wide as Continue's panel: side by side, a fourth tab (Record) would fold
+            # into Gradio's overflow menu and hide Upload
+            a = input_panel("Clip A", "Chorale line (Bach, MusicXML)", "clip-a", studio)
+            b = input_panel("Clip B", DEFAULT_EXAMPLE, "clip-b", studio)
             gr.Markdown("### Settings")
             form = Form(InterpolateRequest, "interpolate")
             with gr.Row(elem_classes="compact-row"):
