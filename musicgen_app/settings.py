@@ -213,10 +213,6 @@ class Meter(Setting):
     def describe(self) -> str:
         return f"{self.help} (e.g. {', '.join(self.options)}; default {self.default})".lstrip()
 
-    @property
-    def value(self) -> tuple[int, int]:
-        return parse_time_signature(self.default)
-
     def parse(self, name: str, value):
         return parse_time_signature(self.default if _empty(value) else value)
 

@@ -19,7 +19,7 @@ from ..io.examples import DEFAULT_EXAMPLE, example_names
 from ..io.importer import HOW_TO_TYPE
 from ..melody import Melody
 from .refusals import user_errors
-from .widgets import refusal_line
+from .widgets import refusal_line, refused_in_status
 
 UPLOAD_TYPES = [".mid", ".midi", ".kar", ".musicxml", ".xml", ".mxl", ".abc", ".txt", *AUDIO_EXTENSIONS]
 
@@ -244,9 +244,10 @@ def input_panel(title: str, default_example: str, key: str, studio: Studio | Non
     info = gr.Markdown(entry_markdown(history.current), elem_id=f"{key}-info")
     panel = InputPanel(state, example, upload, text, use_text, track, info, mode, recording, qpm, snap)
     outs = [state, info, track]
-    recording.change(kept_on_refusal(pick_recording), [recording, qpm, snap, state], outs, api_visibility="private")
+    recording.change(kept_on_refusal(pick_recording, outs), [recording, qpm, snap, state], outs,
+                     api_visibility="private")
     for event in (qpm.submit, qpm.blur, snap.input):
-        event(kept_on_refusal(recording_setting), [qpm, snap, state], outs, api_visibility="private")
+        event(kept_on_refusal(recording_setting, outs), [qpm, snap, state], outs, api_visibility="private")
     if studio is not None:
         with gr.Group(visible=False, elem_id=f"{key}-heard", elem_classes="heard") as heard:
             roll = gr.Image(type="filepath", interactive=False, show_label=False, height=150,
@@ -254,27 +255,20 @@ def input_panel(title: str, default_example: str, key: str, studio: Studio | Non
             played = gr.Audio(type="filepath", interactive=False, label="What was heard, played back",
                               elem_id=f"{key}-heard-audio")
         state.change(functools.partial(show_heard, studio), [state], [heard, roll, played], api_visibility="private")
-    example.input(kept_on_refusal(pick_example), [example, state], outs, api_visibility="private")
-    upload.upload(kept_on_refusal(pick_upload), [upload, state], outs, api_visibility="private")
-    use_text.click(kept_on_refusal(pick_text), [text, state], outs, api_visibility="private")
-    text.submit(kept_on_refusal(pick_text), [text, state], outs, api_visibility="private")
-    track.input(kept_on_refusal(pick_track), [track, state], outs, api_visibility="private")
+    example.input(kept_on_refusal(pick_example, outs), [example, state], outs, api_visibility="private")
+    upload.upload(kept_on_refusal(pick_upload, outs), [upload, state], outs, api_visibility="private")
+    use_text.click(kept_on_refusal(pick_text, outs), [text, state], outs, api_visibility="private")
+    text.submit(kept_on_refusal(pick_text, outs), [text, state], outs, api_visibility="private")
+    track.input(kept_on_refusal(pick_track, outs), [track, state], outs, api_visibility="private")
     return panel
 
 
-def kept_on_refusal(handler):
-    """A panel event (its last argument the history) whose refusal keeps the input: the summary of
-    what is still the input says why below it, and a warning toast says it too (a raised error
-    would put Gradio's "Error" badge over the summary)."""
+def _refusal_below_summary(exc: gr.Error, *args) -> str:
+    history = args[-1]  # a panel event's last argument is the panel's history
+    return f"{entry_markdown(history.current, len(history.entries))}  \n{refusal_line(exc)}"
 
-    @functools.wraps(handler)
-    def event(*args):
-        try:
-            return handler(*args)
-        except gr.Error as exc:
-            gr.Warning(exc.message, title=exc.title)
-            history = args[-1]
-            return gr.skip(), f"{entry_markdown(history.current, len(history.entries))}  \n{refusal_line(exc)}", \
-                gr.skip()
 
-    return event
+def kept_on_refusal(handler, outs: list):
+    """A panel event whose refusal keeps the input: the summary of what is still the input says why
+    below it (see widgets.refused_in_status)."""
+    return refused_in_status(handler, outs, outs[1], said=_refusal_below_summary)

@@ -30,12 +30,12 @@ def refusal_line(exc: gr.Error) -> str:
     return f"⚠ **{exc.title}:** {exc.message}"
 
 
-def refused_in_status(handler, outputs: list, status: gr.Markdown | None = None):
+def refused_in_status(handler, outputs: list, status: gr.Markdown | None = None, said=None):
     """``handler`` (whose refusals are ``gr.Error``, see :func:`.refusals.user_errors`) for an event
     with ``outputs``: a refusal leaves every output as it was but ``status``, which says what to
-    change; a warning toast says it too (alone when ``status`` is None). A raised error would put
-    Gradio's "Error" badge over the status line, or over every output when there is none, and a file
-    list shows the badge instead of its files.
+    change (``said(exc, *args)``, default :func:`refusal_line`); a warning toast says it too (alone
+    when ``status`` is None). A raised error would put Gradio's "Error" badge over the status line,
+    or over every output when there is none, and a file list shows the badge instead of its files.
 
     The event then ends as a success, so a ``.success`` step after it must tolerate outputs that
     did not change."""
@@ -49,7 +49,7 @@ def refused_in_status(handler, outputs: list, status: gr.Markdown | None = None)
             gr.Warning(exc.message, title=exc.title)
             kept = [gr.skip()] * len(outputs)
             if at is not None:
-                kept[at] = refusal_line(exc)
+                kept[at] = said(exc, *args) if said else refusal_line(exc)
             return tuple(kept) if len(kept) > 1 else kept[0]
 
     return event
