@@ -1,10 +1,15 @@
 """Model time of the three service calls, on the shipped checkpoints.
 
-    .venv/bin/python bench/bench_service.py [--repeats 20] [--threads 1]
+    .venv/bin/python bench/bench_service.py [--repeats 20] [--threads 1] [--clients 16] [--per-client 5]
 
 Prints the median and p95 over repeated calls (after a warm-up) and the goal of each:
 continue 8 bars x 4 variations and interpolate 4 bars x 7 steps <= 150 ms; Generate 8 x 4 bars
 <= 60 ms with each sampler, with the corpus bank's attribute controls set, and "more like" two clips.
+
+Then Continue 8 x 4 under load: ``--clients`` threads each calling it ``--per-client`` times at once,
+as the app's workers do, so the engine (service/engine.py) steps their rows together. Prints the
+throughput beside one client's, the latency, and the model CPU per request (the process's CPU time
+over the requests: only the model runs here)      goal: <= 60 ms of model CPU per Continue 8 x 4
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -24,6 +30,7 @@ from musicgen_app.training import corpus  # noqa: E402
 
 GOAL_MS = 150
 GENERATE_GOAL_MS = 60
+LOAD_CPU_GOAL_MS = 60
 
 
 def four_bar_clips(n: int):
@@ -50,6 +57,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--per-client", type=int, default=5)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     svc = MelodyService.from_checkpoints()
@@ -74,6 +83,52 @@ def main(argv=None):
         verdict = "met" if med <= goal else "NOT met"
         print(f"  {name:<32} median {med:6.1f} ms   p95 {p95:6.1f} ms   goal <= {goal} ms: {verdict} "
               f"({goal / med:.2f}x headroom)")
+    if args.clients:
+        load(svc, a, args.clients, args.per_client)
+
+
+def load(svc, melody, clients: int, per_client: int) -> None:
+    """Continue 8 x 4 from 1 and from ``clients`` threads at once (see the module docstring)."""
+    print(f"Continue 8 bars x 4 variations under load ({per_client} calls per client)")
+    base = None
+    for n in (1, clients):
+        times, cpu, engine, _, wall = run_clients(svc, melody, n, per_client)
+        calls = n * per_client
+        rate = calls / wall
+        base = base or rate
+        cpu_ms = 1000 * cpu / calls
+        verdict = "met" if cpu_ms <= LOAD_CPU_GOAL_MS else "NOT met"
+        p95 = times[min(len(times) - 1, int(0.95 * calls))]
+        print(f"  {n:>2} clients: {rate:5.2f} req/s ({rate / base:.2f}x one client's), latency median "
+              f"{1000 * statistics.median(times):6.0f} ms p95 {1000 * p95:6.0f} ms; model CPU {cpu_ms:5.1f} ms a "
+              f"request (engine thread {1000 * engine['cpu_s'] / calls:5.1f} ms, "
+              f"{engine['block_steps'] / max(engine['steps'], 1):.1f} requests a step on average)"
+              f"   goal <= {LOAD_CPU_GOAL_MS} ms: {verdict}")
+
+
+def run_clients(svc, melody, n: int, per_client: int):
+    """``n`` threads each calling Continue 8 x 4 ``per_client`` times -> (sorted latencies, process CPU,
+    the engine's stats over the run, wall time)."""
+    times, lock, seeds = [], threading.Lock(), iter(range(10_000, 10_000 + n * per_client))
+
+    def client():
+        for _ in range(per_client):
+            with lock:
+                seed = next(seeds)
+            t = time.perf_counter()
+            svc.continue_(ContinueRequest(melody, bars=8, variations=4, seed=seed))
+            with lock:
+                times.append(time.perf_counter() - t)
+
+    threads = [threading.Thread(target=client) for _ in range(n)]
+    cpu, before, wall = time.process_time(), svc.engine.stats.snapshot(), time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    after = svc.engine.stats.snapshot()
+    return sorted(times), cpu, {k: after[k] - before[k] for k in after}, None, wall
 
 
 if __name__ == "__main__":

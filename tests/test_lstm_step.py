@@ -106,7 +106,7 @@ def test_fused_linear_gives_what_f_linear_gives(rows):
 def test_the_sampling_step_takes_the_fused_path(model, examples):
     toks, feats = examples
     assert_step_matches_forward(model, toks[:, :2], feats[:, :2])
-    _, _, layers = model._sampling_weights()
+    _, _, layers, head = model._sampling_weights()
     assert all(w.is_mkldnn for w, _ in layers), "MelodyLSTM.advance fell back to F.linear on this machine"
 
 

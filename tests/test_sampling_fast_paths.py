@@ -71,7 +71,7 @@ def test_an_lstm_row_is_the_same_in_any_batch(threads):
 
 
 def test_shared_rows_sample_what_one_row_each_samples(monkeypatch):
-    from musicgen_app.service import melody_service as service_module
+    from musicgen_app.service import engine as engine_module
 
     svc = MelodyService.from_checkpoints()
     m = Melody(notes=tuple(Note(4 * i, 60 + i % 5, 4) for i in range(8)))
@@ -84,7 +84,7 @@ def test_shared_rows_sample_what_one_row_each_samples(monkeypatch):
         return body, ends, more
 
     shared = run()
-    monkeypatch.setattr(service_module, "distinct_rows", lambda row, t: (np.arange(len(row)),) * 2)
+    monkeypatch.setattr(engine_module, "distinct_rows", lambda row, t: (np.arange(len(row)),) * 2)
     plain = run()
     for a, b in zip(shared, plain):
         assert np.array_equal(a.hist, b.hist) and np.array_equal(a.log2p, b.log2p)

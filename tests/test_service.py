@@ -151,12 +151,12 @@ def test_sampling_sees_the_inputs_training_sees(svc, monkeypatch):
     import torch
 
     from musicgen_app import tokens as tk
-    from musicgen_app.service import melody_service as service_mod
+    from musicgen_app.service import engine
     from musicgen_app.training.batches import lstm_batch, lstm_chunks
 
     seen = []
-    real = service_mod.steer
-    monkeypatch.setattr(service_mod, "steer", lambda logits, *a: seen.append(logits.clone()) or real(logits, *a))
+    real = engine.steer
+    monkeypatch.setattr(engine, "steer", lambda logits, *a: seen.append(logits.clone()) or real(logits, *a))
     m = Melody(notes=tuple(Note(4 * i, 60 + (i % 5), 4) for i in range(16)), total_steps=64)
     primer = tk.encode(m).tokens
     out = svc.generate_lstm(primer, m, 40, 2, 1.0, torch.Generator().manual_seed(3))

@@ -69,25 +69,27 @@ def run_continue(studio: Studio, req: ContinueRequest, *, rolls: bool, media_for
     return result, files, folder
 
 
-def run_interpolate(studio: Studio, req: InterpolateRequest, *, rolls: bool,
+def run_interpolate(studio: Studio, req: InterpolateRequest, *, rolls: bool, audio: bool = True,
                     gone: Callable[[], bool] = never) -> tuple[InterpolateResult, outputs.MorphFiles]:
+    """``audio``: also the morph's WAV (an API caller may want the MIDI only)."""
     font = studio.font(req.soundfont)
     result = studio.service.interpolate(req)
     _stop_if(gone)
     folder = studio.store.request_dir("interpolate")
     files = outputs.write_morph(result, folder / "morph.mid", steps_zip=folder / "morph-steps.zip",
-                                audio=folder / "morph.wav", rolls_dir=folder if rolls else None, soundfont=font)
+                                audio=folder / "morph.wav" if audio else None, rolls_dir=folder if rolls else None,
+                                soundfont=font)
     return result, files
 
 
-def run_generate(studio: Studio, req: SampleRequest, *, page: bool,
+def run_generate(studio: Studio, req: SampleRequest, *, page: bool, audio: bool = True,
                  gone: Callable[[], bool] = never) -> tuple[SampleResult, outputs.GeneratedFiles]:
-    """``page``: also the medley of all melodies and a piano roll each."""
+    """``page``: also the medley of all melodies and a piano roll each; ``audio``: a WAV per melody."""
     font = studio.font(req.soundfont)
     result = studio.service.sample(req)
     _stop_if(gone)
-    files = outputs.write_generated(result, studio.store.request_dir("generate"), medley=page, rolls=page,
-                                    soundfont=font)
+    files = outputs.write_generated(result, studio.store.request_dir("generate"), audio=audio or page, medley=page,
+                                    rolls=page, soundfont=font)
     return result, files
 
 

@@ -134,7 +134,7 @@ class MelodyLSTM(nn.Module):
         # Sampling a few rows is bound by reading weights and by the count of calls, so each layer
         # is one matrix product on packed weights (see fused_linear) and the first layer's input, a
         # concatenation of embeddings and flags, is one summed gather from precomputed tables.
-        table, offsets, layers = self._sampling_weights()
+        table, offsets, layers, _ = self._sampling_weights()
         x = F.embedding_bag(torch.column_stack([tokens, next_feats]) + offsets, table, mode="sum")
         hs, cs = [], []
         for k, ((w, b), h, c) in enumerate(zip(layers, *state)):
@@ -146,6 +146,14 @@ class MelodyLSTM(nn.Module):
             cs.append(c)
         return x, (torch.stack(hs), torch.stack(cs))
 
+    def head_rows(self, top: torch.Tensor) -> torch.Tensor:
+        """The head on :meth:`advance`'s output (B, H) -> logits (B, C) on packed weights: unlike the
+        head's BLAS call, each row gets the same bits in any batch, which the engine's rows of many
+        requests need (service/engine.py)."""
+        if torch.is_grad_enabled():
+            return self.head(top)
+        return fused_linear.linear(top, self._sampling_weights()[3], self.head.bias)
+
     def _sampling_weights(self):
         """What step() reads without gradients, rebuilt when a parameter changed in place or got
         new data (an optimiser step, load_state_dict, .to()):
@@ -154,7 +162,8 @@ class MelodyLSTM(nn.Module):
           flag) times that column's slice of the first layer's input weights, and the row offset
           of each column of [token, next_feats];
         - per layer, packed weights and summed biases: the first layer's W_hh (its input is the
-          table sum), the others' [W_ih | W_hh] for the input and the state side by side.
+          table sum), the others' [W_ih | W_hh] for the input and the state side by side;
+        - the head's packed weight.
         """
         params, version, weights = getattr(self, "_sampling", ((), None, None))
         # The parameter list is kept, as walking the modules for it on every step is a noticeable
@@ -186,4 +195,4 @@ class MelodyLSTM(nn.Module):
         layers = [(fused_linear.pack(w_hh if k == 0 else torch.cat([w_ih, w_hh], 1)), b_ih + b_hh)
                   for k, (w_ih, w_hh, b_ih, b_hh) in enumerate(lstm.all_weights)]
         offsets = torch.tensor(offsets, device=w.device)
-        return torch.cat(parts), offsets, layers
+        return torch.cat(parts), offsets, layers, fused_linear.pack(self.head.weight)

@@ -76,12 +76,14 @@ def like_bias(reference: np.ndarray) -> torch.Tensor:
     return LIKE_PULL * (ref[:, None] == torch.arange(tk.NUM_CLASSES)).float()
 
 
-def steer(logits: torch.Tensor, temperature: float, mask: torch.Tensor | None = None,
-          lookback: torch.Tensor | None = None, pull: float = 0.0, like: torch.Tensor | None = None) -> torch.Tensor:
+def steer(logits: torch.Tensor, temperature: float | torch.Tensor, mask: torch.Tensor | None = None,
+          lookback: torch.Tensor | None = None, pull: float | torch.Tensor = 0.0,
+          like: torch.Tensor | None = None) -> torch.Tensor:
     """The logits to draw a continuation's next token from, at temperature 1. ``logits`` (B, C) are
     the LSTM's; ``lookback`` (B, k) the tokens 1/2/4/8 bars back (see lookback_counts); ``like`` (C,)
-    or (B, C) a row of like_bias. ``temperature`` > 0. Sampling runs this once per step, so it is a
-    handful of whole-tensor ops.
+    or (B, C) a row of like_bias; ``temperature`` (> 0) and ``pull`` a number or one per row (B, 1),
+    as the engine steps rows of many requests at once. Every operation is row-wise, so a row's
+    result does not depend on the rows beside it.
 
     1. ``pull`` times the lags that had it is added to each lookback note and rest, in the model's
        own (temperature 1) logits: ``stay_close_pull`` maps "Stay close" to it.
@@ -89,21 +91,29 @@ def steer(logits: torch.Tensor, temperature: float, mask: torch.Tensor | None = 
        back to what they were at temperature 1. Temperature still sharpens the choice among the
        other tokens and among the lookback ones, but not the choice to repeat: left alone, a
        temperature below 1 makes the LSTM copy many more of its bars from the primer than real
-       tunes repeat (bench/eval_phrasing.py reports primer copies at two temperatures).
+       tunes repeat (bench/eval_phrasing.py reports primer copies at two temperatures). At
+       temperature 1 and pull 0 both steps add exactly 0.
     3. ``like`` is added.
     """
     z = logits if mask is None else logits + mask
-    if lookback is not None and (pull or temperature != 1):
+    if lookback is not None:
         counts = lookback_counts(lookback)
-        if pull:
-            z = z + pull * counts
-        if temperature != 1:
-            back = (counts > 0).float()
-            # P(a lookback token) at temperature 1 and at ``temperature``; logit's eps keeps rows
-            # where none can be drawn (or only they can) unshifted
-            shares = (torch.softmax(torch.stack([z, z / temperature]), -1) * back).sum(-1)
-            shift = torch.logit(shares, eps=1e-6)
-            z = (z / temperature).addcmul_(back, (shift[0] - shift[1])[:, None])
-            temperature = 1
-    z = z / temperature if temperature != 1 else z
+        z = z + pull * counts
+        back = (counts > 0).float()
+        # P(a lookback token) at temperature 1 and at ``temperature``; logit's eps keeps rows
+        # where none can be drawn (or only they can) unshifted
+        shares = (torch.softmax(torch.stack([z, z / temperature]), -1) * back).sum(-1)
+        shift = torch.logit(shares, eps=1e-6)
+        z = z / temperature + back * (shift[0] - shift[1])[:, None]
+    else:
+        z = z / temperature
     return z if like is None else z + like
+
+
+def draw_rows(logits: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+    """(B, C) logits (temperature 1) and (B,) uniforms in [0, 1) -> (B,) tokens: each row's token is
+    where its uniform falls in its cumulative distribution. The engine draws each request's
+    uniforms from that request's generator, so a row's token depends on its own seed alone."""
+    cdf = torch.softmax(logits, -1).cumsum_(-1)
+    tok = torch.searchsorted(cdf, (uniforms * cdf[:, -1])[:, None], right=True).squeeze(1)
+    return tok.clamp_(max=logits.shape[1] - 1)

@@ -21,13 +21,14 @@ from ..models.checkpoints import load_checkpoint
 from ..models.code_bank import CodeBank
 from ..models.latent_gan import LatentGAN, LatentGANConfig, meter_name
 from ..models.lstm import LSTMConfig, MelodyLSTM
-from ..models.sampling import distinct_rows, like_bias, pitch_mask, sample_logits, stay_close_pull, steer
+from ..models.sampling import pitch_mask, stay_close_pull
 from ..models.style import StyleModel, fit_style
 from ..models.vae import MelodyVAE, VAEConfig, slerp
 from ..paths import CHECKPOINTS
 from ..settings import MAX_SEED, parse_time_signature
-from . import phrasing
+from . import engine, phrasing
 from .decoding import MAX_CHUNKS, bank_melodies, bar_aligned, fit_length, melodies_from_codes, paced_ts, style_melodies
+from .engine import Engine, LSTMRun
 from .requests import (
     TIME_SIGNATURES,
     ContinueRequest,
@@ -54,6 +55,7 @@ class MelodyService:
         self.gan = gan.eval() if gan is not None else None
         self.bank = bank.eval() if bank is not None else None
         self.info = info or {}
+        self.engine = Engine(self.lstm)
         for model in (self.lstm, self.vae, self.gan):
             for p in model.parameters() if model is not None else ():
                 p.requires_grad_(False)
@@ -162,14 +164,15 @@ class MelodyService:
         run = self.sample_lstm(primers, m, n_new, batch, temperature, gen, mask, pull=pull, like=like)
         return run.hist[:, primers.shape[1]:].copy()
 
-    @torch.inference_mode()
     def sample_lstm(self, primer: np.ndarray | None, m: Melody, n_new: int, batch: int, temperature: float,
                     gen: torch.Generator, mask: torch.Tensor | None = None,
-                    after: phrasing.LSTMRun | None = None, *, pull: float = 0.0,
+                    after: LSTMRun | None = None, *, pull: float = 0.0,
                     like: np.ndarray | None = None, bias: torch.Tensor | None = None,
-                    resumable: bool = True) -> phrasing.LSTMRun:
+                    resumable: bool = True, prune=None) -> LSTMRun:
         """``generate_lstm``, keeping what a caller may go on from: every row's tokens so far, the
-        log2-likelihood the model gives its sampled steps, and the LSTM's state after them.
+        log2-likelihood the model gives its sampled steps, and the LSTM's state after them. The
+        rows are stepped by the process's one engine (service/engine.py), together with every
+        other request's.
 
         Either ``primer`` ((T,) or (P, T), as for generate_lstm) or ``after``, a run whose P rows each
         go on as ``batch // P`` rows without running the LSTM over their past again. Each draw is
@@ -177,78 +180,11 @@ class MelodyService:
         4 and 8 bars before, and toward ``like`` (n_new,), an earlier continuation's tokens at these
         steps (-1 where it has none), and by ``bias`` (n_new, C), logits added at each step. The
         likelihood is the model's own, unsteered. ``resumable=False``: nobody goes on from this run,
-        so the LSTM is not run over its last token (the run's next_logits and state are None).
+        so the LSTM is not run over its last token (the run's next_logits and state are None), and
+        ``prune(block, i)`` may stop rows early (see engine.block).
         """
-        lags = self.lstm.config.lookback_bars
-        past = np.atleast_2d(primer) if after is None else after.hist
-        P, T = past.shape
-        if batch % P:
-            raise RequestError(f"{batch} rows cannot share {P} primers evenly.")
-        reps = batch // P
-        metric = tk.melody_features(m, T + n_new + 1)
-        # Each row's history (the past, then its sampled steps) behind one LOOKBACK_NONE column, so
-        # that a step's lookback inputs are one gather from it (tokens.lookback_gather) rather than
-        # a tokens.lstm_features call per step: the same numbers, a tenth of the time.
-        padded = np.empty((batch, 1 + T + n_new), np.int64)
-        padded[:, 0] = tk.LOOKBACK_NONE
-        padded[:, 1:T + 1] = np.repeat(past, reps, axis=0)
-        k = len(lags)
-        gather = tk.lookback_gather(np.arange(T, T + n_new + 1), m.bar_steps, lags)
-        ahead_all = np.empty((n_new + 1, batch, 3 + 2 * k), np.int64)  # the inputs of each predicted step
-        ahead_all[:, :, :3] = metric[T:, None, :]
-        aheads = torch.from_numpy(ahead_all).unbind(0)
-        lookbacks = torch.from_numpy(ahead_all[:, :, 3:3 + k]).unbind(0)  # the lookback tokens (sampling.steer)
-
-        def ahead(i: int) -> torch.Tensor:  # the inputs for predicting step T + i, from the history so far
-            g = padded[:, gather[i]]
-            ahead_all[i, :, 3:3 + k] = g[:, :k]
-            ahead_all[i, :, 3 + k:] = g[:, k:] == padded[:, T + i:T + i + 1]
-            return aheads[i]
-
-        if after is None:
-            f = tk.lstm_features(np.broadcast_to(metric[1:T + 1], (P, T, 3)), past, m.bar_steps, lags,
-                                 np.arange(1, T + 1))
-            logits, (h, c) = self.lstm(torch.from_numpy(np.ascontiguousarray(past)), torch.from_numpy(f))
-            last, log2p = logits[:, -1], np.zeros(P)
-        else:
-            last, (h, c), log2p = after.next_logits, after.state, after.log2p
-        # Rows with the same history have the same LSTM state, so the LSTM runs once per distinct
-        # history: ``row`` maps each row to its state's row. Candidate endings are 40 draws from
-        # one state each, and at a step half or more of them still share their history with another.
-        row = np.repeat(np.arange(P), reps)
-        log2p = np.repeat(log2p, reps).astype(np.float64)
-        toward = None if like is None else like_bias(like)
-        if bias is not None:
-            toward = bias if toward is None else toward + bias
-        ahead(0)  # step 0's lookback tokens, which steer reads
-        steps = []  # per step, the model's own log-probability of the drawn token (B, 1)
-        rows_last = last[torch.from_numpy(row)]  # each row's logits
-        for i in range(n_new):
-            steered = steer(rows_last, temperature, mask, lookbacks[i], pull, None if toward is None else toward[i])
-            tok = sample_logits(steered, 1.0, gen)
-            toks = tok.numpy()
-            padded[:, T + i + 1] = toks
-            # the model's own likelihood (temperature 1, no mask), as phrasing.log_likelihood_per_note
-            steps.append(torch.log_softmax(rows_last, -1).gather(1, tok[:, None]))
-            if i == n_new - 1 and not resumable:
-                rows_last = h = c = None
-                break
-            # one step past the last token too (a few rows, ~0.1 ms), so the run can be gone on from
-            x = ahead(i + 1)
-            first, after_row = distinct_rows(row, toks)
-            src, prev = torch.from_numpy(first), torch.from_numpy(row[first])
-            top, (h, c) = self.lstm.advance(tok[src], x[src], (h[:, prev], c[:, prev]))
-            row = after_row
-            # the head on every row, as one batch: its BLAS call gives other bits for other batch sizes
-            rows_last = self.lstm.head(top[torch.from_numpy(row)])
-        if steps:
-            for lp in (torch.cat(steps, 1).double().numpy() / phrasing.LN2).T:  # summed in step order
-                log2p += lp
-        state = None
-        if h is not None:  # one state per row again, for take() and for going on
-            back = torch.from_numpy(row)
-            state = (h[:, back], c[:, back])
-        return phrasing.LSTMRun(np.ascontiguousarray(padded[:, 1:]), log2p, rows_last, state)
+        return self.engine.run(engine.block(self.lstm, primer, m, n_new, batch, temperature, gen, mask, after,
+                                            pull=pull, like=like, bias=bias, resumable=resumable, prune=prune))
 
     # -- VAE --------------------------------------------------------------------------------------
     def decode_z(self, z: torch.Tensor, feats: torch.Tensor, temperature: float, gen: torch.Generator) -> np.ndarray:

@@ -53,7 +53,10 @@ LN2 = math.log(2)
 # find one for most variations: fewer leave most variations without a cadence, more add model time
 # for little gain. ``bench/eval_phrasing.py --split valid --candidates K`` measures both; the shipped
 # figures are in checkpoints/MODEL_CARD.md.
-DEFAULT_CANDIDATES = 40
+DEFAULT_CANDIDATES = 16
+# Endings drawn per variation in the second round, steered to a cadence (cadence_bias), for the
+# variations none of whose first candidates landed.
+CADENCE_CANDIDATES = 40
 
 
 def check_ending(ending: str) -> None:
@@ -154,25 +157,6 @@ def log_likelihood_per_note(lstm: MelodyLSTM, primer_tokens: np.ndarray, melody_
 
 # -- continuing with an ending --------------------------------------------------------------------
 @dataclass(frozen=True)
-class LSTMRun:
-    """Rows sampled by ``MelodyService.sample_lstm``: each row's tokens so far (primer included), the
-    log2-likelihood of its sampled steps under the model's own distribution (temperature 1, no
-    mask: what log_likelihood_per_note computes by teacher forcing), and where the LSTM stands after
-    them, so a caller can go on sampling from there."""
-
-    hist: np.ndarray  # (B, T + sampled)
-    log2p: np.ndarray  # (B,)
-    next_logits: torch.Tensor | None  # (B, C): the prediction of the next step (None: not resumable)
-    state: tuple[torch.Tensor, torch.Tensor] | None
-
-    def take(self, rows: np.ndarray) -> LSTMRun:
-        """Only the rows ``rows``, to go on from."""
-        idx = torch.from_numpy(np.asarray(rows, np.int64))
-        return LSTMRun(self.hist[rows], self.log2p[rows], self.next_logits[idx],
-                       (self.state[0][:, idx], self.state[1][:, idx]))
-
-
-@dataclass(frozen=True)
 class PhrasedRows:
     """Continuations, best first: ``tokens`` (V, n_new), the LSTM's log2-likelihood per note event
     of each (V,), whether each ends as asked (V,), and the seed that reproduces them. Rows that end
@@ -212,30 +196,87 @@ def generate_with_ending(service, primer: np.ndarray, m: Melody, n_new: int, bat
     # on from its own body's LSTM state; the likelihoods come with the samples (no scoring pass).
     body_like, end_like = (None, None) if like is None else (like[:n_body], like[n_body:])
     body = service.sample_lstm(primer, m, n_body, batch, temperature, gen, mask, pull=pull, like=body_like)
-    ends = service.sample_lstm(None, m, n_new - n_body, batch * candidates, temperature, gen, mask, after=body,
-                               pull=pull if candidates == 1 else 0.0, like=end_like, resumable=False)
-    rows = ends.hist[:, T:].reshape(batch, candidates, n_new)
-    end_rows = rows[:, :, n_body:]  # (V, K, n_end)
     # The last note, if it lands at all, starts inside the ending, so only the ending is decoded.
     grid = m.slice(T + n_body, T + n_body)  # the ending's bar grid, from where it starts in m's meter
-    ok = np.array([[ends_on(tk.decode(e, grid), ending, key) for e in v] for v in end_rows])
-    scores = ends.log2p.reshape(batch, candidates) / _events(rows.reshape(batch * candidates, n_new)).reshape(
-        batch, candidates)
-    missed = np.nonzero(~ok.any(1))[0] if ending != "free" and candidates > 1 else np.array([], int)
-    if len(missed):  # a second round for the variations none of whose endings landed, steered to a cadence
-        again = service.sample_lstm(None, m, n_new - n_body, len(missed) * candidates, temperature, gen, mask,
-                                    after=body.take(missed), like=end_like,
-                                    bias=cadence_bias(grid, n_new - n_body, ending, key), resumable=False)
-        rows[missed] = again.hist[:, T:].reshape(len(missed), candidates, n_new)
-        ok[missed] = [[ends_on(tk.decode(e, grid), ending, key) for e in v]
-                      for v in rows[missed][:, :, n_body:]]
-        scores[missed] = again.log2p.reshape(len(missed), candidates) / _events(
-            rows[missed].reshape(len(missed) * candidates, n_new)).reshape(len(missed), candidates)
+    n_end = n_new - n_body
+    search = ending != "free" and candidates > 1
+    rule = EndingRule.of(grid, n_end, ending, key) if ending != "free" else None
+    width = max(candidates, CADENCE_CANDIDATES) if search else candidates
+    rows = np.zeros((batch, width, n_new), np.int64)
+    ok, scores = np.zeros((batch, width), bool), np.full((batch, width), -np.inf)
+
+    def endings(which: np.ndarray, k: int, **steering) -> None:
+        """``k`` endings for each variation in ``which``, into rows, ok and scores."""
+        run = service.sample_lstm(None, m, n_end, len(which) * k, temperature, gen, mask, after=body.take(which)
+                                  if len(which) < batch else body, like=end_like, resumable=False, **steering)
+        got = run.hist[:, T:]
+        rows[which, :k] = got.reshape(len(which), k, n_new)
+        ok[which, :k] = _met(rule, rows[which, :k, n_body:])
+        scores[which, :k] = (run.log2p / _events(got)).reshape(len(which), k)
+        ok[which, k:], scores[which, k:] = False, -np.inf
+
+    everyone = np.arange(batch)
+    endings(everyone, candidates, pull=pull if candidates == 1 else 0.0, prune=rule.pruner() if search else None)
+    if search:
+        # A second round for the variations none of whose endings landed, steered to a cadence; and,
+        # where none of those lands either, one more ending drawn to the end (a pruned candidate is
+        # not finished), kept and flagged.
+        missed = everyone[~ok.any(1)]
+        cadence = cadence_bias(grid, n_end, ending, key)
+        if len(missed):
+            endings(missed, CADENCE_CANDIDATES, bias=cadence, prune=rule.pruner())
+        still = everyone[~ok.any(1)]
+        if len(still):
+            endings(still, 1, bias=cadence)
     scores = np.where(ok | ~ok.any(1, keepdims=True), scores, -np.inf)  # satisfying ones, if a variation has any
-    pick = scores.argmax(1)  # the most likely satisfying ending, else the most likely of all (flagged)
+    pick = scores.argmax(1)  # the most likely satisfying ending, else the one drawn to the end (flagged)
     v = np.arange(batch)
     order = np.lexsort((-scores[v, pick], ~ok[v, pick]))  # those ending as asked first, each part best first
     return PhrasedRows(rows[v, pick][order], scores[v, pick][order], ok[v, pick][order])
+
+
+@dataclass(frozen=True)
+class EndingRule:
+    """:func:`ends_on` for the token rows of an ending of ``n_end`` steps that starts at ``grid``'s end,
+    without decoding them: where a last note lands (steps into the ending) and the tokens it may be."""
+
+    lands: np.ndarray
+    tokens: np.ndarray
+
+    @classmethod
+    def of(cls, grid: Melody, n_end: int, ending: str, key: Key) -> EndingRule:
+        allowed = ending_pitch_classes(ending, key)
+        lands = np.array(landing_steps(grid.replace(total_steps=grid.total_steps + n_end))) - grid.total_steps
+        return cls(lands, np.array([t for t in range(2, tk.NUM_CLASSES) if tk.token_to_pitch(t) % 12 in allowed]))
+
+    def met(self, rows: np.ndarray) -> np.ndarray:
+        """(N, n) rows, the ending's first n steps -> (N,) whether each, decoded, ends as asked so far:
+        its last note (a pitch token, not HOLD or REST) starts on a landing step, with a pitch of
+        the ending."""
+        onsets = rows >= 2
+        last = rows.shape[1] - 1 - np.argmax(onsets[:, ::-1], 1)
+        return onsets.any(1) & np.isin(last, self.lands) & np.isin(rows[np.arange(len(rows)), last], self.tokens)
+
+    def pruner(self):
+        """For the first round of candidate endings: stop stepping a candidate once it cannot end as
+        asked, i.e. from the ending's last landing step on, as soon as its ending so far does not
+        (a later note cannot land). Such a candidate is never chosen: its variation keeps one that
+        ends as asked, or has none and is sampled again in the second round. In 4/4 this saves
+        most of the ending's second half, in 3/4 nearly all but its downbeat."""
+        last_land = int(self.lands.max())
+
+        def keep(block, i: int) -> np.ndarray:
+            if i < last_land:
+                return np.ones(len(block.live), bool)
+            return self.met(block.padded[block.live, 1 + block.T:2 + block.T + i])  # steps 0..i of the ending
+
+        return keep
+
+
+def _met(rule: EndingRule | None, end_rows: np.ndarray) -> np.ndarray:
+    """(V, K, n_end) candidate endings -> (V, K) whether each ends as asked (all, without a rule: free)."""
+    V, K, n = end_rows.shape
+    return np.ones((V, K), bool) if rule is None else rule.met(end_rows.reshape(V * K, n)).reshape(V, K)
 
 
 # The second round's steer (cadence_bias): the logit added to the ending's pitches where a final

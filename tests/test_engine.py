@@ -1,0 +1,136 @@
+"""The one sampling loop (service/engine.py): requests batched together keep the seed promise."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from musicgen_app.io.importer import load_melody
+from musicgen_app.io.midi import melody_to_midi
+from musicgen_app.service import ContinueRequest, MelodyService
+from musicgen_app.service import engine as engine_module
+
+CKPT = Path(__file__).resolve().parent.parent / "checkpoints"
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    if not (CKPT / "lstm.safetensors").exists():
+        pytest.skip("no trained checkpoints")
+    torch.set_num_threads(1)
+    return MelodyService.from_checkpoints(CKPT)
+
+
+@pytest.fixture(scope="module")
+def tunes(data_dir):
+    return [load_melody(data_dir / name).melody for name in ("folk-tune.mid", "waltz-3-4.mid", "jig-6-8.mid")]
+
+
+def sixteen_requests(tunes) -> list[ContinueRequest]:
+    """Requests that differ in everything a row carries: meter, length, temperature, steering, ending, key lock."""
+    reqs = []
+    for i in range(16):
+        m = tunes[i % 3]
+        reqs.append(ContinueRequest(m, bars=1 + i % 3, variations=1 + i % 4, temperature=(0.7, 1.0, 1.3)[i % 3],
+                                    stay_close=(0.0, 0.5, 1.0)[(i // 3) % 3], seed=100 + i,
+                                    ending=("free", "tonic chord", "tonic", "dominant")[i % 4],
+                                    key_lock=("off", "detected")[i % 2]))
+    return reqs
+
+
+def midi_of(result) -> list[bytes]:
+    return [melody_to_midi(m) for m in result.melodies]
+
+
+def concurrently(svc: MelodyService, reqs: list[ContinueRequest]) -> list:
+    out, start = [None] * len(reqs), threading.Barrier(len(reqs))
+
+    def one(i):
+        start.wait()
+        out[i] = svc.continue_(reqs[i])
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(reqs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return out
+
+
+def test_a_request_gives_the_same_bytes_alone_and_among_fifteen_others(shipped, tunes):
+    reqs = sixteen_requests(tunes)
+    alone = [shipped.continue_(r) for r in reqs]
+    before = shipped.engine.stats.snapshot()
+    together = concurrently(shipped, reqs)
+    after = shipped.engine.stats.snapshot()
+    # they did share steps: on average more than one request's rows in a step
+    assert after["block_steps"] - before["block_steps"] > 1.5 * (after["steps"] - before["steps"])
+    for i, (a, b) in enumerate(zip(alone, together)):
+        assert midi_of(a) == midi_of(b), f"request {i} changed in company"
+        assert a.log2p_per_note == b.log2p_per_note and a.seed == b.seed
+
+
+def test_a_request_is_the_same_whichever_side_of_the_batch_it_joins(shipped, tunes):
+    # the same request joins a batch early (first) and late (after others have stepped)
+    req = ContinueRequest(tunes[0], bars=2, variations=4, seed=5, ending="tonic chord")
+    alone = midi_of(shipped.continue_(req))
+    others = sixteen_requests(tunes)[:6]
+    for reqs in ([req] + others, others + [req]):
+        assert midi_of(concurrently(shipped, reqs)[reqs.index(req)]) == alone
+
+
+def test_a_failing_step_fails_its_requests_and_the_engine_serves_on(tunes, monkeypatch):
+    svc = MelodyService.debug()
+    req = ContinueRequest(tunes[0], bars=1, variations=2, seed=1)
+    good = midi_of(svc.continue_(req))
+    real, calls = engine_module.Engine.step, []
+
+    def broken_once(self, blocks):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in a step")
+        return real(self, blocks)
+
+    monkeypatch.setattr(engine_module.Engine, "step", broken_once)
+    with pytest.raises(RuntimeError, match="a bug in a step"):
+        svc.continue_(req)
+    assert midi_of(svc.continue_(req)) == good
+
+
+def test_draw_rows_samples_each_rows_distribution():
+    from musicgen_app.models.sampling import draw_rows
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(1, 90, generator=g) * 2
+    logits[0, 5:20] = -torch.inf  # masked tokens are never drawn
+    n = 200_000
+    drawn = draw_rows(logits.expand(n, -1), torch.rand(n, generator=g))
+    freq = np.bincount(drawn.numpy(), minlength=90) / n
+    assert freq[5:20].sum() == 0
+    assert np.abs(freq - torch.softmax(logits[0], -1).numpy()).max() < 0.005
+
+
+@pytest.mark.parametrize("ending", ["tonic chord", "dominant"])
+def test_pruning_hopeless_endings_changes_no_variation(shipped, tunes, ending, monkeypatch):
+    from musicgen_app.service import phrasing
+
+    reqs = [ContinueRequest(m, bars=2, variations=4, seed=9 + i, ending=ending, temperature=t)
+            for i, (m, t) in enumerate(zip(tunes, (1.0, 0.7, 1.3)))]
+    pruned = [shipped.continue_(r) for r in reqs]
+    stepped = []
+    real = shipped.engine.step
+    monkeypatch.setattr(shipped.engine, "step", lambda blocks: stepped.append(sum(b.rows for b in blocks)) or
+                        real(blocks))
+    for r in reqs:
+        shipped.continue_(r)
+    with_pruning, stepped = sum(stepped), []
+    monkeypatch.setattr(phrasing.EndingRule, "pruner", lambda self: None)
+    for r, p in zip(reqs, pruned):
+        full = shipped.continue_(r)
+        assert midi_of(full) == midi_of(p)
+        assert full.log2p_per_note == p.log2p_per_note and full.ended == p.ended
+    assert with_pruning < 0.8 * sum(stepped)  # and it did save steps
