@@ -197,15 +197,17 @@ def test_keeps_the_most_likely_satisfying_candidate_and_flags_the_rest(svc):
 
     candidates = list(script.calls[1].hist[:, T:].reshape(6, 9, -1))
     assert [lands(rows).any() for rows in candidates] == [True, False] * 3
-    # the variations none of whose endings landed drew CADENCE_CANDIDATES more, steered toward a cadence
-    K2 = phrasing.CADENCE_CANDIDATES
-    assert script.calls[2].hist.shape[0] == 3 * K2
-    second = script.calls[2].hist[:, T:].reshape(3, K2, -1)
-    # and those none of whose second endings landed either, one more drawn to the end
-    still = [v for v, rows in zip((1, 3, 5), second) if not lands(rows).any()]
-    assert len(script.calls) == 3 + bool(still)
-    for i, v in enumerate((1, 3, 5)):
-        candidates[v] = script.calls[3].hist[still.index(v):still.index(v) + 1, T:] if v in still else second[i]
+    # the variations none of whose endings landed drew more, steered toward a cadence, a round of
+    # CADENCE_CANDIDATES[i] each while some still had none; then those drew one more, to the end
+    missed, call = [1, 3, 5], 2
+    for k in (*phrasing.CADENCE_CANDIDATES, 1):
+        if not missed:
+            break
+        got = script.calls[call].hist[:, T:].reshape(len(missed), k, -1)
+        for v, rows in zip(missed, got):
+            candidates[v] = rows
+        missed, call = [v for v, rows in zip(missed, got) if not lands(rows).any()], call + 1
+    assert len(script.calls) == call
     for rows in candidates:
         ok = lands(rows)
         scores = phrasing.log_likelihood_per_note(svc.lstm, tk.encode(m).tokens, m, rows)

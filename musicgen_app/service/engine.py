@@ -225,7 +225,7 @@ class Engine:
         logits = cat([b.rows_last for b in blocks])
         toward = None
         if any(b.toward is not None for b in blocks):
-            toward = cat([b.toward[b.i].expand(n, -1) if b.toward is not None else torch.zeros(n, tk.NUM_CLASSES)
+            toward = cat([torch.zeros(n, tk.NUM_CLASSES) if b.toward is None else b.toward[b.i].expand(n, -1)
                           for b, n in zip(blocks, sizes)])
         steered = steer(logits, cat([b.temperature[:n] for b, n in zip(blocks, sizes)]),
                         cat([b.mask[:n] for b, n in zip(blocks, sizes)]), cat([b.lookback(b.i) for b in blocks]),
