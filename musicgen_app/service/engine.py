@@ -172,6 +172,7 @@ class Engine:
         self._pending: list[Block] = []
         self._cv = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._advanced = 0  # the LSTM rows of the last step (rows sharing a history share one)
         self.stats = EngineStats()
 
     def run(self, b: Block) -> LSTMRun:
@@ -209,7 +210,7 @@ class Engine:
                     active = []
                     continue
                 finally:
-                    self.stats.add(time.thread_time() - cpu, sum(b.rows for b in active), len(active))
+                    self.stats.add(time.thread_time() - cpu, sum(b.rows for b in active), len(active), self._advanced)
                 for b in finished:
                     b.finish()
                     active.remove(b)
@@ -218,6 +219,7 @@ class Engine:
     def step(self, blocks: list[Block]) -> list[Block]:
         """One token for every live row of ``blocks`` -> the blocks that have all their steps now."""
         sizes = [b.rows for b in blocks]
+        self._advanced = 0
 
         def cat(parts):
             return parts[0] if len(parts) == 1 else torch.cat(parts)
@@ -273,6 +275,7 @@ class Engine:
         state = (cat([p[0] for p in prevs]) if len(prevs) == 1 else torch.cat([p[0] for p in prevs], 1),
                  cat([p[1] for p in prevs]) if len(prevs) == 1 else torch.cat([p[1] for p in prevs], 1))
         top, (h, c) = self.lstm.advance(cat([t for t, _ in inputs]), cat([x for _, x in inputs]), state)
+        self._advanced = len(top)
         head = self.lstm.head_rows(top)
         d = 0
         for b, n_first, after_row in zip(going, firsts, afters):
@@ -302,15 +305,17 @@ class EngineStats:
         self.steps = 0
         self.row_steps = 0
         self.block_steps = 0
+        self.lstm_rows = 0
 
-    def add(self, cpu_s: float, rows: int, blocks: int) -> None:
+    def add(self, cpu_s: float, rows: int, blocks: int, lstm_rows: int) -> None:
         with self._lock:
             self.cpu_s += cpu_s
             self.steps += 1
             self.row_steps += rows
             self.block_steps += blocks
+            self.lstm_rows += lstm_rows
 
     def snapshot(self) -> dict:
         with self._lock:
             return {"cpu_s": self.cpu_s, "steps": self.steps, "row_steps": self.row_steps,
-                    "block_steps": self.block_steps}
+                    "block_steps": self.block_steps, "lstm_rows": self.lstm_rows}
