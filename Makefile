@@ -1,14 +1,17 @@
 PY := .venv/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 7860
+# REPLICAS=N: the models on N Ray Serve replicas of a local Ray (installs requirements-ray.txt); 0: one process
+REPLICAS ?= 0
+RAY := $(if $(filter-out 0,$(REPLICAS)),ray)
 
 .PHONY: run test test-fast lint setup setup-test data train evaluate bench clean
 
 run: setup
-	$(PY) app.py --host $(HOST) --port $(PORT)
+	$(PY) app.py --host $(HOST) --port $(PORT)$(if $(RAY), --replicas $(REPLICAS))
 
 setup:
-	@scripts/setup.sh run
+	@scripts/setup.sh run $(RAY)
 
 setup-test:
 	@scripts/setup.sh test

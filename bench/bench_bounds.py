@@ -4,13 +4,15 @@
 
 Prints wall time (and, for audio, seconds and bytes) for the files outside review used against the
 server: an 8,000-note MIDI (64 KB), a 100,000-note MIDI (800 KB), a 40 KB .mxl holding megabytes of
-MusicXML, a 1 MB ABC file, and a 72-byte MIDI that asks for 102 minutes of audio.
+MusicXML, a 1 MB ABC file, a 72-byte MIDI that asks for 102 minutes of audio, and one request of 20
+style clips, each that 800 KB MIDI (its parses share the request's one budget).
 """
 
 from __future__ import annotations
 
 import io
 import sys
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -21,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from test_bounds import many_notes_midi  # noqa: E402
 
 from musicgen_app import render  # noqa: E402
+from musicgen_app.actions.studio import read_clips  # noqa: E402
 from musicgen_app.errors import MusicgenError  # noqa: E402
 from musicgen_app.io import sandbox  # noqa: E402
 from musicgen_app.io.importer import load_melody, parse_text  # noqa: E402
@@ -55,7 +58,8 @@ def long_note() -> Melody:
 
 def main() -> None:
     sandbox.warm_up()
-    print(f"time budget {sandbox.TIME_BUDGET_SECONDS:g} s, memory budget {sandbox.MEMORY_BUDGET_BYTES // 2**20} MB")
+    print(f"time budget {sandbox.TIME_BUDGET_SECONDS:g} s a file, {sandbox.REQUEST_BUDGET_SECONDS:g} s a request; "
+          f"memory budget {sandbox.MEMORY_BUDGET_BYTES // 2**20} MB")
     for n in (8000, 100_000):
         data = many_notes_midi(n)
         timed(f"MIDI, {n:,} notes ({len(data) / 1e3:.0f} KB)",
@@ -68,6 +72,16 @@ def main() -> None:
     timed(f"render of a {m.duration_seconds / 60:.0f}-minute note",
           lambda: f"{len(render.render(m)) / render.SAMPLE_RATE:.0f} s of audio, "
                   f"{len(render.to_wav_bytes(render.render(m), render.SAMPLE_RATE)) / 1e6:.0f} MB of WAV")
+
+    with tempfile.TemporaryDirectory() as folder:
+        clip = Path(folder) / "clip.mid"
+        clip.write_bytes(many_notes_midi(100_000))
+
+        def style_request():
+            with sandbox.request_budget():
+                return f"{len(read_clips([clip] * 20))} clips read"
+
+        timed("one request: 20 clips of 100,000 notes", style_request)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Idempotent set-up: system libraries, .venv, torch first, then the pinned requirements.
-# Usage: scripts/setup.sh [run|test]. Re-runs finish in seconds thanks to stamp files in .venv/.
+# Usage: scripts/setup.sh [run|test] [ray]. Re-runs finish in seconds thanks to stamp files in .venv/.
+# The Ray Serve extra (requirements-ray.txt) comes with test, or with ray (make run REPLICAS=N).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-run}
+extra=${2:-}
 py=${PYTHON:-python3}
 
 apt_pkgs="libfluidsynth3 fluidsynth fluid-soundfont-gm"
@@ -55,6 +57,15 @@ want=$(cat pyproject.toml | sha256sum | cut -c1-16)
 if [ "$(cat .venv/.stamp-pkg 2>/dev/null)" != "$want" ]; then
   $pip install -q --no-deps --no-build-isolation -e .
   echo "$want" > .venv/.stamp-pkg
+fi
+if [ "$mode" = test ] || [ "$extra" = ray ]; then
+  # Ray Serve adds packages only (torch and the pins above stay as they are): `pip install --dry-run
+  # -r requirements-ray.txt` lists what it would add.
+  want=$(cat requirements-ray.txt | sha256sum | cut -c1-16)
+  if [ "$(cat .venv/.stamp-ray 2>/dev/null)" != "$want" ]; then
+    $pip install -q -r requirements-ray.txt
+    echo "$want" > .venv/.stamp-ray
+  fi
 fi
 if [ "$mode" = test ]; then
   want=$(cat requirements-dev.txt | sha256sum | cut -c1-16)

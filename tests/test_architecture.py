@@ -3,6 +3,7 @@
     web/, cli          the faces: page, HTTP API, MCP tools, command line (only web/ imports gradio)
     actions/           what the faces share: a request in, files out (no gradio)
     service/           continue / interpolate / generate on request objects
+    deploy/            the service elsewhere: on Ray Serve replicas, with the client the faces call
     models/            nn.Modules, samplers, checkpoints
     tokens             Melody <-> ids
     render, views      Melody -> audio / pictures / score
@@ -29,6 +30,7 @@ ALLOWED = {
     "views": CORE | {"io"},
     "models": CORE | {"tokens"},
     "service": CORE | {"tokens", "models"},
+    "deploy": CORE | {"tokens", "models", "service"},
     "actions": CORE | {"io", "tokens", "render", "views", "models", "service"},
     "web": CORE | {"io", "tokens", "render", "views", "models", "service", "actions"},
     "cli": CORE | {"io", "tokens", "render", "views", "models", "service", "actions"},

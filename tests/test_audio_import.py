@@ -197,3 +197,57 @@ def test_a_wavering_voice_gets_a_notice_naming_the_bars():
     voice = sing(TUNE.replace(qpm=90.0), SR, seed=3, vibrato_cents=100)  # a vibrato of +-1 semitone
     result = audio.audio_to_melody(encode(voice), 90)
     assert any(n.startswith("Pitch unsteady in bar") for n in result.notices), result.notices
+
+
+# A waltz with a quarter-note pickup, as a musician sings it to the page's count-in (web/recording.py).
+WALTZ = Melody(notes=(Note(0, 62, 4), Note(4, 67, 8), Note(12, 71, 4), Note(16, 74, 8), Note(24, 72, 4),
+                      Note(28, 71, 12)), qpm=100.0, key=Key(7, "major"), time_signature=(3, 4), pickup_steps=4,
+               total_steps=40)
+
+
+def counted_in(melody: Melody, lead: float = 0.15, bleed: float = 0.3) -> tuple[np.ndarray, float]:
+    """The take a count-in records: ``lead`` seconds, one bar of the page's clicks (heard through the
+    microphone at ``bleed``), bar 1 on the next downbeat, the pickup sung in the clicks' bar; and that
+    downbeat's time (seconds)."""
+    from musicgen_app.web.recording import CLICK_HZ, CLICK_SECONDS
+
+    beat = 60.0 / melody.qpm * melody.beat_steps / melody.steps_per_quarter
+    beats = melody.bar_steps // melody.beat_steps
+    downbeat = lead + beats * beat
+    voice = sing(melody, SR, seed=5)
+    start = int(round((downbeat - melody.pickup_steps * melody.seconds_per_step) * SR))
+    y = np.zeros(start + len(voice), np.float32)
+    y[start:] += voice
+    t = np.arange(int(CLICK_SECONDS * SR)) / SR
+    for i in range(beats):
+        k = int(round((lead + i * beat) * SR))
+        hz = CLICK_HZ[0] if i == 0 else CLICK_HZ[1]
+        y[k:k + len(t)] += bleed * 0.6 * np.sin(2 * np.pi * hz * t) * np.exp(-t / 0.004)
+    return y, downbeat
+
+
+@pytest.mark.parametrize("late", [0.0, 0.06, -0.06])  # the page's downbeat off by a microphone's latency
+def test_a_take_recorded_to_the_count_in_is_read_on_its_grid_from_bar_one(late):
+    y, downbeat = counted_in(WALTZ)
+    result = audio.audio_to_melody(encode(y), 100, time_signature=(3, 4), downbeat=downbeat + late)
+    m = result.melody
+    assert (m.time_signature, m.pickup_steps, m.qpm) == ((3, 4), 4, 100.0)
+    assert [(n.start, n.pitch) for n in m.notes] == [(n.start, n.pitch) for n in WALTZ.notes]  # no click, no shift
+    assert any("count-in's grid" in n for n in result.notices)
+
+
+def test_a_late_entry_after_the_count_in_keeps_its_rest():
+    """Coming in on beat 2 of bar 1: without the count-in nothing says where bar 1 was."""
+    late = Melody(notes=tuple(Note(n.start + 4, n.pitch, n.duration) for n in WALTZ.notes[1:]), qpm=100.0,
+                  key=Key(7, "major"), time_signature=(3, 4), total_steps=48)
+    y, downbeat = counted_in(late)
+    m = audio.audio_to_melody(encode(y), 100, time_signature=(3, 4), downbeat=downbeat).melody
+    assert m.pickup_steps == 0 and [(n.start, n.pitch) for n in m.notes] == [(n.start, n.pitch) for n in late.notes]
+
+
+def test_a_count_in_needs_the_tempo_and_a_take_after_it():
+    y, downbeat = counted_in(WALTZ)
+    with pytest.raises(errors.RecordingError, match="needs the tempo"):
+        audio.audio_to_melody(encode(y), None, downbeat=downbeat)
+    with pytest.raises(errors.NoPitchError, match="after the count-in"):
+        audio.audio_to_melody(encode(y), 100, downbeat=20.0)  # after the take's end

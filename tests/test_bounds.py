@@ -12,23 +12,27 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from pathlib import Path
 
+import gradio as gr
 import mido
 import numpy as np
 import pytest
 
 from musicgen_app import render
-from musicgen_app.actions.tempfiles import OWNER_FILE, TempStore, remove_stale_stores
+from musicgen_app.actions.tempfiles import OWNER_FILE, StoreFull, TempStore, remove_stale_stores, request_scope
 from musicgen_app.errors import ParseBudgetError, RequestError
 from musicgen_app.io import sandbox
 from musicgen_app.io.importer import load_melody, parse_text
 from musicgen_app.io.midi import MAX_NOTES
+from musicgen_app.io.sandbox import ShuttingDown
 from musicgen_app.io.score import melody_to_musicxml
 from musicgen_app.melody import Melody, Note
 from musicgen_app.service import MelodyService, SampleRequest
+from musicgen_app.web.refusals import user_errors
 
 ROOT = Path(__file__).resolve().parent.parent
 TUNE = "X:1\nT:Reel\nM:4/4\nL:1/8\nK:D\n" + "|:DFAF dFAF|GBdB gBdB|AcEc AcEc|dfaf d2 d2:|\n"
@@ -114,17 +118,151 @@ def test_generate_refuses_a_meter_longer_than_the_model_window():
 
 
 def test_the_store_is_bounded_by_age_and_size(tmp_path):
-    store = TempStore(tmp_path / "s", max_age=3600, max_bytes=10_000, remove_at_exit=False)
+    store = TempStore(tmp_path / "s", max_age=3600, max_bytes=10_000, remove_at_exit=False, protect=60, reserve=0)
     folders = []
-    for i in range(5):
-        d = store.request_dir("continue")
+    for i in range(5):  # written unasked (as Gradio writes its uploads): only a sweep can bound them
+        d = store.out / f"continue-{i}"
+        d.mkdir()
         (d / "a.wav").write_bytes(bytes(4000))
-        os.utime(d, (time.time() - 100 + i, time.time() - 100 + i))
+        os.utime(d, (time.time() - 1000 + i, time.time() - 1000 + i))
         folders.append(d)
     assert store.sweep(force=True) == 3  # 20 kB over a 10 kB cap: the three oldest go
     assert [d.exists() for d in folders] == [False, False, False, True, True]
     os.utime(folders[3], (time.time() - 7200, time.time() - 7200))
     assert store.sweep(force=True) == 1 and not folders[3].exists() and folders[4].exists()
+
+
+def test_the_cap_is_hard_and_never_removes_live_results(tmp_path):
+    """Room is reserved before writing; a full store refuses, and keeps results just made or in flight."""
+    store = TempStore(tmp_path / "s", max_bytes=10_000, remove_at_exit=False, protect=60, reserve=4000)
+    store.wait = 0.2
+    with request_scope():
+        mine = store.request_dir("continue")  # in flight: 4000 bytes held for it
+        with store.reserved(4000), pytest.raises(StoreFull, match="full"):  # and an upload in flight
+            store.request_dir("continue")  # 4000 + 4000 + 4000 > 10000, for longer than it waits
+        (mine / "a.wav").write_bytes(bytes(2500))
+        got = []
+        waiting = threading.Thread(target=lambda: got.append(store.request_dir("continue")))  # waits for room ...
+        with store.reserved(4000):
+            waiting.start()
+            time.sleep(0.05)
+            assert not got
+        waiting.join()
+        assert got and got[0].is_dir()  # ... and gets it once the upload is done
+    just_made = store.request_dir("continue")  # no scope: checked, not held
+    (just_made / "a.wav").write_bytes(bytes(5000))
+    with pytest.raises(StoreFull, match="in the last 60 seconds"):  # 7500 on disk, both live
+        store.request_dir("continue")
+    assert mine.exists() and just_made.exists() and store.size() <= 10_000
+    old = time.time() - 120  # past the protection: now they may go, oldest first
+    os.utime(mine, (old, old))
+    assert store.request_dir("continue").is_dir() and not mine.exists() and just_made.exists()
+
+
+def test_a_request_reserves_what_it_will_write_so_sixteen_fit_in_the_default_cap(tmp_path):
+    from musicgen_app.actions.tempfiles import FILES_BYTES, MAX_BYTES, audio_bytes
+    from musicgen_app.melody import Melody, Note
+
+    # Continue 8 bars x 4 variations of a 4-bar 4/4 tune at 120 qpm: four 12-bar (24 s) WAVs
+    whole = Melody(notes=(Note(0, 60, 4),), total_steps=12 * 16, qpm=120)
+    need = audio_bytes(*[whole] * 4)
+    assert need == int(4 * (24 + render.TAIL_SECONDS) * render.SAMPLE_RATE * 2) + FILES_BYTES
+    store = TempStore(tmp_path / "s", max_bytes=MAX_BYTES, remove_at_exit=False)
+    store.wait = 0
+    with request_scope():
+        for _ in range(16):
+            store.request_dir("continue", need)
+        assert sum(n for n, _ in store._reserved.values()) == 16 * need <= MAX_BYTES
+    # a request that cannot say what it writes holds the most any request writes, and no estimate more
+    with request_scope():
+        store.request_dir("continue", 10**12)
+        assert [n for n, _ in store._reserved.values()] == [store.reserve]
+
+
+def test_a_closed_store_refuses_and_removes_its_owner_last(tmp_path):
+    store = TempStore(tmp_path / "s", remove_at_exit=False)
+    (store.request_dir("x") / "f.wav").write_bytes(b"0")
+    assert (store.root / OWNER_FILE).is_file() and store.private == [str(store.root / OWNER_FILE)]  # not served
+    store.close()
+    assert not store.root.exists()
+    with pytest.raises(ShuttingDown):
+        store.request_dir("x")
+
+
+def test_a_request_has_one_parse_budget_for_all_its_files(monkeypatch):
+    monkeypatch.setattr(sandbox, "REQUEST_BUDGET_SECONDS", 1.0)
+    assert sandbox.run_bounded(time.sleep, 0.6) is None and sandbox.run_bounded(time.sleep, 0.6) is None  # no request
+
+    @user_errors
+    def handler():  # every handler of the page, the API and the MCP tools is wrapped so
+        for _ in range(3):  # each parse is well within its own 6 s
+            sandbox.run_bounded(time.sleep, 0.6)
+
+    with pytest.raises(gr.Error, match=r"longer than 1 s in all"):
+        handler()
+    assert sandbox.run_bounded(abs, -2) == 2  # the next request has its own
+
+
+def test_a_parse_ended_by_a_signal_is_not_called_too_big():
+    """SIGTERM to the process group (a stopping server) ends the parse: said so, not "needs more than 1024 MB"."""
+    said = []
+
+    def parse():
+        try:
+            sandbox.run_bounded(time.sleep, 30)
+        except ParseBudgetError as exc:
+            said.append(str(exc))
+        except ShuttingDown as exc:
+            said.append(str(exc))
+
+    sandbox.warm_up()
+    before = set(_descendants(os.getpid()))
+    thread = threading.Thread(target=parse)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not (child := set(_descendants(os.getpid())) - before) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for pid in child:
+        os.kill(pid, signal.SIGTERM)
+    thread.join(timeout=10)
+    assert said and "shutting down" in said[0] and "MB" not in said[0], said
+
+
+def test_the_parser_processes_die_with_a_server_killed_with_sigkill():
+    code = ("import threading, time; from musicgen_app.io import sandbox; sandbox.warm_up();"
+            "threading.Thread(target=sandbox.run_bounded, args=(time.sleep, 60), daemon=True).start();"
+            "time.sleep(1); print('ready', flush=True); time.sleep(60)")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        family = _descendants(proc.pid)
+        assert len(family) >= 2  # the forkserver and the parse (and the resource tracker)
+        proc.kill()
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while [p for p in family if _alive(p)] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [p for p in family if _alive(p)], "a parser process outlived the server"
+    finally:
+        proc.kill()
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        out = subprocess.run(["pgrep", "-P", str(todo.pop())], capture_output=True, text=True).stdout
+        found += [int(p) for p in out.split()]
+        todo += [int(p) for p in out.split()]
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"  # a zombie has died
+    except FileNotFoundError:
+        return False
 
 
 def test_a_kept_folder_outlives_the_age_limit_and_only_store_folders_are_kept(tmp_path):

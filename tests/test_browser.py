@@ -444,20 +444,25 @@ def test_continue_every_control_from_a_fresh_page(page):
     assert wav_tim[:4] == b"RIFF"
 
     # the same seed again: the same music; another SoundFont: the same MIDI, other sound
-    first_midi = _download(page, "#variation-1-midi").read_bytes()
+    def midis():
+        return [_download(page, f"#variation-{v}-midi").read_bytes() for v in (1, 2)]
+
+    first_midi = midis()
     _choose(page, "continue-soundfont", "FluidR3_GM")
     _press(page, "#continue-go", "#variation-1-roll img")
     _seed_shown(page, "#continue-status", 1234)
-    assert _download(page, "#variation-1-midi").read_bytes() == first_midi
+    assert midis() == first_midi
     assert _download(page, "#variation-1-wav").read_bytes() != wav_tim
-    # Stay close and Temperature reach the model: another value, other music from the same seed
+    # Stay close and Temperature reach the model: another value, other music from the same seed (one
+    # variation at least: the same seed draws the same random numbers, so a variation that Stay close
+    # 0.9 pulls onto the input's bars can come out the same at another temperature)
     _slide(page, "continue-stay-close", 0.0)
     _press(page, "#continue-go", "#variation-1-roll img")
-    assert _download(page, "#variation-1-midi").read_bytes() != first_midi
+    assert midis() != first_midi
     _slide(page, "continue-stay-close", 0.9)
     _slide(page, "continue-temperature", 1.6)
     _press(page, "#continue-go", "#variation-1-roll img")
-    assert _download(page, "#variation-1-midi").read_bytes() != first_midi
+    assert midis() != first_midi
     _slide(page, "continue-temperature", 0.8)
 
     # what the tab shows is whole: the sliders' maxima, the chosen ending, the players without a heavy frame
@@ -800,5 +805,88 @@ def test_record_a_tune_with_the_microphone_see_what_was_heard_and_continue_it(br
         _status_seed(page, "#continue-status")
         page.wait_for_selector("#variation-1-audio audio, #variation-1-audio [data-testid=download-link]")
         assert "Continued:" in page.inner_text("#continue-status")
+    finally:
+        mic_browser.close()
+
+
+# Each AudioBufferSourceNode started in the page, with its context's state and clock (the count-in's clicks).
+CLICK_LOG = """
+window.startedSources = [];
+const start = AudioBufferSourceNode.prototype.start;
+AudioBufferSourceNode.prototype.start = function (when, ...rest) {
+  window.startedSources.push({when: when || 0, context: this.context, hz: this.buffer && this.buffer.length});
+  return start.call(this, when, ...rest);
+};
+"""
+
+
+def test_record_to_the_count_in_the_take_is_read_on_its_grid_and_continued(browser, app_server, tmp_path):
+    """Tempo 100 and 3/4 typed, Record: the page plays one bar of clicks (three, heard: the audio clock
+    runs past them) and the fake microphone sings a waltz whose pickup falls in the clicks' bar; the
+    transcription puts bar 1 on the count-in's downbeat, and the continuation starts with the waltz
+    exactly (its notes on their steps, the pickup kept)."""
+    import numpy as np
+    import soundfile
+
+    from musicgen_app.melody import Key, Melody, Note
+    from musicgen_app.training.audio_set import sing
+
+    waltz = Melody((Note(0, 62, 4), Note(4, 67, 8), Note(12, 71, 4), Note(16, 74, 8), Note(24, 72, 4),
+                    Note(28, 71, 12)), qpm=100.0, key=Key(7, "major"), time_signature=(3, 4), pickup_steps=4,
+                   total_steps=40)
+    # the fake microphone opens as the recorder starts; the page's first click comes 0.15 s later, so bar 1
+    # falls 0.15 s + one bar (1.8 s) into the take; the waltz's pickup (0.6 s) starts before it
+    sr, bar_one = 48000, 0.15 + 1.8
+    voice = 0.5 * sing(waltz, sr, seed=2)  # under the fake microphone's clipping
+    lead = np.zeros(int(round((bar_one - 0.6) * sr)), np.float32)
+    wav = tmp_path / "waltz-sung.wav"
+    soundfile.write(wav, np.concatenate([lead, voice, np.zeros(2 * sr, np.float32)]), sr, subtype="PCM_16")
+    args = [*ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={wav}", "--autoplay-policy=no-user-gesture-required"]
+    mic_browser = browser.browser_type.launch(executable_path=str(CHROMIUM), headless=True, args=args)
+    try:
+        ctx = mic_browser.new_context(viewport={"width": 1280, "height": 800}, permissions=["microphone"],
+                                      accept_downloads=True)
+        ctx.add_init_script(CLICK_LOG)
+        page = ctx.new_page()
+        page.set_default_timeout(WAIT_MS)
+        page.goto(app_server.url)
+        page.wait_for_selector("#continue-go")
+        page.locator("#continue-tab-record-button, button[role=tab]:has-text('Record')").first.click()
+        page.locator("#continue-audio-qpm textarea, #continue-audio-qpm input").first.fill("100")
+        _choose(page, "continue-audio-meter", "3/4")
+        assert page.locator("#continue-audio-count-in input[type=checkbox]").is_checked()  # on by default
+        panel = page.locator("#continue-audio-in")
+        panel.get_by_role("button", name=re.compile("^Record$", re.I)).first.click()
+        page.wait_for_timeout(7000)
+        panel.get_by_role("button", name=re.compile("^Stop", re.I)).first.click()
+        clicks = page.evaluate("""() => ({
+            when: window.startedSources.map(s => s.when),
+            state: window.startedSources.map(s => s.context.state),
+            now: window.startedSources.length ? window.startedSources[0].context.currentTime : 0,
+            downbeat: window.musicgenCountIn && window.musicgenCountIn.downbeat})""")
+        assert len(clicks["when"]) == 3 and set(clicks["state"]) == {"running"}  # one bar of 3/4
+        assert clicks["now"] > max(clicks["when"]) + 1  # the audio clock ran past the clicks: they sounded
+        assert abs(clicks["when"][1] - clicks["when"][0] - 0.6) < 1e-6  # a beat at 100 qpm
+        assert 1.9 < clicks["downbeat"] < 2.3
+        page.wait_for_selector("#continue-info >> text=count-in's grid")
+        info = page.inner_text("#continue-info")
+        assert "3/4 · 100 qpm" in info and "pickup 4 steps" in info and "6 notes" in info, info
+        said = float(re.search(r"bar 1 starts ([\d.]+) s", info).group(1))
+        assert abs(said - clicks["downbeat"]) < 0.075  # within half a step of where the page said
+        page.screenshot(path=str(OUT / "record-count-in.png"), full_page=True)
+        bars = page.locator("#continue-bars input[type=number]")
+        bars.fill("2")
+        bars.press("Enter")
+        page.click("#continue-go")
+        _status_seed(page, "#continue-status")
+        mid = mido.MidiFile(_download(page, "#variation-1-midi"))
+        step_ticks = mid.ticks_per_beat // 4
+        onsets, t = [], 0
+        for m in mido.merge_tracks(mid.tracks):
+            t += m.time
+            if m.type == "note_on" and m.velocity > 0:
+                onsets.append((t // step_ticks, m.note))
+        assert onsets[: len(waltz.notes)] == [(n.start, n.pitch) for n in waltz.notes]
     finally:
         mic_browser.close()

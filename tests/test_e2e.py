@@ -6,8 +6,11 @@ MUSICGEN_E2E_ALLOW_DEBUG=1 to run these against the debug model instead, e.g. wh
 
 from __future__ import annotations
 
+import glob
 import os
+import tempfile
 import zipfile
+from pathlib import Path
 
 import mido
 import numpy as np
@@ -101,6 +104,26 @@ def test_generate_gives_n_melodies_with_audio(client):
         assert sig == (3, 4) and tempi == {90.0} and notes > 0
         assert _audible(wav)
     assert len(zipfile.ZipFile(zipped).namelist()) == 3
+
+
+def test_without_render_audio_the_api_writes_no_audio_and_the_same_midi(client, app_server):
+    store = next(Path(p).parent for p in glob.glob(os.path.join(tempfile.gettempdir(), "musicgen-*", "owner.pid"))
+                 if Path(p).read_text().strip() == str(app_server.process.pid) and (Path(p).parent / "out").is_dir())
+    out = store / "out"
+    before = set(out.iterdir()) if out.exists() else set()
+    args = {"notes": "4/4 c4 d e f g2 g", "bars": 2, "variations": 2, "seed": 3}
+    midi, cont, audio, info = client.predict(**args, render_audio=False, api_name="/continue")
+    morph, _, wav, _ = client.predict(a_notes="4/4 c4 d e f", b_notes="4/4 g4 f e d", steps=3, seed=1,
+                                      render_audio=False, api_name="/interpolate")
+    midis, _, wavs, _ = client.predict(count=2, seed=5, render_audio=False, api_name="/generate")
+    assert audio == [] and wav is None and wavs == [] and len(midis) == 2
+    written = [f for d in set(out.iterdir()) - before for f in d.iterdir()]
+    assert written and not [f for f in written if f.suffix == ".wav"]  # nothing rendered behind the caller's back
+    with_audio = client.predict(**args, api_name="/continue")
+    assert len(with_audio[2]) == 2
+    assert [Path(m).read_bytes() for m in midi] == [Path(m).read_bytes() for m in with_audio[0]]
+    with pytest.raises(AppError, match="render_audio must be true or false"):
+        client.predict(**args, render_audio="loud", api_name="/continue")
 
 
 def test_a_corrupt_upload_is_an_error_with_our_message(client):

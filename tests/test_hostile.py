@@ -13,6 +13,10 @@ import io
 import json
 import random
 import re
+import select
+import socket
+import tempfile
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -30,6 +34,9 @@ CORRUPT = ROOT / "tests" / "data" / "corrupt"
 REQUEST_SECONDS = 60  # the parser's budget is 6 s; rendering and the queue take the rest
 PYTHON_WORDS = re.compile(r"Traceback|File \"|\b\w+Error\b|Exception\b|site-packages|\\x[0-9a-f]{2}|b'")
 SECRET = b"root:x:0:0"  # the first line of /etc/passwd
+# Gradio's own words for a file it will not read, which name the server's folders
+INTERNALS = re.compile(r"validation error|gradio cache|pydantic|error for \w+|ListFiles|" + re.escape(str(ROOT)) + "|"
+                       + re.escape(tempfile.gettempdir() + "/"))
 
 
 def _post(url: str, body: bytes, content_type: str) -> dict | list:
@@ -72,9 +79,11 @@ def healthy(server) -> bool:
 
 def continue_args(file=None, notes=None, example=None, **settings) -> list:
     s = {"track": None, "bars": 1, "temperature": 1.0, "variations": 1, "seed": 1, "key_lock": "off",
-         "program": -1, "soundfont": "", "ending": "free", "stay_close": 0.5, "audio_qpm": None} | settings
+         "program": -1, "soundfont": "", "ending": "free", "stay_close": 0.5, "audio_qpm": None,
+         "render_audio": True} | settings
     return [file, notes, example, s["track"], s["bars"], s["temperature"], s["variations"], s["seed"],
-            s["key_lock"], s["program"], s["soundfont"], s["ending"], s["stay_close"], s["audio_qpm"]]
+            s["key_lock"], s["program"], s["soundfont"], s["ending"], s["stay_close"], s["audio_qpm"],
+            s["render_audio"]]
 
 
 # -- the hostile inputs ---------------------------------------------------------------------------------
@@ -145,6 +154,8 @@ def _check(server, kind: str, payload: str, what: str) -> None:
     assert kind in ("complete", "error"), f"{what}: {kind} {payload[:200]}"
     if kind == "error":
         assert payload and not PYTHON_WORDS.search(payload), f"{what}: {payload[:300]}"
+        echoed = re.sub("|".join(map(re.escape, PATH_GRABS)), "", payload)  # quoting what was sent is fine
+        assert not INTERNALS.search(echoed), f"{what}: {payload[:300]}"
     assert SECRET not in payload.encode(), f"{what} leaked /etc/passwd"
     assert healthy(server), f"the server stopped answering after {what}"
 
@@ -235,3 +246,76 @@ def test_hostile_generate_and_interpolate_settings(app_server):
                                                          5, 0.0, 1, pacing, None, None])
         _check(app_server, kind, payload, f"pacing {pacing!r}")
         assert kind == "error"
+
+
+def test_file_values_that_are_not_uploads_get_our_message(app_server):
+    meta = {"_type": "gradio.FileData"}
+    for file in ({"path": "musicgen_app/examples/jig_6-8.mid", "meta": meta}, {"path": "file:///etc/passwd",
+                                                                               "meta": meta},
+                 {"path": 5, "meta": meta}, {"meta": meta}, {"path": "x.mid", "url": "file:///etc/passwd",
+                                                             "meta": meta}):
+        kind, payload = call(app_server, "continue", continue_args(file=file))
+        _check(app_server, kind, payload, f"file {file!r}")
+        assert kind == "error" and "/gradio_api/upload" in payload, payload
+    for clips in ([{"path": 7, "meta": meta}] * 2, [{"path": "/etc/passwd", "meta": meta}] * 2):
+        kind, payload = call(app_server, "generate", [2, 1.0, 1, "4/4", 120, "style", None, None, "any", False, clips])
+        _check(app_server, kind, payload, f"clips {clips!r}")
+        assert kind == "error" and "clips" in payload and "/gradio_api/upload" in payload, payload
+    kind, payload = call(app_server, "continue", continue_args(notes="0/0 c4 d e f"))
+    _check(app_server, kind, payload, "a 0/0 meter")
+    assert kind == "error" and "0/0" in payload and "division" not in payload
+
+
+def test_more_values_than_an_endpoint_takes_are_refused(app_server):
+    n = len(continue_args())
+    kind, payload = call(app_server, "continue", continue_args(example="Jig (6/8, MIDI)") + [1] * 6)
+    _check(app_server, kind, payload, f"{n + 6} values")
+    assert kind == "error" and f"takes {n} values" in payload and f"not {n + 6}" in payload, payload
+
+
+def test_the_stores_owner_file_is_not_served(app_server):
+    pid = str(app_server.process.pid)
+    owners = [p for p in Path(tempfile.gettempdir()).glob("musicgen-*/owner.pid") if p.read_text().strip() == pid]
+    assert owners
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(app_server.url + f"gradio_api/file={owners[0]}", timeout=30)
+    assert err.value.code in (403, 404)
+
+
+def _raw_post(server, path: str, headers: str, chunks, seconds: float = 10) -> tuple[str, float]:
+    """POST over a raw socket, sending ``chunks`` until the server answers; (its answer, seconds taken)."""
+    host, port = server.url.split("//")[1].rstrip("/").split(":")
+    t0 = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=seconds) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}\r\n{headers}\r\n".encode())
+        answer = b""
+        for chunk in chunks:
+            if select.select([sock], [], [], 0)[0] or time.monotonic() - t0 > seconds:
+                break  # the server has answered (or closed) before taking it all
+            try:
+                sock.sendall(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        try:
+            while b"\r\n\r\n" not in answer or not answer.split(b"\r\n\r\n", 1)[1]:  # the head, then the body
+                got = sock.recv(65536)
+                if not got:
+                    break
+                answer += got
+        except (TimeoutError, ConnectionResetError):
+            pass
+    return answer.decode(errors="replace"), time.monotonic() - t0
+
+
+def test_a_huge_body_is_refused_before_it_is_read(app_server):
+    piece = b'{"data": ["' + b"a" * 65536
+    big = 200 * 2**20
+    for headers, chunks in (
+        (f"Content-Type: application/json\r\nContent-Length: {big}\r\n", [piece] * (big // len(piece))),
+        ("Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n",  # no declared size
+         [b"%x\r\n%s\r\n" % (len(piece), piece)] * (big // len(piece))),
+    ):
+        answer, seconds = _raw_post(app_server, "/gradio_api/call/continue", headers, chunks)
+        assert answer.startswith("HTTP/1.1 413"), answer[:300]
+        assert "MB" in answer and "upload" in answer and seconds < 10
+        assert healthy(app_server)

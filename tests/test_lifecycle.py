@@ -2,25 +2,31 @@
 
 - A page that closes with work queued: Gradio drops its queued events, and our handlers write nothing
   for an event whose client has gone, so the model workers go back to those who are still there.
-- SIGTERM in the middle of a request: the process exits and its temp folder goes with it.
-- SIGKILL (nothing can clean up): the next start removes the dead process's folder.
+- SIGTERM with requests in flight: they finish or are told the studio is shutting down; the process
+  exits 0, its temp folder and its parser's processes go with it.
+- SIGKILL (nothing can clean up): the parser's processes die with the server, and the next start
+  removes the dead process's folder.
+- A full temp store refuses uploads and new results and keeps the results it has just handed out.
 """
 
 from __future__ import annotations
 
 import glob
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
+from test_bounds import TUNE, _alive, _descendants
 from test_hostile import continue_args
 
 pytest_plugins = ["conftest_app"]
@@ -86,8 +92,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start(port: int, log: Path) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), GRADIO_ANALYTICS_ENABLED="False")
+def _start(port: int, log: Path, **env_vars) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), GRADIO_ANALYTICS_ENABLED="False", **env_vars)
     env.pop("GRADIO_TEMP_DIR", None)
     with open(log, "ab") as out:
         proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--debug-model"],
@@ -131,23 +137,66 @@ def _gone(pid: int, timeout: float = 20) -> bool:
     return False
 
 
+SLOW_ABC = TUNE + "".join(f"X:{i}\nT:t\nM:4/4\nL:1/8\nK:G\n" + "GABc dedB|" * 40 + "\n" for i in range(2, 400))
+BAD_WORDS = ("No such file", "Errno", "MB to read", "Traceback")
+
+
+def _called(url: str, endpoint: str, data: list, said: list) -> None:
+    """One API call whose answer (or the error that ended it) is appended to ``said``."""
+    try:
+        event = httpx.post(url + f"gradio_api/call/{endpoint}", json={"data": data}, timeout=60).json()["event_id"]
+        said.append(httpx.get(url + f"gradio_api/call/{endpoint}/{event}", timeout=60).text)
+    except httpx.HTTPError as exc:  # the server went before it answered: nothing said, nothing wrong said
+        said.append(f"(no answer: {type(exc).__name__})")
+
+
 def test_sigterm_mid_request_then_sigkill_then_restart_leave_no_garbage(tmp_path):
     log = tmp_path / "app.log"
     port = free_port()
+    url = f"http://127.0.0.1:{port}/"
     first = _start(port, log)
     store = store_of(first.pid)
-    _in_flight(port, store)
-    helpers = _children(first.pid)  # the parser's process
+    upload = httpx.post(url + "gradio_api/upload", files={"files": ("slow.abc", SLOW_ABC.encode())}, timeout=30).json()
+    said: list[str] = []
+    calls = [threading.Thread(target=_called, args=(url, "continue", continue_args(seed=i, **BIG), said))
+             for i in range(2)]
+    calls.append(threading.Thread(target=_called, args=(url, "continue", continue_args(
+        file={"path": upload[0], "meta": {"_type": "gradio.FileData"}}), said)))
+    for t in calls:
+        t.start()
+    deadline = time.monotonic() + 60
+    while not continue_folders(store) and time.monotonic() < deadline:  # work has started
+        time.sleep(0.02)
+    helpers = _descendants(first.pid)  # the parser's processes
     first.send_signal(signal.SIGTERM)
-    assert first.wait(timeout=30) == 0
+    assert first.wait(timeout=30) == 0, log.read_text()[-2000:]
+    for t in calls:
+        t.join(timeout=60)
+    assert len(said) == 3
+    for answer in said:
+        assert not any(w in answer for w in BAD_WORDS), answer[-500:]
+        assert "event: complete" in answer or "shutting down" in answer or "no answer" in answer \
+            or "longer than" in answer, answer[-500:]
     assert not store.exists(), "SIGTERM left the temp folder behind"
     assert all(_gone(pid) for pid in helpers), "SIGTERM left a child process behind"
+    assert "terminate called" not in log.read_text()
 
     second = _start(port, log)
     store2 = store_of(second.pid)
     _in_flight(port, store2)
+    upload = httpx.post(url + "gradio_api/upload", files={"files": ("slow.abc", SLOW_ABC.encode())}, timeout=30).json()
+    threading.Thread(target=_called, args=(url, "continue", continue_args(
+        file={"path": upload[0], "meta": {"_type": "gradio.FileData"}}), []), daemon=True).start()
+    deadline = time.monotonic() + 30
+    while len(helpers := _descendants(second.pid)) - len(_children(second.pid)) < 1:  # the parse's process
+        assert time.monotonic() < deadline, "the parse never started"
+        time.sleep(0.02)
     second.kill()  # SIGKILL: no chance to clean up
     second.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while [p for p in helpers if _alive(p)] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [p for p in helpers if _alive(p)], "a child process outlived the server killed with SIGKILL"
     assert store2.exists()
     third = _start(port, log)
     try:
@@ -157,6 +206,39 @@ def test_sigterm_mid_request_then_sigkill_then_restart_leave_no_garbage(tmp_path
         third.send_signal(signal.SIGTERM)
         third.wait(timeout=30)
     assert not store_of_any({first.pid, second.pid, third.pid})
+
+
+def test_a_full_store_refuses_uploads_and_new_results_but_keeps_those_handed_out(tmp_path):
+    cap = 40 * 2**20
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    app = _start(port, tmp_path / "app.log", MUSICGEN_TEMP_MAX_MB="40", MUSICGEN_TEMP_RESERVE_MB="4")
+    try:
+        store = store_of(app.pid)
+        said: list[str] = []
+        _called(url, "continue", continue_args(example="Jig (6/8, MIDI)"), said)
+        wav = next(u for u in re.findall(r'"url": "([^"]+)"', said[0]) if u.endswith(".wav"))
+        assert httpx.get(wav, timeout=30).status_code == 200
+        refused = None
+        for i in range(20):  # uploads alone (no API call to sweep after them)
+            r = httpx.post(url + "gradio_api/upload", files={"files": (f"f{i}.mid", os.urandom(4_500_000))}, timeout=30)
+            assert _size(store) <= cap, f"upload {i} took the store over its cap"
+            if r.status_code != 200:
+                refused = r
+                break
+        assert refused is not None and refused.status_code == 503 and "full" in refused.json()["error"], refused
+        said.clear()
+        _called(url, "continue", continue_args(example="Waltz (3/4, MIDI)"), said)  # someone else, now
+        assert "event: error" in said[0] and "storage is full" in said[0], said[0][-300:]
+        assert _size(store) <= cap
+        assert httpx.get(wav, timeout=30).status_code == 200, "a result just handed out was removed for room"
+    finally:
+        app.send_signal(signal.SIGTERM)
+        app.wait(timeout=30)
+
+
+def _size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
 def store_of_any(pids: set[int]) -> list[str]:

@@ -67,10 +67,10 @@ def test_the_tools_are_the_three_actions_with_their_parameters_described(app_ser
     tools = {t.name: t for t in mcp(app_server, lambda s: s.list_tools()).tools}
     assert set(tools) == {"continue", "interpolate", "generate"}  # none of the page's own handlers
     expected = {
-        "continue": {"melody_file", "notes", "example", "track", "audio_qpm", *CONTINUE_SETTINGS},
+        "continue": {"melody_file", "notes", "example", "track", "audio_qpm", "render_audio", *CONTINUE_SETTINGS},
         "interpolate": {f"{c}_{k}" for c in "ab" for k in ("file", "notes", "example", "audio_qpm")}
-        | set(INTERPOLATE_SETTINGS),
-        "generate": {"clips", *GENERATE_SETTINGS},
+        | {"render_audio", *INTERPOLATE_SETTINGS},
+        "generate": {"clips", "render_audio", *GENERATE_SETTINGS},
     }
     for name, tool in tools.items():
         props = tool.inputSchema["properties"]
@@ -90,6 +90,7 @@ def test_the_tools_are_the_three_actions_with_their_parameters_described(app_ser
     assert "midi" in tools["continue"].description and "seed" in tools["continue"].description
     props = tools["generate"].inputSchema["properties"]
     assert props["count"]["type"] == "integer" and "1-16" in props["count"]["description"]
+    assert props["render_audio"]["type"] == "boolean" and props["render_audio"]["default"] is True
     assert props["ends_on_tonic"]["type"] == "boolean"
 
 

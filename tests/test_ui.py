@@ -601,26 +601,26 @@ def _sung(tmp_path) -> str:
 def test_a_recording_becomes_the_input_shows_what_was_heard_and_snaps_to_its_key(studio, tmp_path):
     hum = _sung(tmp_path)
     hist = panels.initial_history()
-    hist, info, _ = panels.pick_recording(hum, 100, False, hist)
+    hist, info, _ = panels.pick_recording(hum, 100, False, "4/4", "", hist)
     entry = hist.current
     assert entry.origin == InputOrigin("audio", hum, 100.0, False) and len(hist.entries) == 2
     assert "hum.wav" in info and "100 qpm" in info and "Transcribed" in info and "G major" in info
     assert entry.transcription is not None and not entry.transcription.qpm_estimated
     assert 70 in [n.pitch for n in entry.melody.notes]  # the B flat, outside G major
-    assert panels.pick_recording(hum, 100, False, hist)[0] is hist  # the same take is not read twice
+    assert panels.pick_recording(hum, 100, False, "4/4", "", hist)[0] is hist  # the same take is not read twice
 
     group, roll, played = panels.show_heard(studio, hist)
     assert group["visible"] and Path(roll).is_file() and soundfile.info(played).duration > 4
     assert panels.show_heard(studio, panels.initial_history())[0]["visible"] is False  # not a recording: hidden
 
     # snap to key reads the take again in place (Undo still goes back to the example)
-    snapped, info, _ = panels.recording_setting(100, True, hist)
+    snapped, info, _ = panels.recording_setting(100, True, "4/4", hist)
     assert len(snapped.entries) == 2 and snapped.current.origin.snap
     assert 70 not in [n.pitch for n in snapped.current.melody.notes] and "Snapped 1 note to the scale" in info
-    assert panels.recording_setting(100, True, snapped)[0] is snapped
-    assert panels.recording_setting(None, True, panels.initial_history())[0].current.origin.kind == "example"
+    assert panels.recording_setting(100, True, "4/4", snapped)[0] is snapped
+    assert panels.recording_setting(None, True, "4/4", panels.initial_history())[0].current.origin.kind == "example"
     with pytest.raises(gr.Error, match="outside 30-300"):
-        panels.recording_setting(10, True, snapped)
+        panels.recording_setting(10, True, "4/4", snapped)
 
 
 def test_continue_on_the_record_tab_uses_the_recording_it_shows(studio, tmp_path):

@@ -18,6 +18,7 @@ from ..io.examples import example_names, example_path
 from ..io.importer import ImportResult, load_melody, parse_text
 from ..io.quantize import TrackInfo
 from ..melody import Melody, snap_to_key
+from ..settings import parse_time_signature
 
 MAX_HISTORY = 50  # inputs kept for Undo per input panel; older ones are dropped
 
@@ -29,14 +30,17 @@ class InputOrigin:
     ``value`` is the example's name, the uploaded file's path, the recording's path or the typed
     text; a model's result (``"result"``) has none and cannot be re-read. A recording (``"audio"``)
     also keeps the tempo it was read at (``qpm``, quarter notes a minute; None: estimated) and
-    whether its pitches were snapped to the estimated key (``snap``); a file (``"file"``) may keep a
-    tempo too, used when it is a recording (the API's ``audio_qpm``).
+    whether its pitches were snapped to the estimated key (``snap``), its meter (``meter``) and, when
+    it was recorded to the page's count-in, the seconds into it at which bar 1 starts (``downbeat``);
+    a file (``"file"``) may keep a tempo too, used when it is a recording (the API's ``audio_qpm``).
     """
 
     kind: Literal["example", "file", "audio", "text", "result"]
     value: str = ""
     qpm: float | None = None
     snap: bool = False
+    meter: tuple[int, int] = (4, 4)
+    downbeat: float | None = None
 
     @property
     def rereadable(self) -> bool:
@@ -89,15 +93,20 @@ def _entry(result: ImportResult, label: str, origin: InputOrigin) -> InputEntry:
                       result.transcription)
 
 
-def audio_origin(path, qpm=None, snap=False) -> InputOrigin:
-    """A recording's origin from the page's values: the file, the tempo box (empty or 0: estimated)
-    and the snap-to-key box."""
+def audio_origin(path, qpm=None, snap=False, meter="4/4", downbeat=None) -> InputOrigin:
+    """A recording's origin from the page's values: the file, the tempo box (empty or 0: estimated),
+    the snap-to-key box, the meter ('3/4') and the count-in's downbeat (seconds; empty: no count-in,
+    and ignored without a tempo, which the count-in was played at)."""
     try:
         qpm = float(qpm) if qpm not in (None, "") and float(qpm) else None
     except (TypeError, ValueError):
         raise RequestError(f"Tempo {str(qpm)[:20]!r} is not a number; give quarter notes a minute, or leave it "
                            "empty to have it estimated.") from None
-    return InputOrigin("audio", str(path), qpm, bool(snap))
+    try:
+        downbeat = float(downbeat) if downbeat not in (None, "") and qpm else None
+    except (TypeError, ValueError):
+        downbeat = None  # the page's own value; a stray one means no count-in
+    return InputOrigin("audio", str(path), qpm, bool(snap), parse_time_signature(meter or "4/4"), downbeat)
 
 
 def read_input(origin: InputOrigin, track: int | None = None) -> InputEntry:
@@ -116,7 +125,8 @@ def read_input(origin: InputOrigin, track: int | None = None) -> InputEntry:
 
 def _recording(origin: InputOrigin) -> InputEntry:
     path = Path(origin.value)
-    entry = _entry(load_melody(path, qpm=origin.qpm), path.name, origin)
+    entry = _entry(load_melody(path, qpm=origin.qpm, time_signature=origin.meter, downbeat=origin.downbeat),
+                   path.name, origin)
     if not origin.snap:
         return entry
     melody, moved = snap_to_key(entry.melody)

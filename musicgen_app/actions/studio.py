@@ -24,7 +24,7 @@ from ..service import (
 )
 from . import outputs
 from .inputs import InputOrigin, read_input
-from .tempfiles import TempStore
+from .tempfiles import FILES_BYTES, TempStore, audio_bytes
 
 VARIATION_BASE = "variation.mid"  # numbered per variation: variation-1.mid ...
 
@@ -63,7 +63,8 @@ def run_continue(studio: Studio, req: ContinueRequest, *, rolls: bool, media_for
     font = studio.font(req.soundfont)
     result = studio.service.continue_(req)
     _stop_if(gone)
-    folder = studio.store.request_dir("continue")
+    # room for every variation's audio: the page writes the first now and the others just after
+    folder = studio.store.request_dir("continue", audio_bytes(*result.melodies))
     files = outputs.write_continue(result, folder / VARIATION_BASE, rolls=rolls, program=req.program_number,
                                    soundfont=font, media_for=media_for)
     return result, files, folder
@@ -75,7 +76,7 @@ def run_interpolate(studio: Studio, req: InterpolateRequest, *, rolls: bool, aud
     font = studio.font(req.soundfont)
     result = studio.service.interpolate(req)
     _stop_if(gone)
-    folder = studio.store.request_dir("interpolate")
+    folder = studio.store.request_dir("interpolate", audio_bytes(result.morph) if audio else FILES_BYTES)
     files = outputs.write_morph(result, folder / "morph.mid", steps_zip=folder / "morph-steps.zip",
                                 audio=folder / "morph.wav" if audio else None, rolls_dir=folder if rolls else None,
                                 soundfont=font)
@@ -88,14 +89,16 @@ def run_generate(studio: Studio, req: SampleRequest, *, page: bool, audio: bool 
     font = studio.font(req.soundfont)
     result = studio.service.sample(req)
     _stop_if(gone)
-    files = outputs.write_generated(result, studio.store.request_dir("generate"), audio=audio or page, medley=page,
-                                    rolls=page, soundfont=font)
+    # each melody's audio, and the page's medley of them all
+    room = audio_bytes(*result.melodies, *result.melodies) if audio or page else FILES_BYTES
+    files = outputs.write_generated(result, studio.store.request_dir("generate", room), audio=audio or page,
+                                    medley=page, rolls=page, soundfont=font)
     return result, files
 
 
 def run_heard(studio: Studio, melody: Melody, transcription) -> outputs.HeardFiles:
     """The picture and the audio of a transcribed recording, for the input panel to show."""
-    return outputs.write_heard(melody, transcription, studio.store.request_dir("heard"),
+    return outputs.write_heard(melody, transcription, studio.store.request_dir("heard", audio_bytes(melody)),
                                soundfont=studio.default_soundfont)
 
 

@@ -19,7 +19,9 @@ Each step is left to the library that does it well:
                from), run on an onset envelope made of the notes' onsets
     grid       the sixteenth grid is laid where it fits the onsets best (circular mean of the onsets'
                phases); then ``quantize.build_melody``, the grid code every importer shares
-    bar lines  the offset that puts the long notes on strong beats (``quantize.best_bar_offset``)
+    bar lines  the offset that puts the long notes on strong beats (``quantize.best_bar_offset``);
+               after a count-in (``downbeat``: where its bar ended), bar 1 starts at the count-in's
+               downbeat and what was sung during the count-in bar is the pickup (:func:`count_in_grid`)
     key        ``melody.estimate_key``, the one key estimator
 
 Nothing is downloaded: basic-pitch's model (230 KB) ships inside its wheel. Recordings over
@@ -112,9 +114,9 @@ PYIN_CHANGE_FRAMES = 2  # ... for this many frames in a row
 ONSET_HOP = 128
 ONSET_BEFORE = 0.08  # seconds an onset may precede a note's start and still be its start
 ONSET_AFTER = 0.03  # ... or follow it
-# How late each transcriber starts its notes after the attack, on average (the valid split's renders,
-# bench/eval_transcription.py --split valid); subtracted before the onsets are matched.
-LATENCY = {"basic-pitch": 0.02, "pyin": 0.045}
+# How late each transcriber starts its notes after the attack: the shift that scores best on the valid
+# split's renders (bench/eval_transcription.py --split valid); subtracted before the onsets are matched.
+LATENCY = {"basic-pitch": 0.03, "pyin": 0.045}
 JOIN_GAP = 0.03  # seconds of silence between two notes of one pitch that keep them apart
 ONSET_SPLIT_MARGIN = 0.1  # an onset this far inside a note starts a repeated note ...
 ONSET_DIP_DB = 6.0  # ... when the sound rises by this much from just before it ...
@@ -487,6 +489,7 @@ def _transcribe_basic_pitch(y: np.ndarray) -> _Heard:
     return _Heard(one_line(notes), times.astype(np.float64), pitch, np.array(sorted(struck)))
 
 
+
 def one_line(notes: list[tuple[float, float, int, float]]) -> list[tuple[float, float, int, float]]:
     """A melody from notes that may overlap (basic-pitch hears chords, ringing releases, harmonics).
 
@@ -588,15 +591,35 @@ def grid_origin(onsets: np.ndarray, weights: np.ndarray, step: float) -> float:
     return phase + round((onsets[0] - phase) / step) * step
 
 
+def count_in_grid(onsets: np.ndarray, weights: np.ndarray, step: float, downbeat: float,
+                  bar_steps: int) -> tuple[float, int]:
+    """The grid of a take recorded to a count-in: (seconds at which the melody's step 0 falls, pickup steps).
+
+    ``downbeat``: seconds into the recording of the first downbeat after the count-in, which is bar 1.
+    The grid goes through it, moved by less than half a step to where the notes fall (the fit of
+    :func:`grid_origin`: a late microphone or a singer who is behind the click); onsets before it, in
+    the count-in's bar, are the pickup.
+    """
+    fitted = grid_origin(onsets, weights, step)
+    bar_one = downbeat + (fitted - downbeat + step / 2) % step - step / 2
+    pickup = int(round((bar_one - float(onsets.min())) / step))
+    pickup = min(bar_steps - 1, max(0, pickup))
+    return bar_one - pickup * step, pickup
+
+
 # -- the whole way ------------------------------------------------------------------------------------
 def audio_to_melody(source: str | os.PathLike | bytes, qpm: float | None = None, *, transcriber: str = TRANSCRIBER,
                     time_signature: tuple[int, int] = (4, 4), steps_per_quarter: int = 4, name: str = "",
-                    max_bars: int | None = 64, filename: str | None = None) -> ImportResult:
+                    max_bars: int | None = 64, filename: str | None = None,
+                    downbeat: float | None = None) -> ImportResult:
     """A recording (a path, or its bytes) as a melody; see the module docstring for the steps.
 
     ``qpm``: the recording's tempo in quarter notes a minute (None: estimated, with a notice).
-    ``time_signature``: the meter the bar lines are laid in. ``max_bars``: longer melodies are cut
-    (a notice). ``filename``: the name used in messages and for the melody (bytes have none).
+    ``time_signature``: the meter the bar lines are laid in. ``downbeat``: seconds into the recording
+    at which bar 1 starts, when it was recorded to a count-in (one bar of clicks at ``qpm``, which is
+    then required); notes starting with the count-in's first click or before it are ignored.
+    ``max_bars``: longer melodies are cut (a notice). ``filename``: the name used in messages and
+    for the melody (bytes have none).
     Unbounded in time: :func:`musicgen_app.io.importer.load_melody` runs it in the sandbox.
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -616,6 +639,10 @@ def audio_to_melody(source: str | os.PathLike | bytes, qpm: float | None = None,
     problem = meter_problem(*time_signature, steps_per_quarter)
     if problem:
         raise RecordingError(problem)
+    if downbeat is not None and (qpm is None or not (isinstance(downbeat, (int, float)) and
+                                                     0 <= downbeat <= MAX_SECONDS)):
+        raise RecordingError(f"A count-in ending at {downbeat!r} seconds needs the tempo it was played at and a time "
+                             "within the recording; give the tempo, or record without the count-in.")
     if not data:
         raise CorruptRecordingError(f"{label} is empty (0 bytes); the upload may have failed. Try again.")
 
@@ -629,14 +656,25 @@ def audio_to_melody(source: str | os.PathLike | bytes, qpm: float | None = None,
     qpm = estimate_tempo(heard.notes, duration) if estimated else float(qpm)
     beat_seconds = 60.0 / qpm
     step = beat_seconds / steps_per_quarter
+    if downbeat is not None:  # the tune starts after the count-in's first click (a pickup may start in its bar)
+        bar_steps = time_signature[0] * steps_per_quarter * 4 // time_signature[1]
+        first = downbeat - (bar_steps - 0.5) * step
+        heard.notes = [n for n in heard.notes if n[0] >= first]
+        _refuse_if_none_after_count_in(heard, label)
     onsets = np.array([n[0] for n in heard.notes])
-    origin = grid_origin(onsets, np.array([min(1.0, (n[1] - n[0]) / step) for n in heard.notes]), step)
+    weights = np.array([min(1.0, (n[1] - n[0]) / step) for n in heard.notes])
+    if downbeat is None:
+        origin = grid_origin(onsets, weights, step)
+    else:
+        origin, pickup = count_in_grid(onsets, weights, step, downbeat, bar_steps)
+        heard.notes = [n for n in heard.notes if n[0] - origin >= -step / 2]
+        _refuse_if_none_after_count_in(heard, label)
     raw = [RawNote((s - origin) / beat_seconds, (e - s) / beat_seconds, p, int(round(40 + 80 * min(1.0, a))))
            for s, e, p, a in heard.notes]
     melody, report = build_melody(raw, steps_per_quarter=steps_per_quarter, qpm=qpm, time_signature=time_signature)
-    offsets = range(0, melody.bar_steps, max(1, steps_per_quarter // 2))
-    offset = best_bar_offset(melody, offsets)
-    pickup = (melody.bar_steps - offset) % melody.bar_steps
+    if downbeat is None:
+        offset = best_bar_offset(melody, range(0, melody.bar_steps, max(1, steps_per_quarter // 2)))
+        pickup = (melody.bar_steps - offset) % melody.bar_steps
     bar_end = pickup + math.ceil((melody.total_steps - pickup) / melody.bar_steps) * melody.bar_steps
     stem = Path(label).stem if label != DEFAULT_LABEL else ""
     melody = melody.replace(pickup_steps=pickup, total_steps=max(melody.total_steps, bar_end),
@@ -646,6 +684,9 @@ def audio_to_melody(source: str | os.PathLike | bytes, qpm: float | None = None,
     steadiness = _steadiness(melody, heard, origin)
     _refuse_if_speech(y, heard, label)
     notices.append(f"Transcribed {len(melody.notes)} notes from the recording ({transcriber}), in {melody.key.name}.")
+    if downbeat is not None:
+        notices.append(f"Read on the count-in's grid at {qpm:g} quarter notes a minute: bar 1 starts "
+                       f"{origin + pickup * step:.2f} s into the recording.")
     if estimated:
         notices.append(f"Tempo estimated at {qpm:.0f} quarter notes a minute; if the notes look twice too fast or "
                        "too slow, give the tempo you played at.")
@@ -691,6 +732,12 @@ def _refuse_if_unpitched(y: np.ndarray, heard: _Heard, label: str) -> None:
     where = "the recording" if label == DEFAULT_LABEL else label
     raise NoPitchError(f"No pitched sound found in {where}: hum closer to the microphone, or sing the tune on "
                        "'la', one note at a time.")
+
+
+def _refuse_if_none_after_count_in(heard: _Heard, label: str) -> None:
+    if not heard.notes:
+        raise NoPitchError(f"Nothing was sung or played after the count-in in {label}: come in on the first beat "
+                           "after the clicks (or during their bar, for a pickup), and record again.")
 
 
 def _steadiness(melody: Melody, heard: _Heard, origin: float) -> list[float]:

@@ -69,10 +69,13 @@ HOW_TO_TYPE = ("Type ABC (with a K: line, e.g. 'K:G' then 'GABc dedB') or tinyNo
 
 # -- entry points ----------------------------------------------------------------------------------
 def load_melody(source: str | os.PathLike | bytes, *, filename: str | None = None, track: int | None = None,
-                qpm: float | None = None, bounded: bool = True) -> ImportResult:
+                qpm: float | None = None, time_signature: tuple[int, int] = (4, 4), downbeat: float | None = None,
+                bounded: bool = True) -> ImportResult:
     """Read a file (a path, or its bytes with ``filename`` for the extension and the name).
 
     ``qpm``: a recording's tempo in quarter notes a minute (None: estimated); other files carry theirs.
+    ``time_signature``, ``downbeat``: a recording's meter, and the seconds into it at which bar 1
+    starts when it was recorded to a count-in (see :func:`.audio.audio_to_melody`).
     ``bounded``: parse scores, recordings, and MIDI files over ``MIDI_IN_PROCESS_BYTES``, in a child
     process under the time and memory budget of :mod:`.sandbox` (off only for trusted files, e.g. in a
     process pool).
@@ -81,9 +84,10 @@ def load_melody(source: str | os.PathLike | bytes, *, filename: str | None = Non
     fmt = detect_format(data, filename)
     if fmt == "audio":
         if bounded:
-            return run_bounded(_parse_audio, data, filename, qpm, what=filename or "The recording",
-                               seconds=AUDIO_TIME_BUDGET_SECONDS, memory=AUDIO_MEMORY_BUDGET_BYTES)
-        return _parse_audio(data, filename, qpm)
+            return run_bounded(_parse_audio, data, filename, qpm, time_signature, downbeat,
+                               what=filename or "The recording", seconds=AUDIO_TIME_BUDGET_SECONDS,
+                               memory=AUDIO_MEMORY_BUDGET_BYTES)
+        return _parse_audio(data, filename, qpm, time_signature, downbeat)
     if bounded and (fmt != "midi" or len(data) > MIDI_IN_PROCESS_BYTES):
         return run_bounded(_parse, data, fmt, filename, track, what=filename or "The file")
     return _parse(data, fmt, filename, track)
@@ -117,9 +121,11 @@ def _parse(data: bytes, fmt: str, filename: str, track: int | None) -> ImportRes
             "MusicXML.") from exc
 
 
-def _parse_audio(data: bytes, filename: str, qpm: float | None) -> ImportResult:
+def _parse_audio(data: bytes, filename: str, qpm: float | None, time_signature: tuple[int, int] = (4, 4),
+                 downbeat: float | None = None) -> ImportResult:
     try:
-        return audio.audio_to_melody(data, qpm, max_bars=MAX_BARS, filename=filename or None)
+        return audio.audio_to_melody(data, qpm, time_signature=tuple(time_signature), max_bars=MAX_BARS,
+                                     filename=filename or None, downbeat=downbeat)
     except MusicgenError:
         raise
     except Exception as exc:  # see _parse

@@ -17,6 +17,7 @@ import gradio as gr
 
 from ..actions.inputs import resolve_api_input
 from ..actions.studio import Studio, learn_style, run_continue, run_generate, run_interpolate
+from ..errors import RequestError
 from ..io.examples import example_names
 from ..service import ContinueRequest, InterpolateRequest, SampleRequest
 from ..settings import Choice, Flag, Meter, Number, Seed, Setting, build_request, settings_of
@@ -139,6 +140,7 @@ INPUT_DOCS = {
     "audio_qpm": "when the file is a recording: the tempo it was played at, in quarter notes a minute (30-300); "
                  "empty: estimated from the recording (a notice says so); other files carry their own tempo",
     "track": "which track or part of the file (0 = first); empty: the studio picks the melody",
+    "render_audio": "whether to render the WAV files (default true); false: the MIDI files only, sooner",
     "clips": "2-20 files (MIDI, MusicXML, ABC; MCP: http(s) or data: URLs) whose style the 'style' sampler "
              "learns first; unused by the other samplers",
 }
@@ -159,24 +161,25 @@ def _continue(studio: Studio, given: dict, values: dict):
     entry = resolve_api_input(given["melody_file"], given["notes"], given["example"], given["track"],
                               qpm=given["audio_qpm"])
     req = build_request(ContinueRequest, values, melody=entry.melody)
-    result, files, _ = run_continue(studio, req, rolls=False, gone=client_gone)
+    result, files, _ = run_continue(studio, req, rolls=False, media_for=None if _wants_audio(given) else (),
+                                    gone=client_gone)
     vs = files.variations
     info = {"seed": result.seed, "input": entry.melody.summary(), "track": entry.track,
             "start_step": result.start_step, "pitch_range": list(result.pitch_range),
             "notices": [*entry.notices, *result.notices, *files.notices],
             "variations": [v.melody.summary() | {"log2p_per_note": round(p, 3), "ended_as_asked": e}
                            for v, p, e in zip(vs, result.log2p_per_note, result.ended)]}
-    return [str(v.midi) for v in vs], [str(v.new_bars_midi) for v in vs], [str(v.audio) for v in vs], info
+    return [str(v.midi) for v in vs], [str(v.new_bars_midi) for v in vs], [str(v.audio) for v in vs if v.audio], info
 
 
 def _interpolate(studio: Studio, given: dict, values: dict):
     a, b = (resolve_api_input(given[f"{c}_file"], given[f"{c}_notes"], given[f"{c}_example"], name=f"clip {c.upper()}",
                               qpm=given[f"{c}_audio_qpm"]) for c in "ab")
     req = build_request(InterpolateRequest, values, a=a.melody, b=b.melody)
-    result, files = run_interpolate(studio, req, rolls=False, gone=client_gone)
+    result, files = run_interpolate(studio, req, rolls=False, audio=_wants_audio(given), gone=client_gone)
     info = {"seed": result.seed, "notices": [*a.notices, *b.notices, *result.notices, *files.notices],
             "clips": [c.summary() for c in result.clips], "morph": result.morph.summary()}
-    return str(files.midi), str(files.steps_zip), str(files.audio), info
+    return str(files.midi), str(files.steps_zip), str(files.audio) if files.audio else None, info
 
 
 def _generate(studio: Studio, given: dict, values: dict):
@@ -184,7 +187,7 @@ def _generate(studio: Studio, given: dict, values: dict):
     if str(values.get("sampler") or "").strip().lower() in ("style", "more like my clips"):
         style = learn_style(studio, given["clips"])
     req = build_request(SampleRequest, values, style=style)
-    result, files = run_generate(studio, req, page=False, gone=client_gone)
+    result, files = run_generate(studio, req, page=False, audio=_wants_audio(given), gone=client_gone)
     info = {"seed": result.seed, "notices": [*result.notices, *files.notices],
             "melodies": [m.summary() for m in result.melodies]}
     return [str(p) for p in files.midis], str(files.zip), [str(w) for w in files.audios], info
@@ -193,7 +196,8 @@ def _generate(studio: Studio, given: dict, values: dict):
 ENDPOINTS = (
     Endpoint(
         "continue", _continue, ContinueRequest,
-        {"melody_file": None, "notes": None, "example": None, "track": None, "audio_qpm": None}, CONTINUE_SETTINGS,
+        {"melody_file": None, "notes": None, "example": None, "track": None, "audio_qpm": None, "render_audio": True},
+        CONTINUE_SETTINGS,
         "Continue a melody with the LSTM: write the next bars after it, several variations, best first. Give the "
         "melody as one of melody_file (a score or a recording), notes (typed ABC or tinyNotation) or example. Each "
         "result file comes back as a URL to download.",
@@ -202,10 +206,11 @@ ENDPOINTS = (
          "audio": "per variation, a WAV file of the whole melody",
          "info": "JSON: the seed used (pass it back to repeat the result), notices, the input's summary (tempo, "
                  "time signature, key, bars, notes, range), and each variation's summary"},
-        appended=("audio_qpm",)),
+        appended=("audio_qpm", "render_audio")),
     Endpoint(
         "interpolate", _interpolate, InterpolateRequest,
-        {f"{c}_{k}": None for c in "ab" for k in ("file", "notes", "example", "audio_qpm")}, INTERPOLATE_SETTINGS,
+        {f"{c}_{k}": None for c in "ab" for k in ("file", "notes", "example", "audio_qpm")} | {"render_audio": True},
+        INTERPOLATE_SETTINGS,
         "Morph clip A into clip B through the VAE's latent space: a chain of clips that starts as A and ends as B. "
         "Give each clip as one of its file, notes (typed ABC or tinyNotation) or example. Each result file comes "
         "back as a URL to download.",
@@ -213,9 +218,9 @@ ENDPOINTS = (
          "steps_zip": "a zip with one MIDI file per step",
          "audio": "a WAV file of the whole morph",
          "info": "JSON: the seed used, notices, the clips' and the morph's summaries"},
-        appended=("a_audio_qpm", "b_audio_qpm")),
+        appended=("a_audio_qpm", "b_audio_qpm", "render_audio")),
     Endpoint(
-        "generate", _generate, SampleRequest, {"clips": None}, GENERATE_SETTINGS,
+        "generate", _generate, SampleRequest, {"clips": None, "render_audio": True}, GENERATE_SETTINGS,
         "Generate new melodies with the VAE, from nothing: optionally with a shape (notes per bar, pitch range, "
         "key, ending on the tonic; the 'bank' sampler) or in the style of your own clips (sampler 'style' with "
         "clips). Each result file comes back as a URL to download.",
@@ -223,7 +228,7 @@ ENDPOINTS = (
          "zip": "a zip of the MIDI files",
          "audio": "a WAV file per melody",
          "info": "JSON: the seed used (pass it back to repeat the result), notices, each melody's summary"},
-        inputs_last=True),
+        inputs_last=True, appended=("render_audio",)),
 )
 
 
@@ -242,8 +247,8 @@ def add_endpoints(studio: Studio, heavy: dict):
                   raw_input(gr.Number(None, label="track", precision=0, info=INPUT_DOCS["track"]))]
         outputs = [gr.File(file_count="multiple", label="midi"), gr.File(file_count="multiple",
                    label="continuation_midi"), gr.File(file_count="multiple", label="audio"), gr.JSON(label="info")]
-        gr.Button("continue").click(fn, inputs + settings + [_qpm_input("audio_qpm")], outputs, api_name="continue",
-                                    **heavy)
+        gr.Button("continue").click(fn, inputs + settings + [_qpm_input("audio_qpm"), _audio_flag()], outputs,
+                                    api_name="continue", **heavy)
 
         fn, settings = fns["interpolate"]
         inputs = [gr.File(type="filepath", label="a_file"), gr.Textbox(label="a_notes"), gr.Textbox(label="a_example"),
@@ -251,14 +256,31 @@ def add_endpoints(studio: Studio, heavy: dict):
         outputs = [gr.File(label="morph_midi"), gr.File(label="steps_zip"), gr.File(label="audio"),
                    gr.JSON(label="info")]
         qpms = [_qpm_input(f"{c}_audio_qpm") for c in "ab"]
-        gr.Button("interpolate").click(fn, inputs + settings + qpms, outputs, api_name="interpolate", **heavy)
+        gr.Button("interpolate").click(fn, inputs + settings + qpms + [_audio_flag()], outputs, api_name="interpolate",
+                                       **heavy)
 
         fn, settings = fns["generate"]
         inputs = [gr.File(file_count="multiple", type="filepath", label="clips")]
         outputs = [gr.File(file_count="multiple", label="midi"), gr.File(label="zip"),
                    gr.File(file_count="multiple", label="audio"), gr.JSON(label="info")]
-        gr.Button("generate").click(fn, settings + inputs, outputs, api_name="generate", **heavy)
+        gr.Button("generate").click(fn, settings + inputs + [_audio_flag()], outputs, api_name="generate", **heavy)
 
+
+
+def _audio_flag():
+    return raw_input(gr.Checkbox(True, label="render_audio", info=INPUT_DOCS["render_audio"]))
+
+
+def _wants_audio(given: dict) -> bool:
+    """``render_audio`` as sent: true, false or empty (the default, true); anything else is refused."""
+    flag = given.get("render_audio", True)
+    if flag is None or flag == "":
+        return True
+    if isinstance(flag, bool):
+        return flag
+    if isinstance(flag, str) and flag.strip().lower() in ("true", "false"):
+        return flag.strip().lower() == "true"
+    raise RequestError(f"render_audio must be true or false, not {str(flag)[:30]!r}.")
 
 
 def _qpm_input(name: str):

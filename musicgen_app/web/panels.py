@@ -18,6 +18,7 @@ from ..io.audio import AUDIO_EXTENSIONS
 from ..io.examples import DEFAULT_EXAMPLE, example_names
 from ..io.importer import HOW_TO_TYPE
 from ..melody import Melody
+from .recording import RecordTab, record_tab
 from .refusals import user_errors
 from .widgets import refusal_line, refused_in_status
 
@@ -75,24 +76,32 @@ def pick_upload(path, history: InputHistory):
 
 
 @user_errors
-def pick_recording(path, qpm, snap, history: InputHistory):
-    """A recording (the microphone's, or an uploaded one) becomes the input, read at the tempo given."""
+def pick_recording(path, qpm, snap, meter, downbeat, history: InputHistory):
+    """A recording (the microphone's, or an uploaded one) becomes the input, read at the tempo and in
+    the meter given; ``downbeat``: where bar 1 starts when it was recorded to the count-in ("": not)."""
     current = history.current
     if not path:
         return _panel_out(history)  # cleared
-    origin = audio_origin(path, qpm, snap)
+    origin = audio_origin(path, qpm, snap, meter, downbeat)
     if current and current.origin == origin:
         return _panel_out(history)  # already read (the action button came first)
     return _panel_out(history.push(read_input(origin)))
 
 
 @user_errors
-def recording_setting(qpm, snap, history: InputHistory):
-    """The tempo or snap-to-key changed: the current input, when it is a recording, is read again."""
+def pick_uploaded_recording(path, qpm, snap, meter, history: InputHistory):
+    """An uploaded recording: no count-in (a take recorded before holds the downbeat box: cleared)."""
+    return (*pick_recording(path, qpm, snap, meter, "", history), "")
+
+
+@user_errors
+def recording_setting(qpm, snap, meter, history: InputHistory):
+    """The tempo, meter or snap-to-key changed: the current input, when it is a recording, is read
+    again (a count-in's downbeat stays where it was heard)."""
     entry = history.current
     if entry is None or entry.origin.kind != "audio":
         return _panel_out(history)
-    origin = audio_origin(entry.origin.value, qpm, snap)
+    origin = audio_origin(entry.origin.value, qpm, snap, meter, entry.origin.downbeat)
     if origin == entry.origin:
         return _panel_out(history)
     return _panel_out(history.replace_current(read_input(origin)))
@@ -142,7 +151,7 @@ def settled(history: InputHistory, upload, mode: str = "upload", text: str = "",
     """The history with what the panel shows but has not read yet, so the action uses the melody
     the musician sees: on the Type tab, notes typed without "Use these notes"; on the Upload tab, a
     file whose own upload event was still on the way when the action button was clicked; on the
-    Record tab, a recording (``recording``: path, tempo box, snap box) likewise.
+    Record tab, a recording (``recording``: path, tempo box, snap box, meter, count-in downbeat) likewise.
 
     A file the panel refused stays in the upload box; it stays refused (its own event showed why).
     Typed notes that cannot be read are refused with the reason: the musician asked for them.
@@ -153,8 +162,8 @@ def settled(history: InputHistory, upload, mode: str = "upload", text: str = "",
             return history.push(read_input(InputOrigin("text", text)))
         return history
     if mode == "record":
-        path, qpm, snap = recording or (None, None, False)
-        origin = audio_origin(path, qpm, snap) if path else None
+        path, *setting = recording or (None,)
+        origin = audio_origin(path, *setting) if path else None
     else:
         origin = InputOrigin("file", str(upload)) if upload else None
     if origin is None or any(e.origin == origin for e in history.entries):
@@ -186,14 +195,24 @@ class InputPanel:
     track: gr.Dropdown
     info: gr.Markdown
     mode: gr.State  # the tab the panel shows: "example", "upload", "type" or "record"
-    recording: gr.Audio
-    recording_qpm: gr.Textbox
-    snap: gr.Checkbox
+    record: RecordTab
+
+    @property
+    def recording(self) -> gr.Audio:
+        return self.record.recording
+
+    @property
+    def recording_qpm(self) -> gr.Textbox:
+        return self.record.qpm
+
+    @property
+    def snap(self) -> gr.Checkbox:
+        return self.record.snap
 
     @property
     def inputs(self) -> set:
         """What an action reads of the panel (see :meth:`settled`)."""
-        return {self.state, self.upload, self.text, self.mode, self.recording, self.recording_qpm, self.snap}
+        return {self.state, self.upload, self.text, self.mode, self.recording, *self.record.settings}
 
     @property
     def outputs(self) -> list:
@@ -201,7 +220,7 @@ class InputPanel:
         return [self.state, self.info, self.track]
 
     def settled(self, data: dict) -> InputHistory:
-        recording = (data.get(self.recording), data.get(self.recording_qpm), data.get(self.snap))
+        recording = (data.get(self.recording), *(data.get(c) for c in self.record.settings))
         return settled(data[self.state], data[self.upload], data[self.mode], data[self.text], recording)
 
     @staticmethod
@@ -228,26 +247,24 @@ def input_panel(title: str, default_example: str, key: str, studio: Studio | Non
             text = gr.Textbox(lines=3, max_lines=8, show_label=False, placeholder=HOW_TO_TYPE,
                               elem_id=f"{key}-text", info="the action uses these notes while this tab is open")
             use_text = gr.Button("Use these notes", size="sm", elem_id=f"{key}-use-text")
-        with gr.Tab("Record", elem_id=f"{key}-tab-record", visible=record) as record_tab:
-            recording = gr.Audio(sources=["microphone", "upload"], type="filepath", show_label=False,
-                                 elem_id=f"{key}-audio-in")
-            with gr.Row(elem_classes="compact-row"):
-                # a text box, as in the forms: a number box cannot stay empty
-                qpm = gr.Textbox("", label="Tempo of the recording (empty: estimated)", placeholder="estimated",
-                                 max_lines=1, min_width=120, elem_id=f"{key}-audio-qpm")
-                snap = gr.Checkbox(False, label="Snap to key", min_width=100, elem_id=f"{key}-audio-snap",
-                                   info="notes outside the key's scale move to the nearest scale tone")
-    tabs = ((example_tab, "example"), (upload_tab, "upload"), (type_tab, "type"), (record_tab, "record"))
+        with gr.Tab("Record", elem_id=f"{key}-tab-record", visible=record) as recording_tab:
+            take = record_tab(key)
+    tabs = ((example_tab, "example"), (upload_tab, "upload"), (type_tab, "type"), (recording_tab, "record"))
     for tab, name in tabs:
         tab.select(functools.partial(lambda name: name, name), None, mode, api_visibility="private", queue=False)
     track = gr.Dropdown([], label="Track", visible=False, interactive=True, elem_id=f"{key}-track")
     info = gr.Markdown(entry_markdown(history.current), elem_id=f"{key}-info")
-    panel = InputPanel(state, example, upload, text, use_text, track, info, mode, recording, qpm, snap)
+    panel = InputPanel(state, example, upload, text, use_text, track, info, mode, take)
     outs = [state, info, track]
-    recording.change(kept_on_refusal(pick_recording, outs), [recording, qpm, snap, state], outs,
-                     api_visibility="private")
-    for event in (qpm.submit, qpm.blur, snap.input):
-        event(kept_on_refusal(recording_setting, outs), [qpm, snap, state], outs, api_visibility="private")
+    # a take from the microphone (its file is set when stop_recording fires), or a file put in the box
+    take.recording.stop_recording(kept_on_refusal(pick_recording, outs), [take.recording, *take.settings, state],
+                                  outs, api_visibility="private")
+    take.recording.upload(kept_on_refusal(pick_uploaded_recording, [*outs, take.downbeat]),
+                          [take.recording, take.qpm, take.snap, take.meter, state], [*outs, take.downbeat],
+                          api_visibility="private")
+    for event in (take.qpm.submit, take.qpm.blur, take.snap.input, take.meter.input):
+        event(kept_on_refusal(recording_setting, outs), [take.qpm, take.snap, take.meter, state], outs,
+              api_visibility="private")
     if studio is not None:
         with gr.Group(visible=False, elem_id=f"{key}-heard", elem_classes="heard") as heard:
             roll = gr.Image(type="filepath", interactive=False, show_label=False, height=150,
