@@ -94,20 +94,30 @@ def steer(logits: torch.Tensor, temperature: float | torch.Tensor, mask: torch.T
        tunes repeat (bench/eval_phrasing.py reports primer copies at two temperatures). At
        temperature 1 and pull 0 both steps add exactly 0.
     3. ``like`` is added.
+
+    With a number for ``temperature`` (1) or ``pull`` (0) that changes nothing, its step is skipped.
     """
     z = logits if mask is None else logits + mask
-    if lookback is not None:
+    pulled, warmed = not _is(pull, 0), not _is(temperature, 1)
+    if lookback is not None and (pulled or warmed):
         counts = lookback_counts(lookback)
-        z = z + pull * counts
-        back = (counts > 0).float()
-        # P(a lookback token) at temperature 1 and at ``temperature``; logit's eps keeps rows
-        # where none can be drawn (or only they can) unshifted
-        shares = (torch.softmax(torch.stack([z, z / temperature]), -1) * back).sum(-1)
-        shift = torch.logit(shares, eps=1e-6)
-        z = z / temperature + back * (shift[0] - shift[1])[:, None]
-    else:
+        if pulled:
+            z = z + pull * counts
+        if warmed:
+            back = (counts > 0).float()
+            # P(a lookback token) at temperature 1 and at ``temperature``; logit's eps keeps rows
+            # where none can be drawn (or only they can) unshifted
+            shares = (torch.softmax(torch.stack([z, z / temperature]), -1) * back).sum(-1)
+            shift = torch.logit(shares, eps=1e-6)
+            z = z / temperature + back * (shift[0] - shift[1])[:, None]
+    elif warmed:
         z = z / temperature
     return z if like is None else z + like
+
+
+def _is(value, number: float) -> bool:
+    """Whether ``value`` is the plain number ``number`` (a tensor of one per row is not)."""
+    return isinstance(value, float | int) and value == number
 
 
 def draw_rows(logits: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:

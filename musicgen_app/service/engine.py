@@ -90,6 +90,14 @@ class Block:
         self.live = np.arange(len(self.padded))
 
     @property
+    def temperature_value(self) -> float:
+        return float(self.temperature[0, 0])
+
+    @property
+    def pull_value(self) -> float:
+        return float(self.pull[0, 0])
+
+    @property
     def rows(self) -> int:
         """The rows still stepped."""
         return len(self.live)
@@ -102,9 +110,18 @@ class Block:
         self.ahead_all[i, :, 3 + k:] = g[:, k:] == self.padded[:, self.T + i:self.T + i + 1]
         return torch.from_numpy(self.ahead_all[i])
 
+    @property
+    def pruned(self) -> bool:
+        return len(self.live) < len(self.padded)
+
     def lookback(self, i: int) -> torch.Tensor:
         k = (self.ahead_all.shape[2] - 3) // 2
-        return torch.from_numpy(self.ahead_all[i, self.live, 3:3 + k])
+        return torch.from_numpy(self.ahead_all[i, self.live if self.pruned else slice(None), 3:3 + k])
+
+    def uniforms(self) -> torch.Tensor:
+        """One uniform per row, pruned or not, so pruning changes no other row's draw; the live rows'."""
+        u = torch.rand(len(self.padded), generator=self.gen)
+        return u[torch.from_numpy(self.live)] if self.pruned else u
 
     def finish(self) -> None:
         state = None
@@ -229,11 +246,17 @@ class Engine:
         if any(b.toward is not None for b in blocks):
             toward = cat([torch.zeros(n, tk.NUM_CLASSES) if b.toward is None else b.toward[b.i].expand(n, -1)
                           for b, n in zip(blocks, sizes)])
-        steered = steer(logits, cat([b.temperature[:n] for b, n in zip(blocks, sizes)]),
+        # temperature 1 and pull 0 change nothing (sampling.steer adds exact zeros): left out when no
+        # row has another
+        temperature = pull = None
+        if any(b.temperature_value != 1 for b in blocks):
+            temperature = cat([b.temperature[:n] for b, n in zip(blocks, sizes)])
+        if any(b.pull_value != 0 for b in blocks):
+            pull = cat([b.pull[:n] for b, n in zip(blocks, sizes)])
+        steered = steer(logits, 1.0 if temperature is None else temperature,
                         cat([b.mask[:n] for b, n in zip(blocks, sizes)]), cat([b.lookback(b.i) for b in blocks]),
-                        cat([b.pull[:n] for b, n in zip(blocks, sizes)]), toward)
-        # every row of a block draws its uniform, pruned or not, so pruning changes no other row's draw
-        tok = draw_rows(steered, cat([torch.rand(len(b.padded), generator=b.gen)[b.live] for b in blocks]))
+                        0.0 if pull is None else pull, toward)
+        tok = draw_rows(steered, cat([b.uniforms() for b in blocks]))
         # the model's own likelihood (temperature 1, no mask), as phrasing.log_likelihood_per_note
         lp = (torch.log_softmax(logits, -1).gather(1, tok[:, None]).squeeze(1).double() / LN2).numpy()
         toks = tok.numpy()
@@ -242,8 +265,9 @@ class Engine:
         for b, n in zip(blocks, sizes):
             bt, col = toks[o:o + n], b.T + b.i + 1
             o += n
-            b.padded[b.live, col] = bt
-            b.log2p[b.live] += lp[o - n:o]  # summed in step order
+            rows = b.live if b.pruned else slice(None)
+            b.padded[rows, col] = bt
+            b.log2p[rows] += lp[o - n:o]  # summed in step order
             if b.i == b.n_new - 1 and not b.resumable:
                 b.rows_last = b.h = b.c = None
                 b.i += 1
@@ -261,7 +285,8 @@ class Engine:
                         finished.append(b)
                         continue
             # one step past the last token too, so the run can be gone on from
-            x = b.ahead(b.i + 1)[torch.from_numpy(b.live)]
+            x = b.ahead(b.i + 1)
+            x = x[torch.from_numpy(b.live)] if b.pruned else x
             first, after_row = distinct_rows(row, bt)
             pick = torch.from_numpy(first)
             going.append(b)
