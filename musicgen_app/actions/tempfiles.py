@@ -44,8 +44,10 @@ MAX_AGE_SECONDS = 3600
 MAX_BYTES = int(os.environ.get("MUSICGEN_TEMP_MAX_MB", "1024")) * 2**20
 SWEEP_EVERY_SECONDS = 5  # listing and sizing the store takes milliseconds
 # A result is live this long after it was written (or an open page last kept it): an API client
-# has this long to download the files whose URLs it was given.
-PROTECT_SECONDS = float(os.environ.get("MUSICGEN_TEMP_PROTECT_S", "60"))
+# has this long to download the files whose URLs it was given, and a page to load its players. Not
+# longer: 16 clients' Continue requests write about 40 MB a second (8 bars x 4 variations of WAV
+# each, 4 a second), so with results protected for a minute the 1 GB store filled and refused work.
+PROTECT_SECONDS = float(os.environ.get("MUSICGEN_TEMP_PROTECT_S", "10"))
 # The most one request writes: 8 variations' WAV of at most MAX_AUDIO_SECONDS (16-bit mono), and
 # their MIDI, MusicXML and rolls (Generate's 16 short melodies and a medley write less): 228 MB.
 REQUEST_RESERVE_BYTES = int(os.environ.get("MUSICGEN_TEMP_RESERVE_MB", "0")) * 2**20 or \
@@ -129,7 +131,7 @@ class TempStore:
         :func:`audio_bytes`), or the most any request writes (``reserve``) when it cannot say;
         :class:`StoreFull` when there is no room."""
         self.sweep()
-        ticket = self.reserve_bytes(self.reserve if nbytes is None else min(nbytes, self.reserve), "results",
+        ticket = self.reserve_bytes(self.reserve if nbytes is None else min(nbytes, self.reserve), "this request",
                                     wait=self.wait)
         safe = re.sub(r"[^A-Za-z0-9_-]", "", kind) or "req"
         try:
@@ -141,7 +143,7 @@ class TempStore:
         return folder
 
     @contextmanager
-    def reserved(self, nbytes: int, what: str = "upload", wait: float = 0.0):
+    def reserved(self, nbytes: int, what: str = "this upload", wait: float = 0.0):
         """Room for ``nbytes`` that something else writes here (Gradio's upload route), held for the block."""
         ticket = self.reserve_bytes(nbytes, what, wait)
         try:
@@ -181,8 +183,8 @@ class TempStore:
                 if on_disk + nbytes > self.max_bytes or time.monotonic() >= deadline or not self._reserved:
                     raise StoreFull(
                         f"The studio's temporary storage is full: its {self.max_bytes // 2**20} MB hold results "
-                        f"made in the last {self.protect:g} seconds, which their owners may still download, and the "
-                        f"{what} needs {max(nbytes // 2**20, 1)} MB. Try again in a few minutes.")
+                        f"made in the last {self.protect:g} seconds, which their owners may still download, and "
+                        f"{what} needs {max(nbytes // 2**20, 1)} MB. Try again in a minute.")
                 self._lock.wait(min(deadline - time.monotonic(), 1.0))  # a release wakes it
             ticket = next(_TOKENS)
             self._reserved[ticket] = (nbytes, None)

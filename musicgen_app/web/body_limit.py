@@ -49,7 +49,7 @@ class BodyLimit:
             return await self._limited(scope, receive, send, limit)
         try:  # in a worker thread: it may wait for requests that are writing to release their room
             ticket = await anyio.to_thread.run_sync(functools.partial(
-                self.store.reserve_bytes, declared if declared is not None else limit, "upload", self.store.wait))
+                self.store.reserve_bytes, declared if declared is not None else limit, "this upload", self.store.wait))
         except (StoreFull, ShuttingDown) as exc:
             return await _refuse(send, 503, str(exc))
         try:
