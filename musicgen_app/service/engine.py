@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -55,7 +56,7 @@ class LSTMRun:
                        (self.state[0][:, idx], self.state[1][:, idx]))
 
 
-LN2 = float(np.log(2))
+LN2 = math.log(2)
 
 
 @dataclass(eq=False)
@@ -67,9 +68,9 @@ class Block:
     n_new: int
     gather: np.ndarray  # per predicted step, the history columns its lookback inputs come from
     ahead_all: np.ndarray  # (n_new + 1, B, n_features): the inputs of each predicted step
-    temperature: torch.Tensor  # (B, 1)
-    pull: torch.Tensor  # (B, 1)
-    mask: torch.Tensor  # (B, C)
+    temperature: float
+    pull: float
+    mask: torch.Tensor | None  # (C,) added to every row's logits
     toward: torch.Tensor | None  # (n_new, C) added at each step, or None
     gen: torch.Generator
     resumable: bool
@@ -88,14 +89,6 @@ class Block:
 
     def __post_init__(self):
         self.live = np.arange(len(self.padded))
-
-    @property
-    def temperature_value(self) -> float:
-        return float(self.temperature[0, 0])
-
-    @property
-    def pull_value(self) -> float:
-        return float(self.pull[0, 0])
 
     @property
     def rows(self) -> int:
@@ -171,9 +164,7 @@ def block(lstm: MelodyLSTM, primer: np.ndarray | None, m: Melody, n_new: int, ba
     toward = None if like is None else like_bias(like)
     if bias is not None:
         toward = bias if toward is None else toward + bias
-    b = Block(padded, T, n_new, gather, ahead_all, torch.full((batch, 1), float(temperature)),
-              torch.full((batch, 1), float(pull)),
-              (torch.zeros(tk.NUM_CLASSES) if mask is None else mask).expand(batch, -1), toward, gen, resumable,
+    b = Block(padded, T, n_new, gather, ahead_all, float(temperature), float(pull), mask, toward, gen, resumable,
               np.repeat(log2p, reps).astype(np.float64), last[torch.from_numpy(row)], row, h, c,
               prune=None if resumable else prune)
     b.ahead(0)  # step 0's lookback tokens, which steer reads
@@ -238,24 +229,27 @@ class Engine:
         sizes = [b.rows for b in blocks]
         self._advanced = 0
 
-        def cat(parts):
-            return parts[0] if len(parts) == 1 else torch.cat(parts)
+        def cat(parts, dim: int = 0):
+            return parts[0] if len(parts) == 1 else torch.cat(parts, dim)
+
+        def per_row(value, default: float):
+            """A block's number as a column, one per live row; the plain default where no block
+            has another (sampling.steer then skips that step: it would add exact zeros)."""
+            if all(getattr(b, value) == default for b in blocks):
+                return default
+            return cat([torch.full((n, 1), getattr(b, value)) for b, n in zip(blocks, sizes)])
+
+        def rows_of(tensors):
+            """Each block's (C,) tensor (or None: zeros) for every live row, stacked; None if all are None."""
+            if all(t is None for t in tensors):
+                return None
+            return cat([torch.zeros(n, tk.NUM_CLASSES) if t is None else t.expand(n, -1)
+                        for t, n in zip(tensors, sizes)])
 
         logits = cat([b.rows_last for b in blocks])
-        toward = None
-        if any(b.toward is not None for b in blocks):
-            toward = cat([torch.zeros(n, tk.NUM_CLASSES) if b.toward is None else b.toward[b.i].expand(n, -1)
-                          for b, n in zip(blocks, sizes)])
-        # temperature 1 and pull 0 change nothing (sampling.steer adds exact zeros): left out when no
-        # row has another
-        temperature = pull = None
-        if any(b.temperature_value != 1 for b in blocks):
-            temperature = cat([b.temperature[:n] for b, n in zip(blocks, sizes)])
-        if any(b.pull_value != 0 for b in blocks):
-            pull = cat([b.pull[:n] for b, n in zip(blocks, sizes)])
-        steered = steer(logits, 1.0 if temperature is None else temperature,
-                        cat([b.mask[:n] for b, n in zip(blocks, sizes)]), cat([b.lookback(b.i) for b in blocks]),
-                        0.0 if pull is None else pull, toward)
+        steered = steer(logits, per_row("temperature", 1.0), rows_of([b.mask for b in blocks]),
+                        cat([b.lookback(b.i) for b in blocks]), per_row("pull", 0.0),
+                        rows_of([None if b.toward is None else b.toward[b.i] for b in blocks]))
         tok = draw_rows(steered, cat([b.uniforms() for b in blocks]))
         # the model's own likelihood (temperature 1, no mask), as phrasing.log_likelihood_per_note
         lp = (torch.log_softmax(logits, -1).gather(1, tok[:, None]).squeeze(1).double() / LN2).numpy()
@@ -297,8 +291,7 @@ class Engine:
             prevs.append((b.h[:, prev], b.c[:, prev]))
         if not going:
             return finished
-        state = (cat([p[0] for p in prevs]) if len(prevs) == 1 else torch.cat([p[0] for p in prevs], 1),
-                 cat([p[1] for p in prevs]) if len(prevs) == 1 else torch.cat([p[1] for p in prevs], 1))
+        state = (cat([h for h, _ in prevs], 1), cat([c for _, c in prevs], 1))
         top, (h, c) = self.lstm.advance(cat([t for t, _ in inputs]), cat([x for _, x in inputs]), state)
         self._advanced = len(top)
         head = self.lstm.head_rows(top)

@@ -27,7 +27,6 @@ notes, not with its steps: a bar of one held note and a bar of sixteenths are bo
 from __future__ import annotations
 
 import dataclasses
-import math
 import random
 from dataclasses import dataclass
 
@@ -39,6 +38,7 @@ from ..errors import RequestError
 from ..melody import Key, Melody
 from ..models.lstm import MelodyLSTM
 from ..settings import MAX_SEED
+from .engine import LN2
 
 ENDINGS = ("free", "tonic", "tonic chord", "dominant")
 # Scale degrees of each ending as semitones above the tonic, by mode.
@@ -47,7 +47,6 @@ _ENDING_DEGREES = {
     "tonic chord": {"major": (0, 4, 7), "minor": (0, 3, 7)},
     "dominant": {"major": (7, 11, 2), "minor": (7, 10, 11, 2)},
 }
-LN2 = math.log(2)
 # Endings sampled per variation, unsteered. The LSTM, like the tunes it learnt, mostly ends a bar with
 # a lead-in to the next phrase, so few sampled last bars land on the tonic chord; the variations none
 # of whose candidates land get rounds of endings steered to a cadence (CADENCE_CANDIDATES, a round
@@ -218,7 +217,7 @@ def generate_with_ending(service, primer: np.ndarray, m: Melody, n_new: int, bat
     everyone = np.arange(batch)
     endings(everyone, candidates, pull=pull if candidates == 1 else 0.0, prune=rule.pruner() if search else None)
     if search:
-        cadence = cadence_bias(grid, n_end, ending, key)
+        cadence = rule.cadence()
         # Rounds for the variations none of whose endings landed so far, steered to a cadence (most
         # land in the first); where none lands even then, one more ending drawn to the end (a pruned
         # candidate is not finished), kept and flagged.
@@ -241,14 +240,25 @@ class EndingRule:
     """:func:`ends_on` for the token rows of an ending of ``n_end`` steps that starts at ``grid``'s end,
     without decoding them: where a last note lands (steps into the ending) and the tokens it may be."""
 
-    lands: np.ndarray
+    n_end: int
+    lands: np.ndarray  # the downbeat first
     tokens: np.ndarray
 
     @classmethod
     def of(cls, grid: Melody, n_end: int, ending: str, key: Key) -> EndingRule:
         allowed = ending_pitch_classes(ending, key)
         lands = np.array(landing_steps(grid.replace(total_steps=grid.total_steps + n_end))) - grid.total_steps
-        return cls(lands, np.array([t for t in range(2, tk.NUM_CLASSES) if tk.token_to_pitch(t) % 12 in allowed]))
+        return cls(n_end, lands,
+                   np.array([t for t in range(2, tk.NUM_CLASSES) if tk.token_to_pitch(t) % 12 in allowed]))
+
+    def cadence(self) -> torch.Tensor:
+        """(n_end, C) logits steering an ending toward a cadence: CADENCE_PULL on the ending's
+        pitches at its landing steps, CADENCE_HOLD on HOLD after the first of them."""
+        out = torch.zeros(self.n_end, tk.NUM_CLASSES)
+        for s in self.lands:
+            out[s, torch.from_numpy(self.tokens)] += CADENCE_PULL
+        out[self.lands[0] + 1:, tk.HOLD] += CADENCE_HOLD
+        return out
 
     def met(self, rows: np.ndarray) -> np.ndarray:
         """(N, n) rows, the ending's first n steps -> (N,) whether each, decoded, ends as asked so far:
@@ -259,11 +269,11 @@ class EndingRule:
         return onsets.any(1) & np.isin(last, self.lands) & np.isin(rows[np.arange(len(rows)), last], self.tokens)
 
     def pruner(self):
-        """For the first round of candidate endings: stop stepping a candidate once it cannot end as
-        asked, i.e. from the ending's last landing step on, as soon as its ending so far does not
-        (a later note cannot land). Such a candidate is never chosen: its variation keeps one that
-        ends as asked, or has none and is sampled again in the second round. In 4/4 this saves
-        most of the ending's second half, in 3/4 nearly all but its downbeat."""
+        """For a round of candidate endings: stop stepping a candidate once it cannot end as asked,
+        i.e. from the ending's last landing step on, as soon as its ending so far does not (a later
+        note cannot land). Such a candidate is never chosen: its variation keeps one that ends as
+        asked, or has none and goes to the next round. In 4/4 this saves most of the ending's
+        second half, in 3/4 nearly all but its downbeat."""
         last_land = int(self.lands.max())
 
         def keep(block, i: int) -> np.ndarray:
@@ -280,7 +290,7 @@ def _met(rule: EndingRule | None, end_rows: np.ndarray) -> np.ndarray:
     return np.ones((V, K), bool) if rule is None else rule.met(end_rows.reshape(V * K, n)).reshape(V, K)
 
 
-# The second round's steer (cadence_bias): the logit added to the ending's pitches where a final
+# The cadence rounds' steer (cadence_bias): the logit added to the ending's pitches where a final
 # note may land, and to HOLD after the first such step, so a note that lands is held to the end.
 # Chosen on valid-split primers with bench/eval_phrasing.py: the smallest pulls with which nearly
 # every variation lands at temperatures 1.0 and 0.7; the table is in checkpoints/MODEL_CARD.md.
@@ -289,17 +299,9 @@ CADENCE_PULL, CADENCE_HOLD = 2.0, 2.0
 
 def cadence_bias(grid: Melody, n_end: int, ending: str, key: Key) -> torch.Tensor:
     """(n_end, C) logits steering an ending of ``n_end`` steps (on ``grid``'s bar lines) toward a
-    cadence: CADENCE_PULL on the ``ending``'s pitch classes at its landing steps, CADENCE_HOLD on
-    HOLD after the first of them. Only for variations whose unsteered endings all missed: in
+    cadence (:meth:`EndingRule.cadence`). Only for variations whose unsteered endings all missed: in
     3/4 only the downbeat lands, and a continuation in running eighths seldom stops on it by itself."""
-    allowed = ending_pitch_classes(ending, key)
-    out = torch.zeros(n_end, tk.NUM_CLASSES)
-    lands = landing_steps(grid.replace(total_steps=grid.total_steps + n_end))
-    pitches = [t for t in range(2, tk.NUM_CLASSES) if tk.token_to_pitch(t) % 12 in allowed]
-    for s in lands:
-        out[s - grid.total_steps, pitches] += CADENCE_PULL
-    out[lands[0] - grid.total_steps + 1:, tk.HOLD] += CADENCE_HOLD
-    return out
+    return EndingRule.of(grid, n_end, ending, key).cadence()
 
 
 def check_like(like, melody: Melody, n_new: int) -> None:
