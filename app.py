@@ -100,10 +100,6 @@ def main(argv=None) -> None:
                 mcp_server=args.mcp, prevent_thread_lock=True, blocked_paths=store.private,
                 app_kwargs={"middleware": body_limit.middleware(store)})
     lifecycle.stop_on_signals(store)
-    if args.replicas > 0:
-        from musicgen_app.deploy import ray_serve
-
-        lifecycle.on_stop(lambda: ray_serve.stop(graceful=False))
     adapt_mcp_server(demo, store.out)  # Gradio makes its MCP server in launch
     demo.block_thread()
 
@@ -123,8 +119,10 @@ def _replicated(args):
     """The models on ``args.replicas`` Ray Serve replicas (musicgen_app/deploy/ray_serve.py); the
     page renders and serves the files here. Enough requests at once to keep every replica busy."""
     from musicgen_app.deploy import ray_serve
+    from musicgen_app.web import lifecycle
 
     service = ray_serve.start(args.replicas, address=args.ray_address or None, debug=args.debug_model)
+    lifecycle.on_stop(lambda: ray_serve.stop(graceful=False))  # the stop ends with os._exit, past atexit
     args.concurrency = max(args.concurrency, args.replicas * ray_serve.MAX_ONGOING)
     logging.getLogger("musicgen_app").info("models on %d Ray Serve replicas; %d requests at once",
                                            args.replicas, args.concurrency)

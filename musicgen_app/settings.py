@@ -20,12 +20,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import random
 from dataclasses import dataclass
 
 from .errors import RequestError
 from .melody import meter_problem
 
 MAX_SEED = 2**31 - 1
+
+
+def draw_seed() -> int:
+    """A seed for a request that gave none (it is returned with the result, so it can be repeated)."""
+    return random.SystemRandom().randint(0, MAX_SEED)
 
 
 def _shown(value) -> str:

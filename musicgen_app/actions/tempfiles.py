@@ -8,8 +8,9 @@ there too; the process's ``owner.pid`` is in :attr:`TempStore.private`, which Gr
 (``launch(blocked_paths=...)``).
 
 The store holds at most ``max_bytes``, whatever writes into it (a request's results, Gradio's
-uploads). Room is taken before anything is written: :meth:`TempStore.request_dir` reserves
-``reserve`` bytes for the request's files and :meth:`TempStore.reserved` the size of an upload; a
+uploads). Room is taken before anything is written: :meth:`TempStore.request_dir` reserves what
+the request will write (:func:`audio_bytes`; at most ``reserve``, the most any request writes) and
+:meth:`TempStore.reserved` the size of an upload; a
 reservation lasts until the :func:`request_scope` it was made in ends (no scope: it is only
 checked). To make room, folders older than ``max_age`` go, then the oldest that nobody can still
 need: a folder changed (written, or kept by an open page) within ``protect`` seconds is live, as

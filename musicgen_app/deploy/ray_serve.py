@@ -29,7 +29,6 @@ import contextlib
 import dataclasses
 import logging
 import os
-import random
 import signal
 import threading
 import time
@@ -56,7 +55,7 @@ from ..service import (
     SampleRequest,
     SampleResult,
 )
-from ..settings import MAX_SEED
+from ..settings import draw_seed
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +136,7 @@ def _seeded(req):
     """The request with a seed: its own, else one drawn as the service would draw it."""
     if req.seed is not None:
         return req
-    return dataclasses.replace(req, seed=random.SystemRandom().randint(0, MAX_SEED))
+    return dataclasses.replace(req, seed=draw_seed())
 
 
 class ReplicatedService:

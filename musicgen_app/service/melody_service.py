@@ -8,7 +8,6 @@ be reproduced), and returns Melodies that keep the input's tempo, meter, key and
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,7 @@ from ..models.sampling import pitch_mask, stay_close_pull
 from ..models.style import StyleModel, fit_style
 from ..models.vae import MelodyVAE, VAEConfig, slerp
 from ..paths import CHECKPOINTS
-from ..settings import MAX_SEED, parse_time_signature
+from ..settings import draw_seed, parse_time_signature
 from . import engine, phrasing
 from .decoding import MAX_CHUNKS, bank_melodies, bar_aligned, fit_length, melodies_from_codes, paced_ts, style_melodies
 from .engine import Engine, LSTMRun
@@ -42,7 +41,7 @@ from .requests import (
 
 
 def _generator(seed: int | None) -> tuple[torch.Generator, int]:
-    seed = random.SystemRandom().randint(0, MAX_SEED) if seed is None else seed
+    seed = draw_seed() if seed is None else seed
     return torch.Generator().manual_seed(seed), seed
 
 

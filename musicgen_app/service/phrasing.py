@@ -27,7 +27,6 @@ notes, not with its steps: a bar of one held note and a bar of sixteenths are bo
 from __future__ import annotations
 
 import dataclasses
-import random
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,7 +36,7 @@ from .. import tokens as tk
 from ..errors import RequestError
 from ..melody import Key, Melody
 from ..models.lstm import MelodyLSTM
-from ..settings import MAX_SEED
+from ..settings import draw_seed
 from .engine import LN2
 
 ENDINGS = ("free", "tonic", "tonic chord", "dominant")
@@ -340,6 +339,6 @@ def continue_with_ending(service, request, ending: str, candidates: int = DEFAUL
     used: what ``MelodyService.continue_`` samples (for measuring choices continue_ does not expose)."""
     request = dataclasses.replace(request, ending=ending)
     request.validate()
-    seed = random.SystemRandom().randint(0, MAX_SEED) if request.seed is None else request.seed
+    seed = draw_seed() if request.seed is None else request.seed
     out = service.continuation_rows(request, torch.Generator().manual_seed(seed), candidates)
     return PhrasedRows(out.tokens, out.log2p_per_note, out.satisfied, seed)

@@ -15,6 +15,7 @@ from gradio.exceptions import InvalidPathError
 
 from ..io.sandbox import ShuttingDown
 from .lifecycle import STOPPING_MESSAGE, in_flight, stopping
+from .refusals import error_title
 
 log = logging.getLogger(__name__)
 FILE_HOW = ("give a file you uploaded to this studio: POST it to /gradio_api/upload and pass the path it returns, as "
@@ -95,6 +96,6 @@ def counted_events(demo) -> None:
             with in_flight():
                 return await process(*args, **kwargs)
         except ShuttingDown as exc:
-            raise gr.Error(str(exc), title="The studio is busy", print_exception=False) from None
+            raise gr.Error(str(exc), title=error_title(exc), print_exception=False) from None
 
     demo.process_api = counted
