@@ -122,7 +122,7 @@ def test_without_render_audio_the_api_writes_no_audio_and_the_same_midi(client, 
     with_audio = client.predict(**args, api_name="/continue")
     assert len(with_audio[2]) == 2
     assert [Path(m).read_bytes() for m in midi] == [Path(m).read_bytes() for m in with_audio[0]]
-    with pytest.raises(AppError, match="render_audio must be true or false"):
+    with pytest.raises(AppError, match="render_audio .loud. must be true or false"):
         client.predict(**args, render_audio="loud", api_name="/continue")
 
 

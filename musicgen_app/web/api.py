@@ -17,7 +17,6 @@ import gradio as gr
 
 from ..actions.inputs import resolve_api_input
 from ..actions.studio import Studio, learn_style, run_continue, run_generate, run_interpolate
-from ..errors import RequestError
 from ..io.examples import example_names
 from ..service import ContinueRequest, InterpolateRequest, SampleRequest
 from ..settings import Choice, Flag, Meter, Number, Seed, Setting, build_request, settings_of
@@ -271,16 +270,13 @@ def _audio_flag():
     return raw_input(gr.Checkbox(True, label="render_audio", info=INPUT_DOCS["render_audio"]))
 
 
+# Not a setting of the music (no request type declares it): which files an API call renders.
+RENDER_AUDIO = Flag("render_audio", True, INPUT_DOCS["render_audio"])
+
+
 def _wants_audio(given: dict) -> bool:
     """``render_audio`` as sent: true, false or empty (the default, true); anything else is refused."""
-    flag = given.get("render_audio", True)
-    if flag is None or flag == "":
-        return True
-    if isinstance(flag, bool):
-        return flag
-    if isinstance(flag, str) and flag.strip().lower() in ("true", "false"):
-        return flag.strip().lower() == "true"
-    raise RequestError(f"render_audio must be true or false, not {str(flag)[:30]!r}.")
+    return RENDER_AUDIO.parse("render_audio", given.get("render_audio"))
 
 
 def _qpm_input(name: str):
