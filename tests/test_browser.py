@@ -888,5 +888,18 @@ def test_record_to_the_count_in_the_take_is_read_on_its_grid_and_continued(brows
             if m.type == "note_on" and m.velocity > 0:
                 onsets.append((t // step_ticks, m.note))
         assert onsets[: len(waltz.notes)] == [(n.start, n.pitch) for n in waltz.notes]
+
+        # Count-in off: the next take starts without clicks and is read without the count-in's grid
+        page.locator("#continue-tab-record-button, button[role=tab]:has-text('Record')").first.click()
+        page.locator("#continue-audio-count-in input[type=checkbox]").uncheck()
+        before = page.evaluate("() => window.startedSources.length")
+        panel.get_by_role("button", name=re.compile("clear", re.I)).first.click()  # the last take's x
+        panel.get_by_role("button", name=re.compile("^Record$", re.I)).first.click()
+        page.wait_for_timeout(5000)
+        panel.get_by_role("button", name=re.compile("^Stop", re.I)).first.click()
+        page.wait_for_function("() => !document.querySelector('#continue-info').innerText.includes(\"count-in's grid\")"
+                               " && document.querySelector('#continue-info').innerText.includes('Transcribed')")
+        assert page.evaluate("() => window.startedSources.length") == before  # no clicks played
+        assert "100 qpm" in page.inner_text("#continue-info")  # the typed tempo still holds
     finally:
         mic_browser.close()
