@@ -4,7 +4,8 @@
 
 Prints the median and p95 over repeated calls (after a warm-up) and the goal of each:
 continue 8 bars x 4 variations and interpolate 4 bars x 7 steps <= 150 ms; Generate 8 x 4 bars
-<= 60 ms with each sampler, with the corpus bank's attribute controls set, and "more like" two clips.
+<= 60 ms with each sampler, with the corpus bank's attribute controls set, and "more like" two clips;
+Generate 8 x 16 bars <= 150 ms and interpolate 16 bars x 7 steps <= 300 ms.
 
 Then Continue 8 x 4 under load: ``--clients`` threads each calling it ``--per-client`` times at once,
 as the app's workers do, so the engine (service/engine.py) steps their rows together. Prints the
@@ -30,14 +31,16 @@ from musicgen_app.training import corpus  # noqa: E402
 
 GOAL_MS = 150
 GENERATE_GOAL_MS = 60
+LONG_GOALS_MS = {"generate": 150, "interpolate": 300}  # 8 x 16 bars; 16 bars x 7 steps
 LOAD_CPU_GOAL_MS = 60
 
 
-def four_bar_clips(n: int):
+def four_bar_clips(n: int, bars: int = 4):
+    """The first ``bars`` bars of the first ``n`` 4/4 test tunes that have them."""
     clips = []
     for m in corpus.load_corpus().split("test"):
-        if m.time_signature == (4, 4) and m.total_steps >= m.pickup_steps + 64:
-            clips.append(m.slice(m.pickup_steps, m.pickup_steps + 64))
+        if m.time_signature == (4, 4) and m.total_steps >= m.pickup_steps + 16 * bars:
+            clips.append(m.slice(m.pickup_steps, m.pickup_steps + 16 * bars))
         if len(clips) == n:
             return clips
     return clips
@@ -73,6 +76,11 @@ def main(argv=None):
             SampleRequest(count=8, seed=s, sampler=sampler)))
     cases["sample 8, bank, D minor, 3/bar"] = (GENERATE_GOAL_MS, lambda s: svc.sample(
         SampleRequest(count=8, seed=s, key="D minor", notes_per_bar=3.0, ends_on_tonic=True)))
+    a16, b16 = four_bar_clips(2, 16)
+    cases["sample 8 x 16 bars, bank"] = (LONG_GOALS_MS["generate"], lambda s: svc.sample(
+        SampleRequest(count=8, seed=s, bars=16)))
+    cases["interpolate 16 bars x 7 steps"] = (LONG_GOALS_MS["interpolate"], lambda s: svc.interpolate(
+        InterpolateRequest(a16, b16, steps=7, seed=s)))
     style = svc.learn_style([a, b])
     cases["sample 8, more like 2 clips"] = (GENERATE_GOAL_MS, lambda s: svc.sample(
         SampleRequest(count=8, seed=s, sampler="style", style=style)))

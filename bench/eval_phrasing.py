@@ -1,7 +1,9 @@
 """How continuations end and repeat, with and without an asked ending, against the real tunes.
 
     PYTHONPATH=. .venv/bin/python bench/eval_phrasing.py [--primers 200] [--timing 30] [--rolls DIR]
-                                                         [--split test|valid]
+                                                         [--split test|valid|classical]
+    PYTHONPATH=. .venv/bin/python bench/eval_phrasing.py --defaults [--split ...]   (the default ending)
+    PYTHONPATH=. .venv/bin/python bench/eval_phrasing.py --ending-table             (phrasing.REAL_ENDINGS)
 
 Held-out primers (stats.primers: 4 bars from the start of the split's tunes; choices are made on
 ``--split valid``, figures reported on test), 4 generated bars, 4 variations each, temperature 1.0
@@ -23,6 +25,14 @@ seed without it. Printed per group: steps equal to the reference's, note onsets 
 that the new variation has too (same step, same pitch), bars equal to the reference's same bar, and
 whole copies of it; "unrelated" compares the default Continue's other 3 variations with the
 reference.
+
+``--defaults``: the default Continue (End on: like real tunes), End on: tonic chord and free beside
+the real next 4 and 8 bars, temperature 1, "Stay close" at its default, with per continuation: last
+note in the tonic triad, tonic chord end, a last note of a beat or more, repeated bars (and those
+whose nearest equal bar is 2 or 4 bars back), primer copies, notes per bar, pitch range, log2
+p/note; and over primers, the Pearson r of a primer's repeated bars (mean over its 4 variations)
+with its real tune's next bars' and with its own (the primer's). ``--ending-table``: how real 4-bar
+stretches end, per bar position mod 8 (train split).
 
 Then the model time of one Continue of 8 bars x 4 variations per method (one thread), and with
 --rolls, piano rolls of the first 8 primers' best variation, free and tonic chord.
@@ -55,6 +65,8 @@ from musicgen_app.training import (
     corpus,  # noqa: E402
     stats,  # noqa: E402
 )
+from musicgen_app.training.corpus import load_corpus  # noqa: E402
+from musicgen_app.training.evaluate import CLASSICAL  # noqa: E402
 
 BARS = 4
 STAY_CLOSE = spec(ContinueRequest, "stay_close").default
@@ -69,29 +81,111 @@ def bar_notes(m: Melody) -> list[tuple]:
 def figures(primer: Melody, cont: Melody) -> dict:
     key, bars, before = primer.key, bar_notes(cont), set(bar_notes(primer))
     last = cont.notes[-1].pitch % 12 if cont.notes else None
-    return {"tonic chord end": phrasing.ends_on(cont, "tonic chord", key),
+    pitches = [n.pitch for n in cont.notes] or [0]
+    return {"long last": bool(cont.notes) and cont.notes[-1].duration >= cont.beat_steps,
+            "notes per bar": len(cont.notes) / len(bars), "range": max(pitches) - min(pitches),
+            "tonic chord end": phrasing.ends_on(cont, "tonic chord", key),
             "last in triad": last in phrasing.ending_pitch_classes("tonic chord", key),
             "tonic end": phrasing.ends_on(cont, "tonic", key),
             "repeated bars": [bool(b) and b in bars[:i] for i, b in enumerate(bars) if i],
+            "repeat lag": [min((i - j for j in range(i) if bars[j] == b), default=0) if b else 0
+                           for i, b in enumerate(bars) if i],
             "primer copies": [bool(b) and b in before for b in bars],
             "in scale": [n.pitch % 12 in key.scale_pitch_classes() for n in cont.notes]}
 
 
-def real_pairs(test: list[Melody], n: int) -> list[tuple[Melody, np.ndarray]]:
-    """stats.primers' primers with the tokens of their tune's next BARS bars (where it has them)."""
+def real_pairs(test: list[Melody], n: int, bars: int = BARS) -> list[tuple[Melody, np.ndarray]]:
+    """stats.primers' primers with the tokens of their tune's next ``bars`` bars (where it has them)."""
     primers = stats.primers(test, n)
     by_start = {}
     for m in test:  # walk the tunes as stats.primers does, to find each primer's own tune
         start, length = m.pickup_steps, BARS * m.bar_steps
-        if m.total_steps >= start + 2 * length:
+        if m.total_steps >= start + length + bars * m.bar_steps:
             by_start.setdefault(m.slice(start, start + length), m)
     out = []
     for p in primers:
         m = by_start.get(p)
         if m is not None:
             start = m.pickup_steps + BARS * m.bar_steps
-            out.append((p, tk.encode(m).tokens[m.pickup_steps:start + BARS * m.bar_steps][p.total_steps:]))
+            out.append((p, tk.encode(m).tokens[m.pickup_steps:start + bars * m.bar_steps][p.total_steps:]))
     return out
+
+
+def repeat_share(m: Melody) -> float:
+    """Bars after the first that have notes and equal an earlier bar, as a share of those bars."""
+    bars = bar_notes(m)
+    return float(np.mean([bool(b) and b in bars[:i] for i, b in enumerate(bars) if i]))
+
+
+def default_table(svc, melodies: list[Melody], n: int, bars: int) -> list[tuple[str, dict]]:
+    """The ``--defaults`` rows for continuations of ``bars`` bars (see the module docstring)."""
+    real = real_pairs(melodies, n, bars)
+    primers = [p for p, _ in real]
+    cols = ("last in triad", "tonic chord end", "long last", "repeated bars", "primer copies", "notes per bar",
+            "range", "log2 p/note")
+
+    def row(conts: list[list[Melody]], scores: list) -> dict:
+        per = [[figures(p, c) for c in cs] for p, cs in zip(primers, conts)]
+        flat = [f for fs in per for f in fs]
+        out = {k: float(np.mean([np.mean(f[k]) for f in flat])) for k in cols[:-1]}
+        out["repeated bars"] = float(np.mean([x for f in flat for x in f["repeated bars"]]))
+        for lag in (2, 4):
+            out[f"lag {lag} repeats"] = float(np.mean([x == lag for f in flat for x in f["repeat lag"]]))
+        out["log2 p/note"] = float(np.mean(scores))
+        reps = [np.mean([repeat_share(c) for c in cs]) for cs in conts]
+        out["r with real"] = float(np.corrcoef(reps, real_reps)[0, 1])
+        out["r with primer"] = float(np.corrcoef(reps, [repeat_share(p) for p in primers])[0, 1])
+        out["n"] = len(flat)
+        return out
+
+    def grid(p):
+        return p.slice(p.total_steps, p.total_steps)
+    real_conts = [[tk.decode(r, grid(p))] for p, r in real]
+    real_reps = [repeat_share(c[0]) for c in real_conts]
+    with torch.inference_mode():
+        real_scores = [phrasing.log_likelihood_per_note(svc.lstm, tk.encode(p).tokens, p, r[None])[0] for p, r in real]
+    rows = [(f"real next {bars} bars", row(real_conts, real_scores))]
+    default = spec(ContinueRequest, "ending").default
+    methods = ((f"default ({default})", default, phrasing.DEFAULT_CANDIDATES),
+               ("tonic chord", "tonic chord", phrasing.DEFAULT_CANDIDATES), ("free", "free", 1))
+    for name, ending, k in methods[:1] + tuple(m for m in methods[1:] if m[1] != default):
+        t0 = time.time()
+        outs = [phrasing.continue_with_ending(svc, ContinueRequest(p, bars=bars, variations=4, seed=i), ending, k)
+                for i, p in enumerate(primers)]
+        conts = [[tk.decode(r, grid(p)) for r in o.tokens] for p, o in zip(primers, outs)]
+        rows.append((name, row(conts, [s for o in outs for s in o.log2p_per_note])))
+        print(f"{bars} bars, {name}: {time.time() - t0:.0f} s", flush=True)
+    return rows
+
+
+def default_markdown(rows: list[tuple[str, dict]]) -> str:
+    cols = ["last in triad", "tonic chord end", "long last", "repeated bars", "lag 2 repeats", "lag 4 repeats",
+            "r with real", "r with primer", "primer copies", "notes per bar", "range", "log2 p/note"]
+    pct = {"last in triad", "tonic chord end", "long last", "repeated bars", "lag 2 repeats", "lag 4 repeats",
+           "primer copies"}
+    lines = ["| continuation | " + " | ".join(cols) + " | n |", "|---" * (len(cols) + 2) + "|"]
+    for name, r in rows:
+        cells = [f"{100 * r[c]:.1f} %" if c in pct else f"{r[c]:.2f}" for c in cols]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {r['n']} |")
+    return "\n".join(lines)
+
+
+def ending_table(melodies: list[Melody]) -> list[tuple[float, float, int]]:
+    """Per bar position mod 8 (bars from the tune's first bar line to a bar line, 5 or more): of the
+    4 bars before it with notes, the share whose last note is a cadence (ends_on tonic chord) and
+    the share whose last note is in the tonic triad without landing, and how many there were."""
+    kinds = [[] for _ in range(8)]
+    for m in melodies:
+        if len(m.notes) < 8:
+            continue
+        first = m.pickup_steps
+        for e in range(5, (m.total_steps - first) // m.bar_steps + 1):
+            w = m.slice(first + (e - 4) * m.bar_steps, first + e * m.bar_steps)
+            if w.notes:
+                cadence = phrasing.ends_on(w, "tonic chord", m.key)
+                triad = w.notes[-1].pitch % 12 in phrasing.ending_pitch_classes("tonic chord", m.key)
+                kinds[e % 8].append((cadence, triad and not cadence))
+    return [(*np.mean(k, 0), len(k)) for k in kinds]
 
 
 def method_rows(svc, primers, temperature, ending, candidates, stay_close=STAY_CLOSE):
@@ -161,7 +255,9 @@ def timing(svc, primers, candidates: int) -> list[tuple[str, float, float]]:
     methods = [("End on: free (one pass, ranked)", lambda r: phrasing.continue_with_ending(svc, r, "free", 1)),
                ("tonic chord, K=8", lambda r: phrasing.continue_with_ending(svc, r, "tonic chord", 8)),
                (f"tonic chord, K={candidates}", lambda r: phrasing.continue_with_ending(svc, r, "tonic chord",
-                                                                                          candidates))]
+                                                                                          candidates)),
+               (f"{phrasing.LIKE_REAL} (the default), K={candidates}",
+                lambda r: phrasing.continue_with_ending(svc, r, phrasing.LIKE_REAL, candidates))]
     ms = np.zeros((len(primers), len(methods)))
     for i, p in enumerate(primers):
         req = ContinueRequest(p, bars=8, variations=4, seed=i)
@@ -174,7 +270,8 @@ def timing(svc, primers, candidates: int) -> list[tuple[str, float, float]]:
 
 
 def rolls(svc, primers, candidates: int, folder: Path) -> None:
-    for ending, k, name in (("free", 1, "rolls_free.png"), ("tonic chord", candidates, "rolls_tonic.png")):
+    for ending, k, name in (("free", 1, "rolls_free.png"), ("tonic chord", candidates, "rolls_tonic.png"),
+                            (phrasing.LIKE_REAL, candidates, "rolls_default.png")):
         tiles = []
         for i, p in enumerate(primers):
             out = phrasing.continue_with_ending(svc, ContinueRequest(p, bars=BARS, variations=4, seed=i), ending, k)
@@ -192,15 +289,32 @@ def main() -> None:
     ap.add_argument("--timing", type=int, default=30, help="primers timed per method (8 bars x 4)")
     ap.add_argument("--timing-only", action="store_true", help="stop after the timing")
     ap.add_argument("--candidates", type=int, default=phrasing.DEFAULT_CANDIDATES)
-    ap.add_argument("--rolls", type=Path, help="folder for rolls_free.png and rolls_tonic.png")
+    ap.add_argument("--rolls", type=Path, help="folder for rolls_free.png, rolls_tonic.png and rolls_default.png")
     ap.add_argument("--like", type=int, default=100, help="primers of the 'more like' measurement")
-    ap.add_argument("--split", choices=("test", "valid"), default="test", help="valid for choosing, test to report")
+    ap.add_argument("--split", choices=("test", "valid", "classical"), default="test",
+                    help="valid for choosing, test to report; classical: out of domain")
+    ap.add_argument("--defaults", action="store_true", help="only the default ending's table, at 4 and 8 bars")
+    ap.add_argument("--ending-table", action="store_true", help="only how real tunes end (train split)")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.ending_table:
+        print("position mod 8: (cadence, triad without landing), windows")
+        for e, (cadence, triad, n) in enumerate(ending_table(corpus.load_corpus().split("train"))):
+            print(f"{e}: ({cadence:.2f}, {triad:.2f}), {n}")
+        return
     svc = MelodyService.from_checkpoints()
-    test = corpus.load_corpus().split(args.split)
-    primers = stats.primers(test, args.primers)
     K = args.candidates
+    test = load_corpus(CLASSICAL).melodies if args.split == "classical" else corpus.load_corpus().split(args.split)
+    if args.rolls and args.defaults:
+        args.rolls.mkdir(parents=True, exist_ok=True)
+        rolls(svc, stats.primers(test, 8), K, args.rolls)
+    if args.defaults:
+        for bars in (4, 8):
+            rows = default_table(svc, test, args.primers, bars)
+            print(f"\n{args.split} primers, {bars} new bars, 4 variations each, temperature 1, stay close "
+                  f"{STAY_CLOSE:g}\n\n{default_markdown(rows)}\n", flush=True)
+        return
+    primers = stats.primers(test, args.primers)
     for name, ms, ratio in timing(svc, primers[:args.timing], K):
         print(f"model time, 8 bars x 4 variations, {name}: {ms:.0f} ms, {ratio:.2f} x free "
               f"(medians over {args.timing} primers)", flush=True)

@@ -44,6 +44,8 @@ def add_settings(parser: argparse.ArgumentParser, request_type, skip=(), flags: 
             kw.update(action="store_const", const=True, help=f"{s.help}")
         elif isinstance(s, Choice) and len(s.options) <= 8:
             kw.update(choices=s.values, metavar="{" + ",".join(map(str, s.values)) + "}")
+            if all(isinstance(v, int) for v in s.values):  # argparse compares the typed text with the choices
+                kw.update(type=int)
         parser.add_argument(*([flag] if isinstance(flag, str) else flag), **kw)
     return names
 

@@ -36,6 +36,11 @@ _MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39,
 _MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
 
 
+def meter_name(time_signature: tuple[int, int]) -> str:
+    """(3, 4) -> "3/4"."""
+    return f"{time_signature[0]}/{time_signature[1]}"
+
+
 def meter_problem(num: int, den: int, steps_per_quarter: int = 4) -> str | None:
     """Why ``num/den`` cannot be a Melody's meter on this grid, or None when it can."""
     if den not in SUPPORTED_DENOMINATORS or not 1 <= num <= 32:

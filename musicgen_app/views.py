@@ -310,3 +310,46 @@ def _save(img: Image.Image, path: str | Path | None) -> bytes | Path:
     path = Path(path)
     path.write_bytes(buf.getvalue())
     return path
+
+
+def bar_similarity(melody: Melody) -> np.ndarray:
+    """(bars, bars) in [0, 1]: how far bar j plays bar i again, at best moved by up to an octave:
+    the share of steps where either bar starts a note at which both start the same note (after the
+    move); 1 between two bars with no note. Whole bars only; a tune's repeated phrases show as
+    bright diagonals off the main one."""
+    whole = int((melody.total_steps - melody.pickup_steps) // melody.bar_steps)
+    bars = np.full((whole, melody.bar_steps), -100)  # the pitch starting at each step; -100: none
+    for note in melody.notes:
+        bar, step = divmod(note.start - melody.pickup_steps, melody.bar_steps)
+        if 0 <= bar < whole:
+            bars[bar, step] = note.pitch
+    onsets = bars >= 0
+    n = len(bars)
+    out = np.ones((n, n))
+    for i in range(n):
+        for j in range(n):
+            either = onsets[i] | onsets[j]
+            if either.any():
+                same = [(onsets[i] & onsets[j] & (bars[i] + s == bars[j])).sum() for s in range(-12, 13)]
+                out[i, j] = max(same) / either.sum()
+    return out
+
+
+def bar_similarity_png(melody: Melody, *, size: int = 200, title: str = "") -> bytes:
+    """The bar self-similarity matrix (bar_similarity) as a grey square, ``size`` pixels: black is
+    a bar played again, white nothing in common; bar 1 top left."""
+    sim = bar_similarity(melody)
+    n = max(len(sim), 1)
+    img = Image.new("RGB", (size, size), _BACKGROUND)
+    draw = ImageDraw.Draw(img)
+    top, left = 18, 4
+    cell = (size - top - 4) / n
+    for i in range(len(sim)):
+        for j in range(len(sim)):
+            g = int(255 * (1 - sim[i, j]))
+            draw.rectangle([left + j * cell, top + i * cell, left + (j + 1) * cell - 1, top + (i + 1) * cell - 1],
+                           fill=(g, g, g))
+    draw.text((left, 2), title or "bar self-similarity", fill=_TEXT, font=_font(11))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()

@@ -48,4 +48,9 @@ def golden_hashes() -> dict[str, str]:
                                          sampler=sampler, **shape))
             for k, m in enumerate(r.melodies):
                 out[f"generate/{tag}{ts[0]}-{ts[1]}/{k}"] = _sha(melody_to_midi(m))
+    for sampler in ("bank", "gan", "gaussian"):  # whole tunes with form
+        for ts in ((4, 4), (6, 8)):
+            r = svc.sample(SampleRequest(count=2, seed=6, time_signature=ts, sampler=sampler, bars=16))
+            for k, m in enumerate(r.melodies):
+                out[f"generate/16-bars/{sampler}/{ts[0]}-{ts[1]}/{k}"] = _sha(melody_to_midi(m))
     return out

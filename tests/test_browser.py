@@ -691,6 +691,17 @@ def test_generate_every_setting_and_sampler_from_a_fresh_page(page):
         made[sampler] = paths[0].read_bytes()
     assert len(set(made.values())) == 3  # each sampler writes its own melodies
 
+    # Bars: 16-bar tunes, from the bank and from the Gaussian (which borrows a tune's form)
+    for sampler in ("bank", "gaussian"):
+        _radio(page, "generate-sampler", sampler)
+        _radio(page, "generate-bars", "16")
+        _press(page, "#generate-go", "#generate-gallery img")
+        long = [_midi(p) for p in _downloads(page, "#generate-files", ".mid")]
+        assert len(long) == 3 and all(m.meters == [(3, 4)] and 12 < m.bars <= 16 for m in long), \
+            [(m.meters, m.bars) for m in long]
+    _screenshot(page, OUT / "every-control-generate-16-bars.png")
+    _radio(page, "generate-bars", "4")
+
     # the same seed: the same melodies; another SoundFont: the same MIDI, other sound
     wav_tim = _audio(page, "#generate-audio")
     _choose(page, "generate-soundfont", "FluidR3_GM")

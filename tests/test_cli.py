@@ -66,6 +66,11 @@ def test_generate_writes_n_files(tmp_path):
     assert main(["--debug-model", "generate", "-n", "2", "--notes-per-bar", "4", "--key", "D minor", "--ends-on-tonic",
                  "-o", str(tmp_path / "shaped")]) == 0
     assert len(list((tmp_path / "shaped").glob("*.mid"))) == 2
+    # 16 bars of 6/8, typed as the option's text
+    assert main(["--debug-model", "generate", "-n", "1", "--bars", "16", "--time-signature", "6/8", "-o",
+                 str(tmp_path / "long")]) == 0
+    (long,) = (tmp_path / "long").glob("*.mid")
+    assert round(mido.MidiFile(long).length / (60 / 120 * 3)) == 16  # a bar of 6/8: 3 quarters, 1.5 s at 120
     # more like these: learn the clips' style first (the jig and a copy of it: 6/8)
     like = tmp_path / "like"
     assert main(["--debug-model", "generate", "-n", "2", "--like", str(JIG), str(JIG), "-o", str(like)]) == 0

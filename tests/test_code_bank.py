@@ -204,7 +204,9 @@ def test_generate_without_a_bank_falls_back_unless_controls_are_asked():
     without = MelodyService(svc.lstm, svc.vae, gan=svc.gan)
     res = without.sample(SampleRequest(count=1, seed=1))
     assert any("corpus bank is not installed" in n and "latent GAN" in n for n in res.notices)
-    assert res.melodies == svc.sample(SampleRequest(count=1, seed=1, sampler="gan")).melodies
+    assert res.melodies == without.sample(SampleRequest(count=1, seed=1, sampler="gan")).melodies
+    # with a bank, the GAN refines the bank's codes instead
+    assert res.melodies != svc.sample(SampleRequest(count=1, seed=1, sampler="gan")).melodies
     with pytest.raises(RequestError, match="corpus bank is not installed"):
         without.sample(SampleRequest(count=1, seed=1, notes_per_bar=4.0))
 

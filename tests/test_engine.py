@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from musicgen_app import tokens as tk
 from musicgen_app.io.importer import load_melody
 from musicgen_app.io.midi import melody_to_midi
 from musicgen_app.service import ContinueRequest, MelodyService
@@ -37,7 +38,7 @@ def sixteen_requests(tunes) -> list[ContinueRequest]:
         m = tunes[i % 3]
         reqs.append(ContinueRequest(m, bars=1 + i % 3, variations=1 + i % 4, temperature=(0.7, 1.0, 1.3)[i % 3],
                                     stay_close=(0.0, 0.5, 1.0)[(i // 3) % 3], seed=100 + i,
-                                    ending=("free", "tonic chord", "tonic", "dominant")[i % 4],
+                                    ending=("free", "tonic chord", "tonic", "dominant", "like real tunes")[i % 5],
                                     key_lock=("off", "detected")[i % 2]))
     return reqs
 
@@ -134,3 +135,13 @@ def test_pruning_hopeless_endings_changes_no_variation(shipped, tunes, ending, m
         assert midi_of(full) == midi_of(p)
         assert full.log2p_per_note == p.log2p_per_note and full.ended == p.ended
     assert with_pruning < 0.8 * sum(stepped)  # and it did save steps
+
+
+def test_a_block_whose_rows_are_all_pruned_leaves_its_generator_as_stepping_to_the_end_would(tunes):
+    svc, m = MelodyService.debug(), tunes[0]
+    after = []
+    for prune in (lambda block, i: np.zeros(len(block.live), bool), None):
+        gen = torch.Generator().manual_seed(3)
+        svc.sample_lstm(tk.encode(m).tokens, m, 12, 4, 1.0, gen, resumable=False, prune=prune)
+        after.append(torch.rand(3, generator=gen))  # what the next round of endings would draw
+    assert torch.equal(*after)

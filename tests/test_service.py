@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from musicgen_app import tokens as tk
 from musicgen_app.errors import RequestError
 from musicgen_app.melody import Key, Melody, Note
 from musicgen_app.models.vae import slerp
@@ -103,12 +104,18 @@ def test_interpolate_shapes_and_endpoints(svc):
     assert res.clips[0].total_steps == a.total_steps  # 2-bar clips stay 2 bars: no silent bars added
 
 
-def test_interpolate_long_clips_go_chunk_by_chunk(svc):
-    eight = scale_tune().concat(scale_tune()).concat(scale_tune()).concat(scale_tune())
+def test_interpolate_long_clips_morph_along_one_path_keeping_their_form(svc):
+    """8 bars that play their first 4 bars twice: every step of the morph plays its bars 5-8 as its
+    bars 1-4, as A and B do; no word of chunks."""
+    four = scale_tune().concat(scale_tune().transpose(3))
+    eight = four.concat(four)
     twelve = eight.concat(scale_tune()).concat(scale_tune())
-    res = svc.interpolate(InterpolateRequest(twelve, eight, steps=3, seed=0))
-    assert res.clips[0].total_steps == 128 and any("2 chunks" in n for n in res.notices)
+    res = svc.interpolate(InterpolateRequest(twelve, eight.transpose(-2), steps=5, seed=0, temperature=1.0))
+    assert res.clips[0].total_steps == 128 and not any("chunk" in n for n in res.notices)
     assert any("Clip A (12 bars) was cut to its first 8 bars" in n for n in res.notices)
+    for clip in res.clips[1:-1]:
+        bars = tk.bar_rows(clip)
+        assert (bars[4:] == bars[:4]).all()
 
 
 def test_interpolate_pickup_and_meter_mismatch(svc):

@@ -106,3 +106,16 @@ def test_transcription_picture_draws_the_notes_over_the_pitch_curve():
     png = views.transcription_png(melody, silent, width=600, height=200)
     assert colour_pixels(png, views.HEARD_CURVE_COLOUR) < 40  # the legend's line only
     assert colour_pixels(png, views.UNSTEADY_COLOUR) < 100  # the legend's box only
+
+
+def test_bar_similarity_finds_a_bar_played_again_and_one_moved():
+    """Bars: a rising line, another rhythm, the line again, the line a fourth up, silence."""
+    line = [Note(4 * i, 60 + 2 * i, 4) for i in range(4)]
+    other = [Note(16 + 8 * i, 70 - i, 8) for i in range(2)]
+    notes = line + other + [Note(n.start + 32, n.pitch, 4) for n in line] + \
+        [Note(n.start + 48, n.pitch + 5, 4) for n in line]
+    sim = views.bar_similarity(Melody(notes=tuple(notes), total_steps=80))
+    assert sim.shape == (5, 5) and (np.diag(sim) == 1).all()
+    assert sim[0, 2] == sim[0, 3] == 1 and sim[0, 1] < 0.5 and sim[0, 4] == 0
+    png = views.bar_similarity_png(Melody(notes=tuple(notes), total_steps=80), size=120)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"

@@ -31,6 +31,7 @@ the asked tonic. A request no window meets is refused with the value to change.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -39,8 +40,7 @@ from torch import nn
 
 from .. import tokens as tk
 from ..errors import CheckpointError, MelodyError, RequestError
-from ..melody import Key, Melody, estimate_key
-from .latent_gan import meter_name
+from ..melody import Key, Melody, estimate_key, meter_name
 
 MODES = ("major", "minor")
 # numeric attributes: their name in a sentence, and their value's unit
@@ -194,10 +194,18 @@ class CodeBank(nn.Module):
         self.register_buffer("ends_on_tonic", torch.zeros(c.size, dtype=torch.uint8))
         self.register_buffer("code_std", torch.ones(c.z_dim))  # per dimension, over the training codes
         self.register_buffer("neighbours", torch.arange(c.size, dtype=torch.int32)[:, None].repeat(1, c.neighbours))
+        # where each window is in the corpus: its tune, and the bar it starts on (after any pickup),
+        # so that consecutive windows of one tune can be chained into 8- and 16-bar melodies
+        self.register_buffer("tune", torch.arange(c.size, dtype=torch.int32))
+        self.register_buffer("bar", torch.zeros(c.size, dtype=torch.int32))
+        self._chains: dict[tuple, torch.Tensor] = {}  # chains and phrase_windows, made when first asked
+        self._chains_lock = threading.Lock()
 
     @classmethod
-    def from_windows(cls, tokens: np.ndarray, meters: list[str], code_std: torch.Tensor, **config) -> CodeBank:
-        """A bank of ``tokens`` (N, window) windows of the time signatures ``meters`` (N names "n/d")."""
+    def from_windows(cls, tokens: np.ndarray, meters: list[str], code_std: torch.Tensor,
+                     tune: np.ndarray | None = None, bar: np.ndarray | None = None, **config) -> CodeBank:
+        """A bank of ``tokens`` (N, window) windows of the time signatures ``meters`` (N names "n/d"),
+        from tunes ``tune`` (N,), starting on their bars ``bar`` (N,) (default: each its own tune)."""
         names = tuple(sorted(set(meters), key=lambda m: (-meters.count(m), m)))
         bank = cls(CodeBankConfig(size=len(tokens), window=tokens.shape[1], z_dim=len(code_std), meters=names,
                                   **config))
@@ -208,7 +216,16 @@ class CodeBank(nn.Module):
             for name in ("notes_per_bar", "range_semitones", "tonic", "minor", "ends_on_tonic"):
                 getattr(bank, name).copy_(torch.tensor([a[name] for a in attrs]))
             bank.code_std.copy_(code_std)
+            bank.set_positions(np.arange(len(tokens)) if tune is None else tune,
+                               np.zeros(len(tokens)) if bar is None else bar)
         return bank
+
+    @torch.no_grad()
+    def set_positions(self, tune: np.ndarray, bar: np.ndarray) -> None:
+        """Which tune each window is from (N,) and the bar it starts on (N,)."""
+        self.tune.copy_(torch.as_tensor(np.asarray(tune), dtype=torch.int32))
+        self.bar.copy_(torch.as_tensor(np.asarray(bar), dtype=torch.int32))
+        self._chains.clear()
 
     @torch.no_grad()
     def set_neighbours(self, codes: torch.Tensor, melody: torch.Tensor, block: int = 1024) -> None:
@@ -283,15 +300,31 @@ class CodeBank(nn.Module):
         near = [f"{v.item():g}" for v in (below[-1:], above[:1]) if len(v)]
         return " or ".join(near)
 
-    def pick(self, n: int, gen: torch.Generator, time_signature: tuple[int, int], attrs: Attributes) -> Picked:
+    def phrase_windows(self, hop: int) -> torch.Tensor:
+        """(size,) True for windows that start on a phrase line (a bar that is a multiple of ``hop``)
+        or end their tune: whole phrases, as a tune plays them."""
+        with self._chains_lock:
+            if ("phrases", hop) not in self._chains:
+                last = torch.ones(self.config.size, dtype=torch.bool)
+                order = torch.argsort(self.tune.long() * (1 << 24) + self.bar.long())
+                same = self.tune[order][1:] == self.tune[order][:-1]
+                last[order[:-1][same]] = False
+                self._chains[("phrases", hop)] = (self.bar % hop == 0) | last
+            return self._chains[("phrases", hop)]
+
+    def pick(self, n: int, gen: torch.Generator, time_signature: tuple[int, int], attrs: Attributes,
+             hop: int | None = None) -> Picked:
         """``n`` windows meeting ``attrs``, distinct while there are enough and preferring those with a
         partner that meets them too, each with a random such partner and the transpositions to the
-        asked tonic (0 when none is asked). Randomness only from ``gen``."""
+        asked tonic (0 when none is asked); with ``hop``, windows of whole phrases (phrase_windows)
+        where any meet ``attrs``. Randomness only from ``gen``."""
         if n < 1:
             raise RequestError(f"Ask for at least one sample, not {n}.")
         rows = self.matching(time_signature, attrs)
         ok = torch.zeros(self.config.size, dtype=torch.bool)
         ok[rows] = True
+        if hop is not None and self.phrase_windows(hop)[rows].any():
+            rows = rows[self.phrase_windows(hop)[rows]]
         paired = ok[self.neighbours[rows].long()].any(1)
         pool = rows[paired] if paired.any() else rows
         order = torch.randperm(len(pool), generator=gen)[:n] if len(pool) >= n else \
@@ -302,6 +335,60 @@ class CodeBank(nn.Module):
         choice = torch.multinomial((fits | ~fits.any(1, keepdim=True)).float(), 1, generator=gen).squeeze(1)
         partner = torch.where(fits.any(1), near[torch.arange(n), choice], index)
         return Picked(index, partner, self.shift_to(index, attrs), self.shift_to(partner, attrs), len(rows))
+
+    def chains(self, time_signature: tuple[int, int], length: int, hop: int) -> torch.Tensor:
+        """(M, length) bank rows of ``time_signature``: windows of one tune ``hop`` bars apart, the
+        first starting on a bar that is a multiple of ``hop`` (a phrase line in most tunes), so
+        that their last ``hop`` bars follow one another as the tune has them."""
+        m = self.config.meters.index(meter_name(time_signature))
+        with self._chains_lock:
+            if (m, length, hop) not in self._chains:
+                rows = torch.nonzero(self.meter == m).squeeze(1)
+                place = self.tune[rows].long() * (1 << 24) + self.bar[rows].long()
+                order = torch.argsort(place)
+                place, rows = place[order], rows[order]
+                first = torch.nonzero(self.bar[rows] % hop == 0).squeeze(1)
+                cols, found = [], torch.ones(len(first), dtype=torch.bool)
+                for j in range(length):
+                    at = torch.searchsorted(place, place[first] + j * hop).clamp(max=len(place) - 1)
+                    found &= place[at] == place[first] + j * hop
+                    cols.append(rows[at])
+                self._chains[(m, length, hop)] = torch.stack(cols, 1)[found]
+            return self._chains[(m, length, hop)]
+
+    def pick_chains(self, n: int, gen: torch.Generator, time_signature: tuple[int, int], attrs: Attributes,
+                    length: int, hop: int) -> Picked:
+        """``n`` chains of ``length`` windows (see chains) meeting ``attrs`` as a whole: notes per bar
+        on average, the widest window's range, and mode and ending those of the last window, whose
+        key moves the whole chain to an asked tonic. Each window gets a random partner among its
+        neighbours. The Picked rows are chain after chain, ``length`` rows each."""
+        if n < 1:
+            raise RequestError(f"Ask for at least one sample, not {n}.")
+        chains = self.chains(time_signature, length, hop)
+        c, last = self.config, chains[:, -1] if len(chains) else chains.new_zeros(0)
+        ok = torch.ones(len(chains), dtype=torch.bool)
+        if attrs.notes_per_bar is not None:
+            ok &= (self.notes_per_bar[chains].mean(1) - attrs.notes_per_bar).abs() <= c.density_tolerance + 1e-6
+        if attrs.range_semitones is not None:
+            ok &= (self.range_semitones[chains].int().amax(1) - attrs.range_semitones).abs() <= c.range_tolerance
+        if attrs.mode is not None:
+            ok &= self.minor[last] == (attrs.mode == "minor")
+        if attrs.ends_on_tonic:
+            ok &= self.ends_on_tonic[last] == 1
+        pool = chains[ok]
+        if not len(pool):
+            bars = length * hop
+            raise RequestError(f"No {meter_name(time_signature)} tune in the corpus bank has {bars} bars "
+                               f"{'meeting the shape asked' if not attrs.free else 'to follow'}; ask for fewer "
+                               "bars" + (", or leave notes per bar, range, key and ending free." if not attrs.free
+                                         else "."))
+        order = torch.randperm(len(pool), generator=gen)[:n] if len(pool) >= n else \
+            torch.randint(len(pool), (n,), generator=gen)
+        index = pool[order].reshape(-1)
+        near = self.neighbours[index].long()
+        partner = near[torch.arange(len(index)), torch.randint(near.shape[1], (len(index),), generator=gen)]
+        shift = self.shift_to(pool[order][:, -1], attrs).repeat_interleave(length)
+        return Picked(index, partner, shift, self.shift_to(partner, attrs), len(pool))
 
     def misses(self, melodies: list[Melody], attrs: Attributes) -> np.ndarray:
         """How many of the asked attributes each decoded melody (with its estimated key) misses, by
@@ -359,7 +446,7 @@ class CodeBank(nn.Module):
         z = torch.lerp(mu[:n], mu[n:], t) if t else mu
         return z + scale * self.code_std * torch.randn(z.shape, generator=gen)
 
-    def decoding_bias(self, picked: Picked) -> torch.Tensor:
+    def decoding_bias(self, picked: Picked, chain: int = 1) -> torch.Tensor:
         """(n, C) logits to add at every decoding step: ``config.pitch_class_bias`` times the log share
         of each pitch class among the notes of a sample's source window and partner (as moved to the
         asked key), shifted so the most used class gets 0; 0 for hold and rest.
@@ -375,6 +462,8 @@ class CodeBank(nn.Module):
         counts = _pitch_class_counts(self.windows(picked.index, picked.shift))
         if self.config.mix:
             counts = counts + _pitch_class_counts(self.windows(picked.partner, picked.partner_shift))
+        if chain > 1:  # the windows of one chain share their pitch classes: one key through the tune
+            counts = counts.view(-1, chain, 12).sum(1).repeat_interleave(chain, 0)
         return pitch_class_logits(counts, beta)
 
     def sample(self, vae, n: int, gen: torch.Generator, time_signature: tuple[int, int] = (4, 4),

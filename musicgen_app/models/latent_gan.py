@@ -1,38 +1,33 @@
-"""Latent GAN: a learned sampler for the VAE's codes (Engel, Hoffman, Roberts 2017, "Latent
-Constraints"; Achlioptas et al. 2018, "Learning Representations and Generative Models for 3D
-Point Clouds", whose "l-GAN" this is).
+"""Latent GAN: an adversarial refiner of the VAE's codes (after Engel, Hoffman, Roberts 2017,
+"Latent Constraints", whose generator moves prior samples by a bounded step towards where a critic
+says real codes lie, with a penalty on the step's size).
 
-The VAE's posteriors are narrow (their KL per window is in checkpoints/MODEL_CARD.md), so the
-codes of real windows fill a thin, curved part of z space that a Gaussian fitted to them
-(MelodyVAE.sample_prior) covers loosely: most of its mass lies between the melodies, and decodes
-to busier, less tonal lines. A small MLP generator maps
-noise to z and is trained, against a critic over the posterior means of the training windows,
-to land where those means lie.
+The VAE decodes a code into a corpus-like melody only close to where real windows' codes lie; most
+of a Gaussian's mass over z lies between those places. So the generator does not map noise to z.
+It starts from a code the corpus bank makes (models/code_bank.py, CodeBank.sample: a training
+window's posterior mean moved the bank's ``mix`` of the way towards one of its nearest windows from
+another tune, plus Gaussian noise of the bank's ``noise`` code standard deviations per dimension),
+and adds a learned refinement:
 
-The generator is conditioned on the time signature: a 3/4 window's code and a 4/4 window's code
-lie in different places, and Generate asks for a given meter. ``config.meters`` lists the meters
-it was trained on; any other raises a RequestError that names them.
+    z' = z + max_step * tanh(f(z, eps, meter))          (per dimension, in code standard deviations)
 
-Codes are modelled standardised (per dimension, by the training codes' mean and standard
-deviation, kept as buffers), so one learning rate and one gradient penalty suit every dimension.
+with ``eps`` noise of ``noise_dim`` dimensions and f's last layer zero at the start (the refiner
+starts as the identity). The tanh bounds every dimension's move by ``max_step``; training also
+penalises the move's size, so that the refiner takes the moved, noisy code back onto the codes'
+surface without walking it all the way to a training window's code (which would decode to a copy).
+musicgen_app/training/train_gan.py trains it (WGAN-GP against the codes of real training windows,
+with a second term for how real the decodings of 4/4 codes look) and measures realism and copying.
 
-With ``residual`` (the default) the generator is the fitted Gaussian plus a learned correction:
-z = L eps + f(eps, meter), with L the Cholesky factor of the standardised codes' covariance and
-f's last layer zero at the start. Training then starts from the fitted Gaussian (its samples
-already cover the codes' spread) and only has to move them onto where codes lie; a generator
-learned from scratch must first find that spread, and trains far more slowly
-(``python -m musicgen_app.training.train_gan --evaluate`` compares the samplers).
+The refiner is conditioned on the time signature; ``config.meters`` lists those it was trained
+on, and any other raises a RequestError that names them. Codes are handled standardised (per
+dimension, by the training codes' mean and standard deviation, kept as buffers).
 
-With ``rejection`` = K > 1, each sample is chosen among K generator draws by a density-ratio
-classifier (real training codes against generator codes, trained after the GAN), with
-probability proportional to exp(logit / ratio_temperature): sampling-importance-resampling, the
-soft form of discriminator rejection sampling (Azadi et al. 2019). Where the generator still puts
-mass between the codes' modes, the classifier sees it and those draws are rarely kept. The
-classifier travels in the checkpoint, since sampling needs it.
+Without a bank (or with one that has no window of the asked meter), ``sample_codes`` refines draws
+of the Gaussian fitted to the training codes instead (``gauss_tril``): the refiner was trained on
+bank codes, and these decode far less like the corpus.
 
-Only the generator (and that classifier) lives here and in the checkpoint: the critic is a training
-device (the sampler never calls it), and leaving it out keeps the file small.
-musicgen_app/training/train_gan.py owns the critic and keeps it in its resumable state file.
+Only the refiner lives here and in the checkpoint: the critic is a training device, kept by
+train_gan.py in its resumable state file.
 """
 
 from __future__ import annotations
@@ -52,16 +47,12 @@ def meter_name(time_signature: tuple[int, int]) -> str:
 @dataclass(frozen=True)
 class LatentGANConfig:
     z_dim: int = 128  # must equal the VAE's z_dim
-    noise_dim: int = 128  # equal to z_dim when residual
+    noise_dim: int = 32  # noise the refiner sees beside the code it refines
     hidden: int = 512
-    layers: int = 3  # hidden layers of the generator
+    layers: int = 3  # hidden layers of the refiner
     meter_dim: int = 16  # size of the time-signature embedding
-    meters: tuple[str, ...] = ("4/4",)  # the time signatures it can sample for, as "n/d"
-    truncation: float = 1.0  # noise scale at sampling time; < 1 trades variety for typicality
-    residual: bool = True  # z = fitted Gaussian's L eps + the network's correction (noise_dim = z_dim)
-    rejection: int = 1  # generator draws per sample, one kept by the density-ratio classifier (1 = off)
-    ratio_hidden: int = 256
-    ratio_temperature: float = 1.0  # > 1 flattens the choice among draws (more variety), < 1 sharpens it
+    meters: tuple[str, ...] = ("4/4",)  # the time signatures it can refine for, as "n/d"
+    max_step: float = 0.5  # bound on each dimension's move, in code standard deviations
 
     def __post_init__(self):
         # a checkpoint's JSON metadata gives a list back
@@ -71,17 +62,8 @@ class LatentGANConfig:
                 raise CheckpointError(f"LatentGANConfig.{name} must be positive, got {getattr(self, name)}.")
         if not self.meters or len(set(self.meters)) != len(self.meters):
             raise CheckpointError(f"LatentGANConfig.meters must be distinct time signatures, got {self.meters}.")
-        if self.residual and self.noise_dim != self.z_dim:
-            raise CheckpointError(
-                f"A residual LatentGAN needs noise_dim == z_dim, got {self.noise_dim} and {self.z_dim}."
-            )
-        if self.rejection < 1 or self.ratio_hidden < 1 or self.ratio_temperature <= 0:
-            raise CheckpointError(
-                f"LatentGANConfig.rejection and ratio_hidden must be >= 1 and ratio_temperature > 0, "
-                f"got {self.rejection}, {self.ratio_hidden}, {self.ratio_temperature}."
-            )
-        if not 0 < self.truncation <= 4:
-            raise CheckpointError(f"LatentGANConfig.truncation must be in (0, 4], got {self.truncation}.")
+        if not 0 < self.max_step <= 4:
+            raise CheckpointError(f"LatentGANConfig.max_step must be in (0, 4], got {self.max_step}.")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -108,7 +90,7 @@ def mlp(inp: int, hidden: int, layers: int, out: int, norm: bool) -> nn.Sequenti
 
 
 class LatentGAN(nn.Module):
-    """The generator: (noise, meter) -> z in the VAE's code space."""
+    """The refiner: (code, noise, meter) -> code in the VAE's code space; see the module docstring."""
 
     kind = "latent_gan"
 
@@ -116,29 +98,28 @@ class LatentGAN(nn.Module):
         super().__init__()
         self.config = c = config
         self.meter_embed = nn.Embedding(len(c.meters), c.meter_dim)
-        self.net = mlp(c.noise_dim + c.meter_dim, c.hidden, c.layers, c.z_dim, norm=True)
-        # standardisation of the training codes (set by set_code_stats before training)
+        self.net = mlp(c.z_dim + c.noise_dim + c.meter_dim, c.hidden, c.layers, c.z_dim, norm=True)
+        nn.init.zeros_(self.net[-1].weight)  # starts as the identity
+        nn.init.zeros_(self.net[-1].bias)
+        # standardisation of the training codes, and the Gaussian fitted to them (set_code_stats)
         self.register_buffer("code_mean", torch.zeros(c.z_dim))
         self.register_buffer("code_std", torch.ones(c.z_dim))
-        if c.residual:
-            self.register_buffer("gauss_tril", torch.eye(c.z_dim))
-            nn.init.zeros_(self.net[-1].weight)  # starts as the fitted Gaussian exactly
-            nn.init.zeros_(self.net[-1].bias)
-        if c.rejection > 1:
-            self.ratio = LatentCritic(c, hidden=c.ratio_hidden, layers=2)
+        self.register_buffer("gauss_tril", torch.eye(c.z_dim))
 
     @torch.no_grad()
     def set_code_stats(self, codes: torch.Tensor) -> None:
-        """Standardisation (and, when residual, the fitted Gaussian) from the training codes (N, z_dim)."""
+        """Standardisation and the fitted Gaussian from the training codes (N, z_dim)."""
         self.code_mean.copy_(codes.mean(0))
         self.code_std.copy_(codes.std(0).clamp_min(1e-4))
-        if self.config.residual:
-            x = self.standardise(codes).double()
-            cov = torch.cov(x.T) + 1e-5 * torch.eye(x.shape[1], dtype=torch.double)
-            self.gauss_tril.copy_(torch.linalg.cholesky(cov).float())
+        x = self.standardise(codes).double()
+        cov = torch.cov(x.T) + 1e-5 * torch.eye(x.shape[1], dtype=torch.double)
+        self.gauss_tril.copy_(torch.linalg.cholesky(cov).float())
 
     def standardise(self, z: torch.Tensor) -> torch.Tensor:
         return (z - self.code_mean) / self.code_std
+
+    def unstandardise(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.code_std + self.code_mean
 
     def meter_index(self, time_signature: tuple[int, int] | str) -> int:
         name = time_signature if isinstance(time_signature, str) else meter_name(time_signature)
@@ -148,35 +129,59 @@ class LatentGAN(nn.Module):
             )
         return self.config.meters.index(name)
 
-    def forward(self, eps: torch.Tensor, meters: torch.Tensor) -> torch.Tensor:
-        """eps (B, noise_dim), meters (B,) indices into config.meters -> standardised z (B, z_dim)."""
-        out = self.net(torch.cat([eps, self.meter_embed(meters)], dim=-1))
-        return out + eps @ self.gauss_tril.T if self.config.residual else out
+    def step(self, x: torch.Tensor, eps: torch.Tensor, meters: torch.Tensor) -> torch.Tensor:
+        """The move (B, z_dim) for standardised codes ``x`` (B, z_dim), noise ``eps`` (B, noise_dim) and
+        ``meters`` (B,) indices into config.meters; each entry within +-max_step."""
+        raw = self.net(torch.cat([x, eps, self.meter_embed(meters)], dim=-1))
+        return self.config.max_step * torch.tanh(raw)
+
+    def forward(self, x: torch.Tensor, eps: torch.Tensor, meters: torch.Tensor) -> torch.Tensor:
+        """Standardised codes (B, z_dim) -> refined standardised codes (B, z_dim)."""
+        return x + self.step(x, eps, meters)
 
     def noise(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
         return torch.randn(n, self.config.noise_dim, generator=generator)
 
     @torch.no_grad()
-    def sample(
-        self,
-        n: int,
-        generator: torch.Generator,
-        time_signature: tuple[int, int] | str = (4, 4),
-        truncation: float | None = None,
+    def refine(
+        self, z: torch.Tensor, time_signature: tuple[int, int] | str, generator: torch.Generator
     ) -> torch.Tensor:
-        """``n`` codes (n, z_dim) for windows in ``time_signature``; randomness only from ``generator``."""
+        """Codes ``z`` (n, z_dim) of windows in ``time_signature`` -> refined codes (n, z_dim); each
+        dimension moves by at most ``max_step`` of its code standard deviation. Randomness only
+        from ``generator``."""
+        if z.dim() != 2 or z.shape[1] != self.config.z_dim:
+            raise RequestError(f"The latent GAN refines codes of shape (n, {self.config.z_dim}), not {tuple(z.shape)}.")
+        meters = torch.full((len(z),), self.meter_index(time_signature), dtype=torch.long)
+        return self.unstandardise(self(self.standardise(z), self.noise(len(z), generator), meters))
+
+    @torch.no_grad()
+    def source_codes(self, vae, bank, n: int, generator: torch.Generator,
+                     time_signature: tuple[int, int] = (4, 4)) -> torch.Tensor:
+        """``n`` unrefined codes (n, z_dim): the codes ``bank`` makes for free requests (CodeBank.sample)
+        when it has windows of ``time_signature``, else draws of the Gaussian fitted to the training
+        codes."""
         if n < 1:
             raise RequestError(f"Ask for at least one sample, not {n}.")
-        scale = self.config.truncation if truncation is None else truncation
-        K = self.config.rejection
-        eps = self.noise(n * K, generator) * scale
-        meters = torch.full((n * K,), self.meter_index(time_signature), dtype=torch.long)
-        z = self.forward(eps, meters)
-        if K > 1:
-            logits = self.ratio(z, meters).view(n, K) / self.config.ratio_temperature
-            pick = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator).squeeze(1)
-            z = z.view(n, K, -1)[torch.arange(n), pick]
-        return z * self.code_std + self.code_mean
+        self.meter_index(time_signature)  # an unknown meter is refused before any randomness is drawn
+        if bank is None or not bank.knows(time_signature):
+            return self.unstandardise(torch.randn(n, self.config.z_dim, generator=generator) @ self.gauss_tril.T)
+        return bank.sample(vae, n, generator, time_signature)[0]
+
+    @torch.no_grad()
+    def sample_codes(self, vae, bank, n: int, generator: torch.Generator,
+                     time_signature: tuple[int, int] = (4, 4)) -> torch.Tensor:
+        """``n`` codes (n, z_dim) for windows in ``time_signature``: source_codes, refined. ``vae`` is
+        the VAE the bank's windows are encoded with; ``bank`` a CodeBank or None (see the module
+        docstring). Randomness only from ``generator``."""
+        return self.refine(self.source_codes(vae, bank, n, generator, time_signature), time_signature, generator)
+
+    def sample(
+        self, n: int, generator: torch.Generator, time_signature: tuple[int, int] | str = (4, 4)
+    ) -> torch.Tensor:
+        """``n`` codes without a bank: refined draws of the fitted Gaussian (sample_codes is the sampler
+        to use; this one decodes far less like the corpus)."""
+        ts = time_signature if not isinstance(time_signature, str) else tuple(int(x) for x in time_signature.split("/"))
+        return self.sample_codes(None, None, n, generator, ts)
 
 
 class LatentCritic(nn.Module):

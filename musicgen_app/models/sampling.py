@@ -1,7 +1,8 @@
 """Drawing one token per row from logits: temperature, optional mask, a caller's generator; and how
 a continuation's draws are steered (:func:`steer`): toward or away from what the melody played 1, 2,
-4 and 8 bars earlier ("Stay close"), with temperature kept from changing how often it repeats, and
-toward a chosen earlier variation ("more like variation N")."""
+4 and 8 bars earlier ("Stay close", harder after an input whose bars repeat), with temperature kept
+from changing how often it repeats; by a pull per lag on the continuation's own earlier bars (its
+form: FORM_PULLS); and toward a chosen earlier variation ("more like variation N")."""
 
 from __future__ import annotations
 
@@ -20,6 +21,19 @@ from .. import tokens as tk
 # brings primer bars back most (phrases of 4 bars), lag 1 least, and a token that several lags
 # agree on is pulled harder, as a motif that keeps returning should be.
 STAY_CLOSE_PULLS = ((0.0, 0.5, 1.0), (-2.0, 0.2, 3.0))
+# The logit added to the "Stay close" pull per unit of the input's share of repeated bars
+# (repeat_pull): in the corpus, the bars after an input that repeats one of its bars repeat several
+# times as often as after one that does not. Chosen on valid-split primers with
+# ``bench/eval_phrasing.py --defaults``: continuations then repeat their bars about as often as the
+# real next 4 and 8 bars, and follow the input's repetition; twice the pull matches the repeats a
+# little closer, but fewer asked cadences land after an input that repeats (tests/test_phrasing.py's jig).
+REPEAT_PULL = 1.2
+# The continuation's own form: the logit added, per lookback lag (1, 2, 4, 8 bars), to the note or
+# rest the continuation itself had that many bars before (lags reaching into the input are left to
+# "Stay close"). Real tunes repeat a bar two bars later more often than the LSTM does, and four bars
+# later far less: left alone, its 8-bar continuations repeat the bar 4 bars back several times as
+# often as real tunes do. Chosen on valid-split primers, by the lag of each repeated bar.
+FORM_PULLS = (0.0, 1.0, -1.5, 0.0)
 # The logit added to the token the chosen earlier variation has at the same step ("more like"):
 # large enough that new variations share most of the reference's rhythm and line, small enough
 # that they are seldom copies of it (bench/eval_phrasing.py measures both per pull).
@@ -61,11 +75,38 @@ def stay_close_pull(stay_close: float) -> float:
     return float(np.interp(stay_close, *STAY_CLOSE_PULLS))
 
 
-def lookback_counts(lookback: torch.Tensor) -> torch.Tensor:
+def repeated_bar_share(tokens: np.ndarray, pickup_steps: int, bar_steps: int) -> float:
+    """The share of the whole bars of ``tokens`` (after a pickup of ``pickup_steps``), among those
+    after the first that start a note, equal token for token to an earlier bar."""
+    whole = (len(tokens) - pickup_steps) // bar_steps
+    bars = [tuple(b) for b in np.asarray(tokens)[pickup_steps:pickup_steps + whole * bar_steps].reshape(-1, bar_steps)]
+    later = [b in bars[:i] for i, b in enumerate(bars) if i and max(b) >= 2]
+    return float(np.mean(later)) if later else 0.0
+
+
+def repeat_pull(tokens: np.ndarray, pickup_steps: int, bar_steps: int) -> float:
+    """The pull (as stay_close_pull's) added for an input ``tokens`` whose bars repeat: REPEAT_PULL
+    times :func:`repeated_bar_share`, so that a tune that repeats its bars goes on repeating them."""
+    return REPEAT_PULL * repeated_bar_share(tokens, pickup_steps, bar_steps)
+
+
+def form_pulls(positions: np.ndarray, bar_steps: int, lags: tuple[int, ...], start: int) -> np.ndarray | None:
+    """(n,) steps to predict -> (n, len(lags)) FORM_PULLS where the lag reaches back to a step of
+    the continuation (``start`` on), 0 where it reaches into the input; None if FORM_PULLS are all 0."""
+    weights = np.array([FORM_PULLS[i] if i < len(FORM_PULLS) else 0.0 for i in range(len(lags))], np.float32)
+    if not weights.any():
+        return None
+    inside = np.asarray(positions)[:, None] - np.asarray(lags) * bar_steps >= start
+    return inside * weights
+
+
+def lookback_counts(lookback: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
     """(B, k) the token each lookback lag had (``tk.LOOKBACK_NONE`` where the melody does not reach
-    back that far) -> (B, C) float: how many lags had each token. Holds count 0: a bar comes back
-    through its notes and rests, and pulling on holds would change how many notes there are."""
-    counts = torch.zeros(len(lookback), tk.NUM_CLASSES + 1).scatter_add_(1, lookback, torch.ones(lookback.shape))
+    back that far) -> (B, C) float: how many lags had each token (or the sum of ``weights`` (B, k)
+    over them). Holds count 0: a bar comes back through its notes and rests, and pulling on holds
+    would change how many notes there are."""
+    ones = torch.ones(lookback.shape) if weights is None else weights
+    counts = torch.zeros(len(lookback), tk.NUM_CLASSES + 1).scatter_add_(1, lookback, ones)
     counts[:, tk.HOLD] = 0
     return counts[:, :tk.NUM_CLASSES]
 
@@ -78,7 +119,7 @@ def like_bias(reference: np.ndarray) -> torch.Tensor:
 
 def steer(logits: torch.Tensor, temperature: float | torch.Tensor, mask: torch.Tensor | None = None,
           lookback: torch.Tensor | None = None, pull: float | torch.Tensor = 0.0,
-          like: torch.Tensor | None = None) -> torch.Tensor:
+          like: torch.Tensor | None = None, form: torch.Tensor | None = None) -> torch.Tensor:
     """The logits to draw a continuation's next token from, at temperature 1. ``logits`` (B, C) are
     the LSTM's; ``lookback`` (B, k) the tokens 1/2/4/8 bars back (see lookback_counts); ``like`` (C,)
     or (B, C) a row of like_bias; ``temperature`` (> 0) and ``pull`` a number or one per row (B, 1),
@@ -86,7 +127,8 @@ def steer(logits: torch.Tensor, temperature: float | torch.Tensor, mask: torch.T
     result does not depend on the rows beside it.
 
     1. ``pull`` times the lags that had it is added to each lookback note and rest, in the model's
-       own (temperature 1) logits: ``stay_close_pull`` maps "Stay close" to it.
+       own (temperature 1) logits: ``stay_close_pull`` maps "Stay close" to it; and ``form`` (B, k),
+       a pull per lag (form_pulls), to the note or rest of that lag.
     2. Divided by the temperature, with the log-odds of drawing one of those lookback tokens set
        back to what they were at temperature 1. Temperature still sharpens the choice among the
        other tokens and among the lookback ones, but not the choice to repeat: left alone, a
@@ -98,6 +140,8 @@ def steer(logits: torch.Tensor, temperature: float | torch.Tensor, mask: torch.T
     With a number for ``temperature`` (1) or ``pull`` (0) that changes nothing, its step is skipped.
     """
     z = logits if mask is None else logits + mask
+    if form is not None and lookback is not None:
+        z = z + lookback_counts(lookback, form)
     pulled, warmed = not _is(pull, 0), not _is(temperature, 1)
     if lookback is not None and (pulled or warmed):
         counts = lookback_counts(lookback)

@@ -150,19 +150,26 @@ class MelodyVAE(nn.Module):
 
     @torch.inference_mode()
     def generate(self, z: torch.Tensor, feats: torch.Tensor, temperature: float = 0.0, gen=None,
-                 bias: torch.Tensor | None = None) -> torch.Tensor:
+                 bias: torch.Tensor | None = None, max_leap: int | None = None) -> torch.Tensor:
         """Free-running decoding: z (B, Z), feats (W, 3) or (B, W, 3) -> tokens (B, W); 0 = argmax.
-        ``bias`` (B, C), if given, is added to every step's logits (before the temperature)."""
+        ``bias`` (B, C), if given, is added to every step's logits (before the temperature);
+        ``max_leap``: no note more than that many semitones from the row's previous note."""
         B = z.shape[0]
         if feats.dim() == 2:
             feats = feats.unsqueeze(0).expand(B, -1, -1)
         state = self.initial_state(z)
         prev = torch.full((B,), tk.REST, dtype=torch.long)
+        last = torch.full((B,), -1, dtype=torch.long)  # each row's last pitch token; -1 before its first note
         out = torch.empty(B, feats.shape[1], dtype=torch.long)
         zin = self.z_inputs(z, feats.shape[1])
+        classes = torch.arange(self.config.num_classes)
         for t in range(feats.shape[1]):
             logits, state = self.decode_one(prev, feats[:, t], zin[:, t], state)
+            if max_leap is not None and (last >= 0).any():
+                far = (classes >= 2) & ((classes - last[:, None]).abs() > max_leap) & (last >= 0)[:, None]
+                logits = logits.masked_fill(far, float("-inf"))
             prev = sample_logits(logits, temperature, gen, bias)
+            last = torch.where(prev >= 2, prev, last)
             out[:, t] = prev
         return out
 

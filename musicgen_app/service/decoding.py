@@ -11,11 +11,15 @@ from ..melody import Melody, estimate_key
 from ..models.code_bank import Attributes, CodeBank, Picked
 from ..models.style import StyleModel
 from ..models.vae import MelodyVAE
+from .form import give_form, repeats
 
 MAX_CHUNKS = 4  # interpolation windows per clip: 16 bars of 4/4
 # Bars of a generated melody in every meter, as the README promises: a VAE window holds 4 bars of
 # each meter Generate offers, and its other whole bars (a fifth of 3/4, four more of 2/4) are dropped.
 GENERATE_BARS = 4
+# Generated notes leap at most an octave from the note before: over an octave is rare in the corpus
+# (0.4 % of 4-bar windows have one) and was 6 times as common in decoded samples.
+MAX_LEAP = 12
 PACE_GRID = 17  # points along the latent path decoded to measure how fast the melody changes
 
 
@@ -38,18 +42,43 @@ def paced_ts(path, steps: int, grid: int = PACE_GRID) -> np.ndarray:
 
 @torch.inference_mode()
 def melodies_from_codes(vae: MelodyVAE, z: torch.Tensor, template: Melody, temperature: float,
-                        gen: torch.Generator, bias: torch.Tensor | None = None) -> list[Melody]:
-    """VAE codes (B, Z) -> melodies of GENERATE_BARS bars of ``template``'s meter (see
-    :func:`generated_span`), each with its estimated key (the model writes no key); ``bias`` as for
-    MelodyVAE.generate."""
+                        gen: torch.Generator, bias: torch.Tensor | None = None, phrases: int = 1,
+                        form: np.ndarray | None = None) -> list[Melody]:
+    """VAE codes (B, Z) -> melodies of ``phrases`` x GENERATE_BARS bars of ``template``'s meter, each
+    with its estimated key (the model writes no key): each code decodes one phrase (see
+    :func:`generated_span`), ``phrases`` consecutive codes make one melody. ``form`` (B / phrases,
+    bars x bar_steps), tokens of real bars whose returns the melodies take (form.give_form);
+    ``bias`` as for MelodyVAE.generate."""
     start, stop = generated_span(vae.config.window, template.bar_steps)
     # Decoding is causal: the window's steps up to ``stop`` are those a whole window would have.
     feats = torch.from_numpy(tk.metric_features(stop, template.time_signature, 0, template.steps_per_quarter))
+    rows = vae.generate(z, feats, temperature, gen, bias, MAX_LEAP).numpy()[:, start:stop]
+    rows = rows.reshape(len(rows) // phrases, phrases, stop - start)
     out = []
-    for row in vae.generate(z, feats, temperature, gen, bias).numpy():
-        m = tk.decode(row[start:stop], template)
+    for i, row in enumerate(rows):
+        row = joined(row)
+        if form is not None:
+            row = give_form(row, repeats(form[i].reshape(-1, template.bar_steps)), template.bar_steps)
+        m = tk.decode(row, template)
         out.append(m.replace(key=estimate_key(m.notes)))
     return out
+
+
+def joined(phrases: np.ndarray) -> np.ndarray:
+    """Phrases decoded each on its own (n, span) -> one row, each phrase moved by the fewest octaves
+    that bring its first note within MAX_LEAP of the last note before it (the decoder
+    of one window does not know where the window before it ended)."""
+    out = phrases.copy()
+    for j in range(1, len(out)):
+        before = out[:j].reshape(-1)
+        before, mine = before[before >= 2], out[j][out[j] >= 2]
+        if not len(before) or not len(mine):
+            continue
+        leap = int(mine[0]) - int(before[-1])
+        octaves = -int(np.sign(leap)) * -(-(abs(leap) - MAX_LEAP) // 12) if abs(leap) > MAX_LEAP else 0  # fewest
+        if octaves and mine.min() + 12 * octaves >= 2 and mine.max() + 12 * octaves <= tk.NUM_CLASSES - 1:
+            out[j] = np.where(out[j] >= 2, out[j] + 12 * octaves, out[j])
+    return out.reshape(-1)
 
 
 def generated_span(window: int, bar_steps: int) -> tuple[int, int]:
@@ -72,28 +101,48 @@ OVERSAMPLE = 2
 
 @torch.inference_mode()
 def bank_melodies(vae: MelodyVAE, bank: CodeBank, n: int, template: Melody, attrs: Attributes, temperature: float,
-                  gen: torch.Generator) -> tuple[list[Melody], torch.Tensor, Picked]:
-    """``n`` melodies from the corpus bank in ``template``'s meter meeting ``attrs`` as well as
-    decoding allows, their codes and the windows they grew from (as Generate makes them;
-    train_bank measures this)."""
+                  gen: torch.Generator, phrases: int = 1, refine=None) -> tuple[list[Melody], torch.Tensor, Picked]:
+    """``n`` melodies of ``phrases`` x GENERATE_BARS bars from the corpus bank in ``template``'s meter,
+    meeting ``attrs`` as well as decoding allows, their codes and the windows they grew from (as Generate makes
+    them; train_bank measures this). Longer melodies grow from consecutive windows of one tune
+    (CodeBank.pick_chains), each moved to its own partner; every melody takes the returns of the
+    bars it grew from (form.give_form). ``refine(z) -> z``, if given, moves the codes before they
+    are decoded (the latent GAN's refiner)."""
     drawn = n if attrs.free else OVERSAMPLE * n
-    z, picked = bank.sample(vae, drawn, gen, template.time_signature, attrs)
-    melodies = melodies_from_codes(vae, z, template, temperature, gen, bank.decoding_bias(picked))
+    if phrases == 1:
+        picked = bank.pick(drawn, gen, template.time_signature, attrs, GENERATE_BARS)
+    else:
+        picked = bank.pick_chains(drawn, gen, template.time_signature, attrs, phrases, GENERATE_BARS)
+    z = bank.codes(vae, picked, template.time_signature, gen)
+    if refine is not None:
+        z = refine(z)
+    melodies = melodies_from_codes(vae, z, template, temperature, gen, bank.decoding_bias(picked, phrases), phrases,
+                                   form_of(bank, picked, template, phrases))
     if drawn == n:
         return melodies, z, picked
     keep = bank.select(melodies, attrs, n)
-    return [melodies[i] for i in keep], z[torch.from_numpy(keep)], picked.take(keep)
+    rows = torch.from_numpy((keep[:, None] * phrases + np.arange(phrases)).reshape(-1))
+    return [melodies[i] for i in keep], z[rows], picked.take(rows)
+
+
+def form_of(bank: CodeBank, picked: Picked, template: Melody, phrases: int) -> np.ndarray:
+    """The bars each melody grows from, as Generate decodes them: (melodies, phrases x span) tokens."""
+    start, stop = generated_span(bank.config.window, template.bar_steps)
+    return bank.windows(picked.index, picked.shift)[:, start:stop].reshape(-1, phrases * (stop - start)).numpy()
 
 
 @torch.inference_mode()
 def style_melodies(vae: MelodyVAE, style: StyleModel, n: int, template: Melody, temperature: float,
-                   gen: torch.Generator) -> tuple[list[Melody], torch.Tensor]:
+                   gen: torch.Generator, phrases: int = 1, form: np.ndarray | None = None
+                   ) -> tuple[list[Melody], torch.Tensor]:
     """``n`` melodies "more like" the clips ``style`` was fitted to, the fewest copies of their bars
-    among OVERSAMPLE * n drawn, and their codes."""
-    z = style.sample(OVERSAMPLE * n, gen)
-    melodies = melodies_from_codes(vae, z, template, temperature, gen, style.decoding_bias(len(z)))
+    among OVERSAMPLE * n drawn, and their codes; ``phrases`` and ``form`` (OVERSAMPLE * n rows) as
+    for melodies_from_codes."""
+    z = style.sample(OVERSAMPLE * n * phrases, gen)
+    melodies = melodies_from_codes(vae, z, template, temperature, gen, style.decoding_bias(len(z)), phrases, form)
     keep = style.select(melodies, n)
-    return [melodies[i] for i in keep], z[torch.from_numpy(keep)]
+    rows = torch.from_numpy((keep[:, None] * phrases + np.arange(phrases)).reshape(-1))
+    return [melodies[i] for i in keep], z[rows]
 
 
 def bar_aligned(m: Melody, notices: list[str], name: str) -> Melody:

@@ -34,7 +34,7 @@ from .. import tokens as tk
 from ..errors import RequestError
 from ..melody import Melody
 from ..models.lstm import MelodyLSTM
-from ..models.sampling import distinct_rows, draw_rows, like_bias, steer
+from ..models.sampling import distinct_rows, draw_rows, form_pulls, like_bias, steer
 
 
 @dataclass(frozen=True)
@@ -48,12 +48,13 @@ class LSTMRun:
     log2p: np.ndarray  # (B,)
     next_logits: torch.Tensor | None  # (B, C): the prediction of the next step (None: not resumable)
     state: tuple[torch.Tensor, torch.Tensor] | None
+    start: int = 0  # the first sampled step of hist, kept by runs that go on from this one
 
     def take(self, rows: np.ndarray) -> LSTMRun:
         """Only the rows ``rows``, to go on from."""
         idx = torch.from_numpy(np.asarray(rows, np.int64))
         return LSTMRun(self.hist[rows], self.log2p[rows], self.next_logits[idx],
-                       (self.state[0][:, idx], self.state[1][:, idx]))
+                       (self.state[0][:, idx], self.state[1][:, idx]), self.start)
 
 
 LN2 = math.log(2)
@@ -72,6 +73,8 @@ class Block:
     pull: float
     mask: torch.Tensor | None  # (C,) added to every row's logits
     toward: torch.Tensor | None  # (n_new, C) added at each step, or None
+    form: torch.Tensor | None  # (n_new + 1, k) the form pull per lag at each step (sampling.form_pulls), or None
+    start: int  # the first sampled step (of this run, or of the run it goes on from)
     gen: torch.Generator
     resumable: bool
     log2p: np.ndarray  # (B,) the likelihood so far: before this block's steps, then adding each step's
@@ -116,12 +119,19 @@ class Block:
         u = torch.rand(len(self.padded), generator=self.gen)
         return u[torch.from_numpy(self.live)] if self.pruned else u
 
+    def draw_the_rest(self) -> None:
+        """The uniforms of the steps after this one, unused: a block whose rows were all pruned
+        leaves its generator where stepping them to the end would, so what the request draws next
+        (another round of endings) does not depend on the pruning."""
+        for _ in range(self.i + 1, self.n_new):
+            torch.rand(len(self.padded), generator=self.gen)
+
     def finish(self) -> None:
         state = None
         if self.h is not None:  # one state per row again, for take() and for going on
             back = torch.from_numpy(self.row)
             state = (self.h[:, back], self.c[:, back])
-        self.result = LSTMRun(np.ascontiguousarray(self.padded[:, 1:]), self.log2p, self.rows_last, state)
+        self.result = LSTMRun(np.ascontiguousarray(self.padded[:, 1:]), self.log2p, self.rows_last, state, self.start)
 
 
 @torch.inference_mode()
@@ -161,10 +171,13 @@ def block(lstm: MelodyLSTM, primer: np.ndarray | None, m: Melody, n_new: int, ba
     # history: ``row`` maps each row to its state's row. Candidate endings are 40 draws from one
     # state each, and at a step half or more of them still share their history with another.
     row = np.repeat(np.arange(P), reps)
+    start = T if after is None else after.start
+    form = form_pulls(np.arange(T, T + n_new + 1), m.bar_steps, lags, start)
     toward = None if like is None else like_bias(like)
     if bias is not None:
         toward = bias if toward is None else toward + bias
-    b = Block(padded, T, n_new, gather, ahead_all, float(temperature), float(pull), mask, toward, gen, resumable,
+    b = Block(padded, T, n_new, gather, ahead_all, float(temperature), float(pull), mask, toward,
+              None if form is None else torch.from_numpy(form), start, gen, resumable,
               np.repeat(log2p, reps).astype(np.float64), last[torch.from_numpy(row)], row, h, c,
               prune=None if resumable else prune)
     b.ahead(0)  # step 0's lookback tokens, which steer reads
@@ -247,9 +260,13 @@ class Engine:
                         for t, n in zip(tensors, sizes)])
 
         logits = cat([b.rows_last for b in blocks])
+        forms, k = None, next((b.form.shape[1] for b in blocks if b.form is not None), 0)
+        if k:
+            forms = cat([torch.zeros(n, k) if b.form is None else b.form[b.i].expand(n, -1)
+                         for b, n in zip(blocks, sizes)])
         steered = steer(logits, per_row("temperature", 1.0), rows_of([b.mask for b in blocks]),
                         cat([b.lookback(b.i) for b in blocks]), per_row("pull", 0.0),
-                        rows_of([None if b.toward is None else b.toward[b.i] for b in blocks]))
+                        rows_of([None if b.toward is None else b.toward[b.i] for b in blocks]), forms)
         tok = draw_rows(steered, cat([b.uniforms() for b in blocks]))
         # the model's own likelihood (temperature 1, no mask), as phrasing.log_likelihood_per_note
         lp = (torch.log_softmax(logits, -1).gather(1, tok[:, None]).squeeze(1).double() / LN2).numpy()
@@ -274,6 +291,7 @@ class Engine:
                     b.padded[b.live[~keep], col + 1:] = tk.HOLD
                     b.live, bt, row = b.live[keep], bt[keep], row[keep]
                     if not len(b.live):
+                        b.draw_the_rest()
                         b.rows_last = b.h = b.c = None
                         b.i = b.n_new
                         finished.append(b)

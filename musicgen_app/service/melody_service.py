@@ -8,6 +8,7 @@ be reproduced), and returns Melodies that keep the input's tempo, meter, key and
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +16,10 @@ import torch
 
 from .. import tokens as tk
 from ..errors import CheckpointError, RequestError
-from ..melody import Melody
+from ..melody import Melody, meter_name
 from ..models.checkpoints import load_checkpoint
-from ..models.code_bank import CodeBank
-from ..models.latent_gan import LatentGAN, LatentGANConfig, meter_name
+from ..models.code_bank import Attributes, CodeBank
+from ..models.latent_gan import LatentGAN, LatentGANConfig
 from ..models.lstm import LSTMConfig, MelodyLSTM
 from ..models.sampling import pitch_mask, stay_close_pull
 from ..models.style import StyleModel, fit_style
@@ -26,8 +27,20 @@ from ..models.vae import MelodyVAE, VAEConfig, slerp
 from ..paths import CHECKPOINTS
 from ..settings import draw_seed, parse_time_signature
 from . import engine, phrasing
-from .decoding import MAX_CHUNKS, bank_melodies, bar_aligned, fit_length, melodies_from_codes, paced_ts, style_melodies
+from .decoding import (
+    GENERATE_BARS,
+    MAX_CHUNKS,
+    OVERSAMPLE,
+    bank_melodies,
+    bar_aligned,
+    fit_length,
+    form_of,
+    melodies_from_codes,
+    paced_ts,
+    style_melodies,
+)
 from .engine import Engine, LSTMRun
+from .form import give_form, repeats
 from .requests import (
     TIME_SIGNATURES,
     ContinueRequest,
@@ -91,11 +104,13 @@ class MelodyService:
             every = (2, 4, 8)[i % 3]
             row[::every] = tk.pitch_to_token(60) + rng.integers(-7, 8, len(row[::every]))
         meters = list(TIME_SIGNATURES) * 12
-        bank = CodeBank.from_windows(windows, meters, torch.ones(vae.config.z_dim), mix=0.5, noise=0.3)
+        # per meter, three tunes of four windows 4 bars apart, so that 8- and 16-bar melodies can chain them
+        tune, bar = np.arange(48) // 16 * 4 + np.arange(48) % 4, np.arange(48) // 4 % 4 * 4
+        bank = CodeBank.from_windows(windows, meters, torch.ones(vae.config.z_dim), tune, bar, mix=0.5, noise=0.3)
         feats = np.stack([tk.metric_features(vae.config.window, parse_time_signature(m)) for m in meters])
         with torch.inference_mode():
             codes, _ = vae.encode(torch.from_numpy(windows), torch.from_numpy(feats))
-        bank.set_neighbours(codes, torch.arange(len(windows)))  # each window a tune of its own
+        bank.set_neighbours(codes, torch.from_numpy(tune))
         return cls(lstm, vae, {"debug": True}, gan, bank)
 
     @property
@@ -212,36 +227,40 @@ class MelodyService:
                 notices.append(f"Clip {name} ({m.num_bars:g} bars) was cut to its first {bars} bars, the length "
                                "both clips have.")
         a, b = (fit_length(m, bars * m.bar_steps) for m in (a, b))
-        if chunks > 1:
-            notices.append(f"Interpolated in {chunks} chunks of up to {k} bars.")
         rows, frows = [], []
         for first, last in spans:
             for m in (a, b):
                 rows.append(tk.vae_window(tk.encode(m).tokens, first * m.bar_steps, (last - first) * m.bar_steps, W))
                 frows.append(tk.metric_features(W, m.time_signature, 0, m.steps_per_quarter))
         mu = self.encode_windows(np.stack(rows), np.stack(frows))
+        # One path for the whole clip: the chunks' codes side by side are one point, A's and B's,
+        # and every clip of the morph lies on the slerp between those two points.
+        za, zb = mu[0::2].reshape(-1), mu[1::2].reshape(-1)
+        returns = {id(m): repeats(tk.bar_rows(m)) for m in (a, b)}
+
         def path(us, temperature: float) -> list[np.ndarray]:
             """The tokens at each of ``us`` along the latent path, in the meter of the nearer clip
-            (one batch per meter)."""
+            (one batch per meter), its bars returning where that clip's do (form.give_form)."""
             rows = {}
             for near, group in ((a, [u for u in us if u < 0.5]), (b, [u for u in us if u >= 0.5])):
                 if not group:
                     continue
-                zs = torch.stack([slerp(mu[2 * ci], mu[2 * ci + 1], float(u)) for u in group for ci in range(chunks)])
+                zs = torch.cat([slerp(za, zb, float(u)).view(chunks, -1) for u in group])
                 feats = torch.from_numpy(tk.metric_features(W, near.time_signature, 0, near.steps_per_quarter))
                 decoded = self.decode_z(zs, feats, temperature, gen)
                 for gi, u in enumerate(group):
-                    rows[u] = np.concatenate([decoded[gi * chunks + ci, :(last - first) * near.bar_steps]
-                                              for ci, (first, last) in enumerate(spans)])
+                    row = np.concatenate([decoded[gi * chunks + ci, :(last - first) * near.bar_steps]
+                                          for ci, (first, last) in enumerate(spans)])
+                    rows[u] = give_form(row, returns[id(near)], near.bar_steps)
             return [rows[u] for u in us]
 
         ts = paced_ts(path, req.steps) if req.pacing == "even" else np.linspace(0, 1, req.steps)
         clips = [a]
         velocity = round(np.mean([n.velocity for n in a.notes + b.notes]))
-        for t in ts[1:-1]:
+        middle = [float(t) for t in ts[1:-1]]
+        for t, row in zip(middle, path(middle, req.temperature)):  # one batch per meter, not one per step
             near = a if t < 0.5 else b  # the meter and key of the nearer clip
-            clips.append(tk.decode(path([t], req.temperature)[0], near.replace(qpm=a.qpm, program=a.program),
-                                   velocity=velocity))
+            clips.append(tk.decode(row, near.replace(qpm=a.qpm, program=a.program), velocity=velocity))
         clips.append(b.replace(qpm=a.qpm, program=a.program))
         turn = next((i for i, c in enumerate(clips) if c.time_signature != a.time_signature), None)
         if turn is not None:
@@ -257,6 +276,16 @@ class MelodyService:
         """"More like these": a small model of 2-20 clips' codes (see models/style.py), in seconds;
         ``progress(fraction, message)`` as it goes. Pass it as SampleRequest.style."""
         return fit_style(self, melodies, progress, seed)
+
+    def borrowed_form(self, n: int, template: Melody, phrases: int, gen: torch.Generator) -> np.ndarray | None:
+        """For melodies of several phrases whose codes come from no tune (GAN, Gaussian, a style): the
+        bars of ``n`` corpus tunes of that length in the bank, whose returns they take; None for one
+        phrase, or without a bank that has such tunes."""
+        if phrases == 1 or self.bank is None or not self.bank.knows(template.time_signature) or \
+                not len(self.bank.chains(template.time_signature, phrases, GENERATE_BARS)):
+            return None
+        picked = self.bank.pick_chains(n, gen, template.time_signature, Attributes(), phrases, GENERATE_BARS)
+        return form_of(self.bank, picked, template, phrases)
 
     def sample(self, req: SampleRequest) -> SampleResult:
         req.validate()
@@ -287,15 +316,22 @@ class MelodyService:
             why = "is not installed" if self.gan is None else f"was not trained on {meter}"
             notices.append(f"The latent GAN {why}; these come from the Gaussian prior.")
             sampler = "gaussian"
-        if sampler == "bank":
-            melodies, _, picked = bank_melodies(self.vae, self.bank, req.count, probe, attrs, req.temperature, gen)
-            if picked.matches < req.count:
-                notices.append(f"Only {picked.matches} corpus windows meet the request; some of these melodies "
+        phrases = req.bars // GENERATE_BARS
+        if sampler == "bank" or (sampler == "gan" and self.bank is not None and self.bank.knows(ts)):
+            # the GAN refines the codes the bank makes (models/latent_gan.py); the rest is the bank's
+            refine = None if sampler == "bank" else functools.partial(self.gan.refine, time_signature=ts, generator=gen)
+            melodies, _, picked = bank_melodies(self.vae, self.bank, req.count, probe, attrs, req.temperature, gen,
+                                                phrases, refine)
+            if sampler == "bank" and picked.matches < req.count:
+                what = "corpus windows" if phrases == 1 else f"corpus tunes of {req.bars} bars"
+                notices.append(f"Only {picked.matches} {what} meet the request; some of these melodies "
                                "grew from the same one.")
         elif sampler == "style":
-            melodies, _ = style_melodies(self.vae, req.style, req.count, probe, req.temperature, gen)
+            melodies, _ = style_melodies(self.vae, req.style, req.count, probe, req.temperature, gen, phrases,
+                                         self.borrowed_form(OVERSAMPLE * req.count, probe, phrases, gen))
         else:
-            z = self.gan.sample(req.count, gen, req.time_signature) if sampler == "gan" else \
-                self.vae.sample_prior(req.count, gen)
-            melodies = melodies_from_codes(self.vae, z, probe, req.temperature, gen)
+            z = self.gan.sample(req.count * phrases, gen, ts) if sampler == "gan" else \
+                self.vae.sample_prior(req.count * phrases, gen)
+            melodies = melodies_from_codes(self.vae, z, probe, req.temperature, gen, None, phrases,
+                                           self.borrowed_form(req.count, probe, phrases, gen))
         return SampleResult([m.replace(name=f"sample {i + 1}") for i, m in enumerate(melodies)], seed, notices)

@@ -17,6 +17,11 @@ Ending rule (:func:`ends_on`): the continuation's last note
   beat or an off-beat is a lead-in to a next phrase, not an ending; a note held over from an
   earlier bar has not landed in this one.
 
+``like real tunes`` (the default) asks this of some variations only: each draws, from the
+request's generator, whether its last note is to be a cadence, in the tonic triad without landing,
+or elsewhere, as often as real tunes' last notes are at that bar of a phrase (REAL_ENDINGS), and the
+most likely candidate of its kind is kept.
+
 Likelihood (:func:`log_likelihood_per_note`): log2 P(continuation | primer) under the LSTM's own
 distribution (temperature 1, no key mask, teacher-forced with exactly the inputs that sampling
 gives it), divided by the continuation's note events (non-HOLD tokens: note-ons and rests). Per
@@ -36,10 +41,14 @@ from .. import tokens as tk
 from ..errors import RequestError
 from ..melody import Key, Melody
 from ..models.lstm import MelodyLSTM
+from ..models.sampling import repeat_pull
 from ..settings import draw_seed
 from .engine import LN2
 
-ENDINGS = ("free", "tonic", "tonic chord", "dominant")
+# "like real tunes" (the default) lands on the tonic chord as often as real tunes do where the
+# continuation ends (see :func:`ending_targets`); the others hold for every variation that can.
+LIKE_REAL = "like real tunes"
+ENDINGS = ("free", "tonic", "tonic chord", "dominant", LIKE_REAL)
 # Scale degrees of each ending as semitones above the tonic, by mode.
 _ENDING_DEGREES = {
     "tonic": {"major": (0,), "minor": (0,)},
@@ -63,9 +72,9 @@ def check_ending(ending: str) -> None:
 
 
 def ending_pitch_classes(ending: str, key: Key) -> frozenset[int] | None:
-    """Pitch classes the last note may have; None for ``free`` (any)."""
+    """Pitch classes the last note may have; None for ``free`` and ``like real tunes`` (any)."""
     check_ending(ending)
-    if ending == "free":
+    if ending in ("free", LIKE_REAL):
         return None
     return frozenset((key.tonic + d) % 12 for d in _ENDING_DEGREES[ending][key.mode])
 
@@ -81,7 +90,8 @@ def landing_steps(melody: Melody) -> tuple[int, ...]:
 
 def ends_on(melody: Melody, ending: str, key: Key | None = None) -> bool:
     """Whether ``melody`` (a continuation alone, or any melody) ends as ``ending`` asks (see the
-    module docstring). ``key`` defaults to the melody's own; ``free`` holds for any melody."""
+    module docstring). ``key`` defaults to the melody's own; ``free`` and ``like real tunes`` hold
+    for any melody (the latter asks something of many variations, not of one)."""
     allowed = ending_pitch_classes(ending, key or melody.key)
     if allowed is None:
         return True
@@ -89,6 +99,30 @@ def ends_on(melody: Melody, ending: str, key: Key | None = None) -> bool:
         return False
     last = melody.notes[-1]
     return last.pitch % 12 in allowed and last.start in landing_steps(melody)
+
+
+# -- ending like real tunes ----------------------------------------------------------------------
+# How real tunes end a stretch of 4 bars, by where its last bar line falls: bars from the start of
+# the tune, mod 8 (phrases of 4 and 8 bars). Per position, the share whose last note is a cadence
+# (ends_on "tonic chord") and the share whose last note is in the tonic triad without landing
+# (a passing or lead-in chord tone); the rest end elsewhere. Estimated on the train split, all
+# meters: ``bench/eval_phrasing.py --ending-table`` prints it.
+REAL_ENDINGS = ((0.20, 0.43), (0.06, 0.49), (0.09, 0.47), (0.05, 0.45),
+                (0.14, 0.40), (0.04, 0.51), (0.08, 0.46), (0.05, 0.37))
+CADENCE, TRIAD, OTHER = 0, 1, 2  # the kinds of last note that REAL_ENDINGS counts
+
+
+def ending_targets(melody: Melody, n_new: int, variations: int, gen: torch.Generator) -> np.ndarray:
+    """For ``like real tunes``: which kind of last note (CADENCE, TRIAD, OTHER) each of
+    ``variations`` continuations of ``melody`` by ``n_new`` steps gets, drawn from ``gen`` with the
+    shares real tunes have where the continuation ends (REAL_ENDINGS; the input is taken to start
+    its tune). A share rather than a rule: real tunes cadence at the end of most phrases, yet most
+    4-bar stretches end on a lead-in to the next bar, and a continuation that always closes sounds
+    like the end of the piece."""
+    bars = round((melody.total_steps - melody.pickup_steps + n_new) / melody.bar_steps)
+    cadence, triad = REAL_ENDINGS[bars % len(REAL_ENDINGS)]
+    u = torch.rand(variations, generator=gen).numpy()
+    return np.where(u < cadence, CADENCE, np.where(u < cadence + triad, TRIAD, OTHER))
 
 
 # -- likelihood -----------------------------------------------------------------------------------
@@ -178,11 +212,17 @@ def generate_with_ending(service, primer: np.ndarray, m: Melody, n_new: int, bat
     there is nothing to choose: the rows are sampled in one pass, the very rows ``generate_lstm``
     gives, only ranked and checked.
 
+    ``like real tunes``: each variation is given a kind of last note (:func:`ending_targets`), and
+    the most likely ending of that kind is kept (a cadence serving for a last note in the triad);
+    a cadence is searched for as ``tonic chord`` is. Where no candidate of a triad or other kind
+    came, the most likely is kept. Every row counts as ending as asked.
+
     ``pull`` (sampling.stay_close_pull) steers the body toward or away from what the melody played
-    1/2/4/8 bars before; candidate endings are drawn without it, as a cadence is not a repeat: a
-    pull toward the input's bars makes far fewer of them land (bench/eval_phrasing.py measures it
-    at "Stay close" 0 and 1). ``like`` (n_new,) are an earlier variation's tokens
-    (:func:`reference_tokens`) that every row is steered toward, ending included.
+    1/2/4/8 bars before, more so the more of the input's own bars repeat (sampling.repeat_pull):
+    a tune that repeats its bars is continued by one that does. Candidate endings are drawn without
+    it, as a cadence is not a repeat: a pull toward the input's bars makes far fewer of them land
+    (bench/eval_phrasing.py measures it at "Stay close" 0 and 1). ``like`` (n_new,) are an earlier
+    variation's tokens (:func:`reference_tokens`) that every row is steered toward, ending included.
     """
     check_ending(ending)
     if candidates < 1 or ending_bars < 1:
@@ -190,6 +230,7 @@ def generate_with_ending(service, primer: np.ndarray, m: Melody, n_new: int, bat
     key = key or m.key
     T = len(primer)
     n_body = 0 if candidates == 1 else max(0, n_new - ending_bars * m.bar_steps)
+    pull = pull + repeat_pull(primer, m.pickup_steps, m.bar_steps)
     # The body once per variation, then every variation's candidate endings in one pass, each going
     # on from its own body's LSTM state; the likelihoods come with the samples (no scoring pass).
     body_like, end_like = (None, None) if like is None else (like[:n_body], like[n_body:])
@@ -197,8 +238,11 @@ def generate_with_ending(service, primer: np.ndarray, m: Melody, n_new: int, bat
     # The last note, if it lands at all, starts inside the ending, so only the ending is decoded.
     grid = m.slice(T + n_body, T + n_body)  # the ending's bar grid, from where it starts in m's meter
     n_end = n_new - n_body
-    search = ending != "free" and candidates > 1
-    rule = EndingRule.of(grid, n_end, ending, key) if ending != "free" else None
+    like_real = ending == LIKE_REAL
+    asked = "tonic chord" if like_real else ending
+    search = asked != "free" and candidates > 1
+    rule = EndingRule.of(grid, n_end, asked, key) if asked != "free" and (search or not like_real) else None
+    target = ending_targets(m, n_new, batch, gen) if like_real and search else None
     width = max(candidates, *CADENCE_CANDIDATES) if search else candidates
     rows = np.zeros((batch, width, n_new), np.int64)
     ok, scores = np.zeros((batch, width), bool), np.full((batch, width), -np.inf)
@@ -209,29 +253,33 @@ def generate_with_ending(service, primer: np.ndarray, m: Melody, n_new: int, bat
                                   if len(which) < batch else body, like=end_like, resumable=False, **steering)
         got = run.hist[:, T:]
         rows[which, :k] = got.reshape(len(which), k, n_new)
-        ok[which, :k] = _met(rule, rows[which, :k, n_body:])
+        ok[which, :k] = _met(rule, rows[which, :k, n_body:]) if target is None else \
+            _of_kind(_kinds(rule, rows[which, :k]), target[which, None])
         scores[which, :k] = (run.log2p / _events(got)).reshape(len(which), k)
         ok[which, k:], scores[which, k:] = False, -np.inf
 
     everyone = np.arange(batch)
-    endings(everyone, candidates, pull=pull if candidates == 1 else 0.0, prune=rule.pruner() if search else None)
+    prune = rule.pruner() if search and target is None else None  # other kinds are decided at the last note
+    endings(everyone, candidates, pull=pull if candidates == 1 else 0.0, prune=prune)
     if search:
         cadence = rule.cadence()
+        wanted = np.ones(batch, bool) if target is None else target == CADENCE
         # Rounds for the variations none of whose endings landed so far, steered to a cadence (most
         # land in the first); where none lands even then, one more ending drawn to the end (a pruned
         # candidate is not finished), kept and flagged.
         for k in CADENCE_CANDIDATES:
-            missed = everyone[~ok.any(1)]
+            missed = everyone[wanted & ~ok.any(1)]
             if len(missed):
                 endings(missed, k, bias=cadence, prune=rule.pruner())
-        still = everyone[~ok.any(1)]
+        still = everyone[wanted & ~ok.any(1)]
         if len(still):
             endings(still, 1, bias=cadence)
     scores = np.where(ok | ~ok.any(1, keepdims=True), scores, -np.inf)  # satisfying ones, if a variation has any
     pick = scores.argmax(1)  # the most likely satisfying ending, else the one drawn to the end (flagged)
     v = np.arange(batch)
-    order = np.lexsort((-scores[v, pick], ~ok[v, pick]))  # those ending as asked first, each part best first
-    return PhrasedRows(rows[v, pick][order], scores[v, pick][order], ok[v, pick][order])
+    satisfied = ok[v, pick] if not like_real else np.ones(batch, bool)
+    order = np.lexsort((-scores[v, pick], ~satisfied))  # those ending as asked first, each part best first
+    return PhrasedRows(rows[v, pick][order], scores[v, pick][order], satisfied[order])
 
 
 @dataclass(frozen=True)
@@ -281,6 +329,24 @@ class EndingRule:
             return self.met(block.padded[block.live, 1 + block.T:2 + block.T + i])  # steps 0..i of the ending
 
         return keep
+
+
+def _kinds(rule: EndingRule, rows: np.ndarray) -> np.ndarray:
+    """(V, K, n_new) whole continuations whose ending ``rule`` (tonic chord) judges -> (V, K) the kind
+    of each one's last note: CADENCE (ends_on), TRIAD (its pitch in the chord, not landing), OTHER."""
+    V, K, n = rows.shape
+    flat = rows.reshape(V * K, n)
+    onsets = flat >= 2
+    last = n - 1 - np.argmax(onsets[:, ::-1], 1)
+    triad = onsets.any(1) & np.isin(flat[np.arange(len(flat)), last], rule.tokens)
+    kind = np.where(rule.met(flat[:, n - rule.n_end:]), CADENCE, np.where(triad, TRIAD, OTHER))
+    return kind.reshape(V, K)
+
+
+def _of_kind(kinds: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Whether endings of ``kinds`` give a variation the kind of last note ``target`` it drew: a
+    cadence also serves TRIAD (its last note is in the triad too), which keeps the triad's share."""
+    return (kinds == target) | ((target == TRIAD) & (kinds == CADENCE))
 
 
 def _met(rule: EndingRule | None, end_rows: np.ndarray) -> np.ndarray:

@@ -33,6 +33,7 @@ TIME_SIGNATURES = ("4/4", "3/4", "2/4", "6/8")
 # (models/latent_gan.py), or the Gaussian fitted to the training codes (MelodyVAE.sample_prior).
 SAMPLERS = {"bank": "Corpus neighbourhood", "gan": "Latent GAN", "gaussian": "Gaussian prior",
             "style": "More like my clips"}
+BAR_CHOICES = ((4, "4"), (8, "8"), (16, "16"))  # Generate's lengths: one VAE window per 4 bars
 GENERATE_KEYS = ("any", "major", "minor", *KEY_NAMES)  # free, a mode in any key, or one key
 
 
@@ -57,8 +58,9 @@ class ContinueRequest:
     seed: int | None = seed()
     key_lock: str = choice("Key lock", KEY_LOCKS, "off",
                            help="new notes stay in the scale; minor also allows the raised 6th and 7th")
-    ending: str = choice("End on", phrasing.ENDINGS, "tonic chord",
-                         help="where the last bar lands, in the melody's key (the locked key when one is set)")
+    ending: str = choice("End on", phrasing.ENDINGS, phrasing.LIKE_REAL,
+                         help="where the last bar lands, in the melody's key (the locked key when one is set); "
+                              "like real tunes: on the tonic chord as often as real tunes do at that bar")
     stay_close: float = number("Stay close", 0.0, 1.0, 0.5, 0.05,
                                help="1: the input's bars come back often; 0: new material; 0.5: as often as in "
                                     "real tunes")
@@ -173,6 +175,8 @@ class SampleRequest:
     key: str = choice("Key", GENERATE_KEYS, "any", help="any, a mode in any key, or one key")
     ends_on_tonic: bool = flag("Ends on the tonic", False, help="the last note is the tonic of the melody's key")
     soundfont: str = soundfont_setting()
+    bars: int = choice("Bars", BAR_CHOICES, 4,
+                       help="length of each melody; 8 and 16 bars have phrases that return, as real tunes do")
     program: int = 0
     style: StyleModel | None = None  # fitted by MelodyService.learn_style; needed by the "style" sampler
 

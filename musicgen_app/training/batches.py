@@ -57,18 +57,22 @@ def lstm_chunks(melodies: list[Melody], length: int, lookback_bars: tuple[int, .
     return SeqSet(np.stack(rows), np.stack(feats), np.array(lens))
 
 
+def window_starts(m: Melody, toks: np.ndarray, window: int, stride_bars: int = 1, min_notes: int = 4) -> list[int]:
+    """The steps where ``m``'s VAE windows start (bar lines after any pickup, ``stride_bars`` apart),
+    leaving out windows with fewer than ``min_notes`` notes; ``toks`` are m's tokens."""
+    first = m.pickup_steps if m.pickup_steps else 0
+    return [s for s in range(first, len(toks) - window + 1, m.bar_steps * stride_bars)
+            if int((tk.vae_window(toks, s, window, window) >= 2).sum()) >= min_notes]
+
+
 def vae_windows(melodies: list[Melody], window: int, stride_bars: int = 1, min_notes: int = 4) -> SeqSet:
     """Windows of ``window`` steps starting on bar lines, each re-encoded as its own clip."""
     rows, feats = [], []
     for m in melodies:
         toks = tk.encode(m).tokens
         f = tk.melody_features(m)
-        first = m.pickup_steps if m.pickup_steps else 0
-        for s in range(first, len(toks) - window + 1, m.bar_steps * stride_bars):
-            seg = tk.vae_window(toks, s, window, window)
-            if int((seg >= 2).sum()) < min_notes:
-                continue
-            rows.append(seg)
+        for s in window_starts(m, toks, window, stride_bars, min_notes):
+            rows.append(tk.vae_window(toks, s, window, window))
             feats.append(f[s:s + window])
     if not rows:
         return SeqSet(np.zeros((0, window), np.int64), np.zeros((0, window, 3), np.int64), np.zeros(0, np.int64))

@@ -141,3 +141,42 @@ def primers(test: list[Melody], n: int) -> list[Melody]:
         if len(out) == n:
             break
     return out
+
+
+DURATIONS = (1, 2, 3, 4, 6, 8, 12, 16)
+
+
+def window_features(m: Melody) -> np.ndarray:
+    """Simple description of one window for the two-sample classifier: melody_stats, bar_stats,
+    onset share at each position in the bar, and histograms of durations, absolute intervals and
+    pitch classes relative to the estimated tonic."""
+    st = melody_stats(m) or {
+        "in_scale": 0.0,
+        "pc_entropy": 0.0,
+        "notes_per_bar": len(m.notes) * m.bar_steps / m.total_steps,
+        "range": 0,
+        "mean_abs_interval": 0.0,
+    }
+    f = [*st.values(), *bar_stats(m).values()]
+    B = m.bar_steps
+    onset = np.zeros(B)
+    dur = np.zeros(len(DURATIONS) + 1)
+    pcs = np.zeros(12)
+    for n in m.notes:
+        onset[n.start % B] += 1
+        dur[np.searchsorted(DURATIONS, n.duration)] += 1
+        pcs[(n.pitch - m.key.tonic) % 12] += 1
+    bars = m.total_steps / B
+    pitches = np.array([n.pitch for n in m.notes])
+    iv = np.bincount(np.minimum(np.abs(np.diff(pitches)), 13), minlength=14) if len(pitches) > 1 else np.zeros(14)
+    rest = 1 - sum(n.duration for n in m.notes) / m.total_steps
+    return np.concatenate(
+        [
+            f,
+            onset / bars,
+            dur / max(len(m.notes), 1),
+            iv / max(iv.sum(), 1),
+            pcs / max(len(m.notes), 1),
+            [rest, float(m.key.mode == "minor")],
+        ]
+    ).astype(np.float64)

@@ -5,6 +5,8 @@
     python -m musicgen_app.training.train_bank --controls    # test split: attribute controls, 200 samples a setting
     python -m musicgen_app.training.train_bank --rolls       # piano rolls of 16 bank samples, into /tmp/bank
     python -m musicgen_app.training.train_bank --tune-bias   # choose only the decoding pitch-class bias again
+    python -m musicgen_app.training.train_bank --positions   # only record each window's tune and bar again
+    python -m musicgen_app.training.train_bank --form-rolls  # 16-bar samples beside real tunes, with their form
 
 The bank: the training split's windows (all meters, untransposed), cut as train_gan cuts the GAN's
 training codes (train_gan.meter_windows), every ``--stride`` windows of a melody plus its last one,
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import json
 import sys
 import time
@@ -35,16 +38,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 
 from .. import tokens as tk
 from ..melody import Melody, estimate_key
 from ..models.checkpoints import load_checkpoint, read_metadata, resave_checkpoint, save_checkpoint
-from ..models.code_bank import Attributes, CodeBank, window_attributes
+from ..models.code_bank import Attributes, CodeBank, CodeBankConfig, window_attributes
 from ..models.vae import MelodyVAE
 from ..paths import CHECKPOINTS
 from ..service.melody_service import bank_melodies
-from ..views import piano_roll_png, tile_sheet
-from .batches import vae_windows
+from ..views import bar_similarity_png, piano_roll_png, tile_sheet
+from .batches import vae_windows, window_starts
 from .corpus import DEFAULT_CACHE, load_corpus
 from .stats import TARGETS, compare_bar_stats, compare_stats
 from .train_gan import (
@@ -55,8 +59,9 @@ from .train_gan import (
     decode_codes,
     load_codes,
     meter_windows,
-    nearest_training_rows,
+    nearest_training_window,
     samplers,
+    shared_bar_share,
     window_melodies,
 )
 
@@ -84,7 +89,15 @@ def bank_windows(melodies: list[Melody], window: int, stride: int) -> dict:
     position = np.arange(len(owners)) - np.maximum.accumulate(np.where(first, np.arange(len(owners)), 0))
     last = np.r_[owners[1:] != owners[:-1], True]
     keep = np.nonzero((position % stride == 0) | last)[0]
-    return {"tokens": tokens[keep], "meters": np.array(meters)[keep], "melody": owners[keep], "code_row": keep}
+    # the bar each window starts on: windows with too few notes are left out, so a window's
+    # position among its melody's windows is not always its bar
+    starts = {}
+    for i in np.unique(owners):
+        m = melodies[i]
+        starts[i] = [(s - m.pickup_steps) // m.bar_steps for s in window_starts(m, tk.encode(m).tokens, window)]
+    bar = np.array([starts[o][p] for o, p in zip(owners[keep], position[keep])])
+    return {"tokens": tokens[keep], "meters": np.array(meters)[keep], "melody": owners[keep], "code_row": keep,
+            "bar": bar}
 
 
 def build(args, log, corpus, codes) -> CodeBank:
@@ -92,7 +105,8 @@ def build(args, log, corpus, codes) -> CodeBank:
     w = bank_windows(corpus.split("train"), vae_window, args.stride)
     t0 = time.time()
     code_std = torch.from_numpy(codes["train_codes"].std(0))
-    bank = CodeBank.from_windows(w["tokens"], w["meters"].tolist(), code_std, neighbours=args.neighbours)
+    bank = CodeBank.from_windows(w["tokens"], w["meters"].tolist(), code_std, w["melody"], w["bar"],
+                                 neighbours=args.neighbours)
     bank.set_neighbours(torch.from_numpy(codes["train_codes"][w["code_row"]]), torch.from_numpy(w["melody"]))
     log(f"bank of {len(w['tokens'])} windows ({len(bank.config.meters)} meters) in {time.time() - t0:.0f} s")
     return bank
@@ -108,27 +122,10 @@ def with_sampling(bank: CodeBank, mix: float | None = None, noise: float | None 
 
 
 # -- measuring ------------------------------------------------------------------------------------
-def shared_bar_share(m: Melody, other: np.ndarray) -> float:
-    """Share of ``m``'s bars with a note that equal some bar of the window tokens ``other``."""
-    mine = tk.bar_rows(m)
-    theirs = tk.bar_rows(tk.decode(other, m))
-    sounding = (mine >= 2).any(1)
-    same = (mine[:, None, :] == theirs[None, :, :]).all(-1).any(1)
-    return float((same & sounding).sum() / max(sounding.sum(), 1))
-
-
 def novelty(melodies: list[Melody], train_tokens: np.ndarray, sources: dict | None = None) -> dict:
-    """How much the windows copy the training set: their best step agreement with any training window,
-    the share equal to one, and the share of their bars found in that nearest training window; with
-    ``sources`` (name -> the window tokens each sample grew from), the share of bars found in those."""
-    best, row = nearest_training_rows(melodies, train_tokens)
-    shared = [shared_bar_share(m, train_tokens[i]) for m, i in zip(melodies, row.tolist())]
-    out = {
-        "nearest_train_agreement": float(best.mean()),
-        "train_copies": float((best == 1).float().mean()),
-        "bars_in_nearest_train": float(np.mean(shared)),
-        "bars_in_nearest_train_se": float(np.std(shared) / np.sqrt(len(shared))),
-    }
+    """train_gan.nearest_training_window, and with ``sources`` (name -> the window tokens each sample
+    grew from) the share of bars found in those."""
+    out = nearest_training_window(melodies, train_tokens)
     for name, rows in (sources or {}).items():
         out[f"bars_in_{name}"] = float(np.mean([shared_bar_share(m, r) for m, r in zip(melodies, rows)]))
     return out
@@ -246,6 +243,23 @@ def retune_bias(args, log) -> None:
     record.setdefault("chosen", {})["pitch_class_bias"] = beta
     resave_checkpoint(args.bank, with_sampling(bank, pitch_class_bias=beta), metrics=record)
     log(f"wrote {args.bank}")
+
+
+def record_positions(args, log) -> None:
+    """Each window's tune and starting bar in the bank at ``args.bank`` (which 8- and 16-bar Generate
+    chains), from the corpus it was built from; the windows, neighbours and settings stay."""
+    # not load_checkpoint: a bank saved before positions were recorded lacks those two buffers
+    bank = CodeBank(CodeBankConfig(**json.loads(read_metadata(args.bank)["config"])))
+    missing, unknown = bank.load_state_dict(load_file(args.bank), strict=False)
+    if unknown or set(missing) - {"tune", "bar"}:
+        raise SystemExit(f"{args.bank} is not a code bank of this version ({missing}, {unknown}).")
+    w = bank_windows(load_corpus(args.corpus).split("train"), bank.config.window, args.stride)
+    if not np.array_equal(w["tokens"], bank.tokens.numpy()):
+        raise SystemExit(f"{args.bank} holds other windows than --stride {args.stride} of this corpus gives; "
+                         "build the bank again (python -m musicgen_app.training.train_bank).")
+    bank.set_positions(w["melody"], w["bar"])
+    resave_checkpoint(args.bank, bank)
+    log(f"wrote {args.bank}: {len(np.unique(w['melody']))} tunes")
 
 
 # -- test split -----------------------------------------------------------------------------------
@@ -385,12 +399,41 @@ def draw_rolls(args, log) -> None:
     log(f"wrote {path} ({path.stat().st_size / 1e3:.0f} KB)")
 
 
+def draw_form_rolls(args, log) -> None:
+    """Four 16-bar bank melodies (4/4, temperature 1.0) above the first 16 bars of four held-out
+    test tunes, each as a piano roll beside its bar self-similarity matrix (views.bar_similarity)."""
+    from PIL import Image
+
+    vae, _ = load_checkpoint(args.vae, kind="vae")
+    bank, _ = load_checkpoint(args.bank, kind="code_bank")
+    gen = torch.Generator().manual_seed(args.seed)
+    made, _, _ = bank_melodies(vae, bank, 4, Melody(notes=(), time_signature=(4, 4)), Attributes(), 1.0, gen, 4)
+    real = [m.slice(m.pickup_steps, m.pickup_steps + 256) for m in four_four(load_corpus(args.corpus).split("test"))
+            if m.total_steps - m.pickup_steps >= 256][:: 7][:4]
+    tiles = []
+    for name, group in (("generated", made), ("held-out tune", real)):
+        for i, m in enumerate(group):
+            roll = Image.open(io.BytesIO(piano_roll_png(m, title=f"{name} {i + 1} ({m.key.name})", width=760,
+                                                        height=200)))
+            sim = Image.open(io.BytesIO(bar_similarity_png(m, size=200)))
+            tile = Image.new("RGB", (960, 200), "white")
+            tile.paste(roll, (0, 0))
+            tile.paste(sim, (760, 0))
+            buf = io.BytesIO()
+            tile.save(buf, format="PNG")
+            tiles.append(buf.getvalue())
+    path = tile_sheet(tiles, 1, args.form_rolls_out)
+    log(f"wrote {path} ({path.stat().st_size / 1e3:.0f} KB)")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--evaluate", action="store_true", help="test split: bank / GAN / Gaussian side by side")
     ap.add_argument("--controls", action="store_true", help="test split: the attribute controls")
     ap.add_argument("--rolls", action="store_true", help="a sheet of piano rolls of 16 samples")
     ap.add_argument("--rolls-out", type=Path, default=WORK / "rolls_bank.png")
+    ap.add_argument("--form-rolls", action="store_true", help="16-bar samples beside held-out tunes, with their form")
+    ap.add_argument("--form-rolls-out", type=Path, default=CHECKPOINTS / "form_rolls.png")
     ap.add_argument("--out", type=Path, default=BANK_PATH)
     ap.add_argument("--bank", type=Path, default=BANK_PATH, help="the checkpoint --evaluate, --controls, --rolls read")
     ap.add_argument("--gan", type=Path, default=GAN_PATH)
@@ -402,6 +445,8 @@ def main(argv=None):
                     help="mix:noise pairs tried on the valid split")
     ap.add_argument("--tune-bias", action="store_true",
                     help="choose only the decoding pitch-class bias of --bank again, on the valid split")
+    ap.add_argument("--positions", action="store_true",
+                    help="only record each window's tune and bar in --bank (for 8- and 16-bar Generate)")
     ap.add_argument("--bias-grid", type=float, nargs="+", default=BIAS_GRID,
                     help="decoding pitch-class biases tried on the valid split")
     ap.add_argument("--n", type=int, default=400, help="samples per sampler or grid point")
@@ -411,7 +456,13 @@ def main(argv=None):
     args = ap.parse_args(argv)
     args.command = " ".join(["python -m musicgen_app.training.train_bank", *(sys.argv[1:] if argv is None else argv)])
     torch.set_num_threads(args.threads)
-    log = Log(None if (args.evaluate or args.controls or args.rolls) else WORK / "build.log")
+    log = Log(None if (args.evaluate or args.controls or args.rolls or args.form_rolls) else WORK / "build.log")
+    if args.form_rolls:
+        draw_form_rolls(args, log)
+        return
+    if args.positions:
+        record_positions(args, log)
+        return
     if args.tune_bias:
         log(f"command: {args.command}")
         retune_bias(args, log)

@@ -1,45 +1,57 @@
-"""Train and measure the latent GAN, a learned sampler for Generate (see models/latent_gan.py).
+"""Train and measure the latent GAN, an adversarial refiner of the corpus bank's codes (see
+models/latent_gan.py).
 
-    python -m musicgen_app.training.train_gan --minutes 20 --out checkpoints/gan.safetensors [--resume]
+    python -m musicgen_app.training.train_gan --steps 1500 --realism-weight 2 [--resume]
     python -m musicgen_app.training.train_gan --evaluate [--gan checkpoints/gan.safetensors] [--n 400]
     python -m musicgen_app.training.train_gan --rolls       # piano rolls of 16 samples per sampler, into /tmp/gan
 
-Training data: the posterior means (mu) of the shipped VAE (``checkpoints/vae.safetensors``) for
-every training window, cut by batches.vae_windows exactly as VAE training cut them but with a
-stride of one bar (all meters, no transposition: the sampler should land where untransposed
-corpus windows lie). Overlapping windows are near copies of each other, which a critic does not
-mind but a nearest-neighbour test does, so the validation codes use a stride of four bars (no
-overlap). Codes are cached in /tmp/gan/codes.npz under the VAE's weight digest, the corpus
-fingerprint and the strides, so reruns skip encoding.
+Training data. Real: the posterior means (mu) of the shipped VAE (``checkpoints/vae.safetensors``)
+for every training window, cut by batches.vae_windows exactly as VAE training cut them but with a
+stride of one bar (all meters, no transposition), cached in /tmp/gan/codes.npz under the VAE's
+weight digest, the corpus fingerprint and the strides. Sources (what the refiner moves): codes
+made as the corpus bank (``--bank``, checkpoints/code_bank.safetensors) makes them, a bank window's
+mu moved the bank's ``mix`` of the way to one of its neighbours' plus noise of the bank's ``noise``
+code sds (the codes CodeBank.sample makes, which the GAN refines when it samples); the bank's
+windows are encoded once (cached in /tmp/gan/bank_codes.npz under the VAE's and the bank's
+digests) and each batch mixes and perturbs them afresh. A source is drawn for each real code from
+the bank windows of that code's meter, so both sides of the critic see the same meters.
 
-Training: WGAN-GP (Gulrajani et al. 2017) on standardised codes, both networks conditioned on the
-window's meter, with an exponential moving average of the generator's weights (the one that is
-saved). Every ``--eval-every`` generator steps the EMA generator is validated, critic-free, on the
-valid split's codes: a leave-one-out 1-nearest-neighbour two-sample test (Lopez-Paz & Oquab 2017;
-0.5 = generated and held-out codes cannot be told apart, 1.0 = always can), taken within each
-meter. The best such generator so far is written to ``--out``; the full training state goes to
-/tmp/gan/state-<tag>.safetensors so ``--resume`` continues a stopped run.
+Training: WGAN-GP (Gulrajani et al. 2017) on standardised codes, critic and refiner conditioned on
+the meter, the refiner's loss adding ``--step-penalty`` times the squared length of its move (as
+Engel et al.'s distance penalty), and an exponential moving average of the refiner's weights (the
+one saved). The critic alone judges codes, and codes that pass it need not decode to melodies that
+pass for real ones; with ``--realism-weight`` the refiner also climbs a realism head (a latent
+constraint in Engel et al.'s sense): before training, ``--realism-samples`` 4/4 codes the refiner
+can reach are decoded ``--realism-repeats`` times each, a logistic regression on window_features
+tells those decodings from training windows (never valid or test ones), and a small MLP learns to
+predict, from a code, the mean logit of its decodings; 4/4 codes in each batch then gain
+``--realism-weight`` times the head's score. Like the critic, the head is a training device: it is
+kept in the state file, not in the checkpoint.
 
-Each run first logs two baselines on the same validation: codes of other training windows (what
-a perfect sampler would score) and the VAE's fitted Gaussian prior. Why a sampler is hard to learn
-here: the decoder turns a code into a corpus-like melody only close to where real codes lie, and
-the space between real codes decodes like the Gaussian's samples; adding noise to training codes,
-or taking midpoints of two of them, shows it (models/code_bank.py is the sampler built on that).
-Figures of the shipped GAN are in checkpoints/MODEL_CARD.md; ``--evaluate`` measures them again.
+Every ``--eval-every`` steps the average is validated on the valid split: 400 refined 4/4 bank
+codes decoded as Generate decodes them, against the valid 4/4 windows, by the classifier two-sample
+test (classifier_two_sample) and by copying: the share of each sample's bars found in
+its nearest 4/4 training window (nearest_training_window), against the valid windows' own share. The
+checkpoint written to ``--out`` is the step with the lowest classifier accuracy among those whose
+samples do not share measurably more bars with the training set than valid windows do (two
+standard errors, as train_bank.choose_sampling); the full training state goes to
+/tmp/gan/state-<tag>.safetensors so ``--resume`` continues a stopped run. Each run first logs, on
+the same validation, its unrefined sources (the refiner at its start) and real training codes.
 
-Measuring (``--evaluate``, test split only, 4-bar windows of 4/4 as evaluate.eval_samples): z
-from (a) the GAN, (b) the VAE's fitted Gaussian prior (MelodyVAE.sample_prior), (c) a Gaussian
-fitted to the 4/4 training codes only (so the GAN's meter conditioning is not mistaken for its
-shape), and (d) the posterior means of held-out valid windows (the best any sampler of z can do
-with this decoder), each decoded as MelodyService.sample decodes. Printed: the statistic overlaps
-of stats.compare_stats and stats.compare_bar_stats, and a classifier two-sample test.
+Measuring (``--evaluate``, test split only, 4-bar windows of 4/4 as evaluate.eval_samples): z from
+the GAN (bank codes refined), its unrefined sources, the bank as Generate uses it (with its decoding
+pitch-class bias, which the GAN's samples do not get), the VAE's Gaussian prior, a Gaussian fitted
+to the 4/4 training codes, and the posterior means of valid windows (the ceiling for any sampler of
+z with this decoder), each decoded as MelodyService.sample decodes; printed: the statistic overlaps
+of stats.compare_stats and compare_bar_stats, the classifier two-sample test, and copying beside
+the test windows' own. bench/eval_gan.py measures the same samples with the three classifiers of
+two_sample.py (which imports this module, so this module cannot import it).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import dataclasses
 import hashlib
 import json
 import math
@@ -54,21 +66,22 @@ from safetensors.torch import load_file, save_file
 from torch.nn import functional as F
 
 from .. import tokens as tk
-from ..errors import CheckpointError
 from ..melody import Melody, estimate_key
 from ..models.checkpoints import load_checkpoint, read_metadata, save_checkpoint
+from ..models.code_bank import Attributes, CodeBank, Picked
 from ..models.latent_gan import LatentCritic, LatentGAN, LatentGANConfig, meter_name
 from ..models.vae import MelodyVAE
 from ..paths import CHECKPOINTS
-from ..service.melody_service import melodies_from_codes
+from ..service.melody_service import bank_melodies, melodies_from_codes
 from ..views import piano_roll_png, tile_sheet
 from .batches import vae_windows
 from .corpus import DEFAULT_CACHE, load_corpus
-from .stats import TARGETS, bar_stats, compare_bar_stats, compare_stats, melody_stats
+from .stats import TARGETS, compare_bar_stats, compare_stats, window_features
 
 WORK = Path("/tmp/gan")
 VAE_PATH = CHECKPOINTS / "vae.safetensors"
 GAN_PATH = CHECKPOINTS / "gan.safetensors"
+BANK_PATH = CHECKPOINTS / "code_bank.safetensors"
 
 
 class Log:
@@ -170,7 +183,123 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(((ma - mb) ** 2).sum() + np.trace(ca) + np.trace(cb) - 2 * np.sqrt(np.clip(eig.real, 0, None)).sum())
 
 
-# -- training -------------------------------------------------------------------------------------
+@torch.inference_mode()
+def encode_bank(vae: MelodyVAE, bank: CodeBank, batch: int = 512) -> torch.Tensor:
+    """Posterior means (bank size, z_dim) of every bank window, as CodeBank.codes encodes them."""
+    out = torch.empty(bank.config.size, vae.config.z_dim)
+    gen = torch.Generator().manual_seed(0)  # CodeBank.codes draws noise even at noise 0
+    for k, name in enumerate(bank.config.meters):
+        ts = tuple(int(x) for x in name.split("/"))
+        rows = torch.nonzero(bank.meter == k).squeeze(1)
+        for s in range(0, len(rows), batch):
+            r = rows[s : s + batch]
+            zero = torch.zeros(len(r), dtype=torch.long)
+            out[r] = bank.codes(vae, Picked(r, r, zero, zero, len(r)), ts, gen, noise=0.0, mix=0.0)
+    return out
+
+
+def load_bank_codes(vae_path: Path, bank_path: Path, cache: Path, log) -> tuple[CodeBank, torch.Tensor]:
+    """The bank at ``bank_path`` and its windows' codes under the VAE at ``vae_path`` (cached)."""
+    bank, meta = load_checkpoint(bank_path, kind="code_bank")
+    key = f"{read_metadata(vae_path)['weights_sha256'][:16]}-{meta['weights_sha256'][:16]}"
+    if cache.exists():
+        with np.load(cache) as z:
+            if str(z["key"]) == key:
+                log(f"bank codes from {cache}")
+                return bank, torch.from_numpy(z["codes"])
+    t0 = time.time()
+    mu = encode_bank(load_checkpoint(vae_path, kind="vae")[0], bank)
+    log(f"encoded the bank's {len(mu)} windows in {time.time() - t0:.0f} s")
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, key=np.array(key), codes=mu.numpy())
+    return bank, mu
+
+
+class Sources:
+    """Unrefined standardised codes made as CodeBank.codes makes them, from pre-encoded bank codes."""
+
+    def __init__(self, gan: LatentGAN, bank: CodeBank, bank_mu: torch.Tensor):
+        c = gan.config
+        self.mu, self.neighbours, self.mix, self.noise = bank_mu, bank.neighbours.long(), bank.config.mix, \
+            bank.config.noise
+        self.bank_std = bank.code_std
+        self.gan = gan
+        # bank rows grouped by the GAN's meter index: rows[start[k] : start[k] + count[k]] are of meter k
+        ours = torch.tensor([c.meters.index(m) if m in c.meters else len(c.meters) for m in bank.config.meters])
+        meter = ours[bank.meter.long()]
+        self.rows = torch.argsort(meter, stable=True)
+        self.count = torch.bincount(meter, minlength=len(c.meters) + 1)[: len(c.meters)]
+        self.start = torch.cumsum(self.count, 0) - self.count
+
+    def __call__(self, meters: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """One source (B, z_dim) per entry of ``meters`` (B,), from bank windows of that meter."""
+        if (self.count[meters] == 0).any():
+            raise ValueError("the bank has no window of a meter the GAN trains on")
+        u = torch.rand(len(meters), generator=gen)
+        index = self.rows[self.start[meters] + (u * self.count[meters]).long().clamp(max=self.count[meters] - 1)]
+        near = self.neighbours[index]
+        partner = near[torch.arange(len(index)), torch.randint(near.shape[1], (len(index),), generator=gen)]
+        z = torch.lerp(self.mu[index], self.mu[partner], self.mix)
+        z = z + self.noise * self.bank_std * torch.randn(z.shape, generator=gen)
+        return self.gan.standardise(z)
+
+
+@torch.no_grad()
+def realism_data(gan: LatentGAN, sources: Sources, vae: MelodyVAE, real: list[Melody], n: int, repeats: int,
+                 gen: torch.Generator, log, batch: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` standardised 4/4 codes the refiner can reach (sources, half of them moved by up to
+    max_step per dimension at random) and the realism of their decodings: the logit of a logistic
+    regression on window_features telling ``real`` training windows (1) from these decodings (0),
+    averaged over ``repeats`` decodings of each code (decoding is sampled: one decoding is a noisy
+    draw of its code's realism)."""
+    m4 = torch.full((n,), gan.meter_index("4/4"), dtype=torch.long)
+    x = sources(m4, gen)
+    half = torch.arange(n) % 2 == 1
+    x[half] += gan.config.max_step * (2 * torch.rand(int(half.sum()), x.shape[1], generator=gen) - 1)
+    t0, feats = time.time(), []
+    for _ in range(repeats):
+        for s in range(0, n, batch):
+            melodies = decode_codes(vae, gan.unstandardise(x[s : s + batch]), (4, 4), 1.0, gen)
+            feats += [window_features(m) for m in melodies]
+    fake, true = np.stack(feats), np.stack([window_features(m) for m in real])
+    both = np.concatenate([true, fake])
+    mu, sd = both.mean(0), both.std(0) + 1e-6
+    xt = torch.from_numpy((both - mu) / sd)
+    w = logistic_fit(xt, torch.from_numpy(np.r_[np.ones(len(true)), np.zeros(len(fake))]), 1e-3)
+    logits = (torch.cat([xt, torch.ones(len(xt), 1, dtype=xt.dtype)], 1) @ w)[len(true):].float()
+    logits = logits.view(repeats, n).mean(0)
+    log(f"realism labels: {n} codes x {repeats} decodings against {len(real)} training windows in "
+        f"{time.time() - t0:.0f} s; logit mean {logits.mean():.2f} sd {logits.std():.2f}")
+    return x, logits
+
+
+def fit_realism_head(head: LatentCritic, x: torch.Tensor, y: torch.Tensor, m4: int, steps: int,
+                     gen: torch.Generator, log, batch: int = 256) -> float:
+    """Regress the realism logits ``y`` on the codes ``x`` (all 4/4), keeping the weights with the best
+    R^2 on a tenth held out (checked every 100 steps); returns that R^2."""
+    cut = len(x) // 10
+    opt = torch.optim.Adam(head.parameters(), lr=1e-3, weight_decay=1e-3)
+    meters = torch.full((batch,), m4, dtype=torch.long)
+    best, kept = -math.inf, copy.deepcopy(head.state_dict())
+    for step in range(steps):
+        idx = cut + torch.randint(len(x) - cut, (batch,), generator=gen)
+        loss = F.mse_loss(head(x[idx], meters), y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if (step + 1) % 100 == 0:
+            with torch.no_grad():
+                pred = head(x[:cut], torch.full((cut,), m4, dtype=torch.long))
+                r2 = 1 - F.mse_loss(pred, y[:cut]).item() / y[:cut].var().item()
+            if r2 > best:
+                best, kept = r2, copy.deepcopy(head.state_dict())
+    head.load_state_dict(kept)
+    for p in head.parameters():
+        p.requires_grad_(False)
+    log(f"realism head: held-out R^2 {best:.3f}")
+    return best
+
+
 def gradient_penalty(critic, real, fake, meters, gen: torch.Generator) -> torch.Tensor:
     t = torch.rand(len(real), 1, generator=gen)
     x = (t * real + (1 - t) * fake).requires_grad_(True)
@@ -178,9 +307,10 @@ def gradient_penalty(critic, real, fake, meters, gen: torch.Generator) -> torch.
     return ((grad.norm(dim=1) - 1) ** 2).mean()
 
 
-def critic_step(gan, critic, opt_c, real, meters, gen: torch.Generator, gp_weight: float) -> dict:
+def critic_step(gan, critic, opt_c, real, source, meters, gen: torch.Generator, gp_weight: float) -> dict:
+    """One critic update: standardised ``real`` codes against the refined ``source`` codes, all of ``meters``."""
     with torch.no_grad():
-        fake = gan(gan.noise(len(real), gen), meters)
+        fake = gan(source, gan.noise(len(source), gen), meters)
     w = critic(real, meters).mean() - critic(fake, meters).mean()
     gp = gradient_penalty(critic, real, fake, meters, gen)
     loss = -w + gp_weight * gp
@@ -190,12 +320,27 @@ def critic_step(gan, critic, opt_c, real, meters, gen: torch.Generator, gp_weigh
     return {"wasserstein": w.item(), "gp": gp.item(), "critic_loss": loss.item()}
 
 
-def generator_step(gan, critic, opt_g, meters, gen: torch.Generator) -> float:
-    loss = -critic(gan(gan.noise(len(meters), gen), meters), meters).mean()
+def generator_step(gan, critic, opt_g, source, meters, gen: torch.Generator, step_penalty: float,
+                   realism=None, realism_weight: float = 0.0) -> dict:
+    """One refiner update: raise the critic's score of the refined codes (and, with ``realism``, a
+    head over codes of ``realism.meter``, its predicted realism times ``realism_weight``), less
+    ``step_penalty`` times the squared length of the move (standardised units)."""
+    step = gan.step(source, gan.noise(len(source), gen), meters)
+    z = source + step
+    adv = -critic(z, meters).mean()
+    size = step.pow(2).sum(1).mean()
+    loss = adv + step_penalty * size
+    out = {"g_loss": adv.item(), "step_norm": size.sqrt().item()}
+    if realism is not None and realism_weight:
+        mine = meters == realism.meter
+        if mine.any():
+            real = realism(z[mine], meters[mine]).mean()
+            loss = loss - realism_weight * real * mine.float().mean()
+            out["realism"] = real.item()
     opt_g.zero_grad(set_to_none=True)
     loss.backward()
     opt_g.step()
-    return loss.item()
+    return out
 
 
 @torch.no_grad()
@@ -241,48 +386,44 @@ def load_state(path: Path, parts: dict, gen: torch.Generator) -> dict:
         return json.loads(f.metadata()["info"])
 
 
-def code_scores(
-    fake: torch.Tensor, valid: torch.Tensor, valid_m: torch.Tensor, valid_owner: torch.Tensor, four: torch.Tensor
-) -> dict:
-    """Code-space scores of standardised ``fake`` codes drawn for the meters ``valid_m`` of the valid codes."""
-    return {
-        "one_nn": one_nn_accuracy(fake, valid, valid_m, valid_m, valid_owner),
-        "fd_4_4": frechet_distance(fake[four].numpy(), valid[four].numpy()),
-    }
 
 
-def decoded_scores(vae: MelodyVAE, sample_z, reference: list[Melody], n: int = 400, seed: int = 1234) -> dict:
-    """Decoded 4/4 samples against held-out windows: the classifier test and the target overlaps."""
+def decoded_scores(vae: MelodyVAE, sample_z, reference: list[Melody], train_tokens: np.ndarray, n: int = 400,
+                   seed: int = 1234) -> dict:
+    """``n`` decoded 4/4 samples of ``sample_z(n, generator)`` against held-out ``reference`` windows:
+    the classifier test, the target overlaps, and how much they copy the training windows."""
     gen = torch.Generator().manual_seed(seed)
     melodies = decode_codes(vae, sample_z(n, gen), (4, 4), 1.0, gen)
     stats = {**compare_stats(melodies, reference), **compare_bar_stats(melodies, reference)}
     ov = [stats[k]["overlap"] for k in TARGETS]
+    nov = nearest_training_window(melodies, train_tokens)
     return {
         "c2st": classifier_two_sample(melodies, reference, seed=seed)["accuracy"],
         "min_overlap": min(ov),
         "mean_overlap": float(np.mean(ov)),
+        **{k: nov[k] for k in ("bars_in_nearest_train", "bars_in_nearest_train_se", "train_copies")},
     }
+
+
+def copies_more(scores: dict, heldout: dict) -> bool:
+    """Whether samples share measurably more bars with their nearest training window than held-out
+    windows do (one-sided, two standard errors of the difference; train_bank.choose_sampling's rule)."""
+    se = np.hypot(scores["bars_in_nearest_train_se"], heldout["bars_in_nearest_train_se"])
+    return scores["bars_in_nearest_train"] - heldout["bars_in_nearest_train"] > 2 * se
 
 
 @torch.no_grad()
-def validate(
-    gan: LatentGAN,
-    vae: MelodyVAE,
-    valid: torch.Tensor,
-    valid_m: torch.Tensor,
-    valid_owner: torch.Tensor,
-    reference: list[Melody],
-    seed: int = 1234,
-) -> dict:
-    """Critic-free scores of ``gan`` on the valid split: codes (one sample per valid code, same meter)
-    and decoded 4/4 samples against valid 4/4 windows."""
+def validate(gan: LatentGAN, vae: MelodyVAE, bank: CodeBank, reference: list[Melody], train_tokens: np.ndarray,
+             seed: int = 1234) -> dict:
+    """Critic-free scores of ``gan`` on the valid split (decoded_scores of its refined bank codes),
+    and the mean length of its move (standardised units)."""
     gan.eval()
-    fake = gan(gan.noise(len(valid), torch.Generator().manual_seed(seed)), valid_m)
-    four = valid_m == gan.meter_index("4/4")
-    out = {
-        **code_scores(fake, valid, valid_m, valid_owner, four),
-        **decoded_scores(vae, lambda n, g: gan.sample(n, g, (4, 4)), reference, seed=seed),
-    }
+    out = decoded_scores(vae, lambda n, g: gan.sample_codes(vae, bank, n, g, (4, 4)), reference, train_tokens,
+                         seed=seed)
+    gen = torch.Generator().manual_seed(seed)
+    src = gan.standardise(gan.source_codes(vae, bank, 400, gen, (4, 4)))
+    meters = torch.full((len(src),), gan.meter_index("4/4"), dtype=torch.long)
+    out["step_norm"] = gan.step(src, gan.noise(len(src), gen), meters).norm(dim=1).mean().item()
     gan.train()
     return out
 
@@ -292,22 +433,12 @@ def train(args, log) -> None:
     gen = torch.Generator().manual_seed(args.seed)
     corpus = load_corpus(args.corpus)
     codes = load_codes(args.vae, corpus, args.train_stride, args.valid_stride, WORK / "codes.npz", log)
-    meters = tuple(
-        name
-        for name, _ in sorted(
-            ((m, int((codes["train_meters"] == m).sum())) for m in set(codes["train_meters"].tolist())),
-            key=lambda x: (-x[1], x[0]),
-        )
-    )
+    bank, bank_mu = load_bank_codes(args.vae, args.bank, WORK / "bank_codes.npz", log)
+    counts = {m: int((codes["train_meters"] == m).sum()) for m in set(codes["train_meters"].tolist())}
+    meters = tuple(m for m in sorted(counts, key=lambda m: (-counts[m], m)) if m in bank.config.meters)
     z_dim = codes["train_codes"].shape[1]
-    cfg = LatentGANConfig(
-        z_dim=z_dim,
-        noise_dim=z_dim if args.residual else args.noise_dim,
-        hidden=args.hidden,
-        layers=args.layers,
-        meters=meters,
-        residual=args.residual,
-    )
+    cfg = LatentGANConfig(z_dim=z_dim, noise_dim=args.noise_dim, hidden=args.hidden, layers=args.layers,
+                          meters=meters, max_step=args.max_step)
     gan = LatentGAN(cfg)
     gan.set_code_stats(torch.from_numpy(codes["train_codes"]))
     vae, _ = load_checkpoint(args.vae, kind="vae")
@@ -315,68 +446,54 @@ def train(args, log) -> None:
     ema = copy.deepcopy(gan)
     for p in ema.parameters():
         p.requires_grad_(False)
+    sources = Sources(gan, bank, bank_mu)
     betas = (0.5, 0.9)
     opt_g = torch.optim.Adam(gan.parameters(), lr=args.lr, betas=betas)
-    opt_c = torch.optim.Adam(
-        [p for p in critic.parameters() if p.requires_grad], lr=args.lr_critic or args.lr, betas=betas
-    )
+    opt_c = torch.optim.Adam(critic.parameters(), lr=args.lr_critic or args.lr, betas=betas)
 
-    index = {m: i for i, m in enumerate(meters)}
-    train_z = gan.standardise(torch.from_numpy(codes["train_codes"]))
-    train_m = torch.tensor([index[m] for m in codes["train_meters"]])
-    keep = np.isin(codes["valid_meters"], meters)
-    valid_z = gan.standardise(torch.from_numpy(codes["valid_codes"][keep]))
-    valid_m = torch.tensor([index[m] for m in codes["valid_meters"][keep]])
-    valid_owner = torch.from_numpy(codes["valid_melody"][keep])
-    valid_4_4 = [m for m in corpus.split("valid") if m.time_signature == (4, 4)]
-    reference = window_melodies(valid_4_4, vae.config.window, stride_bars=4)
-    four = valid_m == index["4/4"]
-    n_g = sum(p.numel() for p in gan.parameters())
-    log(
-        f"{len(train_z)} train / {len(valid_z)} valid codes; meters {meters}; generator {n_g / 1e6:.2f}M parameters, "
-        f"critic {sum(p.numel() for p in critic.parameters()) / 1e6:.2f}M"
-    )
+    keep = np.isin(codes["train_meters"], meters)
+    train_z = gan.standardise(torch.from_numpy(codes["train_codes"][keep]))
+    train_m = torch.tensor([meters.index(m) for m in codes["train_meters"][keep]])
+    reference = window_melodies([m for m in corpus.split("valid") if m.time_signature == (4, 4)], vae.config.window)
+    train_tokens = vae_windows([m for m in corpus.split("train") if m.time_signature == (4, 4)], vae.config.window,
+                               stride_bars=1).tokens
+    heldout = nearest_training_window(reference, train_tokens)
+    head = None
+    if args.realism_weight:
+        head = LatentCritic(cfg, hidden=args.realism_hidden, layers=2)
+        head.meter = meters.index("4/4")
+    log(f"{len(train_z)} train codes, {len(bank_mu)} bank windows; meters {meters}; refiner "
+        f"{sum(p.numel() for p in gan.parameters()) / 1e6:.2f}M parameters, critic "
+        f"{sum(p.numel() for p in critic.parameters()) / 1e6:.2f}M; valid windows' own copying "
+        + json.dumps({k: round(v, 4) for k, v in heldout.items()}))
 
     out = Path(args.out)
     tag = hashlib.sha1(str(out.resolve()).encode()).hexdigest()[:8]
     state_path = WORK / f"state-{tag}.safetensors"
     parts = {"gan": gan, "critic": critic, "ema": ema, "opt_g": opt_g, "opt_c": opt_c}
-    info = {"step": 0, "elapsed": 0.0, "best": float("inf"), "history": []}
+    if head is not None:
+        parts["realism"] = head
+    info = {"step": 0, "elapsed": 0.0, "best": float("inf"), "history": [], "baselines": {}}
     if args.resume and state_path.exists():
         info = load_state(state_path, parts, gen)
+        if head is not None:
+            for p in head.parameters():
+                p.requires_grad_(False)
         log(f"resumed from {state_path} at step {info['step']}")
     else:
-        # Baselines on the same validation: codes of training windows of the same meters (what a
-        # perfect sampler would score), and the VAE's fitted Gaussian prior (the simplest sampler).
-        g = torch.Generator().manual_seed(0)
-        real = torch.stack(
-            [
-                train_z[train_m == k][torch.randint(int((train_m == k).sum()), (1,), generator=g)][0]
-                for k in valid_m.tolist()
-            ]
-        )
-        gauss = gan.standardise(vae.sample_prior(len(valid_z), g))
-        train_4_4 = torch.from_numpy(codes["train_codes"][codes["train_meters"] == "4/4"])
-        log(
-            "baseline, training codes: "
-            + json.dumps(
-                {
-                    **code_scores(real, valid_z, valid_m, valid_owner, four),
-                    **decoded_scores(
-                        vae, lambda n, g: train_4_4[torch.randint(len(train_4_4), (n,), generator=g)], reference
-                    ),
-                }
-            )
-        )
-        log(
-            "baseline, Gaussian prior: "
-            + json.dumps(
-                {
-                    **code_scores(gauss, valid_z, valid_m, valid_owner, four),
-                    **decoded_scores(vae, lambda n, g: vae.sample_prior(n, g), reference),
-                }
-            )
-        )
+        if head is not None:
+            real = window_melodies([m for m in corpus.split("train") if m.time_signature == (4, 4)],
+                                   vae.config.window)
+            x, y = realism_data(gan, sources, vae, real, args.realism_samples, args.realism_repeats, gen, log)
+            info["realism_r2"] = fit_realism_head(head, x, y, head.meter, args.realism_steps, gen, log)
+        four = torch.from_numpy(codes["train_codes"][codes["train_meters"] == "4/4"])
+        info["baselines"] = {
+            "sources_unrefined": validate(ema, vae, bank, reference, train_tokens),
+            "training_codes": decoded_scores(
+                vae, lambda n, g: four[torch.randint(len(four), (n,), generator=g)], reference, train_tokens),
+        }
+        for name, v in info["baselines"].items():
+            log(f"baseline, {name}: " + json.dumps({k: round(x, 4) for k, x in v.items()}))
 
     start = time.time() - info["elapsed"]
     deadline = start + args.minutes * 60
@@ -389,38 +506,35 @@ def train(args, log) -> None:
                 group["lr"] = lr * (1 - 0.9 * frac)
         for _ in range(args.n_critic):
             idx = torch.randint(len(train_z), (args.batch,), generator=gen)
-            stats = critic_step(gan, critic, opt_c, train_z[idx], train_m[idx], gen, args.gp)
-        idx = torch.randint(len(train_z), (args.batch,), generator=gen)
-        stats["g_loss"] = generator_step(gan, critic, opt_g, train_m[idx], gen)
+            m = train_m[idx]
+            stats = critic_step(gan, critic, opt_c, train_z[idx], sources(m, gen), m, gen, args.gp)
+        m = train_m[torch.randint(len(train_z), (args.batch,), generator=gen)]
+        stats.update(generator_step(gan, critic, opt_g, sources(m, gen), m, gen, args.step_penalty, head,
+                                    args.realism_weight))
         ema_update(ema, gan, args.ema if info["step"] > 200 else 0.0)
         info["step"] += 1
         if info["step"] % 200 == 0:
             log(f"step {info['step']} " + " ".join(f"{k} {v:.3f}" for k, v in stats.items()))
         if info["step"] % args.eval_every == 0 or info["step"] >= args.steps or time.time() >= deadline:
             info["elapsed"] = time.time() - start
-            v = validate(ema, vae, valid_z, valid_m, valid_owner, reference)
-            # chosen on how well decoded samples pass for held-out melodies, the quantity Generate is for
-            improved = v["c2st"] < info["best"]
+            v = validate(ema, vae, bank, reference, train_tokens)
+            copying = copies_more(v, heldout)
+            improved = not copying and v["c2st"] < info["best"]
             info["history"].append({"step": info["step"], **v})
             if improved:
                 info["best"] = v["c2st"]
                 save_checkpoint(
-                    out,
-                    ema,
-                    data_fingerprint=corpus.fingerprint,
-                    train_steps=info["step"],
-                    metrics={"valid": v},
-                    extra={
-                        "train_command": args.command,
-                        "train_seconds": round(info["elapsed"]),
-                        "vae_weights_sha256": read_metadata(args.vae)["weights_sha256"],
-                    },
+                    out, ema, data_fingerprint=corpus.fingerprint, train_steps=info["step"],
+                    metrics={"valid": v, "valid_heldout_novelty": heldout, **{
+                        f"valid_{k}": b for k, b in info["baselines"].items()}},
+                    extra={"train_command": args.command, "train_seconds": round(info["elapsed"]),
+                           "vae_weights_sha256": read_metadata(args.vae)["weights_sha256"],
+                           "bank_weights_sha256": read_metadata(args.bank)["weights_sha256"],
+                           "bank_sampling": json.dumps({"mix": bank.config.mix, "noise": bank.config.noise})},
                 )
-            log(
-                f"step {info['step']} {info['elapsed'] / 60:.1f} min valid "
+            log(f"step {info['step']} {info['elapsed'] / 60:.1f} min valid "
                 + json.dumps({k: round(x, 4) for k, x in v.items()})
-                + (" saved" if improved else "")
-            )
+                + (" copies" if copying else "") + (" saved" if improved else ""))
         if time.time() - last_save > 60 or info["step"] >= args.steps:
             info["elapsed"] = time.time() - start
             save_state(state_path, parts, gen, info)
@@ -428,103 +542,6 @@ def train(args, log) -> None:
     info["elapsed"] = time.time() - start
     save_state(state_path, parts, gen, info)
     log(f"done at step {info['step']}: best valid classifier accuracy {info['best']:.4f}; checkpoint {out}")
-
-
-# -- density-ratio refinement ----------------------------------------------------------------------
-def fit_ratio(
-    gan: LatentGAN,
-    train_z: torch.Tensor,
-    train_m: torch.Tensor,
-    valid_z: torch.Tensor,
-    valid_m: torch.Tensor,
-    steps: int,
-    gen: torch.Generator,
-    log,
-    batch: int = 256,
-) -> float:
-    """Train ``gan.ratio`` to tell standardised training codes (label 1) from fresh generator codes of
-    the same meters (label 0); returns its accuracy on valid codes against fresh generator codes."""
-    bce = F.binary_cross_entropy_with_logits
-    opt = torch.optim.Adam(gan.ratio.parameters(), lr=1e-3, weight_decay=1e-4)
-    gan.ratio.train()
-    for step in range(steps):
-        idx = torch.randint(len(train_z), (batch,), generator=gen)
-        with torch.no_grad():
-            fake = gan(gan.noise(batch, gen), train_m[idx])
-        x, m = torch.cat([train_z[idx], fake]), torch.cat([train_m[idx], train_m[idx]])
-        y = torch.cat([torch.ones(batch), torch.zeros(batch)])
-        loss = bce(gan.ratio(x, m), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if (step + 1) % 500 == 0:
-            log(f"ratio step {step + 1} loss {loss.item():.3f}")
-    gan.ratio.eval()
-    with torch.no_grad():
-        fake = gan(gan.noise(len(valid_z), torch.Generator().manual_seed(7)), valid_m)
-        acc = ((gan.ratio(valid_z, valid_m) > 0).float().mean() + (gan.ratio(fake, valid_m) <= 0).float().mean()) / 2
-    return float(acc)
-
-
-def refine(args, log) -> None:
-    """Add the density-ratio classifier to the GAN at ``--out`` (rejection = ``--rejection`` draws per sample)."""
-    gen = torch.Generator().manual_seed(args.seed + 1)
-    corpus = load_corpus(args.corpus)
-    codes = load_codes(args.vae, corpus, args.train_stride, args.valid_stride, WORK / "codes.npz", log)
-    base, meta = load_checkpoint(args.out, kind="latent_gan")
-    cfg = dataclasses.replace(base.config, rejection=args.rejection, ratio_temperature=args.ratio_temperature)
-    gan = LatentGAN(cfg)
-    missing = gan.load_state_dict(base.state_dict(), strict=False).missing_keys
-    if any(not k.startswith("ratio.") for k in missing):
-        raise CheckpointError(f"{args.out} lacks generator weights {missing}.")
-    index = {m: i for i, m in enumerate(cfg.meters)}
-    train_z = gan.standardise(torch.from_numpy(codes["train_codes"]))
-    train_m = torch.tensor([index[m] for m in codes["train_meters"]])
-    keep = np.isin(codes["valid_meters"], cfg.meters)
-    valid_z = gan.standardise(torch.from_numpy(codes["valid_codes"][keep]))
-    valid_m = torch.tensor([index[m] for m in codes["valid_meters"][keep]])
-    t0 = time.time()
-    acc = fit_ratio(gan, train_z, train_m, valid_z, valid_m, args.ratio_steps, gen, log)
-    log(f"ratio classifier: valid accuracy {acc:.3f} (real valid codes vs fresh generator codes), "
-        f"{time.time() - t0:.0f} s")
-    vae, _ = load_checkpoint(args.vae, kind="vae")
-    reference = window_melodies(
-        [m for m in corpus.split("valid") if m.time_signature == (4, 4)], vae.config.window, stride_bars=4
-    )
-    four = valid_m == index["4/4"]
-    owner = torch.from_numpy(codes["valid_melody"][keep])
-    before = {**meta["metrics"].get("valid", {})}
-    with torch.no_grad():
-        fake = gan.standardise(
-            torch.cat(
-                [
-                    gan.sample(int((valid_m == k).sum()), gen, cfg.meters[k])
-                    for k in range(len(cfg.meters))
-                    if (valid_m == k).any()
-                ]
-            )
-        )
-    order = torch.cat([torch.nonzero(valid_m == k).squeeze(1) for k in range(len(cfg.meters)) if (valid_m == k).any()])
-    after = {
-        **code_scores(fake, valid_z[order], valid_m[order], owner[order], four[order]),
-        **decoded_scores(vae, lambda n, g: gan.sample(n, g, (4, 4)), reference),
-    }
-    log(f"valid before refinement {json.dumps(before)}")
-    log(f"valid after  refinement {json.dumps(after)}")
-    metrics = dict(meta["metrics"], valid=after, valid_generator_alone=before, ratio_valid_accuracy=acc)
-    save_checkpoint(
-        args.out,
-        gan,
-        data_fingerprint=meta["data_fingerprint"],
-        train_steps=int(meta["train_steps"]),
-        metrics=metrics,
-        extra={
-            "train_command": meta.get("train_command", "") + " ; " + args.command,
-            "train_seconds": meta.get("train_seconds", ""),
-            "vae_weights_sha256": meta["vae_weights_sha256"],
-        },
-    )
-    log(f"wrote {args.out} with rejection {cfg.rejection}")
 
 
 # -- measuring on held-out melodies ---------------------------------------------------------------
@@ -544,45 +561,6 @@ def window_melodies(melodies: list[Melody], window: int, stride_bars: int = 4) -
         m = tk.decode(row, probe)
         out.append(m.replace(key=estimate_key(m.notes)))
     return out
-
-
-DURATIONS = (1, 2, 3, 4, 6, 8, 12, 16)
-
-
-def window_features(m: Melody) -> np.ndarray:
-    """Simple description of one window for the two-sample classifier: melody_stats, bar_stats,
-    onset share at each position in the bar, and histograms of durations, absolute intervals and
-    pitch classes relative to the estimated tonic."""
-    st = melody_stats(m) or {
-        "in_scale": 0.0,
-        "pc_entropy": 0.0,
-        "notes_per_bar": len(m.notes) * m.bar_steps / m.total_steps,
-        "range": 0,
-        "mean_abs_interval": 0.0,
-    }
-    f = [*st.values(), *bar_stats(m).values()]
-    B = m.bar_steps
-    onset = np.zeros(B)
-    dur = np.zeros(len(DURATIONS) + 1)
-    pcs = np.zeros(12)
-    for n in m.notes:
-        onset[n.start % B] += 1
-        dur[np.searchsorted(DURATIONS, n.duration)] += 1
-        pcs[(n.pitch - m.key.tonic) % 12] += 1
-    bars = m.total_steps / B
-    pitches = np.array([n.pitch for n in m.notes])
-    iv = np.bincount(np.minimum(np.abs(np.diff(pitches)), 13), minlength=14) if len(pitches) > 1 else np.zeros(14)
-    rest = 1 - sum(n.duration for n in m.notes) / m.total_steps
-    return np.concatenate(
-        [
-            f,
-            onset / bars,
-            dur / max(len(m.notes), 1),
-            iv / max(iv.sum(), 1),
-            pcs / max(len(m.notes), 1),
-            [rest, float(m.key.mode == "minor")],
-        ]
-    ).astype(np.float64)
 
 
 def logistic_fit(x: torch.Tensor, y: torch.Tensor, l2: float) -> torch.Tensor:
@@ -621,11 +599,16 @@ def classifier_two_sample(
     return {"accuracy": correct / (2 * n), "per_class": n, "features": int(x.shape[1])}
 
 
-def samplers(vae: MelodyVAE, gan: LatentGAN | None, codes: dict | None, valid_4_4: list[Melody]):
-    """name -> function(n, torch.Generator) -> z (n, Z), for 4/4 windows."""
+def samplers(vae: MelodyVAE, gan: LatentGAN | None, codes: dict | None, valid_4_4: list[Melody],
+             bank: CodeBank | None = None):
+    """name -> function(n, torch.Generator) -> z (n, Z), for 4/4 windows. The GAN refines codes of
+    ``bank`` (default: the shipped bank at BANK_PATH, when there is one)."""
+    if bank is None and gan is not None and BANK_PATH.exists():
+        bank = load_checkpoint(BANK_PATH, kind="code_bank")[0]
     out = {}
     if gan is not None:
-        out["GAN"] = lambda n, g: gan.sample(n, g, (4, 4))
+        out["GAN"] = lambda n, g: gan.sample_codes(vae, bank, n, g, (4, 4))
+        out["GAN's sources, unrefined"] = lambda n, g: gan.source_codes(vae, bank, n, g, (4, 4))
     out["Gaussian prior (shipped)"] = lambda n, g: vae.sample_prior(n, g)
     if codes is not None:
         four = torch.from_numpy(codes["train_codes"][codes["train_meters"] == "4/4"]).double()
@@ -649,87 +632,110 @@ def nearest_training_rows(melodies: list[Melody], train_tokens: np.ndarray) -> t
     return torch.stack([b.values for b in best]), torch.stack([b.indices for b in best])
 
 
+def shared_bar_share(m: Melody, other: np.ndarray) -> float:
+    """Share of ``m``'s bars with a note that equal some bar of the window tokens ``other``."""
+    mine = tk.bar_rows(m)
+    theirs = tk.bar_rows(tk.decode(other, m))
+    sounding = (mine >= 2).any(1)
+    same = (mine[:, None, :] == theirs[None, :, :]).all(-1).any(1)
+    return float((same & sounding).sum() / max(sounding.sum(), 1))
+
+
 def nearest_training_window(melodies: list[Melody], train_tokens: np.ndarray) -> dict:
-    """How close each window comes to a training window: share of steps equal to its nearest one,
-    and the share of windows that copy one outright. Memorised codes would decode to copies."""
-    best, _ = nearest_training_rows(melodies, train_tokens)
-    return {"nearest_train_agreement": float(best.mean()), "train_copies": float((best == 1).float().mean())}
-
-
-def evaluate_sampler(
-    vae: MelodyVAE,
-    sample_z,
-    reference: list[Melody],
-    n: int = 400,
-    temperature: float = 1.0,
-    seed: int = 0,
-    train_tokens: np.ndarray | None = None,
-) -> dict:
-    """Decode ``n`` codes from ``sample_z(n, generator)`` and compare them with ``reference`` windows."""
-    gen = torch.Generator().manual_seed(seed)
-    z = sample_z(n, gen)
-    gen_melodies = decode_codes(vae, z, (4, 4), temperature, gen)
-    stats = compare_stats(gen_melodies, reference)
-    stats.update(compare_bar_stats(gen_melodies, reference))
-    out = {
-        "samples": len(gen_melodies),
-        "stats": stats,
-        "classifier": classifier_two_sample(gen_melodies, reference, seed=seed),
-        "melodies": gen_melodies,
+    """How much windows copy the training set: their best step agreement with any training window,
+    the share equal to one, and the share of their bars found in that nearest window (mean and
+    standard error). Memorised codes would decode to copies."""
+    best, row = nearest_training_rows(melodies, train_tokens)
+    shared = [shared_bar_share(m, train_tokens[i]) for m, i in zip(melodies, row.tolist())]
+    return {
+        "nearest_train_agreement": float(best.mean()),
+        "train_copies": float((best == 1).float().mean()),
+        "bars_in_nearest_train": float(np.mean(shared)),
+        "bars_in_nearest_train_se": float(np.std(shared) / np.sqrt(len(shared))),
     }
-    if train_tokens is not None:
-        out["novelty"] = nearest_training_window(gen_melodies, train_tokens)
+
+
+def sampled_melodies(vae: MelodyVAE, gan: LatentGAN | None, bank: CodeBank | None, codes: dict | None,
+                     valid_4_4: list[Melody], n: int, seed: int, temperature: float = 1.0) -> dict:
+    """name -> ``n`` 4/4 melodies of each sampler of ``samplers``, and of the bank as Generate uses it
+    (with its decoding bias), each decoded as Generate decodes them from one generator seeded ``seed``."""
+    out = {}
+    for name, fn in samplers(vae, gan, codes, valid_4_4, bank).items():
+        gen = torch.Generator().manual_seed(seed)
+        out[name] = decode_codes(vae, fn(n, gen), (4, 4), temperature, gen)
+        if name == "GAN's sources, unrefined" and bank is not None:
+            gen = torch.Generator().manual_seed(seed)
+            out["bank as Generate uses it"] = bank_melodies(vae, bank, n, Melody(notes=(), time_signature=(4, 4)),
+                                                             Attributes(), temperature, gen)[0]
     return out
 
 
 def run_evaluation(args, log) -> dict:
+    """The GAN beside the bank and the baselines on held-out 4/4 test windows; with ``--record``, the
+    figures go into the GAN checkpoint's metrics."""
     vae, _ = load_checkpoint(args.vae, kind="vae")
     corpus = load_corpus(args.corpus)
     four = [m for m in corpus.split("test") if m.time_signature == (4, 4)]
     reference = window_melodies(four, vae.config.window, stride_bars=4)
     gan = load_checkpoint(args.gan, kind="latent_gan")[0] if args.gan.exists() else None
+    bank = load_checkpoint(args.bank, kind="code_bank")[0] if args.bank.exists() else None
     cache = WORK / "codes.npz"
     codes = dict(np.load(cache)) if cache.exists() else None
     valid_4_4 = [m for m in corpus.split("valid") if m.time_signature == (4, 4)]
     train_tokens = vae_windows(
         [m for m in corpus.split("train") if m.time_signature == (4, 4)], vae.config.window, stride_bars=1
     ).tokens
+    made = sampled_melodies(vae, gan, bank, codes, valid_4_4, args.n, args.seed, args.temperature)
     results = {}
-    for name, fn in samplers(vae, gan, codes, valid_4_4).items():
-        t0 = time.time()
-        r = evaluate_sampler(vae, fn, reference, args.n, args.temperature, args.seed, train_tokens)
-        results[name] = r
-        log(f"{name}: {r['samples']} samples measured in {time.time() - t0:.0f} s")
+    for name, melodies in made.items():
+        stats = {**compare_stats(melodies, reference), **compare_bar_stats(melodies, reference)}
+        results[name] = {
+            "overlaps": {k: stats[k]["overlap"] for k in TARGETS},
+            "means": {k: [stats[k]["generated_mean"], stats[k]["heldout_mean"]] for k in TARGETS},
+            "c2st": classifier_two_sample(melodies, reference, seed=args.seed)["accuracy"],
+            **nearest_training_window(melodies, train_tokens),
+        }
+    results["held-out test windows"] = nearest_training_window(reference, train_tokens)
     names = list(results)
     lines = [
         f"Test split: {len(reference)} held-out 4-bar 4/4 windows (stride 4 bars, {len(four)} melodies); "
         f"{args.n} samples per sampler, temperature {args.temperature}, seed {args.seed}.",
         "",
-        "| statistic (overlap; generated mean / held-out mean) | " + " | ".join(names) + " |",
+        "| (overlap: generated mean / held-out mean) | " + " | ".join(names) + " |",
         "|---|" + "---|" * len(names),
     ]
-    for k in (*TARGETS, "pc_entropy"):
-        ref = results[names[0]]["stats"][k]["heldout_mean"]
-        cells = [
-            f"{results[s]['stats'][k]['overlap']:.2f} ({results[s]['stats'][k]['generated_mean']:.2f} / {ref:.2f})"
-            for s in names
-        ]
-        lines.append(f"| {k}{' (target >= 0.75)' if k in TARGETS else ''} | " + " | ".join(cells) + " |")
-    lines.append(
-        "| classifier two-sample accuracy (target <= 0.70) | "
-        + " | ".join(f"{results[s]['classifier']['accuracy']:.3f}" for s in names)
-        + " |"
-    )
-    for k in ("nearest_train_agreement", "train_copies"):
-        lines.append(f"| {k} | " + " | ".join(f"{results[s]['novelty'][k]:.3f}" for s in names) + " |")
-    print("\n".join(lines))
+    for k in TARGETS:
+        cells = [f"{r['overlaps'][k]:.2f} ({r['means'][k][0]:.2f} / {r['means'][k][1]:.2f})" if "overlaps" in r
+                 else "" for r in results.values()]
+        lines.append(f"| {k} | " + " | ".join(cells) + " |")
+    rows = {
+        "c2st": "classifier two-sample accuracy (classifier_two_sample: logistic, 59 features)",
+        "nearest_train_agreement": "step agreement with the nearest 4/4 training window",
+        "bars_in_nearest_train": "share of bars found in that window", "train_copies": "equal to a training window",
+    }
+    for k, label in rows.items():
+        lines.append(f"| {label} | " + " | ".join(f"{r[k]:.3f}" if k in r else "" for r in results.values()) + " |")
+    print("\n".join(lines), flush=True)
+    if args.record and gan is not None:
+        meta = read_metadata(args.gan)
+        metrics = dict(json.loads(meta["metrics"]), test={
+            k: {m: v for m, v in r.items() if m not in ("means",)} for k, r in results.items()})
+        save_checkpoint(args.gan, gan, data_fingerprint=meta["data_fingerprint"], train_steps=int(meta["train_steps"]),
+                        metrics=metrics, extra={k: meta[k] for k in ("train_command", "train_seconds",
+                                                                    "vae_weights_sha256", "bank_weights_sha256",
+                                                                    "bank_sampling")
+                                                if k in meta})
+        log(f"recorded the test figures in {args.gan}")
     return results
 
 
 def draw_rolls(args, log) -> None:
     vae, _ = load_checkpoint(args.vae, kind="vae")
     gan, _ = load_checkpoint(args.gan, kind="latent_gan")
-    for name, fn in (("gan", lambda n, g: gan.sample(n, g, (4, 4))), ("gaussian", lambda n, g: vae.sample_prior(n, g))):
+    bank = load_checkpoint(args.bank, kind="code_bank")[0]
+    for name, fn in (("gan", lambda n, g: gan.sample_codes(vae, bank, n, g, (4, 4))),
+                     ("gan_sources", lambda n, g: gan.source_codes(vae, bank, n, g, (4, 4))),
+                     ("gaussian", lambda n, g: vae.sample_prior(n, g))):
         gen = torch.Generator().manual_seed(args.seed)
         melodies = decode_codes(vae, fn(16, gen), (4, 4), args.temperature, gen)
         path = tile_sheet([piano_roll_png(m, title=f"{name} {i + 1} ({m.key.name})", width=360, height=170)
@@ -739,41 +745,32 @@ def draw_rolls(args, log) -> None:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--evaluate", action="store_true", help="measure GAN and Gaussian samples on the test split")
+    ap.add_argument("--evaluate", action="store_true", help="measure the GAN beside the other samplers, test split")
+    ap.add_argument("--record", action="store_true", help="with --evaluate: write the test figures into --gan")
     ap.add_argument("--rolls", action="store_true", help="piano rolls of 16 samples per sampler into --rolls-dir")
     ap.add_argument("--rolls-dir", type=Path, default=WORK)
-    ap.add_argument(
-        "--refine",
-        action="store_true",
-        help="only add the density-ratio classifier to the GAN at --out (see models/latent_gan.py)",
-    )
-    ap.add_argument(
-        "--rejection",
-        type=int,
-        default=1,
-        help="generator draws per sample kept by the classifier (1 = none; > 1 fits the classifier after training)",
-    )
-    ap.add_argument("--ratio-temperature", type=float, default=1.0)
-    ap.add_argument("--ratio-steps", type=int, default=3000)
     ap.add_argument("--out", type=Path, default=GAN_PATH)
     ap.add_argument("--gan", type=Path, default=GAN_PATH, help="the checkpoint --evaluate and --rolls read")
+    ap.add_argument("--bank", type=Path, default=BANK_PATH, help="the corpus bank whose codes the GAN refines")
     ap.add_argument("--vae", type=Path, default=VAE_PATH)
     ap.add_argument("--corpus", type=Path, default=DEFAULT_CACHE)
-    ap.add_argument("--minutes", type=float, default=10)
-    ap.add_argument("--steps", type=int, default=6000, help="generator steps (the learning rate decays over them)")
+    ap.add_argument("--minutes", type=float, default=20)
+    ap.add_argument("--steps", type=int, default=1500, help="refiner steps (the learning rate decays over them)")
     ap.add_argument("--batch", type=int, default=256)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--lr-critic", type=float, default=5e-4, help="the critic's learning rate (0: --lr)")
-    ap.add_argument("--n-critic", type=int, default=2, help="critic steps per generator step")
+    ap.add_argument("--n-critic", type=int, default=2, help="critic steps per refiner step")
     ap.add_argument("--gp", type=float, default=10.0, help="gradient penalty weight")
-    ap.add_argument("--ema", type=float, default=0.999, help="decay of the saved generator's weight average")
-    ap.add_argument("--noise-dim", type=int, default=LatentGANConfig.noise_dim, help="only without --residual")
-    ap.add_argument(
-        "--residual",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="generator = fitted Gaussian + learned correction (see models/latent_gan.py)",
-    )
+    ap.add_argument("--step-penalty", type=float, default=0.1, help="weight of the move's squared length")
+    ap.add_argument("--realism-weight", type=float, default=2.0,
+                    help="weight of the realism head (decoded 4/4 realism, regressed on codes) in the refiner's loss")
+    ap.add_argument("--realism-samples", type=int, default=8000, help="codes decoded to fit the realism head")
+    ap.add_argument("--realism-repeats", type=int, default=2, help="decodings per code, averaged")
+    ap.add_argument("--realism-steps", type=int, default=3000)
+    ap.add_argument("--realism-hidden", type=int, default=128)
+    ap.add_argument("--ema", type=float, default=0.999, help="decay of the saved refiner's weight average")
+    ap.add_argument("--max-step", type=float, default=LatentGANConfig.max_step)
+    ap.add_argument("--noise-dim", type=int, default=LatentGANConfig.noise_dim)
     ap.add_argument("--hidden", type=int, default=LatentGANConfig.hidden)
     ap.add_argument("--layers", type=int, default=LatentGANConfig.layers)
     ap.add_argument("--critic-hidden", type=int, default=256)
@@ -791,17 +788,14 @@ def main(argv=None):
     args = ap.parse_args(argv)
     args.command = " ".join(["python -m musicgen_app.training.train_gan", *(sys.argv[1:] if argv is None else argv)])
     torch.set_num_threads(args.threads)
-    log = Log(WORK / "train.log" if not (args.evaluate or args.rolls) else None)
     if args.evaluate:
-        run_evaluation(args, log)
+        run_evaluation(args, Log(None))
     elif args.rolls:
-        draw_rolls(args, log)
+        draw_rolls(args, Log(None))
     else:
+        log = Log(WORK / f"train-{args.out.stem}.log")
         log(f"command: {args.command}")
-        if not args.refine:
-            train(args, log)
-        if args.rejection > 1:
-            refine(args, log)
+        train(args, log)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ CONTINUE_SETTINGS = ("bars", "temperature", "variations", "seed", "key_lock", "p
                      "stay_close")
 INTERPOLATE_SETTINGS = ("steps", "temperature", "seed", "pacing")
 GENERATE_SETTINGS = ("count", "temperature", "seed", "time_signature", "qpm", "sampler", "notes_per_bar",
-                     "range_semitones", "key", "ends_on_tonic")
+                     "range_semitones", "key", "ends_on_tonic", "bars")
 
 
 def raw_input(component):
@@ -227,7 +227,7 @@ ENDPOINTS = (
          "zip": "a zip of the MIDI files",
          "audio": "a WAV file per melody",
          "info": "JSON: the seed used (pass it back to repeat the result), notices, each melody's summary"},
-        inputs_last=True, appended=("render_audio",)),
+        inputs_last=True, appended=("render_audio", "bars")),
 )
 
 
@@ -262,7 +262,9 @@ def add_endpoints(studio: Studio, heavy: dict):
         inputs = [gr.File(file_count="multiple", type="filepath", label="clips")]
         outputs = [gr.File(file_count="multiple", label="midi"), gr.File(label="zip"),
                    gr.File(file_count="multiple", label="audio"), gr.JSON(label="info")]
-        gr.Button("generate").click(fn, settings + inputs + [_audio_flag()], outputs, api_name="generate", **heavy)
+        *settings, bars = settings  # "bars" came later: last, after render_audio (Endpoint.appended)
+        gr.Button("generate").click(fn, settings + inputs + [_audio_flag(), bars], outputs, api_name="generate",
+                                    **heavy)
 
 
 

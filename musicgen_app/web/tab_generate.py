@@ -84,7 +84,9 @@ def build(studio: Studio, heavy: dict, clip_sources=()):
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=340):
             gr.Markdown("### Settings")
-            form.widget("count")
+            with gr.Row(elem_classes="compact-row"):
+                form.widget("count")
+                form.widget("bars", radio=True, elem_id="generate-bars", info=form.declared["bars"].help)
             form.widget("temperature", label="Temperature (higher: wilder)")
             with gr.Row(elem_classes="compact-row"):
                 form.widget("time_signature")
