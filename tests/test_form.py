@@ -8,6 +8,7 @@ import torch
 
 from musicgen_app import tokens as tk
 from musicgen_app.errors import RequestError
+from musicgen_app.melody import Melody
 from musicgen_app.models.code_bank import Attributes, CodeBank
 from musicgen_app.service import MelodyService, SampleRequest
 from musicgen_app.service.decoding import GENERATE_BARS, form_of, joined
@@ -158,3 +159,25 @@ def test_four_bar_melodies_grow_from_whole_phrases():
     picked = svc.bank.pick(40, torch.Generator().manual_seed(0), (4, 4), Attributes(), GENERATE_BARS)
     assert whole[picked.index].all() and not whole[svc.bank.pick(
         200, torch.Generator().manual_seed(0), (4, 4), Attributes()).index].all()
+
+
+def test_a_melody_that_plays_back_its_source_bars_is_drawn_again(svc, monkeypatch):
+    """A decoder that copies its source the first time (as repetitive corpus tunes sometimes decode):
+    those melodies are decoded once more, from fresh codes, and the copies are gone."""
+    from musicgen_app.service import decoding
+
+    real, calls = decoding.melodies_from_codes, []
+
+    def copying_first(vae, z, template, temperature, gen, bias=None, phrases=1, form=None):
+        calls.append(len(z))
+        if len(calls) == 1:
+            return [tk.decode(row, template) for row in form]
+        return real(vae, z, template, temperature, gen, bias, phrases, form)
+
+    probe = Melody(notes=(), time_signature=(4, 4))
+    monkeypatch.setattr(decoding, "melodies_from_codes", copying_first)
+    melodies, z, picked = decoding.bank_melodies(svc.vae, svc.bank, 3, probe, Attributes(), 1.0,
+                                                 torch.Generator().manual_seed(0), 2)
+    assert calls == [6, 6] and z.shape[0] == 6
+    sources = form_of(svc.bank, picked, probe, 2)
+    assert not any(np.array_equal(tk.encode(m).tokens, s) for m, s in zip(melodies, sources))

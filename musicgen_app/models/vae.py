@@ -159,15 +159,18 @@ class MelodyVAE(nn.Module):
             feats = feats.unsqueeze(0).expand(B, -1, -1)
         state = self.initial_state(z)
         prev = torch.full((B,), tk.REST, dtype=torch.long)
-        last = torch.full((B,), -1, dtype=torch.long)  # each row's last pitch token; -1 before its first note
+        C = self.config.num_classes
+        last = torch.full((B,), C, dtype=torch.long)  # each row's last pitch token; C before its first note
+        if max_leap is not None:  # far[last]: the tokens too far from it, one row per last token (none for C)
+            classes = torch.arange(C)
+            far = torch.zeros(C + 1, C, dtype=torch.bool)
+            far[:C] = (classes >= 2) & ((classes[None, :] - classes[:, None]).abs() > max_leap)
         out = torch.empty(B, feats.shape[1], dtype=torch.long)
         zin = self.z_inputs(z, feats.shape[1])
-        classes = torch.arange(self.config.num_classes)
         for t in range(feats.shape[1]):
             logits, state = self.decode_one(prev, feats[:, t], zin[:, t], state)
-            if max_leap is not None and (last >= 0).any():
-                far = (classes >= 2) & ((classes - last[:, None]).abs() > max_leap) & (last >= 0)[:, None]
-                logits = logits.masked_fill(far, float("-inf"))
+            if max_leap is not None:
+                logits = logits.masked_fill(far[last], float("-inf"))
             prev = sample_logits(logits, temperature, gen, bias)
             last = torch.where(prev >= 2, prev, last)
             out[:, t] = prev

@@ -106,18 +106,30 @@ def bank_melodies(vae: MelodyVAE, bank: CodeBank, n: int, template: Melody, attr
     meeting ``attrs`` as well as decoding allows, their codes and the windows they grew from (as Generate makes
     them; train_bank measures this). Longer melodies grow from consecutive windows of one tune
     (CodeBank.pick_chains), each moved to its own partner; every melody takes the returns of the
-    bars it grew from (form.give_form). ``refine(z) -> z``, if given, moves the codes before they
-    are decoded (the latent GAN's refiner)."""
+    bars it grew from (form.give_form); one that comes out as those very bars is drawn again.
+    ``refine(z) -> z``, if given, moves the codes before they are decoded (the latent GAN's refiner)."""
     drawn = n if attrs.free else OVERSAMPLE * n
     if phrases == 1:
         picked = bank.pick(drawn, gen, template.time_signature, attrs, GENERATE_BARS)
     else:
         picked = bank.pick_chains(drawn, gen, template.time_signature, attrs, phrases, GENERATE_BARS)
-    z = bank.codes(vae, picked, template.time_signature, gen)
-    if refine is not None:
-        z = refine(z)
-    melodies = melodies_from_codes(vae, z, template, temperature, gen, bank.decoding_bias(picked, phrases), phrases,
-                                   form_of(bank, picked, template, phrases))
+    form = form_of(bank, picked, template, phrases)
+
+    def decoded(chosen: Picked, form: np.ndarray) -> tuple[list[Melody], torch.Tensor]:
+        z = bank.codes(vae, chosen, template.time_signature, gen)
+        z = z if refine is None else refine(z)
+        return melodies_from_codes(vae, z, template, temperature, gen, bank.decoding_bias(chosen, phrases), phrases,
+                                   form), z
+
+    melodies, z = decoded(picked, form)
+    # A melody that plays back the very bars it grew from is a corpus tune, not a new one (one in a few
+    # hundred 16-bar melodies of repetitive tunes did): its codes are drawn once more.
+    copied = np.array([i for i, m in enumerate(melodies) if np.array_equal(tk.encode(m).tokens, form[i])], np.int64)
+    if len(copied):
+        rows = torch.from_numpy((copied[:, None] * phrases + np.arange(phrases)).reshape(-1))
+        again, z[rows] = decoded(picked.take(rows), form[copied])
+        for i, m in zip(copied, again):
+            melodies[i] = m
     if drawn == n:
         return melodies, z, picked
     keep = bank.select(melodies, attrs, n)
