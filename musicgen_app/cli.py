@@ -9,8 +9,9 @@
 
 Inputs may be MIDI, MusicXML, ABC, a text file of typed notes (``--track`` picks a MIDI track or a
 score part) or a recording: WAV, FLAC, OGG or MP3, transcribed (``--input-qpm`` gives its tempo,
-else it is estimated). Settings, their ranges, choices and defaults are the request types' declarations (see ``--help``
-of each command), as on the page and in the API.
+else it is estimated; ``--input-meter`` its meter, else 4/4). Settings, their ranges, choices and
+defaults are the request types' declarations (see ``--help`` of each command), as on the page and
+in the API.
 ``--debug-model`` uses the tiny random model (for tests). Errors are printed as one line to stderr
 with exit status 2; the seed used is printed so a result can be reproduced.
 """
@@ -25,11 +26,11 @@ import torch
 
 from . import render
 from .actions import outputs
-from .errors import MusicgenError
+from .errors import MusicgenError, RequestError
 from .io.importer import load_melody
 from .melody import Melody
 from .service import ContinueRequest, InterpolateRequest, MelodyService, SampleRequest
-from .settings import Choice, Flag, build_request, settings_of
+from .settings import Choice, Flag, build_request, parse_time_signature, settings_of
 
 
 def add_settings(parser: argparse.ArgumentParser, request_type, skip=(), flags: dict | None = None) -> list[str]:
@@ -61,6 +62,8 @@ def _parser() -> tuple[argparse.ArgumentParser, dict]:
     p.add_argument("--checkpoints", default=None, help="folder with lstm.safetensors and vae.safetensors")
     p.add_argument("--input-qpm", type=float, default=None, metavar="QPM",
                    help="tempo of recorded inputs (WAV, FLAC, OGG, MP3), quarter notes a minute (default: estimated)")
+    p.add_argument("--input-meter", type=_meter, default=(4, 4), metavar="N/D",
+                   help="meter of recorded inputs, such as 3/4 or 6/8 (default: 4/4)")
     sub = p.add_subparsers(dest="command", required=True)
     names = {}
 
@@ -104,8 +107,15 @@ def _service(args) -> MelodyService:
     return MelodyService.from_checkpoints(args.checkpoints) if args.checkpoints else MelodyService.from_checkpoints()
 
 
-def _load(path: str, track=None, qpm: float | None = None) -> Melody:
-    result = load_melody(path, track=track, qpm=qpm)
+def _meter(text: str) -> tuple[int, int]:
+    try:
+        return parse_time_signature(text)
+    except RequestError as exc:  # argparse reports its own error type as a usage error (exit 2)
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _load(path: str, track=None, qpm: float | None = None, meter: tuple[int, int] = (4, 4)) -> Melody:
+    result = load_melody(path, track=track, qpm=qpm, time_signature=meter)
     for n in result.notices:
         print(f"note: {Path(path).name}: {n}", file=sys.stderr)
     return result.melody
@@ -124,7 +134,8 @@ def _finish(result, files) -> None:
 
 
 def cmd_continue(args, names) -> None:
-    req = build_request(ContinueRequest, _settings(args, names), melody=_load(args.input, args.track, args.input_qpm))
+    req = build_request(ContinueRequest, _settings(args, names), melody=_load(args.input, args.track, args.input_qpm,
+                                                                                       args.input_meter))
     result = _service(args).continue_(req)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -136,8 +147,8 @@ def cmd_continue(args, names) -> None:
 
 
 def cmd_interpolate(args, names) -> None:
-    req = build_request(InterpolateRequest, _settings(args, names), a=_load(args.a, qpm=args.input_qpm),
-                        b=_load(args.b, qpm=args.input_qpm))
+    a, b = (_load(path, qpm=args.input_qpm, meter=args.input_meter) for path in (args.a, args.b))
+    req = build_request(InterpolateRequest, _settings(args, names), a=a, b=b)
     result = _service(args).interpolate(req)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -152,7 +163,7 @@ def cmd_generate(args, names) -> None:
     service = _service(args)
     settings, style = _settings(args, names), None
     if args.like:
-        style = service.learn_style([_load(path, None, args.input_qpm) for path in args.like])
+        style = service.learn_style([_load(path, None, args.input_qpm, args.input_meter) for path in args.like])
         settings["sampler"] = "style"
     req = build_request(SampleRequest, settings, style=style)
     result = service.sample(req)
@@ -163,7 +174,7 @@ def cmd_generate(args, names) -> None:
 
 
 def cmd_render(args, names) -> None:
-    melody = _load(args.input, args.track, args.input_qpm)
+    melody = _load(args.input, args.track, args.input_qpm, args.input_meter)
     audio = render.render(melody, soundfont=args.soundfont, program=args.program)
     path = render.write_audio(audio, render.SAMPLE_RATE, args.output)
     print(f"wrote {path} ({len(audio) / render.SAMPLE_RATE:.1f} s)")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import mido
 import numpy as np
+import pytest
 import soundfile
 
 from musicgen_app.cli import main
@@ -107,3 +108,18 @@ def test_module_entry_point_runs_as_a_subprocess(tmp_path):
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert out.is_file() and (tmp_path / "o-continuation.mid").is_file() and "seed" in proc.stdout
+
+
+def test_a_recording_is_read_at_the_tempo_and_meter_given(tmp_path):
+    from musicgen_app.io.importer import parse_text
+    from musicgen_app.render import render
+
+    wav = tmp_path / "played.wav"
+    soundfile.write(wav, render(parse_text("3/4 g4 b d' c' b a g2.").melody, sample_rate=22050), 22050)
+    out = tmp_path / "more.mid"
+    assert main(["--debug-model", "--input-qpm", "100", "--input-meter", "3/4", "continue", str(wav), "-o", str(out),
+                 "--bars", "1", "--variations", "1"]) == 0
+    assert _meter(out) == (3, 4)
+    with pytest.raises(SystemExit) as refused:  # a usage error, as argparse reports them
+        main(["--input-meter", "waltz", "render", str(wav), "-o", str(tmp_path / "x.wav")])
+    assert refused.value.code == 2

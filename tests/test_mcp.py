@@ -67,8 +67,9 @@ def test_the_tools_are_the_three_actions_with_their_parameters_described(app_ser
     tools = {t.name: t for t in mcp(app_server, lambda s: s.list_tools()).tools}
     assert set(tools) == {"continue", "interpolate", "generate"}  # none of the page's own handlers
     expected = {
-        "continue": {"melody_file", "notes", "example", "track", "audio_qpm", "render_audio", *CONTINUE_SETTINGS},
-        "interpolate": {f"{c}_{k}" for c in "ab" for k in ("file", "notes", "example", "audio_qpm")}
+        "continue": {"melody_file", "notes", "example", "track", "audio_qpm", "render_audio", "audio_meter",
+                     *CONTINUE_SETTINGS},
+        "interpolate": {f"{c}_{k}" for c in "ab" for k in ("file", "notes", "example", "audio_qpm", "audio_meter")}
         | {"render_audio", *INTERPOLATE_SETTINGS},
         "generate": {"clips", "render_audio", *GENERATE_SETTINGS},
     }

@@ -649,6 +649,15 @@ def test_the_api_reads_a_recording_at_the_tempo_given_or_estimates_it(studio, tm
     _, _, _, info = API.interpolate_api(studio, a_file=str(wav), a_audio_qpm=100, b_file=str(wav), steps=3)
     assert info["clips"][0]["tempo_qpm"] == 100  # the morph plays at clip A's tempo
     assert sum("Tempo estimated" in n for n in info["notices"]) == 1  # clip B's, not A's
+    # the meter it was played in (default 4/4)
+    assert info["clips"][0]["time_signature"] == "4/4"
+    _, _, _, info = API.continue_api(studio, str(wav), audio_qpm=100, audio_meter="3/4", bars=1, variations=1, seed=1)
+    assert info["input"]["time_signature"] == "3/4"
+    _, _, _, info = API.interpolate_api(studio, a_file=str(wav), a_audio_qpm=100, a_audio_meter="6/8",
+                                        b_file=str(wav), b_audio_qpm=100, b_audio_meter="6/8", steps=3)
+    assert {c["time_signature"] for c in info["clips"]} == {"6/8"}
+    with pytest.raises(gr.Error, match="Time signature 'waltz' is not like 3/4 or 6/8"):
+        API.continue_api(studio, str(wav), audio_qpm=100, audio_meter="waltz", bars=1, variations=1)
 
 
 @pytest.mark.parametrize("bad, said", [

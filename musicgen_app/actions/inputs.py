@@ -115,7 +115,7 @@ def read_input(origin: InputOrigin, track: int | None = None) -> InputEntry:
         return _example(origin.value, track)
     if origin.kind == "file":  # a recording uploaded as a file is read at ``origin.qpm`` (None: estimated)
         path = Path(origin.value)
-        return _entry(load_melody(path, track=track, qpm=origin.qpm), path.name, origin)
+        return _entry(load_melody(path, track=track, qpm=origin.qpm, time_signature=origin.meter), path.name, origin)
     if origin.kind == "audio":
         return _recording(origin)
     if origin.kind == "text":
@@ -141,12 +141,15 @@ def _example(name: str, track: int | None) -> InputEntry:
     return _entry(load_melody(example_path(name), track=track), name, InputOrigin("example", name))
 
 
-def resolve_api_input(file, notes, example, track=None, name: str = "the melody", qpm=None) -> InputEntry:
-    """The API's rule: a file wins over typed notes, which win over an example name. ``qpm``: the tempo
-    a recording given as the file was played at (empty: estimated); other files carry their own."""
+def resolve_api_input(file, notes, example, track=None, name: str = "the melody", qpm=None,
+                      meter=None) -> InputEntry:
+    """The API's rule: a file wins over typed notes, which win over an example name. ``qpm`` and
+    ``meter``: the tempo a recording given as the file was played at (empty: estimated) and its meter
+    such as "3/4" (empty: 4/4); other files carry their own."""
     track = _track(track)
     if file:
-        return read_input(InputOrigin("file", str(file), audio_origin(file, qpm).qpm), track)
+        origin = audio_origin(file, qpm, meter=meter)
+        return read_input(InputOrigin("file", str(file), origin.qpm, meter=origin.meter), track)
     if notes and str(notes).strip():
         return read_input(InputOrigin("text", str(notes)))
     if example and str(example).strip():

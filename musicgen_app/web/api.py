@@ -138,6 +138,7 @@ INPUT_DOCS = {
     "example": "the name of a bundled example: " + ", ".join(f"'{n}'" for n in example_names()),
     "audio_qpm": "when the file is a recording: the tempo it was played at, in quarter notes a minute (30-300); "
                  "empty: estimated from the recording (a notice says so); other files carry their own tempo",
+    "audio_meter": "when the file is a recording: the meter it was played in, such as 3/4 or 6/8; empty: 4/4",
     "track": "which track or part of the file (0 = first); empty: the studio picks the melody",
     "render_audio": "whether to render the WAV files (default true); false: the MIDI files only, sooner",
     "clips": "2-20 files (MIDI, MusicXML, ABC; MCP: http(s) or data: URLs) whose style the 'style' sampler "
@@ -158,7 +159,7 @@ def inputs_doc(inputs: dict) -> dict[str, str]:
 
 def _continue(studio: Studio, given: dict, values: dict):
     entry = resolve_api_input(given["melody_file"], given["notes"], given["example"], given["track"],
-                              qpm=given["audio_qpm"])
+                              qpm=given["audio_qpm"], meter=given["audio_meter"])
     req = build_request(ContinueRequest, values, melody=entry.melody)
     result, files, _ = run_continue(studio, req, rolls=False, media_for=None if _wants_audio(given) else (),
                                     gone=client_gone)
@@ -173,7 +174,7 @@ def _continue(studio: Studio, given: dict, values: dict):
 
 def _interpolate(studio: Studio, given: dict, values: dict):
     a, b = (resolve_api_input(given[f"{c}_file"], given[f"{c}_notes"], given[f"{c}_example"], name=f"clip {c.upper()}",
-                              qpm=given[f"{c}_audio_qpm"]) for c in "ab")
+                              qpm=given[f"{c}_audio_qpm"], meter=given[f"{c}_audio_meter"]) for c in "ab")
     req = build_request(InterpolateRequest, values, a=a.melody, b=b.melody)
     result, files = run_interpolate(studio, req, rolls=False, audio=_wants_audio(given), gone=client_gone)
     info = {"seed": result.seed, "notices": [*a.notices, *b.notices, *result.notices, *files.notices],
@@ -195,7 +196,8 @@ def _generate(studio: Studio, given: dict, values: dict):
 ENDPOINTS = (
     Endpoint(
         "continue", _continue, ContinueRequest,
-        {"melody_file": None, "notes": None, "example": None, "track": None, "audio_qpm": None, "render_audio": True},
+        {"melody_file": None, "notes": None, "example": None, "track": None, "audio_qpm": None, "render_audio": True,
+         "audio_meter": None},
         CONTINUE_SETTINGS,
         "Continue a melody with the LSTM: write the next bars after it, several variations, best first. Give the "
         "melody as one of melody_file (a score or a recording), notes (typed ABC or tinyNotation) or example. Each "
@@ -205,10 +207,11 @@ ENDPOINTS = (
          "audio": "per variation, a WAV file of the whole melody",
          "info": "JSON: the seed used (pass it back to repeat the result), notices, the input's summary (tempo, "
                  "time signature, key, bars, notes, range), and each variation's summary"},
-        appended=("audio_qpm", "render_audio")),
+        appended=("audio_qpm", "render_audio", "audio_meter")),
     Endpoint(
         "interpolate", _interpolate, InterpolateRequest,
-        {f"{c}_{k}": None for c in "ab" for k in ("file", "notes", "example", "audio_qpm")} | {"render_audio": True},
+        {f"{c}_{k}": None for c in "ab" for k in ("file", "notes", "example", "audio_qpm")} | {"render_audio": True}
+        | {"a_audio_meter": None, "b_audio_meter": None},
         INTERPOLATE_SETTINGS,
         "Morph clip A into clip B through the VAE's latent space: a chain of clips that starts as A and ends as B. "
         "Give each clip as one of its file, notes (typed ABC or tinyNotation) or example. Each result file comes "
@@ -217,7 +220,7 @@ ENDPOINTS = (
          "steps_zip": "a zip with one MIDI file per step",
          "audio": "a WAV file of the whole morph",
          "info": "JSON: the seed used, notices, the clips' and the morph's summaries"},
-        appended=("a_audio_qpm", "b_audio_qpm", "render_audio")),
+        appended=("a_audio_qpm", "b_audio_qpm", "render_audio", "a_audio_meter", "b_audio_meter")),
     Endpoint(
         "generate", _generate, SampleRequest, {"clips": None, "render_audio": True}, GENERATE_SETTINGS,
         "Generate new melodies with the VAE, from nothing: optionally with a shape (notes per bar, pitch range, "
@@ -246,7 +249,8 @@ def add_endpoints(studio: Studio, heavy: dict):
                   raw_input(gr.Number(None, label="track", precision=0, info=INPUT_DOCS["track"]))]
         outputs = [gr.File(file_count="multiple", label="midi"), gr.File(file_count="multiple",
                    label="continuation_midi"), gr.File(file_count="multiple", label="audio"), gr.JSON(label="info")]
-        gr.Button("continue").click(fn, inputs + settings + [_qpm_input("audio_qpm"), _audio_flag()], outputs,
+        gr.Button("continue").click(fn, inputs + settings + [_qpm_input("audio_qpm"), _audio_flag(),
+                                                             _meter_input("audio_meter")], outputs,
                                     api_name="continue", **heavy)
 
         fn, settings = fns["interpolate"]
@@ -255,8 +259,9 @@ def add_endpoints(studio: Studio, heavy: dict):
         outputs = [gr.File(label="morph_midi"), gr.File(label="steps_zip"), gr.File(label="audio"),
                    gr.JSON(label="info")]
         qpms = [_qpm_input(f"{c}_audio_qpm") for c in "ab"]
-        gr.Button("interpolate").click(fn, inputs + settings + qpms + [_audio_flag()], outputs, api_name="interpolate",
-                                       **heavy)
+        meters = [_meter_input(f"{c}_audio_meter") for c in "ab"]
+        gr.Button("interpolate").click(fn, inputs + settings + qpms + [_audio_flag()] + meters, outputs,
+                                       api_name="interpolate", **heavy)
 
         fn, settings = fns["generate"]
         inputs = [gr.File(file_count="multiple", type="filepath", label="clips")]
@@ -266,6 +271,10 @@ def add_endpoints(studio: Studio, heavy: dict):
         gr.Button("generate").click(fn, settings + inputs + [_audio_flag(), bars], outputs, api_name="generate",
                                     **heavy)
 
+
+
+def _meter_input(name: str):
+    return raw_input(gr.Textbox(label=name, info=INPUT_DOCS["audio_meter"]))
 
 
 def _audio_flag():
