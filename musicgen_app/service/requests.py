@@ -168,8 +168,8 @@ class SampleRequest:
     qpm: float = number("Tempo", 40, 240, 120, help="quarter notes per minute")
     sampler: str = choice("Sampler", SAMPLERS, "bank",
                           help="where each melody's code comes from: near a corpus tune (the shape controls work with "
-                               "this one), near your clips (learn them first), or the GAN and the Gaussian, kept to "
-                               "compare")
+                               "this one), the same moved by the latent GAN toward what sounds real, near your clips "
+                               "(learn them first), or the Gaussian prior, kept to compare")
     notes_per_bar: float | None = number("Notes per bar", 0.5, 16, None, 0.25, help="note density")
     range_semitones: int | None = number("Pitch range", 0, 36, None, help="semitones from lowest note to highest")
     key: str = choice("Key", GENERATE_KEYS, "any", help="any, a mode in any key, or one key")
