@@ -7,7 +7,8 @@ the 4/4 training codes, decoded valid codes) against the test split's 4/4 window
 
     PYTHONPATH=. .venv/bin/python bench/eval_gan.py [--n 400] [--seed 0]
 
-About a minute a sampler on one core. train_gan cannot do this itself: two_sample imports it.
+About a minute a sampler on one core. train_gan --evaluate keeps its one classifier (the test its
+choices were made with); this adds the three.
 """
 
 from __future__ import annotations

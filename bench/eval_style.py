@@ -46,10 +46,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 from musicgen_app import tokens as tk  # noqa: E402
-from musicgen_app.melody import Melody, estimate_key  # noqa: E402
+from musicgen_app.melody import (  # noqa: E402
+    Melody,
+    estimate_key,
+    meter_name,  # noqa: E402
+)
 from musicgen_app.models import style as style_module  # noqa: E402
 from musicgen_app.models.code_bank import Attributes  # noqa: E402
-from musicgen_app.models.latent_gan import meter_name  # noqa: E402
 from musicgen_app.models.style import (  # noqa: E402
     MAX_CLIPS,
     StyleConfig,

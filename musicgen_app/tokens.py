@@ -175,8 +175,9 @@ def lookback_gather(positions: np.ndarray, bar_steps: int, lags: tuple[int, ...]
 
 
 def bar_rows(m: Melody) -> np.ndarray:
-    """The melody's whole bars as token rows (bars, bar_steps); a part bar at the end is left out."""
-    toks = encode(m).tokens
+    """The melody's whole bars from its first bar line as token rows (bars, bar_steps), int64; a
+    pickup and a part bar at the end are left out."""
+    toks = encode(m).tokens[m.pickup_steps:]
     n = len(toks) // m.bar_steps
     return toks[: n * m.bar_steps].reshape(n, m.bar_steps)
 

@@ -166,16 +166,14 @@ def test_a_melody_that_plays_back_its_source_bars_is_drawn_again(svc, monkeypatc
     those melodies are decoded once more, from fresh codes, and the copies are gone."""
     from musicgen_app.service import decoding
 
-    real, calls = decoding.melodies_from_codes, []
+    real, calls = decoding.tune_rows, []
 
     def copying_first(vae, z, template, temperature, gen, bias=None, phrases=1, form=None):
         calls.append(len(z))
-        if len(calls) == 1:
-            return [tk.decode(row, template) for row in form]
-        return real(vae, z, template, temperature, gen, bias, phrases, form)
+        return form.copy() if len(calls) == 1 else real(vae, z, template, temperature, gen, bias, phrases, form)
 
     probe = Melody(notes=(), time_signature=(4, 4))
-    monkeypatch.setattr(decoding, "melodies_from_codes", copying_first)
+    monkeypatch.setattr(decoding, "tune_rows", copying_first)
     melodies, z, picked = decoding.bank_melodies(svc.vae, svc.bank, 3, probe, Attributes(), 1.0,
                                                  torch.Generator().manual_seed(0), 2)
     assert calls == [6, 6] and z.shape[0] == 6

@@ -504,11 +504,11 @@ def test_like_real_tunes_is_seeded_and_the_default(svc):
 def test_an_input_that_repeats_its_bars_pulls_toward_repeats():
     a, b, c = ([tk.pitch_to_token(p)] + [tk.HOLD] * 15 for p in (60, 62, 64))
     rest = [tk.REST] + [tk.HOLD] * 15
-    assert sampling.repeated_bar_share(np.array(a + b + c + rest), 0, 16) == 0  # a silent bar is no repeat
-    assert sampling.repeated_bar_share(np.array(a + b + a + b), 0, 16) == pytest.approx(2 / 3)
-    assert sampling.repeated_bar_share(np.array([tk.REST] * 4 + a + b + a), 4, 16) == pytest.approx(1 / 2)
-    assert sampling.repeat_pull(np.array(a + b + a + b), 0, 16) == pytest.approx(2 / 3 * sampling.REPEAT_PULL)
-    assert sampling.REPEAT_PULL > 0
+    assert phrasing.repeated_bar_share(np.array(a + b + c + rest), 0, 16) == 0  # a silent bar is no repeat
+    assert phrasing.repeated_bar_share(np.array(a + b + a + b), 0, 16) == pytest.approx(2 / 3)
+    assert phrasing.repeated_bar_share(np.array([tk.REST] * 4 + a + b + a), 4, 16) == pytest.approx(1 / 2)
+    assert phrasing.repeat_pull(np.array(a + b + a + b), 0, 16) == pytest.approx(2 / 3 * phrasing.REPEAT_PULL)
+    assert phrasing.REPEAT_PULL > 0
 
 
 @pytest.mark.skipif(not (CKPT / "lstm.safetensors").exists(), reason="no trained checkpoints")
@@ -528,7 +528,7 @@ def test_the_default_ending_lands_sometimes_as_real_tunes_do(shipped):
 @pytest.mark.skipif(not (CKPT / "lstm.safetensors").exists(), reason="no trained checkpoints")
 def test_a_primer_whose_bars_repeat_gets_continuations_that_repeat_more(shipped):
     real, primers = shipped
-    plain = [p for p in primers if sampling.repeated_bar_share(tk.encode(p).tokens, 0, p.bar_steps) == 0][:3]
+    plain = [p for p in primers if phrasing.repeated_bar_share(tk.encode(p).tokens, 0, p.bar_steps) == 0][:3]
     shares = {"repeating": [], "plain": []}
     for i, p in enumerate(plain):
         toks = tk.encode(p).tokens

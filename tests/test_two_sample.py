@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from musicgen_app import tokens as tk
 from musicgen_app.melody import Melody, Note
 from musicgen_app.training.form_stats import (
     WindowIndex,
@@ -15,7 +16,6 @@ from musicgen_app.training.form_stats import (
     phrase_return_share,
     phrase_returns,
     repeated_bars,
-    whole_bar_rows,
     window_repeats,
 )
 from musicgen_app.training.two_sample import CLASSIFIERS, melody_features, two_sample_accuracies
@@ -119,7 +119,7 @@ def test_repeats_are_counted_per_window_and_need_equal_notes():
 
 def test_pickup_is_skipped():
     tune = bars(A, B, A, C, pickup=4)
-    assert whole_bar_rows(tune).shape == (4, 16) and window_repeats(tune) == [1]
+    assert tk.bar_rows(tune).shape == (4, 16) and window_repeats(tune) == [1]
 
 
 def test_aaba_returns_two_of_three_phrases():
@@ -140,12 +140,12 @@ def test_a_transposed_phrase_returns():
 def test_a_phrase_that_mostly_returns():
     a = [A, B, C, D]
     changed = [A, B, C, [(0, 62, 8), (8, 55, 8)]]  # one note changed, one added: 8 of 10 events equal
-    exact, agreement = phrase_agreement(whole_bar_rows(bars(*changed)).reshape(-1),
-                                        whole_bar_rows(bars(*a)).reshape(-1))
+    exact, agreement = phrase_agreement(tk.bar_rows(bars(*changed)).reshape(-1),
+                                        tk.bar_rows(bars(*a)).reshape(-1))
     assert not exact and agreement == pytest.approx(0.8)
     assert phrase_returns(bars(*a, *changed)) == [(False, True)]
     # same rhythm, other pitches: the held steps must not make it agree
-    assert phrase_agreement(whole_bar_rows(bars(A)).reshape(-1), whole_bar_rows(bars(C)).reshape(-1))[1] < 0.75
+    assert phrase_agreement(tk.bar_rows(bars(A)).reshape(-1), tk.bar_rows(bars(C)).reshape(-1))[1] < 0.75
 
 
 def test_octave_and_a_half_leap_is_counted_and_an_octave_is_not():

@@ -300,13 +300,17 @@ class CodeBank(nn.Module):
         near = [f"{v.item():g}" for v in (below[-1:], above[:1]) if len(v)]
         return " or ".join(near)
 
+    def place(self) -> torch.Tensor:
+        """(size,) a key that sorts the windows by tune, then by starting bar."""
+        return self.tune.long() * (1 << 24) + self.bar.long()
+
     def phrase_windows(self, hop: int) -> torch.Tensor:
         """(size,) True for windows that start on a phrase line (a bar that is a multiple of ``hop``)
         or end their tune: whole phrases, as a tune plays them."""
         with self._chains_lock:
             if ("phrases", hop) not in self._chains:
                 last = torch.ones(self.config.size, dtype=torch.bool)
-                order = torch.argsort(self.tune.long() * (1 << 24) + self.bar.long())
+                order = torch.argsort(self.place())
                 same = self.tune[order][1:] == self.tune[order][:-1]
                 last[order[:-1][same]] = False
                 self._chains[("phrases", hop)] = (self.bar % hop == 0) | last
@@ -327,8 +331,7 @@ class CodeBank(nn.Module):
             rows = rows[self.phrase_windows(hop)[rows]]
         paired = ok[self.neighbours[rows].long()].any(1)
         pool = rows[paired] if paired.any() else rows
-        order = torch.randperm(len(pool), generator=gen)[:n] if len(pool) >= n else \
-            torch.randint(len(pool), (n,), generator=gen)
+        order = _draw(len(pool), n, gen)
         index = pool[order]
         near = self.neighbours[index].long()
         fits = ok[near]
@@ -344,7 +347,7 @@ class CodeBank(nn.Module):
         with self._chains_lock:
             if (m, length, hop) not in self._chains:
                 rows = torch.nonzero(self.meter == m).squeeze(1)
-                place = self.tune[rows].long() * (1 << 24) + self.bar[rows].long()
+                place = self.place()[rows]
                 order = torch.argsort(place)
                 place, rows = place[order], rows[order]
                 first = torch.nonzero(self.bar[rows] % hop == 0).squeeze(1)
@@ -382,8 +385,7 @@ class CodeBank(nn.Module):
                                f"{'meeting the shape asked' if not attrs.free else 'to follow'}; ask for fewer "
                                "bars" + (", or leave notes per bar, range, key and ending free." if not attrs.free
                                          else "."))
-        order = torch.randperm(len(pool), generator=gen)[:n] if len(pool) >= n else \
-            torch.randint(len(pool), (n,), generator=gen)
+        order = _draw(len(pool), n, gen)
         index = pool[order].reshape(-1)
         near = self.neighbours[index].long()
         partner = near[torch.arange(len(index)), torch.randint(near.shape[1], (len(index),), generator=gen)]
@@ -472,3 +474,8 @@ class CodeBank(nn.Module):
         they came from."""
         picked = self.pick(n, gen, time_signature, attrs or Attributes())
         return self.codes(vae, picked, time_signature, gen), picked
+
+
+def _draw(size: int, n: int, gen: torch.Generator) -> torch.Tensor:
+    """``n`` indices below ``size``: distinct while there are enough, else drawn with repeats."""
+    return torch.randperm(size, generator=gen)[:n] if size >= n else torch.randint(size, (n,), generator=gen)

@@ -38,10 +38,8 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, RequestError
-
-
-def meter_name(time_signature: tuple[int, int]) -> str:
-    return f"{time_signature[0]}/{time_signature[1]}"
+from ..melody import meter_name
+from ..settings import parse_time_signature
 
 
 @dataclass(frozen=True)
@@ -180,7 +178,7 @@ class LatentGAN(nn.Module):
     ) -> torch.Tensor:
         """``n`` codes without a bank: refined draws of the fitted Gaussian (sample_codes is the sampler
         to use; this one decodes far less like the corpus)."""
-        ts = time_signature if not isinstance(time_signature, str) else tuple(int(x) for x in time_signature.split("/"))
+        ts = parse_time_signature(time_signature) if isinstance(time_signature, str) else time_signature
         return self.sample_codes(None, None, n, generator, ts)
 
 

@@ -1,6 +1,6 @@
 """Drawing one token per row from logits: temperature, optional mask, a caller's generator; and how
 a continuation's draws are steered (:func:`steer`): toward or away from what the melody played 1, 2,
-4 and 8 bars earlier ("Stay close", harder after an input whose bars repeat), with temperature kept
+4 and 8 bars earlier ("Stay close"), with temperature kept
 from changing how often it repeats; by a pull per lag on the continuation's own earlier bars (its
 form: FORM_PULLS); and toward a chosen earlier variation ("more like variation N")."""
 
@@ -21,13 +21,6 @@ from .. import tokens as tk
 # brings primer bars back most (phrases of 4 bars), lag 1 least, and a token that several lags
 # agree on is pulled harder, as a motif that keeps returning should be.
 STAY_CLOSE_PULLS = ((0.0, 0.5, 1.0), (-2.0, 0.2, 3.0))
-# The logit added to the "Stay close" pull per unit of the input's share of repeated bars
-# (repeat_pull): in the corpus, the bars after an input that repeats one of its bars repeat several
-# times as often as after one that does not. Chosen on valid-split primers with
-# ``bench/eval_phrasing.py --defaults``: continuations then repeat their bars about as often as the
-# real next 4 and 8 bars, and follow the input's repetition; twice the pull matches the repeats a
-# little closer, but fewer asked cadences land after an input that repeats (tests/test_phrasing.py's jig).
-REPEAT_PULL = 1.2
 # The continuation's own form: the logit added, per lookback lag (1, 2, 4, 8 bars), to the note or
 # rest the continuation itself had that many bars before (lags reaching into the input are left to
 # "Stay close"). Real tunes repeat a bar two bars later more often than the LSTM does, and four bars
@@ -73,21 +66,6 @@ def distinct_rows(row: np.ndarray, tokens: np.ndarray) -> tuple[np.ndarray, np.n
 def stay_close_pull(stay_close: float) -> float:
     """The logit pull toward the lookback's notes and rests for a "Stay close" value (see STAY_CLOSE_PULLS)."""
     return float(np.interp(stay_close, *STAY_CLOSE_PULLS))
-
-
-def repeated_bar_share(tokens: np.ndarray, pickup_steps: int, bar_steps: int) -> float:
-    """The share of the whole bars of ``tokens`` (after a pickup of ``pickup_steps``), among those
-    after the first that start a note, equal token for token to an earlier bar."""
-    whole = (len(tokens) - pickup_steps) // bar_steps
-    bars = [tuple(b) for b in np.asarray(tokens)[pickup_steps:pickup_steps + whole * bar_steps].reshape(-1, bar_steps)]
-    later = [b in bars[:i] for i, b in enumerate(bars) if i and max(b) >= 2]
-    return float(np.mean(later)) if later else 0.0
-
-
-def repeat_pull(tokens: np.ndarray, pickup_steps: int, bar_steps: int) -> float:
-    """The pull (as stay_close_pull's) added for an input ``tokens`` whose bars repeat: REPEAT_PULL
-    times :func:`repeated_bar_share`, so that a tune that repeats its bars goes on repeating them."""
-    return REPEAT_PULL * repeated_bar_share(tokens, pickup_steps, bar_steps)
 
 
 def form_pulls(positions: np.ndarray, bar_steps: int, lags: tuple[int, ...], start: int) -> np.ndarray | None:

@@ -44,10 +44,10 @@ from safetensors.torch import save as save_tensors
 
 from .. import tokens as tk
 from ..errors import CheckpointError, RequestError
-from ..melody import Melody
+from ..melody import Melody, meter_name
 from .code_bank import pitch_class_logits
 from .digest import weights_digest
-from .latent_gan import meter_name, mlp
+from .latent_gan import mlp
 from .vae import MelodyVAE, kl_divergence
 
 MIN_CLIPS = 2

@@ -11,7 +11,7 @@ from ..melody import Melody, estimate_key
 from ..models.code_bank import Attributes, CodeBank, Picked
 from ..models.style import StyleModel
 from ..models.vae import MelodyVAE
-from .form import give_form, repeats
+from .form import give_form, move, repeats
 
 MAX_CHUNKS = 4  # interpolation windows per clip: 16 bars of 4/4
 # Bars of a generated melody in every meter, as the README promises: a VAE window holds 4 bars of
@@ -45,39 +45,44 @@ def melodies_from_codes(vae: MelodyVAE, z: torch.Tensor, template: Melody, tempe
                         gen: torch.Generator, bias: torch.Tensor | None = None, phrases: int = 1,
                         form: np.ndarray | None = None) -> list[Melody]:
     """VAE codes (B, Z) -> melodies of ``phrases`` x GENERATE_BARS bars of ``template``'s meter, each
-    with its estimated key (the model writes no key): each code decodes one phrase (see
-    :func:`generated_span`), ``phrases`` consecutive codes make one melody. ``form`` (B / phrases,
-    bars x bar_steps), tokens of real bars whose returns the melodies take (form.give_form);
-    ``bias`` as for MelodyVAE.generate."""
+    with its estimated key (the model writes no key); the arguments as for :func:`tune_rows`."""
+    return [as_melody(row, template) for row in tune_rows(vae, z, template, temperature, gen, bias, phrases, form)]
+
+
+def as_melody(row: np.ndarray, template: Melody) -> Melody:
+    m = tk.decode(row, template)
+    return m.replace(key=estimate_key(m.notes))
+
+
+@torch.inference_mode()
+def tune_rows(vae: MelodyVAE, z: torch.Tensor, template: Melody, temperature: float, gen: torch.Generator,
+              bias: torch.Tensor | None = None, phrases: int = 1, form: np.ndarray | None = None) -> np.ndarray:
+    """VAE codes (B, Z) -> (B / phrases, phrases x span) tokens: each code decodes one phrase (see
+    :func:`generated_span`), ``phrases`` consecutive codes make one melody (:func:`joined`).
+    ``form`` (B / phrases, the same width), tokens of real bars whose returns the melodies take
+    (form.give_form); ``bias`` as for MelodyVAE.generate."""
     start, stop = generated_span(vae.config.window, template.bar_steps)
     # Decoding is causal: the window's steps up to ``stop`` are those a whole window would have.
     feats = torch.from_numpy(tk.metric_features(stop, template.time_signature, 0, template.steps_per_quarter))
     rows = vae.generate(z, feats, temperature, gen, bias, MAX_LEAP).numpy()[:, start:stop]
-    rows = rows.reshape(len(rows) // phrases, phrases, stop - start)
-    out = []
-    for i, row in enumerate(rows):
-        row = joined(row)
-        if form is not None:
-            row = give_form(row, repeats(form[i].reshape(-1, template.bar_steps)), template.bar_steps)
-        m = tk.decode(row, template)
-        out.append(m.replace(key=estimate_key(m.notes)))
-    return out
+    rows = np.stack([joined(row) for row in rows.reshape(len(rows) // phrases, phrases, stop - start)])
+    if form is not None:
+        for i, row in enumerate(rows):
+            rows[i] = give_form(row, repeats(form[i].reshape(-1, template.bar_steps)), template.bar_steps)
+    return rows
 
 
 def joined(phrases: np.ndarray) -> np.ndarray:
     """Phrases decoded each on its own (n, span) -> one row, each phrase moved by the fewest octaves
-    that bring its first note within MAX_LEAP of the last note before it (the decoder
-    of one window does not know where the window before it ended)."""
+    that bring its first note within MAX_LEAP of the last note before it (form.move: an octave
+    less where that would leave the range); the decoder of one window does not know where the
+    window before it ended."""
     out = phrases.copy()
     for j in range(1, len(out)):
         before = out[:j].reshape(-1)
         before, mine = before[before >= 2], out[j][out[j] >= 2]
-        if not len(before) or not len(mine):
-            continue
-        leap = int(mine[0]) - int(before[-1])
-        octaves = -int(np.sign(leap)) * -(-(abs(leap) - MAX_LEAP) // 12) if abs(leap) > MAX_LEAP else 0  # fewest
-        if octaves and mine.min() + 12 * octaves >= 2 and mine.max() + 12 * octaves <= tk.NUM_CLASSES - 1:
-            out[j] = np.where(out[j] >= 2, out[j] + 12 * octaves, out[j])
+        if len(before) and len(mine) and abs(leap := int(mine[0]) - int(before[-1])) > MAX_LEAP:
+            out[j] = move(out[j], -int(np.sign(leap)) * 12 * -(-(abs(leap) - MAX_LEAP) // 12))
     return out.reshape(-1)
 
 
@@ -115,26 +120,24 @@ def bank_melodies(vae: MelodyVAE, bank: CodeBank, n: int, template: Melody, attr
         picked = bank.pick_chains(drawn, gen, template.time_signature, attrs, phrases, GENERATE_BARS)
     form = form_of(bank, picked, template, phrases)
 
-    def decoded(chosen: Picked, form: np.ndarray) -> tuple[list[Melody], torch.Tensor]:
+    def decoded(chosen: Picked, form: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
         z = bank.codes(vae, chosen, template.time_signature, gen)
         z = z if refine is None else refine(z)
-        return melodies_from_codes(vae, z, template, temperature, gen, bank.decoding_bias(chosen, phrases), phrases,
-                                   form), z
+        return tune_rows(vae, z, template, temperature, gen, bank.decoding_bias(chosen, phrases), phrases, form), z
 
-    melodies, z = decoded(picked, form)
+    rows, z = decoded(picked, form)
     # A melody that plays back the very bars it grew from is a corpus tune, not a new one (one in a few
     # hundred 16-bar melodies of repetitive tunes did): its codes are drawn once more.
-    copied = np.array([i for i, m in enumerate(melodies) if np.array_equal(tk.encode(m).tokens, form[i])], np.int64)
+    copied = np.nonzero((rows == form).all(1))[0]
     if len(copied):
-        rows = torch.from_numpy((copied[:, None] * phrases + np.arange(phrases)).reshape(-1))
-        again, z[rows] = decoded(picked.take(rows), form[copied])
-        for i, m in zip(copied, again):
-            melodies[i] = m
+        again = torch.from_numpy((copied[:, None] * phrases + np.arange(phrases)).reshape(-1))
+        rows[copied], z[again] = decoded(picked.take(again), form[copied])
+    melodies = [as_melody(row, template) for row in rows]
     if drawn == n:
         return melodies, z, picked
     keep = bank.select(melodies, attrs, n)
-    rows = torch.from_numpy((keep[:, None] * phrases + np.arange(phrases)).reshape(-1))
-    return [melodies[i] for i in keep], z[rows], picked.take(rows)
+    kept = torch.from_numpy((keep[:, None] * phrases + np.arange(phrases)).reshape(-1))
+    return [melodies[i] for i in keep], z[kept], picked.take(kept)
 
 
 def form_of(bank: CodeBank, picked: Picked, template: Melody, phrases: int) -> np.ndarray:

@@ -41,9 +41,9 @@ from .. import tokens as tk
 from ..errors import RequestError
 from ..melody import Key, Melody
 from ..models.lstm import MelodyLSTM
-from ..models.sampling import repeat_pull
 from ..settings import draw_seed
 from .engine import LN2
+from .form import repeats
 
 # "like real tunes" (the default) lands on the tonic chord as often as real tunes do where the
 # continuation ends (see :func:`ending_targets`); the others hold for every variation that can.
@@ -99,6 +99,31 @@ def ends_on(melody: Melody, ending: str, key: Key | None = None) -> bool:
         return False
     last = melody.notes[-1]
     return last.pitch % 12 in allowed and last.start in landing_steps(melody)
+
+
+# The logit added to the "Stay close" pull per unit of the input's share of repeated bars
+# (repeat_pull): in the corpus, the bars after an input that repeats one of its bars repeat several
+# times as often as after one that does not. Chosen on valid-split primers with
+# ``bench/eval_phrasing.py --defaults``: continuations then repeat their bars about as often as the
+# real next 4 and 8 bars, and follow the input's repetition; twice the pull matches the repeats a
+# little closer, but fewer asked cadences land after an input that repeats (tests/test_phrasing.py's jig).
+REPEAT_PULL = 1.2
+
+
+def repeated_bar_share(tokens: np.ndarray, pickup_steps: int, bar_steps: int) -> float:
+    """The share of the whole bars of ``tokens`` (after a pickup of ``pickup_steps``), among those
+    after the first that start a note, equal token for token to an earlier bar (form.repeats)."""
+    whole = (len(tokens) - pickup_steps) // bar_steps
+    bars = np.asarray(tokens)[pickup_steps:pickup_steps + whole * bar_steps].reshape(whole, bar_steps)
+    later = int((bars[1:] >= 2).any(1).sum())
+    return sum(r.shift == 0 for r in repeats(bars)) / later if later else 0.0
+
+
+def repeat_pull(tokens: np.ndarray, pickup_steps: int, bar_steps: int) -> float:
+    """The pull (as sampling.stay_close_pull's) added for an input ``tokens`` whose bars repeat:
+    REPEAT_PULL times :func:`repeated_bar_share`, so that a tune that repeats its bars goes on
+    repeating them."""
+    return REPEAT_PULL * repeated_bar_share(tokens, pickup_steps, bar_steps)
 
 
 # -- ending like real tunes ----------------------------------------------------------------------
@@ -218,7 +243,7 @@ def generate_with_ending(service, primer: np.ndarray, m: Melody, n_new: int, bat
     came, the most likely is kept. Every row counts as ending as asked.
 
     ``pull`` (sampling.stay_close_pull) steers the body toward or away from what the melody played
-    1/2/4/8 bars before, more so the more of the input's own bars repeat (sampling.repeat_pull):
+    1/2/4/8 bars before, more so the more of the input's own bars repeat (:func:`repeat_pull`):
     a tune that repeats its bars is continued by one that does. Candidate endings are drawn without
     it, as a cadence is not a repeat: a pull toward the input's bars makes far fewer of them land
     (bench/eval_phrasing.py measures it at "Stay close" 0 and 1). ``like`` (n_new,) are an earlier

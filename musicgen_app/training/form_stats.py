@@ -28,19 +28,12 @@ MOSTLY = 0.75  # share of event steps equal (after the best transposition) for "
 WIDE_LEAP = 12  # semitones; an interval counts as wide when it is larger (an octave itself does not)
 
 
-def whole_bar_rows(m: Melody) -> np.ndarray:
-    """The melody's whole bars from its first bar line as token rows (bars, bar_steps), int64."""
-    toks = tk.encode(m).tokens[m.pickup_steps:]
-    n = len(toks) // m.bar_steps
-    return toks[: n * m.bar_steps].reshape(n, m.bar_steps)
-
-
 # -- repeated bars ------------------------------------------------------------------------------
 def window_repeats(m: Melody, window_bars: int = PHRASE_BARS) -> list[int]:
     """Per consecutive window of ``window_bars`` whole bars (bars 1-4, 5-8, ...; a part window at
     the end is left out): how many of its bars 2..``window_bars`` equal an earlier bar of the same
     window (0 to ``window_bars`` - 1)."""
-    rows = whole_bar_rows(m)
+    rows = tk.bar_rows(m)
     out = []
     for w in range(0, len(rows) - window_bars + 1, window_bars):
         bars = rows[w : w + window_bars]
@@ -91,7 +84,7 @@ def phrase_returns(m: Melody, phrase_bars: int = PHRASE_BARS, mostly: float = MO
     """Per phrase of ``phrase_bars`` whole bars after the first (bars 5-8, 9-12, 13-16 ...): whether it
     returns an earlier phrase exactly or transposed, and whether it mostly does (>= ``mostly`` of
     event steps equal after the best transposition; see :func:`phrase_agreement`)."""
-    rows = whole_bar_rows(m)
+    rows = tk.bar_rows(m)
     n = len(rows) // phrase_bars
     phrases = [rows[i * phrase_bars : (i + 1) * phrase_bars].reshape(-1) for i in range(n)]
     out = []

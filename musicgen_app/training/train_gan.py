@@ -45,7 +45,8 @@ to the 4/4 training codes, and the posterior means of valid windows (the ceiling
 z with this decoder), each decoded as MelodyService.sample decodes; printed: the statistic overlaps
 of stats.compare_stats and compare_bar_stats, the classifier two-sample test, and copying beside
 the test windows' own. bench/eval_gan.py measures the same samples with the three classifiers of
-two_sample.py (which imports this module, so this module cannot import it).
+two_sample.py; the test here (classifier_two_sample) stays the one the sampling choices of
+train_gan and train_bank were made and recorded with.
 """
 
 from __future__ import annotations
@@ -66,10 +67,10 @@ from safetensors.torch import load_file, save_file
 from torch.nn import functional as F
 
 from .. import tokens as tk
-from ..melody import Melody, estimate_key
+from ..melody import Melody, estimate_key, meter_name
 from ..models.checkpoints import load_checkpoint, read_metadata, save_checkpoint
 from ..models.code_bank import Attributes, CodeBank, Picked
-from ..models.latent_gan import LatentCritic, LatentGAN, LatentGANConfig, meter_name
+from ..models.latent_gan import LatentCritic, LatentGAN, LatentGANConfig
 from ..models.vae import MelodyVAE
 from ..paths import CHECKPOINTS
 from ..service.melody_service import bank_melodies, melodies_from_codes
