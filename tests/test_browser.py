@@ -900,6 +900,15 @@ def test_record_to_the_count_in_the_take_is_read_on_its_grid_and_continued(brows
                 onsets.append((t // step_ticks, m.note))
         assert onsets[: len(waltz.notes)] == [(n.start, n.pitch) for n in waltz.notes]
 
+        # The take trimmed with the waveform's scissors (Gradio's default selection): its start is no longer
+        # the recorder's, so it is read again without the count-in's downbeat, and the panel says why
+        page.locator("#continue-tab-record-button, button[role=tab]:has-text('Record')").first.click()
+        panel.get_by_role("button", name="Trim audio to selection").first.click()
+        panel.get_by_role("button", name=re.compile("^Trim$")).first.click()
+        page.wait_for_selector("#continue-info >> text=not the take recorded to the count-in")
+        assert "count-in's grid" not in page.inner_text("#continue-info")
+        page.screenshot(path=str(OUT / "record-trimmed.png"), full_page=True)
+
         # Count-in off: the next take starts without clicks and is read without the count-in's grid
         page.locator("#continue-tab-record-button, button[role=tab]:has-text('Record')").first.click()
         page.locator("#continue-audio-count-in input[type=checkbox]").uncheck()

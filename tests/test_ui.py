@@ -598,16 +598,36 @@ def _sung(tmp_path) -> str:
     return str(path)
 
 
+def test_a_take_keeps_its_count_in_and_a_file_that_replaces_it_does_not(tmp_path):
+    """The take recorded to the count-in is read with its downbeat; a file that then replaces it in the
+    box without a new recording (an upload, or the take trimmed with the scissors: its start moved) is
+    read without it, and says so."""
+    import shutil
+
+    hum = _sung(tmp_path)
+    hist = panels.initial_history()
+    hist, info, _, downbeat, take = panels.pick_recording(hum, 100, False, "4/4", "0.600", "1733400000000", hist)
+    assert hist.current.origin.downbeat == 0.6 and (downbeat, take) == ("0.600", "")
+    assert "count-in&#x27;s grid" in info and "not the take recorded" not in info
+    trimmed = str(tmp_path / "trimmed.wav")
+    shutil.copy(hum, trimmed)  # Gradio writes the trimmed take as a new file
+    hist, info, _, downbeat, take = panels.pick_recording(trimmed, 100, False, "4/4", downbeat, take, hist)
+    assert hist.current.origin.value == trimmed and hist.current.origin.downbeat is None
+    assert (downbeat, take) == ("", "") and "not the take recorded to the count-in" in info
+    assert len(hist.entries) == 3  # Undo goes back to the take as recorded
+
+
 def test_a_recording_becomes_the_input_shows_what_was_heard_and_snaps_to_its_key(studio, tmp_path):
     hum = _sung(tmp_path)
     hist = panels.initial_history()
-    hist, info, _ = panels.pick_recording(hum, 100, False, "4/4", "", hist)
+    hist, info, _, downbeat, take = panels.pick_recording(hum, 100, False, "4/4", "", "1", hist)
+    assert (downbeat, take) == ("", "")  # the take is read: its box is emptied
     entry = hist.current
     assert entry.origin == InputOrigin("audio", hum, 100.0, False) and len(hist.entries) == 2
     assert "hum.wav" in info and "100 qpm" in info and "Transcribed" in info and "G major" in info
     assert entry.transcription is not None and not entry.transcription.qpm_estimated
     assert 70 in [n.pitch for n in entry.melody.notes]  # the B flat, outside G major
-    assert panels.pick_recording(hum, 100, False, "4/4", "", hist)[0] is hist  # the same take is not read twice
+    assert panels.pick_recording(hum, 100, False, "4/4", "", "", hist)[0] is hist  # the same take is not read twice
 
     group, roll, played = panels.show_heard(studio, hist)
     assert group["visible"] and Path(roll).is_file() and soundfile.info(played).duration > 4

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import gradio as gr
 
@@ -75,23 +75,25 @@ def pick_upload(path, history: InputHistory):
     return _panel_out(history.push(read_input(InputOrigin("file", str(path)))))
 
 
+WITHOUT_COUNT_IN = ("This file is not the take recorded to the count-in (uploaded, or trimmed with the scissors), "
+                    "so bar 1 is found from the notes; record again to play to the count-in.")
+
+
 @user_errors
-def pick_recording(path, qpm, snap, meter, downbeat, history: InputHistory):
-    """A recording (the microphone's, or an uploaded one) becomes the input, read at the tempo and in
-    the meter given; ``downbeat``: where bar 1 starts when it was recorded to the count-in ("": not)."""
+def pick_recording(path, qpm, snap, meter, downbeat, take, history: InputHistory):
+    """The file in the Record tab's box becomes the input, read at the tempo and in the meter given:
+    a take just recorded (``take`` set as it started) with the count-in's ``downbeat``; any other
+    file (uploaded, or a take trimmed afterwards) without it, as its start is not the recorder's.
+    -> the panel's outputs, the downbeat box, the take box (emptied: this take is read)."""
     current = history.current
     if not path:
-        return _panel_out(history)  # cleared
-    origin = audio_origin(path, qpm, snap, meter, downbeat)
-    if current and current.origin == origin:
-        return _panel_out(history)  # already read (the action button came first)
-    return _panel_out(history.push(read_input(origin)))
-
-
-@user_errors
-def pick_uploaded_recording(path, qpm, snap, meter, history: InputHistory):
-    """An uploaded recording: no count-in (a take recorded before holds the downbeat box: cleared)."""
-    return (*pick_recording(path, qpm, snap, meter, "", history), "")
+        return (*_panel_out(history), gr.skip(), gr.skip())  # cleared
+    if current and current.origin.kind == "audio" and current.origin.value == str(path):
+        return (*_panel_out(history), gr.skip(), "")  # already read (the action button came first)
+    entry = read_input(audio_origin(path, qpm, snap, meter, downbeat if take else ""))
+    if not take and current is not None and current.origin.kind == "audio" and current.origin.downbeat is not None:
+        entry = replace(entry, notices=(*entry.notices, WITHOUT_COUNT_IN))
+    return (*_panel_out(history.push(entry)), downbeat if take else "", "")
 
 
 @user_errors
@@ -256,12 +258,11 @@ def input_panel(title: str, default_example: str, key: str, studio: Studio | Non
     info = gr.Markdown(entry_markdown(history.current), elem_id=f"{key}-info")
     panel = InputPanel(state, example, upload, text, use_text, track, info, mode, take)
     outs = [state, info, track]
-    # a take from the microphone (its file is set when stop_recording fires), or a file put in the box
-    take.recording.stop_recording(kept_on_refusal(pick_recording, outs), [take.recording, *take.settings, state],
-                                  outs, api_visibility="private")
-    take.recording.upload(kept_on_refusal(pick_uploaded_recording, [*outs, take.downbeat]),
-                          [take.recording, take.qpm, take.snap, take.meter, state], [*outs, take.downbeat],
-                          api_visibility="private")
+    # a take from the microphone, a file put in the box, or either after the waveform's scissors: each
+    # changes the box's file (a trimmed take also fires stop_recording, an uploaded one trimmed does not)
+    take_outs = [*outs, take.downbeat, take.take]
+    take.recording.change(kept_on_refusal(pick_recording, take_outs),
+                          [take.recording, *take.settings, take.take, state], take_outs, api_visibility="private")
     for event in (take.qpm.submit, take.qpm.blur, take.snap.input, take.meter.input):
         event(kept_on_refusal(recording_setting, outs), [take.qpm, take.snap, take.meter, state], outs,
               api_visibility="private")

@@ -20,13 +20,14 @@ CLICK_HZ = (4000, 3000)  # downbeat, other beats: above the highest pitch transc
 CLICK_SECONDS = 0.03
 
 # Runs in the page when the recorder has started; its arguments are the tempo box, the meter and the
-# count-in box, and it returns the downbeat box's value ("" when no click was played). What it
-# played stays in window.musicgenCountIn (the browser test reads it).
+# count-in box, and it returns the downbeat box's value ("" when no click was played) and a new take
+# id for the take box. What it played stays in window.musicgenCountIn (the browser test reads it).
 COUNT_IN_JS = """
 async (qpm, meter, countIn) => {
   const started = performance.now();  // the recorder started just before this event was sent
+  const take = String(Date.now());
   const tempo = parseFloat(qpm);
-  if (!countIn || !(tempo >= 30 && tempo <= 300)) return [""];
+  if (!countIn || !(tempo >= 30 && tempo <= 300)) return ["", take];
   const [num, den] = String(meter || "4/4").split("/").map(Number);
   const compound = den === 8 && num % 3 === 0 && num > 3;
   const quarter = 60 / tempo;
@@ -54,7 +55,7 @@ async (qpm, meter, countIn) => {
   const latency = ctx.outputLatency || ctx.baseLatency || 0;
   const downbeat = (now - started) / 1000 + lead + beats * beat + latency;
   window.musicgenCountIn = {clicks, downbeat, state: ctx.state, context: ctx, tempo, meter: `${num}/${den}`};
-  return [downbeat.toFixed(3)];
+  return [downbeat.toFixed(3), take];
 }
 """.replace("CLICK_SECONDS", str(CLICK_SECONDS)).replace("CLICK_DOWN_HZ", str(CLICK_HZ[0])).replace(
     "CLICK_BEAT_HZ", str(CLICK_HZ[1]))
@@ -68,6 +69,10 @@ class RecordTab:
     count_in: gr.Checkbox
     snap: gr.Checkbox
     downbeat: gr.Textbox  # hidden: seconds into the take at which bar 1 starts ("" : no count-in)
+    # hidden: set as a recording starts, emptied when its file is read. A file that arrives while it is
+    # empty did not come from a new recording (an upload, or a take trimmed with the waveform's scissors),
+    # so the count-in's downbeat does not hold for it: its start is not where the clicks put it.
+    take: gr.Textbox
 
     @property
     def settings(self) -> list:
@@ -90,6 +95,7 @@ def record_tab(key: str) -> RecordTab:
         snap = gr.Checkbox(False, label="Snap to key", min_width=100, elem_id=f"{key}-audio-snap",
                            info="notes outside the key's scale move to the nearest scale tone")
     downbeat = gr.Textbox("", visible=False, elem_id=f"{key}-audio-downbeat")
-    recording.start_recording(None, [qpm, meter, count_in], [downbeat], js=COUNT_IN_JS, queue=False,
+    take = gr.Textbox("", visible=False, elem_id=f"{key}-audio-take")
+    recording.start_recording(None, [qpm, meter, count_in], [downbeat, take], js=COUNT_IN_JS, queue=False,
                               api_visibility="private")
-    return RecordTab(recording, qpm, meter, count_in, snap, downbeat)
+    return RecordTab(recording, qpm, meter, count_in, snap, downbeat, take)
