@@ -9,7 +9,8 @@
 
 Inputs may be MIDI, MusicXML, ABC, a text file of typed notes (``--track`` picks a MIDI track or a
 score part) or a recording: WAV, FLAC, OGG or MP3, transcribed (``--input-qpm`` gives its tempo,
-else it is estimated; ``--input-meter`` its meter, else 4/4). Settings, their ranges, choices and
+else it is estimated; ``--input-meter`` its meter, else 4/4; ``--input-downbeat`` the seconds into it at
+which bar 1 starts, else found from the notes). Settings, their ranges, choices and
 defaults are the request types' declarations (see ``--help`` of each command), as on the page and
 in the API.
 ``--debug-model`` uses the tiny random model (for tests). Errors are printed as one line to stderr
@@ -26,6 +27,7 @@ import torch
 
 from . import render
 from .actions import outputs
+from .actions.inputs import api_downbeat
 from .errors import MusicgenError, RequestError
 from .io.importer import load_melody
 from .melody import Melody
@@ -64,6 +66,9 @@ def _parser() -> tuple[argparse.ArgumentParser, dict]:
                    help="tempo of recorded inputs (WAV, FLAC, OGG, MP3), quarter notes a minute (default: estimated)")
     p.add_argument("--input-meter", type=_meter, default=(4, 4), metavar="N/D",
                    help="meter of recorded inputs, such as 3/4 or 6/8 (default: 4/4)")
+    p.add_argument("--input-downbeat", default=None, metavar="SECONDS",
+                   help="seconds into recorded inputs at which bar 1 starts, after a count-in or lead-in; needs "
+                        "--input-qpm (default: found from the notes)")
     sub = p.add_subparsers(dest="command", required=True)
     names = {}
 
@@ -114,11 +119,16 @@ def _meter(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _load(path: str, track=None, qpm: float | None = None, meter: tuple[int, int] = (4, 4)) -> Melody:
-    result = load_melody(path, track=track, qpm=qpm, time_signature=meter)
+def _load(path: str, track=None, qpm: float | None = None, meter: tuple[int, int] = (4, 4),
+          downbeat: float | None = None) -> Melody:
+    result = load_melody(path, track=track, qpm=qpm, time_signature=meter, downbeat=downbeat)
     for n in result.notices:
         print(f"note: {Path(path).name}: {n}", file=sys.stderr)
     return result.melody
+
+
+def _downbeat(args) -> float | None:
+    return api_downbeat(args.input_downbeat, args.input_qpm)
 
 
 def _wrote(*paths) -> None:
@@ -134,8 +144,8 @@ def _finish(result, files) -> None:
 
 
 def cmd_continue(args, names) -> None:
-    req = build_request(ContinueRequest, _settings(args, names), melody=_load(args.input, args.track, args.input_qpm,
-                                                                                       args.input_meter))
+    melody = _load(args.input, args.track, args.input_qpm, args.input_meter, _downbeat(args))
+    req = build_request(ContinueRequest, _settings(args, names), melody=melody)
     result = _service(args).continue_(req)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -147,7 +157,8 @@ def cmd_continue(args, names) -> None:
 
 
 def cmd_interpolate(args, names) -> None:
-    a, b = (_load(path, qpm=args.input_qpm, meter=args.input_meter) for path in (args.a, args.b))
+    a, b = (_load(path, qpm=args.input_qpm, meter=args.input_meter, downbeat=_downbeat(args))
+            for path in (args.a, args.b))
     req = build_request(InterpolateRequest, _settings(args, names), a=a, b=b)
     result = _service(args).interpolate(req)
     out = Path(args.output)
@@ -174,7 +185,7 @@ def cmd_generate(args, names) -> None:
 
 
 def cmd_render(args, names) -> None:
-    melody = _load(args.input, args.track, args.input_qpm, args.input_meter)
+    melody = _load(args.input, args.track, args.input_qpm, args.input_meter, _downbeat(args))
     audio = render.render(melody, soundfont=args.soundfont, program=args.program)
     path = render.write_audio(audio, render.SAMPLE_RATE, args.output)
     print(f"wrote {path} ({len(audio) / render.SAMPLE_RATE:.1f} s)")

@@ -64,7 +64,7 @@ def test_generate_writes_n_files(tmp_path):
     assert main(["--debug-model", "generate", "-n", "3", "--time-signature", "6/8", "-o", str(tmp_path / "g")]) == 0
     files = sorted((tmp_path / "g").glob("*.mid"))
     assert len(files) == 3 and all(_meter(f) == (6, 8) for f in files)
-    assert main(["--debug-model", "generate", "-n", "2", "--notes-per-bar", "4", "--key", "D minor", "--ends-on-tonic",
+    assert main(["--debug-model", "generate", "-n", "2", "--notes-per-bar", "2", "--key", "D minor", "--ends-on-tonic",
                  "-o", str(tmp_path / "shaped")]) == 0
     assert len(list((tmp_path / "shaped").glob("*.mid"))) == 2
     # 16 bars of 6/8, typed as the option's text
@@ -111,7 +111,7 @@ def test_module_entry_point_runs_as_a_subprocess(tmp_path):
 
 
 def test_a_recording_is_read_at_the_tempo_and_meter_given(tmp_path):
-    from musicgen_app.io.importer import parse_text
+    from musicgen_app.io.importer import load_melody, parse_text
     from musicgen_app.render import render
 
     wav = tmp_path / "played.wav"
@@ -123,3 +123,9 @@ def test_a_recording_is_read_at_the_tempo_and_meter_given(tmp_path):
     with pytest.raises(SystemExit) as refused:  # a usage error, as argparse reports them
         main(["--input-meter", "waltz", "render", str(wav), "-o", str(tmp_path / "x.wav")])
     assert refused.value.code == 2
+    # bar 1 where the musician says it starts: the first note (a beat before) becomes a pickup
+    assert main(["--debug-model", "--input-qpm", "100", "--input-meter", "3/4", "--input-downbeat", "0.6", "continue",
+                 str(wav), "-o", str(out), "--bars", "1", "--variations", "1"]) == 0
+    assert load_melody(out).melody.pickup_steps == 4
+    assert main(["--input-qpm", "100", "--input-downbeat", "soon", "render", str(wav), "-o",
+                 str(tmp_path / "x.wav")]) == 2

@@ -80,10 +80,10 @@ def healthy(server) -> bool:
 def continue_args(file=None, notes=None, example=None, **settings) -> list:
     s = {"track": None, "bars": 1, "temperature": 1.0, "variations": 1, "seed": 1, "key_lock": "off",
          "program": -1, "soundfont": "", "ending": "free", "stay_close": 0.5, "audio_qpm": None,
-         "render_audio": True, "audio_meter": None} | settings
+         "render_audio": True, "audio_meter": None, "audio_downbeat": None} | settings
     return [file, notes, example, s["track"], s["bars"], s["temperature"], s["variations"], s["seed"],
             s["key_lock"], s["program"], s["soundfont"], s["ending"], s["stay_close"], s["audio_qpm"],
-            s["render_audio"], s["audio_meter"]]
+            s["render_audio"], s["audio_meter"], s["audio_downbeat"]]
 
 
 # -- the hostile inputs ---------------------------------------------------------------------------------

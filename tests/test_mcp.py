@@ -68,8 +68,9 @@ def test_the_tools_are_the_three_actions_with_their_parameters_described(app_ser
     assert set(tools) == {"continue", "interpolate", "generate"}  # none of the page's own handlers
     expected = {
         "continue": {"melody_file", "notes", "example", "track", "audio_qpm", "render_audio", "audio_meter",
-                     *CONTINUE_SETTINGS},
-        "interpolate": {f"{c}_{k}" for c in "ab" for k in ("file", "notes", "example", "audio_qpm", "audio_meter")}
+                     "audio_downbeat", *CONTINUE_SETTINGS},
+        "interpolate": {f"{c}_{k}" for c in "ab"
+                        for k in ("file", "notes", "example", "audio_qpm", "audio_meter", "audio_downbeat")}
         | {"render_audio", *INTERPOLATE_SETTINGS},
         "generate": {"clips", "render_audio", *GENERATE_SETTINGS},
     }

@@ -680,6 +680,37 @@ def test_the_api_reads_a_recording_at_the_tempo_given_or_estimates_it(studio, tm
         API.continue_api(studio, str(wav), audio_qpm=100, audio_meter="waltz", bars=1, variations=1)
 
 
+def test_the_api_puts_bar_1_of_a_recording_where_its_downbeat_is_given(studio, tmp_path):
+    """A waltz played after a lead-in of silence, its pickup before bar 1: bar 1 is where audio_downbeat
+    says, as with the page's count-in; a bad downbeat, or one without the tempo, is refused in our words."""
+    from musicgen_app.melody import Key, Melody, Note
+    from musicgen_app.render import render
+
+    waltz = Melody((Note(0, 62, 4), Note(4, 67, 8), Note(12, 71, 4), Note(16, 74, 8), Note(24, 72, 4),
+                    Note(28, 71, 12)), qpm=100.0, key=Key(7, "major"), time_signature=(3, 4), pickup_steps=4,
+                   total_steps=40)
+    sr, bar_one = 22050, 1.6  # the pickup (4 steps at 100 qpm: 0.6 s) starts 1.0 s in
+    audio = np.concatenate([np.zeros(int(1.0 * sr), np.float32), render(waltz, sample_rate=sr)])
+    wav = tmp_path / "lead-in.wav"
+    soundfile.write(wav, audio, sr)
+    _, _, _, info = API.continue_api(studio, str(wav), audio_qpm=100, audio_meter="3/4", audio_downbeat=str(bar_one),
+                                     bars=1, variations=1, seed=1)
+    assert info["input"]["pickup_steps"] == 4, info
+    # told that bar 1 starts on the first note instead, it does: the downbeat given decides, not the notes
+    _, _, _, info = API.continue_api(studio, str(wav), audio_qpm=100, audio_meter="3/4", audio_downbeat="1.0",
+                                     bars=1, variations=1, seed=1)
+    assert info["input"]["pickup_steps"] == 0, info
+    # Interpolate takes clip A's bars from its bar 1 on: where that is moves what A is
+    clip_a = [API.interpolate_api(studio, a_file=str(wav), a_audio_qpm=100, a_audio_meter="3/4",
+                                  a_audio_downbeat=db, b_example=None, b_notes="3/4 g4 b d'", steps=3)[3]["clips"][0]
+              for db in (bar_one, "1.0")]
+    assert (clip_a[0]["notes"], clip_a[0]["range"]) != (clip_a[1]["notes"], clip_a[1]["range"]), clip_a
+    with pytest.raises(gr.Error, match="Downbeat 'soon' is not a time in the recording"):
+        API.continue_api(studio, str(wav), audio_qpm=100, audio_downbeat="soon", bars=1, variations=1)
+    with pytest.raises(gr.Error, match="needs the tempo the recording was played at"):
+        API.continue_api(studio, str(wav), audio_downbeat="1.6", bars=1, variations=1)
+
+
 @pytest.mark.parametrize("bad, said", [
     (dict(seed=-5), "Seed -5 must be a whole number from 0"), (dict(seed="-1"), "Seed -1 must be"),
     (dict(track=1.5), "Track '1.5' is not a track number"), (dict(track=-1), "Track '-1' is not a track number"),

@@ -115,7 +115,8 @@ def read_input(origin: InputOrigin, track: int | None = None) -> InputEntry:
         return _example(origin.value, track)
     if origin.kind == "file":  # a recording uploaded as a file is read at ``origin.qpm`` (None: estimated)
         path = Path(origin.value)
-        return _entry(load_melody(path, track=track, qpm=origin.qpm, time_signature=origin.meter), path.name, origin)
+        return _entry(load_melody(path, track=track, qpm=origin.qpm, time_signature=origin.meter,
+                                  downbeat=origin.downbeat), path.name, origin)
     if origin.kind == "audio":
         return _recording(origin)
     if origin.kind == "text":
@@ -142,20 +143,43 @@ def _example(name: str, track: int | None) -> InputEntry:
 
 
 def resolve_api_input(file, notes, example, track=None, name: str = "the melody", qpm=None,
-                      meter=None) -> InputEntry:
-    """The API's rule: a file wins over typed notes, which win over an example name. ``qpm`` and
-    ``meter``: the tempo a recording given as the file was played at (empty: estimated) and its meter
-    such as "3/4" (empty: 4/4); other files carry their own."""
+                      meter=None, downbeat=None) -> InputEntry:
+    """The API's rule: a file wins over typed notes, which win over an example name. ``qpm``,
+    ``meter`` and ``downbeat``: the tempo a recording given as the file was played at (empty:
+    estimated), its meter such as "3/4" (empty: 4/4) and the seconds into it at which bar 1 starts
+    (empty: found from the notes; needs the tempo); other files carry their own."""
     track = _track(track)
     if file:
         origin = audio_origin(file, qpm, meter=meter)
-        return read_input(InputOrigin("file", str(file), origin.qpm, meter=origin.meter), track)
+        return read_input(InputOrigin("file", str(file), origin.qpm, meter=origin.meter,
+                                      downbeat=api_downbeat(downbeat, origin.qpm)), track)
     if notes and str(notes).strip():
         return read_input(InputOrigin("text", str(notes)))
     if example and str(example).strip():
         return read_input(InputOrigin("example", str(example).strip()), track)
     raise ImportFailed(f"Give {name}: a file, typed notes (ABC or tinyNotation) or an example name "
                        f"({', '.join(example_names())}).")
+
+
+def api_downbeat(value, qpm: float | None) -> float | None:
+    """The API's and the CLI's ``downbeat`` for a recording: seconds (0 or more) into it at which bar 1
+    starts; empty: None. Unlike the page's own count-in value, a bad one is refused."""
+    if value is None or value == "":
+        return None
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        seconds = float(value)
+        if not 0 <= seconds <= 600:
+            raise ValueError
+    except (TypeError, ValueError, OverflowError):
+        raise RequestError(f"Downbeat {str(value)[:20]!r} is not a time in the recording; give the seconds from its "
+                           "start at which bar 1 starts (such as 2.4), or leave it empty to find bar 1 from the "
+                           "notes.") from None
+    if qpm is None:
+        raise RequestError(f"A downbeat at {seconds:g} s needs the tempo the recording was played at (the bar "
+                           "lines follow from it); give the tempo too, or leave the downbeat empty.")
+    return seconds
 
 
 def _track(value) -> int | None:

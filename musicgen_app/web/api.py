@@ -139,6 +139,9 @@ INPUT_DOCS = {
     "audio_qpm": "when the file is a recording: the tempo it was played at, in quarter notes a minute (30-300); "
                  "empty: estimated from the recording (a notice says so); other files carry their own tempo",
     "audio_meter": "when the file is a recording: the meter it was played in, such as 3/4 or 6/8; empty: 4/4",
+    "audio_downbeat": "when the file is a recording: the seconds from its start at which bar 1 starts (after a "
+                      "count-in, or a lead-in before the tune; what comes before it is a pickup); needs audio_qpm; "
+                      "empty: bar 1 is found from the notes",
     "track": "which track or part of the file (0 = first); empty: the studio picks the melody",
     "render_audio": "whether to render the WAV files (default true); false: the MIDI files only, sooner",
     "clips": "2-20 files (MIDI, MusicXML, ABC; MCP: http(s) or data: URLs) whose style the 'style' sampler "
@@ -159,7 +162,7 @@ def inputs_doc(inputs: dict) -> dict[str, str]:
 
 def _continue(studio: Studio, given: dict, values: dict):
     entry = resolve_api_input(given["melody_file"], given["notes"], given["example"], given["track"],
-                              qpm=given["audio_qpm"], meter=given["audio_meter"])
+                              qpm=given["audio_qpm"], meter=given["audio_meter"], downbeat=given["audio_downbeat"])
     req = build_request(ContinueRequest, values, melody=entry.melody)
     result, files, _ = run_continue(studio, req, rolls=False, media_for=None if _wants_audio(given) else (),
                                     gone=client_gone)
@@ -174,7 +177,8 @@ def _continue(studio: Studio, given: dict, values: dict):
 
 def _interpolate(studio: Studio, given: dict, values: dict):
     a, b = (resolve_api_input(given[f"{c}_file"], given[f"{c}_notes"], given[f"{c}_example"], name=f"clip {c.upper()}",
-                              qpm=given[f"{c}_audio_qpm"], meter=given[f"{c}_audio_meter"]) for c in "ab")
+                              qpm=given[f"{c}_audio_qpm"], meter=given[f"{c}_audio_meter"],
+                              downbeat=given[f"{c}_audio_downbeat"]) for c in "ab")
     req = build_request(InterpolateRequest, values, a=a.melody, b=b.melody)
     result, files = run_interpolate(studio, req, rolls=False, audio=_wants_audio(given), gone=client_gone)
     info = {"seed": result.seed, "notices": [*a.notices, *b.notices, *result.notices, *files.notices],
@@ -197,7 +201,7 @@ ENDPOINTS = (
     Endpoint(
         "continue", _continue, ContinueRequest,
         {"melody_file": None, "notes": None, "example": None, "track": None, "audio_qpm": None, "render_audio": True,
-         "audio_meter": None},
+         "audio_meter": None, "audio_downbeat": None},
         CONTINUE_SETTINGS,
         "Continue a melody with the LSTM: write the next bars after it, several variations, best first. Give the "
         "melody as one of melody_file (a score or a recording), notes (typed ABC or tinyNotation) or example. Each "
@@ -207,11 +211,11 @@ ENDPOINTS = (
          "audio": "per variation, a WAV file of the whole melody",
          "info": "JSON: the seed used (pass it back to repeat the result), notices, the input's summary (tempo, "
                  "time signature, key, bars, notes, range), and each variation's summary"},
-        appended=("audio_qpm", "render_audio", "audio_meter")),
+        appended=("audio_qpm", "render_audio", "audio_meter", "audio_downbeat")),
     Endpoint(
         "interpolate", _interpolate, InterpolateRequest,
         {f"{c}_{k}": None for c in "ab" for k in ("file", "notes", "example", "audio_qpm")} | {"render_audio": True}
-        | {"a_audio_meter": None, "b_audio_meter": None},
+        | {"a_audio_meter": None, "b_audio_meter": None, "a_audio_downbeat": None, "b_audio_downbeat": None},
         INTERPOLATE_SETTINGS,
         "Morph clip A into clip B through the VAE's latent space: a chain of clips that starts as A and ends as B. "
         "Give each clip as one of its file, notes (typed ABC or tinyNotation) or example. Each result file comes "
@@ -220,7 +224,8 @@ ENDPOINTS = (
          "steps_zip": "a zip with one MIDI file per step",
          "audio": "a WAV file of the whole morph",
          "info": "JSON: the seed used, notices, the clips' and the morph's summaries"},
-        appended=("a_audio_qpm", "b_audio_qpm", "render_audio", "a_audio_meter", "b_audio_meter")),
+        appended=("a_audio_qpm", "b_audio_qpm", "render_audio", "a_audio_meter", "b_audio_meter",
+                  "a_audio_downbeat", "b_audio_downbeat")),
     Endpoint(
         "generate", _generate, SampleRequest, {"clips": None, "render_audio": True}, GENERATE_SETTINGS,
         "Generate new melodies with the VAE, from nothing: optionally with a shape (notes per bar, pitch range, "
@@ -249,18 +254,18 @@ def add_endpoints(studio: Studio, heavy: dict):
                   raw_input(gr.Number(None, label="track", precision=0, info=INPUT_DOCS["track"]))]
         outputs = [gr.File(file_count="multiple", label="midi"), gr.File(file_count="multiple",
                    label="continuation_midi"), gr.File(file_count="multiple", label="audio"), gr.JSON(label="info")]
-        gr.Button("continue").click(fn, inputs + settings + [_qpm_input("audio_qpm"), _audio_flag(),
-                                                             _meter_input("audio_meter")], outputs,
-                                    api_name="continue", **heavy)
+        recording = [_recording_input("audio_qpm"), _audio_flag(), _recording_input("audio_meter"),
+                     _recording_input("audio_downbeat")]
+        gr.Button("continue").click(fn, inputs + settings + recording, outputs, api_name="continue", **heavy)
 
         fn, settings = fns["interpolate"]
         inputs = [gr.File(type="filepath", label="a_file"), gr.Textbox(label="a_notes"), gr.Textbox(label="a_example"),
                   gr.File(type="filepath", label="b_file"), gr.Textbox(label="b_notes"), gr.Textbox(label="b_example")]
         outputs = [gr.File(label="morph_midi"), gr.File(label="steps_zip"), gr.File(label="audio"),
                    gr.JSON(label="info")]
-        qpms = [_qpm_input(f"{c}_audio_qpm") for c in "ab"]
-        meters = [_meter_input(f"{c}_audio_meter") for c in "ab"]
-        gr.Button("interpolate").click(fn, inputs + settings + qpms + [_audio_flag()] + meters, outputs,
+        qpms, meters, downbeats = ([_recording_input(f"{c}_audio_{k}") for c in "ab"]
+                                   for k in ("qpm", "meter", "downbeat"))
+        gr.Button("interpolate").click(fn, inputs + settings + qpms + [_audio_flag()] + meters + downbeats, outputs,
                                        api_name="interpolate", **heavy)
 
         fn, settings = fns["generate"]
@@ -272,9 +277,12 @@ def add_endpoints(studio: Studio, heavy: dict):
                                     **heavy)
 
 
-
-def _meter_input(name: str):
-    return raw_input(gr.Textbox(label=name, info=INPUT_DOCS["audio_meter"]))
+def _recording_input(name: str):
+    """A recording's tempo, meter or downbeat (``a_``/``b_``: a clip's), empty for the default: read by
+    ``audio_origin`` and ``api_downbeat``, so a bad value gets our refusal, not Gradio's."""
+    doc = INPUT_DOCS[name.removeprefix("a_").removeprefix("b_")]
+    box = gr.Number(None, label=name, info=doc) if name.endswith("qpm") else gr.Textbox(label=name, info=doc)
+    return raw_input(box)
 
 
 def _audio_flag():
@@ -288,8 +296,3 @@ RENDER_AUDIO = Flag("render_audio", True, INPUT_DOCS["render_audio"])
 def _wants_audio(given: dict) -> bool:
     """``render_audio`` as sent: true, false or empty (the default, true); anything else is refused."""
     return RENDER_AUDIO.parse("render_audio", given.get("render_audio"))
-
-
-def _qpm_input(name: str):
-    """A recording's tempo (empty: estimated), read by ``audio_origin``: its refusal, not Gradio's."""
-    return raw_input(gr.Number(None, label=name, info=INPUT_DOCS["audio_qpm"]))
