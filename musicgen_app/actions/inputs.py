@@ -164,19 +164,10 @@ def resolve_api_input(file, notes, example, track=None, name: str = "the melody"
 def api_downbeat(value, qpm: float | None) -> float | None:
     """The API's and the CLI's ``downbeat`` for a recording: seconds (0 or more) into it at which bar 1
     starts; empty: None. Unlike the page's own count-in value, a bad one is refused."""
-    if value is None or value == "":
-        return None
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        seconds = float(value)
-        if not 0 <= seconds <= 600:
-            raise ValueError
-    except (TypeError, ValueError, OverflowError):
-        raise RequestError(f"Downbeat {str(value)[:20]!r} is not a time in the recording; give the seconds from its "
-                           "start at which bar 1 starts (such as 2.4), or leave it empty to find bar 1 from the "
-                           "notes.") from None
-    if qpm is None:
+    seconds = _optional_number(value, lambda x: 0 <= x <= 600, (
+        f"Downbeat {str(value)[:20]!r} is not a time in the recording; give the seconds from its start at which "
+        "bar 1 starts (such as 2.4), or leave it empty to find bar 1 from the notes."))
+    if seconds is not None and qpm is None:
         raise RequestError(f"A downbeat at {seconds:g} s needs the tempo the recording was played at (the bar "
                            "lines follow from it); give the tempo too, or leave the downbeat empty.")
     return seconds
@@ -184,15 +175,22 @@ def api_downbeat(value, qpm: float | None) -> float | None:
 
 def _track(value) -> int | None:
     """Empty: let the importer choose; else a track number as the track list shows it (0, 1, ...)."""
+    number = _optional_number(value, lambda x: x.is_integer() and x >= 0, (
+        f"Track {str(value)[:20]!r} is not a track number; leave it empty to let the studio choose, or give the "
+        "number shown in the track list (0, 1, ...)."))
+    return None if number is None else int(number)
+
+
+def _optional_number(value, ok, refusal: str) -> float | None:
+    """``value`` as a number (not a bool) for which ``ok`` holds; empty: None; anything else: ``refusal``."""
     if value is None or value == "":
         return None
     try:
         if isinstance(value, bool):
             raise TypeError
         number = float(value)
-        if not number.is_integer() or number < 0:
+        if not ok(number):
             raise ValueError
     except (TypeError, ValueError, OverflowError):
-        raise RequestError(f"Track {str(value)[:20]!r} is not a track number; leave it empty to let the studio "
-                           "choose, or give the number shown in the track list (0, 1, ...).") from None
-    return int(number)
+        raise RequestError(refusal) from None
+    return number
