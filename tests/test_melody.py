@@ -1,4 +1,4 @@
-"""Melody, Note and Key validate on construction and say what was wrong."""
+"""Melody, Note and Key validate on construction and say what was wrong; estimate_key finds keys."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from musicgen_app.errors import MelodyError
-from musicgen_app.melody import Key, Melody, Note
+from musicgen_app.melody import Key, Melody, Note, estimate_key
 
 
 def test_notes_are_sorted_and_total_defaults_to_the_last_end():
@@ -104,6 +104,34 @@ def test_key_rejects_bad_tonic():
 
 def test_minor_scale_includes_raised_sixth_and_seventh():
     assert Key(9, "minor").scale_pitch_classes() == frozenset({9, 11, 0, 2, 4, 5, 7, 6, 8})
+
+
+@pytest.mark.parametrize("name", ["jig.abc", "jig-6-8.mid", "pickup-3-4.mid", "folk-tune.mid", "waltz-3-4.mid",
+                                  "type0.mid", "chorale-bwv66.6.mxl", "two-part.musicxml"])
+def test_estimate_key_finds_the_key_the_fixture_files_name(data_dir, name):
+    # Krumhansl-Kessler profiles call the two jigs and "Happy Birthday" a fifth up, in their dominant
+    from musicgen_app.io.importer import load_melody
+
+    m = load_melody(data_dir / name).melody
+    assert estimate_key(m.notes) == m.key
+
+
+def test_estimate_key_takes_the_last_note_as_tonic_evidence():
+    # the same line over C major / A minor's notes, ending on A or on C
+    body = [69, 72, 76, 74, 72, 71, 72, 74, 76, 77, 76, 74, 72, 71]
+    line = [Note(2 * i, p, 2) for i, p in enumerate(body)]
+    assert estimate_key(line + [Note(28, 69, 2)]) == Key(9, "minor")
+    assert estimate_key(line + [Note(28, 72, 2)]) == Key(0, "major")
+    # the note that starts last counts, not the last one given
+    assert estimate_key([Note(28, 69, 2)] + line) == Key(9, "minor")
+
+
+def test_estimate_key_chooses_among_the_candidates_and_defaults_to_c_major():
+    scale = [Note(2 * i, p, 2) for i, p in enumerate([62, 64, 66, 67, 69, 71, 73, 74])]  # D major
+    assert estimate_key(scale) == Key(2, "major")
+    assert estimate_key(scale, [Key(7, "major"), Key(4, "minor")]) == Key(7, "major")
+    assert estimate_key([]) == Key(0, "major")
+    assert estimate_key([], [Key(9, "minor")]) == Key(9, "minor")
 
 
 def test_transpose_moves_notes_and_key():

@@ -221,6 +221,16 @@ class CodeBank(nn.Module):
         return bank
 
     @torch.no_grad()
+    def set_keys(self) -> int:
+        """Each window's estimated key and whether it ends on that key's tonic, found from its tokens
+        again (as window_attributes finds them); how many windows' keys changed."""
+        before = torch.stack([self.tonic, self.minor])
+        for i, (row, meter) in enumerate(zip(self.tokens.numpy(), self.meter.tolist())):
+            a = window_attributes(row, tuple(int(x) for x in self.config.meters[meter].split("/")))
+            self.tonic[i], self.minor[i], self.ends_on_tonic[i] = a["tonic"], a["minor"], a["ends_on_tonic"]
+        return int((torch.stack([self.tonic, self.minor]) != before).any(0).sum())
+
+    @torch.no_grad()
     def set_positions(self, tune: np.ndarray, bar: np.ndarray) -> None:
         """Which tune each window is from (N,) and the bar it starts on (N,)."""
         self.tune.copy_(torch.as_tensor(np.asarray(tune), dtype=torch.int32))

@@ -6,6 +6,7 @@
     python -m musicgen_app.training.train_bank --rolls       # piano rolls of 16 bank samples, into /tmp/bank
     python -m musicgen_app.training.train_bank --tune-bias   # choose only the decoding pitch-class bias again
     python -m musicgen_app.training.train_bank --positions   # only record each window's tune and bar again
+    python -m musicgen_app.training.train_bank --keys        # only find each window's key (and ending) again
     python -m musicgen_app.training.train_bank --form-rolls  # 16-bar samples beside real tunes, with their form
 
 The bank: the training split's windows (all meters, untransposed), cut as train_gan cuts the GAN's
@@ -262,6 +263,16 @@ def record_positions(args, log) -> None:
     log(f"wrote {args.bank}: {len(np.unique(w['melody']))} tunes")
 
 
+def record_keys(args, log) -> None:
+    """Each window's key and whether it ends on its tonic in the bank at ``args.bank``, found again
+    with the current melody.estimate_key; the windows, neighbours, positions and settings stay."""
+    bank, _ = load_checkpoint(args.bank, kind="code_bank")
+    t0 = time.time()
+    changed = bank.set_keys()
+    resave_checkpoint(args.bank, bank)
+    log(f"wrote {args.bank}: {changed} of {bank.config.size} windows' keys changed ({time.time() - t0:.0f} s)")
+
+
 # -- test split -----------------------------------------------------------------------------------
 def run_evaluation(args, log) -> dict:
     """Bank, GAN, Gaussian (and train_gan's other baselines) side by side on held-out 4/4 windows."""
@@ -447,6 +458,8 @@ def main(argv=None):
                     help="choose only the decoding pitch-class bias of --bank again, on the valid split")
     ap.add_argument("--positions", action="store_true",
                     help="only record each window's tune and bar in --bank (for 8- and 16-bar Generate)")
+    ap.add_argument("--keys", action="store_true",
+                    help="only find each window's key and tonic ending in --bank again (after estimate_key changed)")
     ap.add_argument("--bias-grid", type=float, nargs="+", default=BIAS_GRID,
                     help="decoding pitch-class biases tried on the valid split")
     ap.add_argument("--n", type=int, default=400, help="samples per sampler or grid point")
@@ -462,6 +475,10 @@ def main(argv=None):
         return
     if args.positions:
         record_positions(args, log)
+        return
+    if args.keys:
+        log(f"command: {args.command}")
+        record_keys(args, log)
         return
     if args.tune_bias:
         log(f"command: {args.command}")
