@@ -5,8 +5,10 @@
 The set (``musicgen_app.training.audio_set``): ``--tunes`` tunes of the corpus test split, each cut
 to ``--bars`` bars at a tempo drawn from 70-140 qpm, rendered through FluidSynth as flute (GM 73),
 violin (40), piano (0) and choir "aah" (52), and sung by the synthetic voice (vibrato 5-6 Hz +-30
-cents, glides, breath noise at 20 dB SNR). Each clip goes through ``io.audio.audio_to_melody`` as a
-WAV file, with the tempo given. Printed per transcriber and kind:
+cents, glides, breath noise at 20 dB SNR). ``--repeated-notes detached`` has the instruments leave a
+64th-note gap before a note that repeats the one before (as a player tongues or re-bows it);
+"legato", the default, plays it as FluidSynth does, with no new attack. Each clip goes through
+``io.audio.audio_to_melody`` as a WAV file, with the tempo given. Printed per transcriber and kind:
 
     note P/R/F   mir_eval.transcription on the notes in seconds (onset +-50 ms, pitch +-50 cents,
                  offsets ignored)
@@ -147,14 +149,18 @@ def main() -> None:
     p.add_argument("--split", default="test", help="corpus split (tune the transcribers on valid, report test)")
     p.add_argument("--transcribers", default=",".join(audio.TRANSCRIBERS))
     p.add_argument("--kinds", default=",".join(audio_set.KINDS))
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=3, help="timing runs")
+    p.add_argument("--repeated-notes", choices=audio_set.REPEATS, default="legato",
+                   help="how the instruments play a note repeating the one before (audio_set.clip_of)")
     p.add_argument("--show-refusals", action="store_true")
     args = p.parse_args()
     tunes = corpus.load_corpus().split(args.split)
     t = time.perf_counter()
-    clips = audio_set.build_set(tunes, args.tunes, bars=args.bars, seed=args.seed, kinds=args.kinds.split(","))
+    clips = audio_set.build_set(tunes, args.tunes, bars=args.bars, seed=args.seed, kinds=args.kinds.split(","),
+                                repeats=args.repeated_notes)
     seconds = sum(len(c.audio) / c.sample_rate for c in clips)
-    print(f"{len(clips)} clips from {args.tunes} {args.split} tunes ({args.bars} bars, 70-140 qpm), "
+    print(f"{len(clips)} clips from {args.tunes} {args.split} tunes ({args.bars} bars, 70-140 qpm, repeated notes "
+          f"{args.repeated_notes}), "
           f"{seconds / 60:.1f} min of audio, built in {time.perf_counter() - t:.0f} s; {os.cpu_count()} CPUs")
     wav30 = thirty_seconds(tunes, args.seed)
     for name in args.transcribers.split(","):

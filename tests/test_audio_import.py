@@ -75,6 +75,28 @@ def test_a_sung_melody_with_vibrato_glides_and_breath_comes_back():
     assert heard(result.melody) == heard(TUNE)
 
 
+# Held notes, a long one in the middle: a bowed violin and a choir "aah" swell in, and the choir's
+# level wavers (its chorus) by several dB while a note is held.
+HELD = Melody(notes=(Note(0, 67, 8), Note(8, 71, 8), Note(16, 74, 16), Note(32, 72, 8), Note(40, 67, 8)),
+              qpm=80.0, key=Key(7, "major"), total_steps=48)
+
+
+def test_a_held_note_is_one_note_through_its_swell_and_wavering():
+    violin = audio.audio_to_melody(encode(render(HELD, sample_rate=SR, program=40)), HELD.qpm)
+    assert heard(violin.melody) == heard(HELD)
+    choir = audio.audio_to_melody(encode(render(HELD, sample_rate=SR, program=52)), HELD.qpm)
+    assert set(heard(HELD)) <= set(heard(choir.melody)) and len(choir.melody.notes) <= len(HELD.notes) + 1, \
+        heard(choir.melody)  # the choir's slow swell still splits a note now and then
+
+
+def test_a_sung_repeated_note_is_heard_again_at_its_consonant():
+    repeats = Melody(notes=(Note(0, 67, 4), Note(4, 67, 4), Note(8, 67, 4), Note(12, 69, 4), Note(16, 69, 4),
+                            Note(20, 71, 8)), qpm=100.0, key=Key(7, "major"), total_steps=32)
+    for seed in range(3):
+        result = audio.audio_to_melody(encode(sing(repeats, SR, seed=seed)), repeats.qpm)
+        assert heard(result.melody) == heard(repeats), seed
+
+
 def test_without_a_tempo_it_is_estimated_and_said(flute):
     result = audio.audio_to_melody(encode(flute))
     assert result.transcription.qpm_estimated

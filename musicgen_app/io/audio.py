@@ -13,8 +13,9 @@ Each step is left to the library that does it well:
                "pyin": librosa's pYIN pitch track, cut into notes where the pitch leaves the note
                for PYIN_CHANGE_FRAMES frames, started at librosa's onsets.
                Both then meet librosa's onsets (:func:`on_onsets`): two notes of one pitch with no
-               gap and no fast rise in loudness between them are one note (a vibrato), a fast rise
-               inside a note starts a repeated note.
+               gap and no strike between them are one note (a vibrato, a swell, a choir's wavering),
+               a strike inside a note starts a repeated note; a strike is a fast rise out of a dip
+               in loudness (:func:`onset_times`) or an onset basic-pitch is sure of.
     tempo      the ``qpm`` given, else librosa's tempo estimator (the one its beat tracker starts
                from), run on an onset envelope made of the notes' onsets
     grid       the sixteenth grid is laid where it fits the onsets best (circular mean of the onsets'
@@ -100,7 +101,7 @@ BP_ONSET_THRESHOLD = 0.5
 BP_FRAME_THRESHOLD = 0.3
 BP_MIN_FRAMES = 5  # 58 ms: a sixteenth at 140 qpm lasts 107 ms
 BP_BATCH = 8  # model windows (2 s each) per onnxruntime call
-BP_STRUCK_ONSET = 0.6  # onset activation from which a note's start is certain (not a vibrato's swell)
+BP_STRUCK_ONSET = 0.8  # onset activation from which a note's start is certain (not a swell inside a held note)
 BP_CURVE_SALIENCE = 0.3  # contour salience under which the pitch curve is "unvoiced"
 
 # pYIN (librosa.pyin) and the note cutting on its track
@@ -117,10 +118,15 @@ ONSET_AFTER = 0.03  # ... or follow it
 # How late each transcriber starts its notes after the attack: the shift that scores best on the valid
 # split's renders (bench/eval_transcription.py --split valid); subtracted before the onsets are matched.
 LATENCY = {"basic-pitch": 0.03, "pyin": 0.045}
+STRIKE_AFTER = 0.06  # seconds a strike may follow a note's start and still start it (a sung repeat's dip)
 JOIN_GAP = 0.03  # seconds of silence between two notes of one pitch that keep them apart
 ONSET_SPLIT_MARGIN = 0.1  # an onset this far inside a note starts a repeated note ...
 ONSET_DIP_DB = 6.0  # ... when the sound rises by this much from just before it ...
-ONSET_RISE_SECONDS = 0.04  # ... within this time (slower swells are a voice's vibrato)
+ONSET_RISE_SECONDS = 0.04  # ... within this time (slower swells are a voice's vibrato) ...
+# ... from a dip this far under the level around it (a choir's tremolo dips less; pYIN, which hears a
+# struck piano's repeat only here, takes every fast rise: a decayed note struck again has no such dip) ...
+DIP_BELOW_DB = {"basic-pitch": 7.0, "pyin": 0.0}
+DIP_CONTEXT_SECONDS = 0.15  # ... that level being the median over this much either side
 
 GHOST_RATIO = 0.5  # a note starting inside a stronger one and weaker than this share of it is dropped
 # Whether a transcriber's note starts move to librosa's onsets: basic-pitch times its notes better
@@ -391,24 +397,33 @@ def transcribe(y: np.ndarray, transcriber: str = TRANSCRIBER) -> _Heard:
         raise RecordingError(f"Unknown transcriber {transcriber!r}; choose one of {', '.join(TRANSCRIBERS)}.")
     shift = LATENCY[transcriber]
     heard.notes = [(max(0.0, s - shift), e, p, a) for s, e, p, a in heard.notes]
-    onsets, strikes = onset_times(y)
+    onsets, strikes = onset_times(y, DIP_BELOW_DB[transcriber])
     strikes = np.union1d(strikes, heard.struck - shift)
     heard.notes = on_onsets(heard.notes, onsets, strikes, snap=SNAP_TO_ONSETS[transcriber])
     return heard
 
 
-def onset_times(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def onset_times(y: np.ndarray, below_db: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """librosa's onsets (spectral flux), moved back to where each attack starts, in seconds; and of
-    those, the ones after a dip in loudness of at least ONSET_DIP_DB (a note struck again)."""
+    those, the strikes: the sound rises by ONSET_DIP_DB within ONSET_RISE_SECONDS out of a dip at
+    least ``below_db`` under its median level around it (a note tongued, bowed or sung again; a
+    choir's wavering level and a swelling attack rise as fast but out of no such dip)."""
+    frames, db = _onset_frames(y)
+    span = max(1, int(round(ONSET_RISE_SECONDS * SAMPLE_RATE / ONSET_HOP)))
+    around = int(round(DIP_CONTEXT_SECONDS * SAMPLE_RATE / ONSET_HOP))
+    dips = [f for f in frames if f + 1 < len(db) and db[f:f + span].max() - db[max(0, f - span):f + 1].min()
+            >= ONSET_DIP_DB and np.median(db[max(0, f - around):f + around]) - db[max(0, f - span):f + span].min()
+            >= below_db]
+    seconds = ONSET_HOP / SAMPLE_RATE
+    return frames * seconds, np.array(dips, int) * seconds
+
+
+def _onset_frames(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """librosa's onsets (frames of ONSET_HOP samples, backtracked) and the level in dB on those frames."""
     librosa = _librosa()
     env = librosa.onset.onset_strength(y=y, sr=SAMPLE_RATE, hop_length=ONSET_HOP)
     frames = librosa.onset.onset_detect(onset_envelope=env, sr=SAMPLE_RATE, hop_length=ONSET_HOP, backtrack=True)
-    db = _frame_db(y, hop=ONSET_HOP, frame=512)
-    span = max(1, int(round(ONSET_RISE_SECONDS * SAMPLE_RATE / ONSET_HOP)))
-    dips = [f for f in frames if f + 1 < len(db) and db[f:f + span].max() - db[max(0, f - span):f + 1].min()
-            >= ONSET_DIP_DB]
-    times = librosa.frames_to_time(frames, sr=SAMPLE_RATE, hop_length=ONSET_HOP)
-    return times, librosa.frames_to_time(np.array(dips, int), sr=SAMPLE_RATE, hop_length=ONSET_HOP)
+    return frames, _frame_db(y, hop=ONSET_HOP, frame=512)
 
 
 def on_onsets(notes: list[tuple[float, float, int, float]], onsets: np.ndarray, strikes: np.ndarray, *,
@@ -417,15 +432,17 @@ def on_onsets(notes: list[tuple[float, float, int, float]], onsets: np.ndarray, 
 
     With ``snap``, a note's start moves to the onset nearest it within ONSET_BEFORE before to
     ONSET_AFTER after (the previous note is cut there). A note of the pitch before it that follows
-    it without a gap and without a ``strikes`` onset (one where the sound rises fast, see
-    :func:`onset_times`) is the same note again (joined: a vibrato, not a new note); a note holding
-    a strike well inside it is a repeated note (split there).
+    it without a gap and without a ``strikes`` onset (a note struck again, see :func:`onset_times`,
+    or an onset basic-pitch is sure of) from ONSET_BEFORE before its start to STRIKE_AFTER after,
+    and past the previous note's own attack, is the same note again (joined: a vibrato or a swell,
+    not a new note); a note holding a strike well inside it is a repeated note (split there).
     """
     onsets = np.asarray(onsets, float)
     strikes = np.asarray(strikes, float)
     out: list[list] = []
     for s, e, p, a in notes:
-        if out and out[-1][2] == p and s - out[-1][1] < JOIN_GAP and not _near(strikes, s):
+        if out and out[-1][2] == p and s - out[-1][1] < JOIN_GAP and \
+                not _near(strikes[strikes > out[-1][0] + ONSET_SPLIT_MARGIN], s):
             out[-1][1] = max(out[-1][1], e)
             continue
         if snap:
@@ -450,13 +467,19 @@ def on_onsets(notes: list[tuple[float, float, int, float]], onsets: np.ndarray, 
 
 
 def _near(times: np.ndarray, t: float) -> bool:
-    lo, hi = np.searchsorted(times, [t - ONSET_BEFORE, t + ONSET_AFTER])
+    lo, hi = np.searchsorted(times, [t - ONSET_BEFORE, t + STRIKE_AFTER])
     return hi > lo
 
 
 def _transcribe_basic_pitch(y: np.ndarray) -> _Heard:
+    return _basic_pitch_notes(_basic_pitch_activations(y))
+
+
+def _basic_pitch_activations(y: np.ndarray) -> dict[str, np.ndarray]:
+    """basic-pitch's model outputs on ``y``: "note", "onset" (frames x 88 keys from A0) and "contour"
+    (frames x 264 bins, thirds of a semitone), basic-pitch's ANNOTATIONS_FPS frames a second."""
     bp = _basic_pitch()
-    c, inference, notes_mod = bp["constants"], bp["inference"], bp["notes"]
+    c, inference = bp["constants"], bp["inference"]
     overlap_frames = 30  # as basic-pitch's run_inference: windows overlap by 30 frames
     overlap = overlap_frames * c.FFT_HOP
     padded = np.concatenate([np.zeros(overlap // 2, np.float32), y])
@@ -465,7 +488,13 @@ def _transcribe_basic_pitch(y: np.ndarray) -> _Heard:
     for i in range(0, len(windows), BP_BATCH):
         for k, v in bp["model"].predict(windows[i:i + BP_BATCH].astype(np.float32)).items():
             parts[k].append(v)
-    out = {k: inference.unwrap_output(np.concatenate(v), len(y), overlap_frames) for k, v in parts.items()}
+    return {k: inference.unwrap_output(np.concatenate(v), len(y), overlap_frames) for k, v in parts.items()}
+
+
+def _basic_pitch_notes(out: dict[str, np.ndarray]) -> _Heard:
+    """Notes (one line) and the pitch curve from basic-pitch's outputs (:func:`_basic_pitch_activations`)."""
+    bp = _basic_pitch()
+    c, notes_mod = bp["constants"], bp["notes"]
     hz = _librosa().midi_to_hz
     events = notes_mod.output_to_notes_polyphonic(
         out["note"], out["onset"], onset_thresh=BP_ONSET_THRESHOLD, frame_thresh=BP_FRAME_THRESHOLD,

@@ -5,7 +5,8 @@
 Each tune is cut to its first ``bars`` bars, given a tempo drawn from ``TEMPO_RANGE`` and heard once
 per kind: rendered through FluidSynth with each program of ``INSTRUMENTS``, and as synthetic singing
 (:func:`sing`). A :class:`Clip` keeps the source melody at its tempo, so its notes in seconds are the
-reference (:func:`reference_notes`).
+reference (:func:`reference_notes`). The instruments play a note that repeats the one before
+either as FluidSynth does ("legato": no new attack) or "detached" (:func:`detached`).
 
 The synthetic voice (:func:`sing`) is a harmonic source (partials falling 6 dB per octave, shaped by
 the formants of an "ah" vowel) whose pitch follows the notes with
@@ -22,6 +23,7 @@ the formants of an "ah" vowel) whose pitch follows the notes with
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -34,6 +36,8 @@ INSTRUMENTS = {"flute": 73, "violin": 40, "piano": 0, "choir": 52}  # General MI
 KINDS = (*INSTRUMENTS, "singing")
 TEMPO_RANGE = (70.0, 140.0)  # qpm
 SAMPLE_RATE = 22050
+REPEATS = ("legato", "detached")  # how the instruments play a note repeating the one before (clip_of)
+DETACH_SPLIT = 4  # a detached repeat's gap: a quarter of a step (a 64th note, 27-54 ms at 140-70 qpm)
 FORMANTS = ((730.0, 90.0, 1.0), (1090.0, 110.0, 0.5), (2440.0, 170.0, 0.25))  # "ah": Hz, bandwidth Hz, gain
 
 
@@ -127,12 +131,37 @@ def sing(melody: Melody, sample_rate: int = SAMPLE_RATE, *, seed: int = 0, vibra
     return (out * 10 ** (-3 / 20) / max(np.abs(out).max(), 1e-9)).astype(np.float32)
 
 
-def clip_of(melody: Melody, kind: str, *, sample_rate: int = SAMPLE_RATE, seed: int = 0, name: str = "") -> Clip:
-    """``melody`` heard as ``kind`` (an instrument of INSTRUMENTS, or "singing")."""
+def detached(melody: Melody, split: int = DETACH_SPLIT) -> Melody:
+    """``melody`` with each note that the same pitch follows without a rest cut short by 1/``split``
+    of a step (a 64th note at 4 steps a quarter), as a player tongues or re-bows a repeated note.
+
+    FluidSynth plays such a repeat legato: the new note-on comes with the old note-off and the
+    flute's or violin's level rises by under 1 dB, so nothing in the sound marks the new note. The
+    melody comes back at ``split`` times the steps per quarter; every other note keeps its length.
+    """
+    notes = []
+    for i, n in enumerate(melody.notes):
+        nxt = melody.notes[i + 1] if i + 1 < len(melody.notes) else None
+        gap = int(nxt is not None and nxt.pitch == n.pitch and nxt.start == n.end)
+        notes.append(dataclasses.replace(n, start=n.start * split, duration=n.duration * split - gap))
+    return melody.replace(notes=tuple(notes), steps_per_quarter=melody.steps_per_quarter * split,
+                          total_steps=melody.total_steps * split, pickup_steps=melody.pickup_steps * split)
+
+
+def clip_of(melody: Melody, kind: str, *, sample_rate: int = SAMPLE_RATE, seed: int = 0, name: str = "",
+            repeats: str = "legato") -> Clip:
+    """``melody`` heard as ``kind`` (an instrument of INSTRUMENTS, or "singing").
+
+    ``repeats`` (instruments only): "legato" plays a repeated note as FluidSynth does, with no new
+    attack; "detached" leaves a short gap before it (:func:`detached`).
+    """
+    if repeats not in REPEATS:
+        raise ValueError(f"repeats {repeats!r} is not one of {', '.join(REPEATS)}")
     if kind == "singing":
         audio = sing(melody, sample_rate, seed=seed)
     else:
-        audio = render(melody, sample_rate=sample_rate, program=INSTRUMENTS[kind])
+        played = detached(melody) if repeats == "detached" else melody
+        audio = render(played, sample_rate=sample_rate, program=INSTRUMENTS[kind])
     return Clip(name or melody.name, kind, melody, audio, sample_rate)
 
 
@@ -153,10 +182,12 @@ def pick_melodies(tunes: list[Melody], count: int, *, bars: int = 8, seed: int =
 
 
 def build_set(tunes: list[Melody], count: int = 40, *, bars: int = 8, seed: int = 0, kinds=KINDS,
-              sample_rate: int = SAMPLE_RATE) -> list[Clip]:
-    """Every picked tune (:func:`pick_melodies`) heard as every kind in ``kinds``."""
+              sample_rate: int = SAMPLE_RATE, repeats: str = "legato") -> list[Clip]:
+    """Every picked tune (:func:`pick_melodies`) heard as every kind in ``kinds`` (``repeats``: see
+    :func:`clip_of`)."""
     clips = []
     for j, m in enumerate(pick_melodies(tunes, count, bars=bars, seed=seed)):
         for kind in kinds:
-            clips.append(clip_of(m, kind, sample_rate=sample_rate, seed=seed * 1000 + j, name=m.name))
+            clips.append(clip_of(m, kind, sample_rate=sample_rate, seed=seed * 1000 + j, name=m.name,
+                                 repeats=repeats))
     return clips
