@@ -8,8 +8,9 @@ Design:
 
 * pyfluidsynth (import name ``fluidsynth``) is imported on first use, so the rest of the app works
   without libfluidsynth; a missing library raises :class:`RenderError` naming the apt package.
-* One synthesizer per (SoundFont, sample rate) per process, created lazily and kept: loading a
-  font takes longer than a render (large fonts far longer). Each synth has its own lock and is
+* Synthesizers per (SoundFont, sample rate) per process, created lazily and kept (loading a font
+  takes longer than a render, large fonts far longer): one, and more while renders overlap, up to
+  one per core (SYNTHS_PER_FONT), so renders run side by side. Each synth has its own lock and is
   reset before every render (see ``_FontSynth.prime``), so users never hear each other's notes:
   rendering one melody twice in a row gives identical samples, and with other renders in between
   the samples agree to within float rounding (|difference| <= 1e-6, -120 dB; FluidSynth's voice
@@ -28,6 +29,7 @@ every render of a melody.
 from __future__ import annotations
 
 import collections
+import contextlib
 import ctypes
 import io
 import logging
@@ -265,9 +267,16 @@ class _FontSynth:
             self.write(np.empty((pad, 2), np.float32))
 
 
-_synths: dict[tuple[Path, int], _FontSynth] = {}
+# Synths per (font, sample rate), made as renders need them, up to SYNTHS_PER_FONT: a render holds its
+# synth for the whole melody, so with one synth a busy server renders one melody at a time, whatever
+# its cores. FluidSynth shares a font's samples between the synths of a process (+10 MB a synth).
+# MUSICGEN_SYNTHS_PER_FONT overrides it (the benchmarks compare 1 with the default).
+_env_synths = os.environ.get("MUSICGEN_SYNTHS_PER_FONT", "")
+SYNTHS_PER_FONT = (int(_env_synths) if _env_synths.isdigit() and int(_env_synths) > 0
+                   else max(1, min(4, os.cpu_count() or 1)))
+_synths: dict[tuple[Path, int], list[_FontSynth]] = {}
 # Guards _synths; held while a font loads so two first requests for it do not load it twice.
-_synths_lock = threading.Lock()
+_synths_lock = threading.Condition()
 
 
 def _load_synth(path: Path, sample_rate: int) -> _FontSynth:
@@ -290,12 +299,40 @@ def _load_synth(path: Path, sample_rate: int) -> _FontSynth:
 
 
 def _get_synth(path: Path, sample_rate: int) -> _FontSynth:
-    key = (path.resolve(), sample_rate)
+    """The first synth of a font (loading it): what warm_up loads and a test inspects."""
     with _synths_lock:
-        font = _synths.get(key)
-        if font is None:
-            font = _synths[key] = _load_synth(path, sample_rate)
-        return font
+        return _pool(path, sample_rate)[0]
+
+
+def _pool(path: Path, sample_rate: int) -> list[_FontSynth]:
+    pool = _synths.setdefault((path.resolve(), sample_rate), [])
+    if not pool:
+        pool.append(_load_synth(path, sample_rate))
+    return pool
+
+
+@contextlib.contextmanager
+def _free_synth(path: Path, sample_rate: int):
+    """A synth of the font no other render holds (the first free one, so renders one after another
+    use the same synth), another loaded while there are fewer than SYNTHS_PER_FONT, else the next
+    to come free."""
+    with _synths_lock:
+        while True:
+            pool = _pool(path, sample_rate)
+            font = next((f for f in pool if f.lock.acquire(blocking=False)), None)
+            if font is None and len(pool) < SYNTHS_PER_FONT:
+                font = _load_synth(path, sample_rate)
+                font.lock.acquire()
+                pool.append(font)
+            if font is not None:
+                break
+            _synths_lock.wait(0.05)  # a lock taken outside _free_synth is released without a notify
+    try:
+        yield font
+    finally:
+        font.lock.release()
+        with _synths_lock:
+            _synths_lock.notify()
 
 
 def warm_up(soundfont: str | None = None, sample_rate: int = SAMPLE_RATE) -> None:
@@ -337,8 +374,7 @@ def render(melody: Melody, soundfont: str | None = None, sample_rate: int = SAMP
     total = round((melody.duration_seconds + TAIL_SECONDS) * sample_rate)
     stereo = np.zeros((total, 2), np.float32)
     if melody.notes:
-        font = _get_synth(path, sample_rate)
-        with font.lock:
+        with _free_synth(path, sample_rate) as font:
             _play(font, melody, program, path, sample_rate, stereo)
     # Reverb is off, so the channels differ only by the preset's pan. (L + R) * 0.5 equals
     # stereo.mean(axis=1) to the bit and is quicker.

@@ -115,6 +115,34 @@ def test_concurrent_renders_match_serial_ones():
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
 
 
+def test_overlapping_renders_each_get_a_synth_of_their_own(monkeypatch):
+    """Two renders at once run on two synths of the font (not one after the other behind one lock),
+    and each sounds as it does alone; a third waits for one to come free."""
+    monkeypatch.setattr(render, "SYNTHS_PER_FONT", 2)
+    melody = scale_melody(qpm=60)
+    alone = render.render(melody, SMALL_FONT, sample_rate=SR)
+    path = render.soundfont_path(SMALL_FONT)
+    with render._free_synth(path, SR) as first, render._free_synth(path, SR) as second:
+        assert first is not second and first.lock.locked() and second.lock.locked()
+        done = threading.Event()
+        waiting = threading.Thread(target=lambda: (render.render(melody, SMALL_FONT, sample_rate=SR), done.set()))
+        waiting.start()
+        assert not done.wait(0.3)  # both synths held: the third render waits
+    waiting.join(10)
+    assert done.is_set()
+    assert len(render._synths[(path.resolve(), SR)]) == 2
+    results = [None, None]
+    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, render.render(melody, SMALL_FONT,
+                                                                                       sample_rate=SR)))
+               for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for got in results:
+        np.testing.assert_allclose(got, alone, rtol=0, atol=1e-6)
+
+
 def test_dropped_soundfont_is_listed_and_renders(fonts_dir):
     shutil.copy(render.list_soundfonts()[SMALL_FONT], fonts_dir / "MyPiano.sf2")
     fonts = render.list_soundfonts()
