@@ -71,19 +71,15 @@ def features(melodies) -> tuple[np.ndarray, np.ndarray]:
 
 def estimate(hist: np.ndarray, last: np.ndarray, profiles, bonus: float, score: str = "correlation") -> np.ndarray:
     """Index into KEYS of each melody's best key, ties to the later key of (score, tonic, mode)."""
-    major, minor = profiles
-    p = np.stack([np.roll(major if k.mode == "major" else minor, k.tonic) for k in KEYS])  # (24, 12)
-    if score == "correlation":
-        h = hist - hist.mean(1, keepdims=True)
-        q = p - p.mean(1, keepdims=True)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            s = np.nan_to_num((h @ q.T) / np.sqrt((h * h).sum(1, keepdims=True) * (q * q).sum(1)), nan=-1.0)
+    if score == "correlation":  # as estimate_key scores
+        s = mel.key_scores(hist, last, KEYS, profiles, bonus)
     else:  # dot product of the histogram's shares with the profile's
+        major, minor = profiles
+        p = np.stack([np.roll(major if k.mode == "major" else minor, k.tonic) for k in KEYS])  # (24, 12)
         s = (hist / np.maximum(hist.sum(1, keepdims=True), 1e-9)) @ (p / p.sum(1, keepdims=True)).T
-    tonics = np.array([k.tonic for k in KEYS])
-    s = s + bonus * (tonics[None, :] == last[:, None])
+        s = s + bonus * (np.array([k.tonic for k in KEYS])[None, :] == last[:, None])
     # ties: the later of (score, tonic, mode), as estimate_key breaks them
-    order = np.lexsort((np.array([k.mode == "minor" for k in KEYS]), tonics))  # ascending (tonic, mode)
+    order = np.lexsort((np.array([k.mode == "minor" for k in KEYS]), np.array([k.tonic for k in KEYS])))
     ranked = s[:, order]
     best_from_end = np.argmax(ranked[:, ::-1], axis=1)
     return order[len(order) - 1 - best_from_end]
@@ -210,9 +206,10 @@ def main() -> None:
     if args.bank:
         from musicgen_app.models.checkpoints import load_checkpoint
         from musicgen_app.models.code_bank import window_attributes
+        from musicgen_app.settings import parse_time_signature
 
         bank, _ = load_checkpoint(args.bank, kind="code_bank")
-        meters = [tuple(int(x) for x in bank.config.meters[i].split("/")) for i in bank.meter.tolist()]
+        meters = [parse_time_signature(bank.config.meters[i]) for i in bank.meter.tolist()]
         stored = [mel.Key(int(t), "minor" if m else "major") for t, m in zip(bank.tonic.tolist(), bank.minor.tolist())]
         now = [window_attributes(row, ts) for row, ts in zip(bank.tokens.numpy(), meters)]
         same = np.mean([s == mel.Key(a["tonic"], "minor" if a["minor"] else "major") for s, a in zip(stored, now)])

@@ -309,8 +309,9 @@ def snap_to_key(melody: Melody, key: Key | None = None) -> tuple[Melody, int]:
 def estimate_key(notes: Iterable[Note], candidates: Iterable[Key] | None = None) -> Key:
     """Krumhansl-Schmuckler with the Bellman-Budge profiles: the key whose profile best correlates
     (Pearson) with the duration-weighted pitch classes, plus FINAL_TONIC_BONUS for keys whose tonic
-    is the pitch class of the note that starts last. Linear in the notes; ``candidates`` narrows
-    the choice (e.g. to the major key and relative minor of a key signature). No notes: C major.
+    is the pitch class of the note that starts last (:func:`key_scores`). Linear in the notes;
+    ``candidates`` narrows the choice (e.g. to the major key and relative minor of a key
+    signature). No notes: C major.
     """
     hist = np.zeros(12)
     last = None
@@ -321,13 +322,22 @@ def estimate_key(notes: Iterable[Note], candidates: Iterable[Key] | None = None)
     keys = list(candidates) if candidates is not None else Key.all()
     if not hist.any() or not keys:
         return keys[0] if keys else Key()
-    profiles = np.stack([np.roll(BELLMAN_BUDGE_MAJOR if k.mode == "major" else BELLMAN_BUDGE_MINOR, k.tonic)
-                         for k in keys])
-    # Pearson correlation with every profile at once (np.corrcoef per profile took 1.3 ms a melody)
-    h, p = hist - hist.mean(), profiles - profiles.mean(1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        scores = np.nan_to_num(p @ h / np.sqrt((p * p).sum(1) * (h @ h)), nan=-1.0)
-    scores += FINAL_TONIC_BONUS * np.array([k.tonic == last.pitch % 12 for k in keys])
+    scores = key_scores(hist[None], np.array([last.pitch % 12]), keys)[0]
     # Ties go to the later candidate by (score, tonic, mode).
     best = max(range(len(keys)), key=lambda i: (scores[i], keys[i].tonic, keys[i].mode))
     return keys[best]
+
+
+def key_scores(hist: np.ndarray, last: np.ndarray, keys: list[Key],
+               profiles: tuple[np.ndarray, np.ndarray] = (BELLMAN_BUDGE_MAJOR, BELLMAN_BUDGE_MINOR),
+               bonus: float = FINAL_TONIC_BONUS) -> np.ndarray:
+    """(n, 12) duration-weighted pitch classes and (n,) the pitch class of each one's last-starting
+    note (-1: none) -> (n, len(keys)): each key's (major, minor) profile's Pearson correlation with
+    the histogram (-1 where undefined), plus ``bonus`` where the key's tonic is that last pitch class.
+    estimate_key's scores; bench/eval_key.py scores other profiles and bonuses with it."""
+    p = np.stack([np.roll(profiles[k.mode == "minor"], k.tonic) for k in keys])
+    # Pearson correlation with every profile at once (np.corrcoef per profile took 1.3 ms a melody)
+    h, p = hist - hist.mean(1, keepdims=True), p - p.mean(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scores = np.nan_to_num((h @ p.T) / np.sqrt((h * h).sum(1, keepdims=True) * (p * p).sum(1)), nan=-1.0)
+    return scores + bonus * (np.array([k.tonic for k in keys])[None, :] == np.asarray(last)[:, None])

@@ -58,16 +58,16 @@ def test_window_attributes_follow_the_notes():
     assert waltz["notes_per_bar"] == 2
 
 
-def test_set_keys_finds_each_windows_key_again(bank):
+def test_set_attributes_finds_each_windows_key_again(bank):
     b = CodeBank(bank.config)
     b.load_state_dict(bank.state_dict())
     with torch.no_grad():  # as a bank built with another key estimator might hold them
         b.tonic.add_(1).remainder_(12)
         b.ends_on_tonic.zero_()
-    assert b.set_keys() == b.config.size
+    assert b.set_attributes() == b.config.size
     for name in ("tonic", "minor", "ends_on_tonic"):
         assert torch.equal(getattr(b, name), getattr(bank, name))
-    assert b.set_keys() == 0
+    assert b.set_attributes() == 0
 
 
 def test_config_checks_and_checkpoint_round_trip(tmp_path, bank):

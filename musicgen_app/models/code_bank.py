@@ -41,6 +41,7 @@ from torch import nn
 from .. import tokens as tk
 from ..errors import CheckpointError, MelodyError, RequestError
 from ..melody import Key, Melody, estimate_key, meter_name
+from ..settings import parse_time_signature
 
 MODES = ("major", "minor")
 # numeric attributes: their name in a sentence, and their value's unit
@@ -209,25 +210,24 @@ class CodeBank(nn.Module):
         names = tuple(sorted(set(meters), key=lambda m: (-meters.count(m), m)))
         bank = cls(CodeBankConfig(size=len(tokens), window=tokens.shape[1], z_dim=len(code_std), meters=names,
                                   **config))
-        attrs = [window_attributes(row, tuple(int(x) for x in m.split("/"))) for row, m in zip(tokens, meters)]
         with torch.no_grad():
             bank.tokens.copy_(torch.from_numpy(np.asarray(tokens, np.uint8)))
             bank.meter.copy_(torch.tensor([names.index(m) for m in meters]))
-            for name in ("notes_per_bar", "range_semitones", "tonic", "minor", "ends_on_tonic"):
-                getattr(bank, name).copy_(torch.tensor([a[name] for a in attrs]))
+            bank.set_attributes()
             bank.code_std.copy_(code_std)
             bank.set_positions(np.arange(len(tokens)) if tune is None else tune,
                                np.zeros(len(tokens)) if bar is None else bar)
         return bank
 
     @torch.no_grad()
-    def set_keys(self) -> int:
-        """Each window's estimated key and whether it ends on that key's tonic, found from its tokens
-        again (as window_attributes finds them); how many windows' keys changed."""
+    def set_attributes(self) -> int:
+        """Each window's attributes (window_attributes: notes per bar, range, estimated key, ending on
+        its tonic) found from its tokens; -> how many windows' keys changed (after estimate_key did)."""
         before = torch.stack([self.tonic, self.minor])
-        for i, (row, meter) in enumerate(zip(self.tokens.numpy(), self.meter.tolist())):
-            a = window_attributes(row, tuple(int(x) for x in self.config.meters[meter].split("/")))
-            self.tonic[i], self.minor[i], self.ends_on_tonic[i] = a["tonic"], a["minor"], a["ends_on_tonic"]
+        meters = [parse_time_signature(m) for m in self.config.meters]
+        attrs = [window_attributes(row, meters[m]) for row, m in zip(self.tokens.numpy(), self.meter.tolist())]
+        for name in ("notes_per_bar", "range_semitones", "tonic", "minor", "ends_on_tonic"):
+            getattr(self, name).copy_(torch.tensor([a[name] for a in attrs]))
         return int((torch.stack([self.tonic, self.minor]) != before).any(0).sum())
 
     @torch.no_grad()

@@ -268,7 +268,7 @@ def record_keys(args, log) -> None:
     with the current melody.estimate_key; the windows, neighbours, positions and settings stay."""
     bank, _ = load_checkpoint(args.bank, kind="code_bank")
     t0 = time.time()
-    changed = bank.set_keys()
+    changed = bank.set_attributes()
     resave_checkpoint(args.bank, bank)
     log(f"wrote {args.bank}: {changed} of {bank.config.size} windows' keys changed ({time.time() - t0:.0f} s)")
 
