@@ -91,7 +91,7 @@ def _with_deltas(events: list[tuple[int, int, mido.Message]], end_tick: int) -> 
     track = mido.MidiTrack()
     now = 0
     for tick, _, msg in sorted(events, key=lambda e: (e[0], e[1])):
-        track.append(msg.copy(time=tick - now))
+        track.append(msg.copy(skip_checks=True, time=tick - now))  # checked when made
         now = tick
     track.append(mido.MetaMessage("end_of_track", time=max(0, end_tick - now)))
     return track
@@ -151,10 +151,12 @@ def sections_to_midi(sections: Sequence[Melody], path: str | Path | None = None,
             notes.append((tick, 2, mido.Message("program_change", channel=MELODY_CHANNEL, program=melody.program)))
         for n in melody.notes:
             # At a shared tick the previous note's off sorts before the next note's on (order 2 < 3).
+            # Note already holds pitch and velocity to MIDI's ranges: mido's own checks of every
+            # message were most of the time a Continue spent writing its files.
             notes.append((tick + (n.start + shift) * tps, 3, mido.Message(
-                "note_on", channel=MELODY_CHANNEL, note=n.pitch, velocity=n.velocity)))
+                "note_on", skip_checks=True, channel=MELODY_CHANNEL, note=n.pitch, velocity=n.velocity)))
             notes.append((tick + (n.end + shift) * tps, 2, mido.Message(
-                "note_off", channel=MELODY_CHANNEL, note=n.pitch, velocity=64)))
+                "note_off", skip_checks=True, channel=MELODY_CHANNEL, note=n.pitch, velocity=64)))
         tick += (melody.total_steps + shift) * tps
         before = melody
     total_steps = sum(m.total_steps for m in sections)
