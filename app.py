@@ -75,6 +75,7 @@ def main(argv=None) -> None:
     from musicgen_app.models import style
     from musicgen_app.service import MelodyService
     from musicgen_app.web import body_limit, lifecycle, page
+    from musicgen_app.web.api_sessions import lazy_session_configs
     from musicgen_app.web.mcp_adapter import adapt_mcp_server
     from musicgen_app.web.queue_adapter import checked_inputs, counted_events, quieter_queue
 
@@ -95,6 +96,7 @@ def main(argv=None) -> None:
     quieter_queue(demo, args.queue_poll_ms / 1000)
     checked_inputs(demo, {"continue", "interpolate", "generate"})
     counted_events(demo)
+    lazy_session_configs()
     demo.launch(server_name=args.host, server_port=args.port, max_file_size=MAX_BYTES,
                 show_error=True, css=page.CSS, footer_links=["api"], run_history=False, ssr_mode=False,
                 mcp_server=args.mcp, prevent_thread_lock=True, blocked_paths=store.private,

@@ -29,6 +29,7 @@ every render of a melody.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import contextlib
 import ctypes
 import io
@@ -333,6 +334,28 @@ def _free_synth(path: Path, sample_rate: int):
         font.lock.release()
         with _synths_lock:
             _synths_lock.notify()
+
+
+_workers: concurrent.futures.ThreadPoolExecutor | None = None
+_workers_lock = threading.Lock()
+
+
+def each(fn, items) -> list:
+    """``[fn(x) for x in items]``, up to SYNTHS_PER_FONT at once, in order; the first error raised.
+
+    FluidSynth lets go of Python's lock while it writes samples, so a click's variations render on
+    every core rather than one after another. The workers are shared by all requests: under load
+    they render as many melodies at once as there are synths, and no more. Called from a worker, it
+    runs inline: a worker waiting on the workers could wait for ever.
+    """
+    global _workers
+    items = list(items)
+    if len(items) < 2 or SYNTHS_PER_FONT < 2 or threading.current_thread().name.startswith("render-"):
+        return [fn(x) for x in items]
+    with _workers_lock:
+        if _workers is None:
+            _workers = concurrent.futures.ThreadPoolExecutor(SYNTHS_PER_FONT, thread_name_prefix="render")
+    return list(_workers.map(fn, items))
 
 
 def warm_up(soundfont: str | None = None, sample_rate: int = SAMPLE_RATE) -> None:

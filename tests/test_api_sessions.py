@@ -13,9 +13,11 @@ import gradio as gr
 import httpx
 import pytest
 from gradio.context import LocalContext
-from gradio.state_holder import StateHolder
+import gradio.state_holder
+from gradio.blocks import BlocksConfig
+from gradio.state_holder import SessionState, StateHolder
 
-from musicgen_app.web.api_sessions import SESSION_IDLE_SECONDS, ApiSessions
+from musicgen_app.web.api_sessions import SESSION_IDLE_SECONDS, ApiSessions, lazy_session_configs
 
 pytest_plugins = ["conftest_app"]
 
@@ -51,6 +53,32 @@ def test_an_api_session_idle_too_long_is_dropped_and_a_page_session_is_kept():
         assert set(holder.session_data) == {"page", "curl-3"}
     finally:
         LocalContext.blocks.reset(blocks_token)
+
+
+def test_a_new_session_makes_its_components_configs_only_when_read(monkeypatch):
+    """Gradio made every component's config for each new session (tens of ms with this page, on the
+    event loop, for every curl-style call); now none at opening, and the same ones when read."""
+    with gr.Blocks() as demo:
+        box = gr.Textbox("typed", label="Notes")
+        gr.Slider(1, 16, value=8, label="Bars")
+        gr.State([])
+    made = []
+    real = BlocksConfig.config_for_block
+    monkeypatch.setattr(BlocksConfig, "config_for_block", staticmethod(lambda *a, **k: made.append(a[0]) or real(*a, **k)))
+    monkeypatch.setattr(gradio.state_holder, "SessionState", SessionState)  # put back after the test
+    eager = SessionState(demo)
+    assert len(made) == len(demo.blocks)
+    lazy_session_configs()
+    holder = StateHolder()
+    holder.set_blocks(demo)
+    made.clear()
+    session = holder["curl-1"]  # what Gradio does when an event starts
+    assert made == []
+    assert sorted(vars(session)) == sorted(vars(eager))
+    session._update_value_in_config(box._id, "c d e")  # as Gradio does with an event's inputs
+    assert made == [box._id] and session.config_values[box._id]["props"]["value"] == "c d e"
+    eager._update_value_in_config(box._id, "c d e")
+    assert list(session.components) == list(eager.components)  # every config, in Gradio's order
 
 
 @pytest.mark.e2e

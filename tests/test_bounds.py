@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from musicgen_app import render
+from musicgen_app.actions import tempfiles
 from musicgen_app.actions.tempfiles import OWNER_FILE, StoreFull, TempStore, remove_stale_stores, request_scope
 from musicgen_app.errors import ParseBudgetError, RequestError
 from musicgen_app.io import sandbox
@@ -130,6 +131,26 @@ def test_the_store_is_bounded_by_age_and_size(tmp_path):
     assert [d.exists() for d in folders] == [False, False, False, True, True]
     os.utime(folders[3], (time.time() - 7200, time.time() - 7200))
     assert store.sweep(force=True) == 1 and not folders[3].exists() and folders[4].exists()
+
+
+def test_a_settled_folder_is_not_counted_again_until_a_file_comes_or_goes(tmp_path, monkeypatch):
+    """The census remembers a request folder's size once no file has come or gone for a while,
+    and counts it again when one does; a folder still being written is always counted."""
+    store = TempStore(tmp_path / "s", max_bytes=10**9, remove_at_exit=False, reserve=0)
+    settled, fresh = store.out / "continue-1", store.out / "continue-2"
+    for d in (settled, fresh):
+        d.mkdir()
+        (d / "a.wav").write_bytes(bytes(4000))
+    os.utime(settled, (time.time() - 60, time.time() - 60))
+    counted, real_size = [], tempfiles._size
+    monkeypatch.setattr(tempfiles, "_size", lambda folder: counted.append(folder.name) or real_size(folder))
+    assert store._census()[1] == 8000 and sorted(counted) == ["continue-1", "continue-2"]
+    counted.clear()
+    (fresh / "a.wav").write_bytes(bytes(6000))  # a file still growing in a folder just made
+    assert store._census()[1] == 10000 and counted == ["continue-2"]
+    counted.clear()
+    (settled / "b.png").write_bytes(bytes(500))  # a new file: the folder's mtime moves
+    assert store._census()[1] == 10500 and sorted(counted) == ["continue-1", "continue-2"]
 
 
 def test_the_cap_is_hard_and_never_removes_live_results(tmp_path):

@@ -143,6 +143,25 @@ def test_overlapping_renders_each_get_a_synth_of_their_own(monkeypatch):
         np.testing.assert_allclose(got, alone, rtol=0, atol=1e-6)
 
 
+def test_a_clicks_melodies_render_side_by_side_in_order(monkeypatch):
+    """render.each runs two renders at once with two synths (each waits at a barrier for the other:
+    one after another would break it), keeps the order, sounds as alone, and raises a melody's error."""
+    monkeypatch.setattr(render, "SYNTHS_PER_FONT", 2)
+    melodies = [scale_melody(qpm=q) for q in (60, 90, 120, 150)]
+    alone = [render.render(m, SMALL_FONT, sample_rate=SR) for m in melodies]
+    together = threading.Barrier(2, timeout=20)
+
+    def both_at_once(m):
+        together.wait()
+        return render.render(m, SMALL_FONT, sample_rate=SR)
+
+    for got, want in zip(render.each(both_at_once, melodies), alone, strict=True):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+    with pytest.raises(RenderError, match="outside 0-127"):
+        render.each(lambda m: render.render(m, SMALL_FONT, sample_rate=SR, program=m.qpm > 100 and 300 or 0),
+                    melodies)
+
+
 def test_dropped_soundfont_is_listed_and_renders(fonts_dir):
     shutil.copy(render.list_soundfonts()[SMALL_FONT], fonts_dir / "MyPiano.sf2")
     fonts = render.list_soundfonts()

@@ -106,8 +106,10 @@ def write_continue(result: ContinueResult, base: Path, *, whole: bool = True, au
     ``media_for``: the variations whose WAV and roll are written now (default: all); the page writes
     the first, plays it, and has :func:`write_variation_media` write the others meanwhile.
     """
-    out = []
     n = len(result.melodies)
+    media = write_variations_media(result, [i for i in range(n) if media_for is None or i in media_for], base,
+                                   audio=audio, roll=rolls, program=program, soundfont=soundfont)
+    out = []
     for i in range(n):
         melody, bars = result.melodies[i], result.new_bars(i)
         if program is not None:
@@ -118,11 +120,7 @@ def write_continue(result: ContinueResult, base: Path, *, whole: bool = True, au
             melody_to_midi(melody, midi)
         new_bars = path.with_name(f"{path.stem}-continuation.mid") if whole else path.with_suffix(".mid")
         melody_to_midi(bars, new_bars)
-        wav = roll = None
-        if media_for is None or i in media_for:
-            wav, roll = write_variation_media(result, i, base, audio=audio, roll=rolls, program=program,
-                                              soundfont=soundfont)
-        out.append(VariationFiles(melody, midi, new_bars, wav, roll))
+        out.append(VariationFiles(melody, midi, new_bars, *media.get(i, (None, None))))
     cut = render.audio_cut(result.melodies[0]) if audio else None
     return ContinueFiles(tuple(out), (cut,) if cut else ())
 
@@ -141,6 +139,14 @@ def write_variation_media(result: ContinueResult, i: int, base: Path, *, audio: 
         wav = write_wav(render.render_continued(head, cont, soundfont), path.with_suffix(".wav"))
     picture = write_roll(melody, path.with_suffix(".png"), split_step=result.start_step) if roll else None
     return wav, picture
+
+
+def write_variations_media(result: ContinueResult, indices: Collection[int], base: Path, **options
+                           ) -> dict[int, tuple[Path | None, Path | None]]:
+    """:func:`write_variation_media` for each variation in ``indices``, rendered side by side
+    (render.each) -> {variation: (wav, roll)}."""
+    indices = list(indices)
+    return dict(zip(indices, render.each(lambda i: write_variation_media(result, i, base, **options), indices)))
 
 
 def step_names(n: int) -> list[str]:
@@ -182,14 +188,14 @@ def write_generated(result: SampleResult, folder: Path, *, audio: bool = True, m
     """``melody-01.mid`` ... in ``folder``, with a WAV each, a zip of the MIDIs, the medley, rolls."""
     folder.mkdir(parents=True, exist_ok=True)
     midis, wavs, sounds, pictures = [], [], [], []
+    if audio or medley:
+        sounds = render.each(lambda m: render.render(m, soundfont=soundfont), result.melodies)
     for i, m in enumerate(result.melodies):
         stem = folder / f"melody-{i + 1:02d}"
         midis.append(stem.with_suffix(".mid"))
         melody_to_midi(m, midis[-1])
-        if audio or medley:
-            sounds.append(render.render(m, soundfont=soundfont))
         if audio:
-            wavs.append(write_wav(sounds[-1], stem.with_suffix(".wav")))
+            wavs.append(write_wav(sounds[i], stem.with_suffix(".wav")))
         if rolls:
             pictures.append((write_roll(m, stem.with_suffix(".png"), title=f"Melody {i + 1}", size=GALLERY_ROLL_SIZE),
                              f"Melody {i + 1} · {m.key.name}"))

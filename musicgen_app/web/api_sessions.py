@@ -1,12 +1,15 @@
-"""Gradio's per-caller session store, kept from growing by API callers: the one adapter over its
-internals (``Blocks.state_holder``: ``delete_state``, ``lock``, ``session_data``, ``time_last_used``),
-checked against a real Gradio in tests/test_api_sessions.py."""
+"""Gradio's per-caller session store, kept from growing by API callers and cheap to open: the one
+adapter over its internals (``Blocks.state_holder``: ``delete_state``, ``lock``, ``session_data``,
+``time_last_used``; ``gradio.state_holder.SessionState`` and its ``config_values``), checked against a
+real Gradio in tests/test_api_sessions.py."""
 
 from __future__ import annotations
 
 import threading
 import time
+import types
 
+import gradio.state_holder
 from gradio.context import LocalContext
 
 # Gradio keeps a session for every caller it has not seen before, up to 10,000 of them: a copy of
@@ -44,3 +47,68 @@ class ApiSessions:
             with holder.lock:
                 holder.session_data.pop(s, None)
                 holder.time_last_used.pop(s, None)
+
+
+class _BlockConfigs(dict):
+    """A session's ``config_values`` (each component's config, as Gradio sends it to a page that deep
+    links to the session), each made when first read instead of all when the session opens."""
+
+    def __init__(self, blocks_config, ids: list[int]):
+        super().__init__()
+        self._blocks_config, self._ids, self._whole = blocks_config, ids, False
+
+    def __missing__(self, key):
+        if key not in self._blocks_config.blocks:
+            raise KeyError(key)
+        config = self[key] = self._blocks_config.config_for_block(key, [], self._blocks_config.blocks[key])
+        return config
+
+    def _fill(self) -> None:
+        """Every config, in the order Gradio makes them (the blocks', then any set since)."""
+        if self._whole:
+            return
+        made = dict(super().items())
+        self.clear()
+        for key in self._ids:
+            self[key] = made.pop(key) if key in made else self.__missing__(key)
+        self.update(made)
+        self._whole = True
+
+    def items(self):
+        self._fill()
+        return super().items()
+
+    def keys(self):
+        self._fill()
+        return super().keys()
+
+    def values(self):
+        self._fill()
+        return super().values()
+
+    def __iter__(self):
+        self._fill()
+        return super().__iter__()
+
+    def __len__(self):
+        self._fill()
+        return super().__len__()
+
+
+class _LazySessionState(gradio.state_holder.SessionState):
+    """Gradio's session, without making every component's config up front: with this page's 370
+    blocks that took tens of ms of the event loop for each new session, which a curl-style API
+    call opens every time and which reads none of them."""
+
+    def __init__(self, blocks):
+        # Gradio's own __init__ for everything else, told of no blocks so it makes no config
+        super().__init__(types.SimpleNamespace(default_config=blocks.default_config, blocks={}))
+        self.config_values = _BlockConfigs(self.blocks_config,
+                                           [k for k in self.blocks_config.blocks if k in blocks.blocks])
+
+
+def lazy_session_configs() -> None:
+    """New sessions make their components' configs when first read (see _LazySessionState)."""
+    if not hasattr(gradio.state_holder, "SessionState") or not hasattr(gradio.state_holder, "StateHolder"):
+        raise RuntimeError("Gradio's state_holder no longer has SessionState; update web/api_sessions.py.")
+    gradio.state_holder.SessionState = _LazySessionState  # what StateHolder.__getitem__ makes

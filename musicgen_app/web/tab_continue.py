@@ -125,14 +125,13 @@ def continue_rest_ui(run: ContinueRun, progress=gr.Progress()):
     n = len(run.melodies)
     if not run.folder or not n or (Path(run.folder) / f"variation-{n}.musicxml").is_file():
         return (gr.skip(),) * (5 * MAX_VARIATIONS)
-    media = {}  # variation -> (audio, roll, wav) updates
-    for i in range(1, n):
-        if client_gone():
-            return (gr.skip(),) * (5 * MAX_VARIATIONS)
-        progress(i / (2 * n), desc=f"Rendering variation {i + 1}")
-        wav, roll = outputs.write_variation_media(run.result, i, Path(run.folder) / VARIATION_BASE,
-                                                  program=run.request.program_number, soundfont=run.soundfont)
-        media[i] = (gr.update(value=str(wav), label=_variation_label(run.result, i)), str(roll), str(wav))
+    if client_gone():
+        return (gr.skip(),) * (5 * MAX_VARIATIONS)
+    progress(1 / (2 * n), desc=f"Rendering variations 2-{n}" if n > 2 else "Rendering variation 2")
+    written = outputs.write_variations_media(run.result, range(1, n), Path(run.folder) / VARIATION_BASE,
+                                             program=run.request.program_number, soundfont=run.soundfont)
+    media = {i: (gr.update(value=str(wav), label=_variation_label(run.result, i)), str(roll), str(wav))
+             for i, (wav, roll) in written.items()}  # variation -> (audio, roll, wav) updates
     out = []
     for i in range(MAX_VARIATIONS):
         if i >= n:
