@@ -92,15 +92,22 @@ def main(argv=None):
         print(f"  {name:<32} median {med:6.1f} ms   p95 {p95:6.1f} ms   goal <= {goal} ms: {verdict} "
               f"({goal / med:.2f}x headroom)")
     if args.clients:
-        load(svc, a, args.clients, args.per_client)
+        # every request on one input (musicians clicking Continue again: the LSTM's state after the
+        # input is remembered), then each request on an input of its own (the state found each time)
+        load(svc, [a], args.clients, args.per_client, "one input")
+        load(svc, four_bar_clips(2 * args.clients * args.per_client + 1)[1:], args.clients, args.per_client,
+             "a new input each request")
 
 
-def load(svc, melody, clients: int, per_client: int) -> None:
-    """Continue 8 x 4 from 1 and from ``clients`` threads at once (see the module docstring)."""
-    print(f"Continue 8 bars x 4 variations under load ({per_client} calls per client)")
+def load(svc, melodies, clients: int, per_client: int, what: str) -> None:
+    """Continue 8 x 4 from 1 and from ``clients`` threads at once (see the module docstring),
+    request k on ``melodies[k % len(melodies)]``."""
+    print(f"Continue 8 bars x 4 variations under load ({per_client} calls per client, {what})")
     base = None
     for n in (1, clients):
-        times, cpu, engine, _, wall = run_clients(svc, melody, n, per_client)
+        # with inputs of their own, the clients' run gets ones the lone client's run did not prime
+        inputs = melodies[len(melodies) // 2:] if n > 1 and len(melodies) > 1 else melodies
+        times, cpu, engine, _, wall = run_clients(svc, inputs, n, per_client)
         calls = n * per_client
         rate = calls / wall
         base = base or rate
@@ -114,15 +121,17 @@ def load(svc, melody, clients: int, per_client: int) -> None:
               f"   goal <= {LOAD_CPU_GOAL_MS} ms: {verdict}")
 
 
-def run_clients(svc, melody, n: int, per_client: int):
-    """``n`` threads each calling Continue 8 x 4 ``per_client`` times -> (sorted latencies, process CPU,
-    the engine's stats over the run, wall time)."""
+def run_clients(svc, melodies, n: int, per_client: int):
+    """``n`` threads each calling Continue 8 x 4 ``per_client`` times, the k-th request of the run on
+    ``melodies[k % len(melodies)]`` -> (sorted latencies, process CPU, the engine's stats over the
+    run, wall time)."""
     times, lock, seeds = [], threading.Lock(), iter(range(10_000, 10_000 + n * per_client))
 
     def client():
         for _ in range(per_client):
             with lock:
                 seed = next(seeds)
+            melody = melodies[(seed - 10_000) % len(melodies)]
             t = time.perf_counter()
             svc.continue_(ContinueRequest(melody, bars=8, variations=4, seed=seed))
             with lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import threading
 from pathlib import Path
 
@@ -145,3 +146,31 @@ def test_a_block_whose_rows_are_all_pruned_leaves_its_generator_as_stepping_to_t
         svc.sample_lstm(tk.encode(m).tokens, m, 12, 4, 1.0, gen, resumable=False, prune=prune)
         after.append(torch.rand(3, generator=gen))  # what the next round of endings would draw
     assert torch.equal(*after)
+
+
+def test_a_primer_is_run_once_and_its_state_is_what_running_it_again_gives(shipped, tunes, monkeypatch):
+    """A musician continues one input many times: the LSTM's state after it is remembered (bounded),
+    keyed by the tokens and the metre features both, and is bit for bit the state a new run gives."""
+    lstm = shipped.lstm
+    monkeypatch.setitem(lstm.__dict__, "_primed", (collections.OrderedDict(), threading.Lock()))
+    runs = []
+    forward = type(lstm).forward
+    monkeypatch.setattr(type(lstm), "forward", lambda self, *a, **k: runs.append(1) or forward(self, *a, **k))
+    folk, waltz = tunes[0], tunes[1]
+    first = shipped.continue_(ContinueRequest(folk, bars=2, variations=2, seed=5))
+    again = shipped.continue_(ContinueRequest(folk, bars=2, variations=2, seed=5, temperature=1.0))
+    assert len(runs) == 1 and midi_of(first) == midi_of(again)
+    tokens = torch.from_numpy(tk.encode(folk).tokens[None])
+    feats = torch.from_numpy(np.ascontiguousarray(tk.lstm_features(
+        np.broadcast_to(tk.melody_features(folk, tokens.shape[1] + 1)[1:], (1, tokens.shape[1], 3)),
+        tokens.numpy(), folk.bar_steps, lstm.config.lookback_bars, np.arange(1, tokens.shape[1] + 1))))
+    with torch.inference_mode():
+        kept_last, (kept_h, _) = lstm.prime(tokens, feats)
+        new_logits, (new_h, _) = forward(lstm, tokens, feats)
+    assert torch.equal(kept_last, new_logits[:, -1]) and torch.equal(kept_h, new_h)
+    # the same notes in another metre are another primer
+    shipped.continue_(ContinueRequest(folk.replace(time_signature=(3, 4)), bars=1, variations=1, seed=5))
+    assert len(runs) == 2
+    monkeypatch.setattr("musicgen_app.models.lstm.PRIMED_KEPT", 2)
+    shipped.continue_(ContinueRequest(waltz, bars=1, variations=1, seed=5))
+    assert len(lstm._primed[0]) == 2

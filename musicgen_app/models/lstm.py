@@ -9,6 +9,8 @@ output: logits over the 90 tokens of step t+1. Features arrive as one int64 arra
 
 from __future__ import annotations
 
+import collections
+import threading
 from dataclasses import asdict, dataclass
 
 import torch
@@ -18,6 +20,10 @@ from torch import nn
 from .. import tokens as tk
 from ..errors import CheckpointError
 from . import fused_linear
+
+# Primers whose LSTM state is remembered: a musician clicks Continue on one input again and again
+# (other settings, other seeds), and each click would run the LSTM over the same primer again.
+PRIMED_KEPT = 64
 
 
 @dataclass(frozen=True)
@@ -119,6 +125,28 @@ class MelodyLSTM(nn.Module):
         out, state = self.lstm(self.inputs(tokens, next_feats), state)
         return self.head(self.drop(out)), state
 
+    def prime(self, tokens: torch.Tensor, next_feats: torch.Tensor):
+        """:meth:`forward` over primers without gradients -> (the last step's logits (B, C), state),
+        the same tensors for the same tokens and features as the last PRIMED_KEPT primers got
+        (computed once: the same bits as computing them again). Callers must not change them."""
+        if torch.is_grad_enabled() or self.training:
+            logits, state = self(tokens, next_feats)
+            return logits[:, -1], state
+        key = (tuple(tokens.shape), tokens.numpy().tobytes(), tuple(next_feats.shape), next_feats.numpy().tobytes(),
+               _versions(tuple(self.parameters())))
+        kept, lock = self.__dict__.setdefault("_primed", (collections.OrderedDict(), threading.Lock()))
+        with lock:
+            if key in kept:
+                kept.move_to_end(key)
+                return kept[key]
+        logits, state = self(tokens, next_feats)
+        got = (logits[:, -1], state)
+        with lock:
+            kept[key] = got
+            while len(kept) > PRIMED_KEPT:
+                kept.popitem(last=False)
+        return got
+
     def step(self, tokens: torch.Tensor, next_feats: torch.Tensor, state):
         """One step for sampling: tokens (B,), next_feats (B, n_features) -> logits (B, C), state."""
         top, state = self.advance(tokens, next_feats, state)
@@ -177,6 +205,7 @@ class MelodyLSTM(nn.Module):
     def __getstate__(self):
         state = super().__getstate__()
         state.pop("_sampling", None)  # oneDNN's packed weights cannot be copied or pickled; step() rebuilds them
+        state.pop("_primed", None)  # a lock; prime() starts again
         return state
 
     @torch.no_grad()

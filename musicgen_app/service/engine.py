@@ -144,7 +144,9 @@ def block(lstm: MelodyLSTM, primer: np.ndarray | None, m: Melody, n_new: int, ba
     go on being stepped (a boolean per live row); the others keep their tokens so far, then HOLD.
 
     Runs the LSTM over the primer here, in the request's thread: a primer is one row of up to
-    hundreds of steps, which nn.LSTM runs as one call, where the engine would need a step for each.
+    hundreds of steps, which nn.LSTM runs as one call, where the engine would need a step for each;
+    once per primer (MelodyLSTM.prime remembers the state), as a musician continues one input
+    many times.
     """
     lags = lstm.config.lookback_bars
     past = np.atleast_2d(primer) if after is None else after.hist
@@ -163,8 +165,8 @@ def block(lstm: MelodyLSTM, primer: np.ndarray | None, m: Melody, n_new: int, ba
     ahead_all[:, :, :3] = metric[T:, None, :]
     if after is None:
         f = tk.lstm_features(np.broadcast_to(metric[1:T + 1], (P, T, 3)), past, m.bar_steps, lags, np.arange(1, T + 1))
-        logits, (h, c) = lstm(torch.from_numpy(np.ascontiguousarray(past)), torch.from_numpy(f))
-        last, log2p = logits[:, -1], np.zeros(P)
+        last, (h, c) = lstm.prime(torch.from_numpy(np.ascontiguousarray(past)), torch.from_numpy(f))
+        log2p = np.zeros(P)
     else:
         last, (h, c), log2p = after.next_logits, after.state, after.log2p
     # Rows with the same history have the same LSTM state, so the LSTM runs once per distinct
