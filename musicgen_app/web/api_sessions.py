@@ -49,6 +49,13 @@ class ApiSessions:
                 holder.time_last_used.pop(s, None)
 
 
+def _filled_first(method):
+    def whole(self, *args):
+        self._fill()
+        return method(self, *args)
+    return whole
+
+
 class _BlockConfigs(dict):
     """A session's ``config_values`` (each component's config, as Gradio sends it to a page that deep
     links to the session), each made when first read instead of all when the session opens."""
@@ -74,25 +81,9 @@ class _BlockConfigs(dict):
         self.update(made)
         self._whole = True
 
-    def items(self):
-        self._fill()
-        return super().items()
-
-    def keys(self):
-        self._fill()
-        return super().keys()
-
-    def values(self):
-        self._fill()
-        return super().values()
-
-    def __iter__(self):
-        self._fill()
-        return super().__iter__()
-
-    def __len__(self):
-        self._fill()
-        return super().__len__()
+    # every way to see them all fills them first (Gradio itself only walks items())
+    items, keys, values, __iter__, __len__ = (_filled_first(getattr(dict, name))
+                                              for name in ("items", "keys", "values", "__iter__", "__len__"))
 
 
 class _LazySessionState(gradio.state_holder.SessionState):
