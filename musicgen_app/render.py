@@ -32,6 +32,7 @@ import collections
 import concurrent.futures
 import contextlib
 import ctypes
+import functools
 import io
 import logging
 import os
@@ -338,6 +339,12 @@ def _free_synth(path: Path, sample_rate: int):
 
 _workers: concurrent.futures.ThreadPoolExecutor | None = None
 _workers_lock = threading.Lock()
+_in_worker = threading.local()
+
+
+def _as_worker(fn, x):
+    _in_worker.yes = True
+    return fn(x)
 
 
 def each(fn, items) -> list:
@@ -350,12 +357,12 @@ def each(fn, items) -> list:
     """
     global _workers
     items = list(items)
-    if len(items) < 2 or SYNTHS_PER_FONT < 2 or threading.current_thread().name.startswith("render-"):
+    if len(items) < 2 or SYNTHS_PER_FONT < 2 or getattr(_in_worker, "yes", False):
         return [fn(x) for x in items]
     with _workers_lock:
         if _workers is None:
             _workers = concurrent.futures.ThreadPoolExecutor(SYNTHS_PER_FONT, thread_name_prefix="render")
-    return list(_workers.map(fn, items))
+    return list(_workers.map(functools.partial(_as_worker, fn), items))
 
 
 def warm_up(soundfont: str | None = None, sample_rate: int = SAMPLE_RATE) -> None:

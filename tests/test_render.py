@@ -157,6 +157,10 @@ def test_a_clicks_melodies_render_side_by_side_in_order(monkeypatch):
 
     for got, want in zip(render.each(both_at_once, melodies), alone, strict=True):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+    # a worker that asks for more renders gets them inline, not queued behind itself
+    nested = render.each(lambda m: render.each(lambda n: render.render(n, SMALL_FONT, sample_rate=SR), [m, m]),
+                         melodies[:2])
+    np.testing.assert_allclose(nested[1][1], alone[1], rtol=0, atol=1e-6)
     with pytest.raises(RenderError, match="outside 0-127"):
         render.each(lambda m: render.render(m, SMALL_FONT, sample_rate=SR, program=m.qpm > 100 and 300 or 0),
                     melodies)
