@@ -10,11 +10,11 @@ import json
 import time
 
 import gradio as gr
+import gradio.state_holder
 import httpx
 import pytest
-from gradio.context import LocalContext
-import gradio.state_holder
 from gradio.blocks import BlocksConfig
+from gradio.context import LocalContext
 from gradio.state_holder import SessionState, StateHolder
 
 from musicgen_app.web.api_sessions import SESSION_IDLE_SECONDS, ApiSessions, lazy_session_configs
@@ -64,7 +64,8 @@ def test_a_new_session_makes_its_components_configs_only_when_read(monkeypatch):
         gr.State([])
     made = []
     real = BlocksConfig.config_for_block
-    monkeypatch.setattr(BlocksConfig, "config_for_block", staticmethod(lambda *a, **k: made.append(a[0]) or real(*a, **k)))
+    counted = staticmethod(lambda *a, **k: made.append(a[0]) or real(*a, **k))
+    monkeypatch.setattr(BlocksConfig, "config_for_block", counted)
     monkeypatch.setattr(gradio.state_holder, "SessionState", SessionState)  # put back after the test
     eager = SessionState(demo)
     assert len(made) == len(demo.blocks)
