@@ -3,17 +3,19 @@ have the form of real ones? On the shipped checkpoints and the corpus's test spl
 
     PYTHONPATH=. .venv/bin/python bench/eval_tunes.py [--lengths 4,16] [--samplers bank,gan,gaussian]
                                                       [--samples 400] [--seed 0] [--repeats 10] [--real-stride 4]
+                                                      [--split test|valid] [--no-floor] [--critic PATH|none]
 
 For each length (bars) and sampler, ``--samples`` melodies from MelodyService.sample (as Generate
 makes them, at most 16 a call, seeds ``seed * 1000 + call``) are compared with real windows of the
-same length cut from the test split's 4/4 tunes on bar lines, ``--real-stride`` bars apart (4 by
+same length cut from the test split's 4/4 tunes (``--split valid``: the valid split's, for choosing
+anything; the test split only for final figures) on bar lines, ``--real-stride`` bars apart (4 by
 default; cut as train_gan.window_melodies cuts them; 8 and 16 bars only from tunes that long):
 
 - classifier two-sample accuracy (training/two_sample.py; 0.5 = indistinguishable): logistic
   regression and boosted trees on hand features, and a token CNN, 5-fold, a tune's windows in one
   fold, on n/class melodies of each set (the smaller set's size; the larger is subsampled). The row
   "valid vs test" compares the valid split's windows with the test split's: the accuracy of two
-  real sets, the floor a sampler can reach at these sizes;
+  real sets, the floor a sampler can reach at these sizes (``--no-floor`` leaves it out);
 - repeated bars per 4-bar window (0-3, and as a share of the 3 that could repeat), phrase returns
   (share of 4-bar phrases after the first that return an earlier one exactly or transposed /
   mostly; 8 bars and more), and the share of intervals wider than an octave / of melodies with one
@@ -24,6 +26,9 @@ default; cut as train_gan.window_melodies cuts them; 8 and 16 bars only from tun
   that length (after a warm-up), one torch thread, as bench/bench_service.py times it; on a shared
   machine the CPU time is the steadier figure.
 
+``--critic`` sets the realism critic the bank's Generate chooses by (models/realism.py: a checkpoint
+path, or "none" for Generate without the choice); by default the shipped one, if any.
+
 Lengths above 4 bars need SampleRequest.bars; without it they print "not available".
 """
 
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import statistics
 import sys
 import time
@@ -42,6 +48,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from musicgen_app.melody import Melody  # noqa: E402
+from musicgen_app.models.realism import ENV_PATH  # noqa: E402
 from musicgen_app.service import MelodyService, SampleRequest  # noqa: E402
 from musicgen_app.training.corpus import load_corpus  # noqa: E402
 from musicgen_app.training.form_stats import (  # noqa: E402
@@ -134,7 +141,13 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=10, help="timed Generate calls per sampler and length")
     ap.add_argument("--real-stride", type=int, default=4,
                     help="bars between real windows (1: more, overlapping windows of the same few long tunes)")
+    ap.add_argument("--split", choices=("test", "valid"), default="test",
+                    help="the real windows compared against: valid for choosing, test for final figures")
+    ap.add_argument("--no-floor", action="store_true", help="leave out the valid vs test row")
+    ap.add_argument("--critic", default=None, help="realism critic checkpoint for Generate's bank, or none")
     args = ap.parse_args(argv)
+    if args.critic is not None:
+        os.environ[ENV_PATH] = args.critic
     torch.set_num_threads(1)
     t0 = time.time()
     svc = MelodyService.from_checkpoints()
@@ -153,27 +166,33 @@ def main(argv=None):
         log(f"{bars} bars: {len(test)} test windows of {len(set(test_owner))} tunes, {len(valid)} valid windows of "
             f"{len(set(valid_owner))} tunes, {len(index)} distinct training windows")
         print(f"Test: {len(test)} windows of {len(set(test_owner))} tunes ({args.real_stride} bars apart); valid: "
-              f"{len(valid)} of {len(set(valid_owner))}; {args.samples} samples per sampler, seed {args.seed}.")
+              f"{len(valid)} of {len(set(valid_owner))}; {args.samples} samples per sampler, seed {args.seed}; "
+              f"samplers compared with the {args.split} windows.")
         print_row({k: title for k, title, _ in COLUMNS})
         print("|" + "|".join("-" * (w + 2) for *_, w in COLUMNS) + "|")
         print_row({"row": "test windows (real)", **form_cells(test, index, bars)})
-        t = time.time()
-        acc = two_sample_accuracies(valid, test, seed=args.seed, groups_generated=valid_owner, groups_real=test_owner)
-        log(f"valid vs test classifiers in {time.time() - t:.0f} s "
-            f"({', '.join(f'{k} {v:.1f}' for k, v in acc['seconds'].items())})")
-        print_row({"row": "valid vs test (floor)", **accuracy_cells(acc), **form_cells(valid, index, bars)})
+        if args.split == "valid":
+            print_row({"row": "valid windows (real)", **form_cells(valid, index, bars)})
+        if not args.no_floor:
+            t = time.time()
+            acc = two_sample_accuracies(valid, test, seed=args.seed, groups_generated=valid_owner,
+                                        groups_real=test_owner)
+            log(f"valid vs test classifiers in {time.time() - t:.0f} s "
+                f"({', '.join(f'{k} {v:.1f}' for k, v in acc['seconds'].items())})")
+            print_row({"row": "valid vs test (floor)", **accuracy_cells(acc), **form_cells(valid, index, bars)})
+        real, real_owner = (test, test_owner) if args.split == "test" else (valid, valid_owner)
         for sampler in args.samplers.split(","):
             t = time.time()
             melodies, notices = generate(svc, sampler, bars, args.samples, args.seed)
             t_gen = time.time() - t
             t = time.time()
-            acc = two_sample_accuracies(melodies, test, seed=args.seed, groups_real=test_owner)
+            acc = two_sample_accuracies(melodies, real, seed=args.seed, groups_real=real_owner)
             t_acc = time.time() - t
-            ms = model_ms(svc, sampler, bars, args.repeats)
+            ms = model_ms(svc, sampler, bars, args.repeats) if args.repeats else None
             log(f"{bars} bars, {sampler}: {len(melodies)} samples in {t_gen:.0f} s, classifiers in {t_acc:.0f} s "
                 f"({', '.join(f'{k} {v:.1f}' for k, v in acc['seconds'].items())}); notices {notices}")
             print_row({"row": sampler, **accuracy_cells(acc), **form_cells(melodies, index, bars),
-                       "ms": f"{ms[0]:.0f} / {ms[1]:.0f}"})
+                       "ms": f"{ms[0]:.0f} / {ms[1]:.0f}" if ms else ""})
     log("done")
 
 

@@ -31,6 +31,7 @@ the asked tonic. A request no window meets is refused with the value to change.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from dataclasses import asdict, dataclass
 
@@ -199,7 +200,7 @@ class CodeBank(nn.Module):
         # so that consecutive windows of one tune can be chained into 8- and 16-bar melodies
         self.register_buffer("tune", torch.arange(c.size, dtype=torch.int32))
         self.register_buffer("bar", torch.zeros(c.size, dtype=torch.int32))
-        self._chains: dict[tuple, torch.Tensor] = {}  # chains and phrase_windows, made when first asked
+        self._chains: dict[tuple, object] = {}  # chains, phrase_windows and copy indexes, made when first asked
         self._chains_lock = threading.Lock()
 
     @classmethod
@@ -425,6 +426,43 @@ class CodeBank(nn.Module):
         """Rows of the ``n`` melodies that miss fewest asked attributes, in their drawn order among equals."""
         return np.sort(np.argsort(self.misses(melodies, attrs), kind="stable")[:n])
 
+    def copied(self, melodies: list[Melody]) -> np.ndarray:
+        """(len(melodies),) True for each melody (whole bars from a bar line) whose tokens, as a clip of
+        their own, are those of as many bars of a bank tune from one of its bar lines: training bars
+        played back. The bank's windows overlap, so they hold their tunes' bars (all but bars no
+        window covers); the index of each length is made when first asked."""
+        out = np.zeros(len(melodies), bool)
+        for i, m in enumerate(melodies):
+            if self.knows(m.time_signature):
+                digests = self._bar_windows(meter_name(m.time_signature), m.total_steps, m.bar_steps)
+                out[i] = _digest(tk.vae_window(tk.encode(m).tokens, 0, m.total_steps, m.total_steps)) in digests
+        return out
+
+    def _bar_windows(self, meter: str, steps: int, bar_steps: int) -> set[bytes]:
+        """Digests of every ``steps``-step stretch of the bank's tunes of ``meter`` from a bar line, as
+        tk.vae_window re-encodes a clip (a leading hold becomes a rest)."""
+        with self._chains_lock:
+            key = ("copies", meter, steps)
+            if key not in self._chains:
+                rows = torch.nonzero(self.meter == self.config.meters.index(meter)).squeeze(1)
+                rows = rows[torch.argsort(self.place()[rows])].numpy()
+                tune, bar, tokens = self.tune.numpy()[rows], self.bar.numpy()[rows], self.tokens.numpy()[rows]
+                digests, W = set(), self.config.window
+                for first in np.nonzero(np.r_[True, tune[1:] != tune[:-1]])[0]:
+                    mine = np.arange(first, first + int((tune[first:] == tune[first]).argmin() or len(tune) - first))
+                    timeline = np.full(int(bar[mine].max()) * bar_steps + W, -1, np.int64)
+                    for j in mine:  # a window's first step may be a re-encoded hold: the other windows' say
+                        at = int(bar[j]) * bar_steps
+                        timeline[at + 1:at + W] = tokens[j, 1:]
+                        if timeline[at] < 0:
+                            timeline[at] = tokens[j, 0]
+                    for at in range(0, len(timeline) - steps + 1, bar_steps):
+                        seg = timeline[at:at + steps]
+                        if (seg >= 0).all():
+                            digests.add(_digest(tk.vae_window(seg, 0, steps, steps)))
+                self._chains[key] = digests
+            return self._chains[key]
+
     def shift_to(self, index: torch.Tensor, attrs: Attributes) -> torch.Tensor:
         """Semitones that move windows ``index`` to the asked tonic, the nearer way round (-6..+5)."""
         if attrs.tonic is None:
@@ -484,6 +522,10 @@ class CodeBank(nn.Module):
         they came from."""
         picked = self.pick(n, gen, time_signature, attrs or Attributes())
         return self.codes(vae, picked, time_signature, gen), picked
+
+
+def _digest(tokens: np.ndarray) -> bytes:
+    return hashlib.blake2b(np.asarray(tokens, np.uint8).tobytes(), digest_size=16).digest()
 
 
 def _draw(size: int, n: int, gen: torch.Generator) -> torch.Tensor:

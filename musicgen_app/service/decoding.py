@@ -106,14 +106,20 @@ OVERSAMPLE = 2
 
 @torch.inference_mode()
 def bank_melodies(vae: MelodyVAE, bank: CodeBank, n: int, template: Melody, attrs: Attributes, temperature: float,
-                  gen: torch.Generator, phrases: int = 1, refine=None) -> tuple[list[Melody], torch.Tensor, Picked]:
+                  gen: torch.Generator, phrases: int = 1, refine=None, critic=None
+                  ) -> tuple[list[Melody], torch.Tensor, Picked]:
     """``n`` melodies of ``phrases`` x GENERATE_BARS bars from the corpus bank in ``template``'s meter,
     meeting ``attrs`` as well as decoding allows, their codes and the windows they grew from (as Generate makes
     them; train_bank measures this). Longer melodies grow from consecutive windows of one tune
     (CodeBank.pick_chains), each moved to its own partner; every melody takes the returns of the
     bars it grew from (form.give_form); one that comes out as those very bars is drawn again.
-    ``refine(z) -> z``, if given, moves the codes before they are decoded (the latent GAN's refiner)."""
+    ``refine(z) -> z``, if given, moves the codes before they are decoded (the latent GAN's refiner).
+    ``critic`` (models/realism.RealismCritic), if given, decodes more melodies than asked and keeps
+    those that miss fewest asked attributes, then those that do not play training bars back, and
+    among equals the ones it draws as the most real-looking."""
     drawn = n if attrs.free else OVERSAMPLE * n
+    if critic is not None and attrs.free:
+        drawn = critic.drawn(n)
     if phrases == 1:
         picked = bank.pick(drawn, gen, template.time_signature, attrs, GENERATE_BARS)
     else:
@@ -135,7 +141,8 @@ def bank_melodies(vae: MelodyVAE, bank: CodeBank, n: int, template: Melody, attr
     melodies = [as_melody(row, template) for row in rows]
     if drawn == n:
         return melodies, z, picked
-    keep = bank.select(melodies, attrs, n)
+    keep = bank.select(melodies, attrs, n) if critic is None else \
+        critic.choose(melodies, n, gen, bank.misses(melodies, attrs), bank.copied(melodies))
     kept = torch.from_numpy((keep[:, None] * phrases + np.arange(phrases)).reshape(-1))
     return [melodies[i] for i in keep], z[kept], picked.take(kept)
 

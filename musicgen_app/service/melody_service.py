@@ -21,6 +21,7 @@ from ..models.checkpoints import load_checkpoint
 from ..models.code_bank import Attributes, CodeBank
 from ..models.latent_gan import LatentGAN, LatentGANConfig
 from ..models.lstm import LSTMConfig, MelodyLSTM
+from ..models.realism import critic_for
 from ..models.sampling import pitch_mask, stay_close_pull
 from ..models.style import StyleModel, fit_style
 from ..models.vae import MelodyVAE, VAEConfig, slerp
@@ -320,8 +321,10 @@ class MelodyService:
         if sampler == "bank" or (sampler == "gan" and self.bank is not None and self.bank.knows(ts)):
             # the GAN refines the codes the bank makes (models/latent_gan.py); the rest is the bank's
             refine = None if sampler == "bank" else functools.partial(self.gan.refine, time_signature=ts, generator=gen)
+            # of more melodies than asked, the most real-looking (models/realism.py)
+            critic = critic_for(self.info.get("code_bank"), ts) if sampler == "bank" else None
             melodies, _, picked = bank_melodies(self.vae, self.bank, req.count, probe, attrs, req.temperature, gen,
-                                                phrases, refine)
+                                                phrases, refine, critic)
             if sampler == "bank" and picked.matches < req.count:
                 what = "corpus windows" if phrases == 1 else f"corpus tunes of {req.bars} bars"
                 notices.append(f"Only {picked.matches} {what} meet the request; some of these melodies "
