@@ -72,10 +72,12 @@ def test_a_page_that_closes_leaves_no_work_behind(app_server):
         if httpx.get(app_server.url + "gradio_api/queue/status", timeout=30).json().get("queue_size") == 0:
             break
     time.sleep(2)
-    ran = continue_folders(store) - before
+    # this test's requests (8 variations each), not the last work of tests before it finishing meanwhile
+    ran = {f for f in continue_folders(store) - before if (f / f"variation-{BIG['variations']}.mid").exists()}
     # at most the two that were running (the app's concurrency); those stop before rendering if the
     # model finishes after the page has gone, and then write nothing at all
-    assert len(ran) <= 2, f"{len(ran)} of {QUEUED} queued requests ran after their page closed"
+    assert len(ran) <= 2, (f"{len(ran)} of {QUEUED} queued requests ran after their page closed "
+                           f"({len(continue_folders(store) - before)} Continue folders made meanwhile in all)")
     # the server still serves those who stayed
     _call(app_server.url, continue_args(notes="4/4 c4 d e f", bars=1, variations=1, seed=1))
 
