@@ -42,7 +42,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -58,7 +57,7 @@ from musicgen_app.training.form_stats import (  # noqa: E402
     phrase_return_share,
     repeated_bars,
 )
-from musicgen_app.training.train_gan import window_melodies  # noqa: E402
+from musicgen_app.training.train_gan import tune_windows  # noqa: E402
 from musicgen_app.training.two_sample import two_sample_accuracies  # noqa: E402
 
 FOUR_FOUR = (4, 4)
@@ -68,18 +67,6 @@ MAX_COUNT = 16  # SampleRequest.count's limit
 
 def has_bars() -> bool:
     return "bars" in {f.name for f in dataclasses.fields(SampleRequest)}
-
-
-def real_windows(melodies: list[Melody], bars: int, stride_bars: int = 4) -> tuple[list[Melody], np.ndarray]:
-    """Windows of ``bars`` bars of each tune (on bar lines, ``stride_bars`` apart) and each window's tune."""
-    out, owner = [], []
-    for i, m in enumerate(melodies):
-        if m.total_steps - m.pickup_steps < bars * BAR_STEPS:
-            continue
-        w = window_melodies([m], bars * BAR_STEPS, stride_bars=stride_bars)
-        out += w
-        owner += [i] * len(w)
-    return out, np.array(owner)
 
 
 def request(sampler: str, bars: int, count: int, seed: int) -> SampleRequest:
@@ -160,8 +147,8 @@ def main(argv=None):
         if bars != 4 and not has_bars():
             print(f"not available: SampleRequest has no `bars` field, so Generate writes {4} bars only")
             continue
-        test, test_owner = real_windows(split["test"], bars, args.real_stride)
-        valid, valid_owner = real_windows(split["valid"], bars, args.real_stride)
+        test, test_owner = tune_windows(split["test"], bars, args.real_stride)
+        valid, valid_owner = tune_windows(split["valid"], bars, args.real_stride)
         index = WindowIndex(split["train"], bars * BAR_STEPS)
         log(f"{bars} bars: {len(test)} test windows of {len(set(test_owner))} tunes, {len(valid)} valid windows of "
             f"{len(set(valid_owner))} tunes, {len(index)} distinct training windows")

@@ -17,6 +17,7 @@ pickup by :func:`metric_features`; :data:`ENCODING_VERSION` names this whole tab
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -133,6 +134,16 @@ def vae_window(tokens: np.ndarray, start: int, length: int, window: int) -> np.n
     if length < window:
         seg[length] = REST
     return seg
+
+
+def clip_window(melody: Melody) -> np.ndarray:
+    """The melody's tokens as a window that starts on its first step (a leading hold is a note-off)."""
+    return vae_window(encode(melody).tokens, 0, melody.total_steps, melody.total_steps)
+
+
+def window_digest(window: np.ndarray) -> bytes:
+    """A short digest of a window's tokens, to look copies up in a set of digests."""
+    return hashlib.blake2b(np.asarray(window, np.int8).tobytes(), digest_size=16).digest()
 
 
 def whole_bars_steps(window: int, bar_steps: int) -> int:

@@ -31,7 +31,6 @@ the asked tonic. A request no window meets is refused with the value to change.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from dataclasses import asdict, dataclass
 
@@ -435,7 +434,7 @@ class CodeBank(nn.Module):
         for i, m in enumerate(melodies):
             if self.knows(m.time_signature):
                 digests = self._bar_windows(meter_name(m.time_signature), m.total_steps, m.bar_steps)
-                out[i] = _digest(tk.vae_window(tk.encode(m).tokens, 0, m.total_steps, m.total_steps)) in digests
+                out[i] = tk.window_digest(tk.clip_window(m)) in digests
         return out
 
     def _bar_windows(self, meter: str, steps: int, bar_steps: int) -> set[bytes]:
@@ -459,7 +458,7 @@ class CodeBank(nn.Module):
                     for at in range(0, len(timeline) - steps + 1, bar_steps):
                         seg = timeline[at:at + steps]
                         if (seg >= 0).all():
-                            digests.add(_digest(tk.vae_window(seg, 0, steps, steps)))
+                            digests.add(tk.window_digest(tk.vae_window(seg, 0, steps, steps)))
                 self._chains[key] = digests
             return self._chains[key]
 
@@ -522,10 +521,6 @@ class CodeBank(nn.Module):
         they came from."""
         picked = self.pick(n, gen, time_signature, attrs or Attributes())
         return self.codes(vae, picked, time_signature, gen), picked
-
-
-def _digest(tokens: np.ndarray) -> bytes:
-    return hashlib.blake2b(np.asarray(tokens, np.uint8).tobytes(), digest_size=16).digest()
 
 
 def _draw(size: int, n: int, gen: torch.Generator) -> torch.Tensor:

@@ -16,8 +16,6 @@ from one that opens on silence. A bar or phrase without an onset never counts as
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 
 from .. import tokens as tk
@@ -120,15 +118,6 @@ def leaps(melodies: list[Melody], above: int = WIDE_LEAP) -> dict:
 
 
 # -- exact copies -------------------------------------------------------------------------------
-def _digest(tokens: np.ndarray) -> bytes:
-    return hashlib.blake2b(np.asarray(tokens, np.int8).tobytes(), digest_size=16).digest()
-
-
-def clip_tokens(m: Melody) -> np.ndarray:
-    """The melody's tokens as a window that starts on its first step (a leading hold is a note-off)."""
-    return tk.vae_window(tk.encode(m).tokens, 0, m.total_steps, m.total_steps)
-
-
 class WindowIndex:
     """Digests of every window of ``steps`` steps of ``melodies`` in ``time_signature``, starting on
     each bar line (one-bar stride), re-encoded as a clip of its own as batches.vae_windows cuts them.
@@ -142,13 +131,13 @@ class WindowIndex:
                 continue
             toks = tk.encode(m).tokens
             for s in range(m.pickup_steps, len(toks) - steps + 1, m.bar_steps):
-                self.digests.add(_digest(tk.vae_window(toks, s, steps, steps)))
+                self.digests.add(tk.window_digest(tk.vae_window(toks, s, steps, steps)))
 
     def __len__(self) -> int:
         return len(self.digests)
 
     def __contains__(self, m: Melody) -> bool:
-        return m.total_steps == self.steps and _digest(clip_tokens(m)) in self.digests
+        return m.total_steps == self.steps and tk.window_digest(tk.clip_window(m)) in self.digests
 
 
 def copy_share(melodies: list[Melody], index: WindowIndex) -> float:

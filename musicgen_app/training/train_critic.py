@@ -31,28 +31,17 @@ from torch.nn import functional as F
 from ..melody import Melody
 from ..models.checkpoints import save_checkpoint
 from ..models.code_bank import Attributes
-from ..models.realism import FEATURE_NAMES, RealismCritic, RealismCriticConfig, realism_features
+from ..models.realism import FEATURE_NAMES, RealismCritic, RealismCriticConfig, realism_features_many
 from ..paths import CHECKPOINTS
 from ..service.decoding import GENERATE_BARS, bank_melodies
 from ..service.melody_service import MelodyService
 from .corpus import load_corpus
-from .train_gan import window_melodies
+from .train_gan import tune_windows
 
 CRITIC_PATH = CHECKPOINTS / "realism_critic.safetensors"
 COMMAND = "python -m musicgen_app.training.train_critic"
 FOUR_FOUR = (4, 4)
 SEED_BASE = 10_000
-
-
-def real_windows(melodies: list[Melody], bars: int, stride: int) -> tuple[list[Melody], np.ndarray]:
-    out, owner = [], []
-    for i, m in enumerate(melodies):
-        if m.total_steps - m.pickup_steps < bars * 16:
-            continue
-        w = window_melodies([m], bars * 16, stride_bars=stride)
-        out += w
-        owner += [i] * len(w)
-    return out, np.array(owner)
 
 
 def bank_samples(svc: MelodyService, n: int, bars: int, seed: int, per_call: int = 16) -> list[Melody]:
@@ -67,9 +56,10 @@ def bank_samples(svc: MelodyService, n: int, bars: int, seed: int, per_call: int
     return out
 
 
-def fit(x: torch.Tensor, y: torch.Tensor, hidden: int, l2: float, seed: int, epochs: int = 400) -> RealismCritic:
+def fit(x: torch.Tensor, y: torch.Tensor, config: RealismCriticConfig, l2: float, seed: int,
+        epochs: int = 400) -> RealismCritic:
     torch.manual_seed(seed)
-    critic = RealismCritic(RealismCriticConfig(hidden=hidden))
+    critic = RealismCritic(config)
     with torch.no_grad():
         critic.mean.copy_(x.mean(0))
         critic.std.copy_(x.std(0).clamp_min(1e-3))
@@ -121,26 +111,26 @@ def main(argv=None):
         rng = np.random.default_rng(args.seed)
         xs, ys, groups = [], [], []
         for bars, n_real, n_gen in ((4, args.real, args.generated), (16, args.real // 4, args.generated // 4)):
-            real, owner = real_windows(train, bars, args.stride)
+            real, owner = tune_windows(train, bars, args.stride)
             pick = rng.choice(len(real), min(n_real, len(real)), replace=False)
             gen = bank_samples(svc, n_gen, bars, SEED_BASE + 1000 * bars)
             log(f"{bars} bars: {len(pick)} real windows of {len(set(owner[pick]))} tunes, {len(gen)} bank samples")
-            xs += [realism_features(real[i]) for i in pick] + [realism_features(m) for m in gen]
+            xs += [realism_features_many([real[i] for i in pick]), realism_features_many(gen)]
             ys += [1] * len(pick) + [0] * len(gen)
             # the generated melodies' groups: random, for the held-out part
             groups += list(owner[pick]) + list(rng.integers(0, 1 << 30, len(gen)))
-        x, y, group = np.stack(xs), np.array(ys, np.float32), np.array(groups)
+        x, y, group = np.concatenate(xs), np.array(ys, np.float32), np.array(groups)
         if args.cache is not None:
             np.savez(args.cache, x=x, y=y, group=group)
     held = (group * 2654435761 % 1000) < 100  # a tenth of the tunes (and of the samples), by tune
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    critic = fit(xt[~held], yt[~held], args.hidden, args.l2, args.seed, args.epochs)
+    config = RealismCriticConfig(hidden=args.hidden, gamma=args.gamma, oversample=args.oversample)
+    critic = fit(xt[~held], yt[~held], config, args.l2, args.seed, args.epochs)
     metrics = {"heldout_accuracy": accuracy(critic, xt[held], yt[held]),
                "train_accuracy": accuracy(critic, xt[~held], yt[~held]), "heldout_n": int(held.sum())}
     log(f"held-out accuracy {metrics['heldout_accuracy']:.3f} (train {metrics['train_accuracy']:.3f}, "
         f"{metrics['heldout_n']} melodies)")
-    critic = fit(xt, yt, args.hidden, args.l2, args.seed, args.epochs)  # all of it, for the checkpoint
-    critic = _with_choice(critic, args)
+    critic = fit(xt, yt, config, args.l2, args.seed, args.epochs)  # all of it, for the checkpoint
     if not args.hidden:
         w = critic.out.weight[0].detach().numpy()
         top = np.argsort(-np.abs(w))[:8]
@@ -153,13 +143,6 @@ def main(argv=None):
                            "code_bank_weights_sha256": meta["weights_sha256"],
                            "vae_weights_sha256": meta["vae_weights_sha256"]})
     log(f"saved {args.out}")
-
-
-def _with_choice(critic: RealismCritic, args) -> RealismCritic:
-    """``critic`` with the choice's gamma and oversampling in its config."""
-    out = RealismCritic(RealismCriticConfig(hidden=args.hidden, gamma=args.gamma, oversample=args.oversample))
-    out.load_state_dict(critic.state_dict())
-    return out.eval()
 
 
 if __name__ == "__main__":

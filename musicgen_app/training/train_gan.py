@@ -564,6 +564,19 @@ def window_melodies(melodies: list[Melody], window: int, stride_bars: int = 4) -
     return out
 
 
+def tune_windows(melodies: list[Melody], bars: int, stride_bars: int = 4) -> tuple[list[Melody], np.ndarray]:
+    """:func:`window_melodies` of ``bars`` 16-step bars from each tune long enough (on bar lines,
+    ``stride_bars`` apart) and each window's tune, for grouping a tune's windows in one fold."""
+    out, owner = [], []
+    for i, m in enumerate(melodies):
+        if m.total_steps - m.pickup_steps < bars * 16:
+            continue
+        w = window_melodies([m], bars * 16, stride_bars=stride_bars)
+        out += w
+        owner += [i] * len(w)
+    return out, np.array(owner)
+
+
 def logistic_fit(x: torch.Tensor, y: torch.Tensor, l2: float) -> torch.Tensor:
     w = torch.zeros(x.shape[1] + 1, dtype=x.dtype, requires_grad=True)
     opt = torch.optim.LBFGS([w], max_iter=200, line_search_fn="strong_wolfe")
