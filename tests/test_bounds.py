@@ -106,7 +106,7 @@ def test_a_tiny_midi_asking_for_hours_of_audio_renders_at_most_the_cap():
 
 
 def test_the_input_audio_cache_is_bounded_in_bytes():
-    cache = render._HeadCache(max_bytes=3 * 4000)
+    cache = render._AudioCache(max_bytes=3 * 4000)
     for i in range(10):
         cache.get(i, lambda: np.zeros(1000, np.float32))
     assert len(cache._items) == 3 and list(cache._items) == [7, 8, 9]
