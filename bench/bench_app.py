@@ -53,10 +53,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(debug: bool, port: int, log: Path) -> subprocess.Popen:
+def start_server(debug: bool, port: int, log: Path, replicas: int = 0) -> subprocess.Popen:
     cmd = [sys.executable, str(ROOT / "app.py"), "--host", "127.0.0.1", "--port", str(port)]
     if debug:
         cmd.append("--debug-model")
+    if replicas:
+        cmd += ["--replicas", str(replicas)]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     env.pop("GRADIO_TEMP_DIR", None)
     with open(log, "wb") as out:  # the child keeps its own copy of the descriptor
@@ -233,6 +235,8 @@ def load(name: str, make_call, clients: int, per_client: int, pid: int) -> float
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--debug-model", action="store_true")
+    p.add_argument("--replicas", type=int, default=0,
+                   help="the models on N local Ray Serve replicas (server CPU figures then count the face only)")
     p.add_argument("--calls", type=int, default=20)
     p.add_argument("--clients", type=int, default=16)
     p.add_argument("--per-client", type=int, default=10)
@@ -249,7 +253,7 @@ def main() -> None:
     port = free_port()
     log = Path(tempfile.mkdtemp(prefix="bench-app-")) / "app.log"
     t0 = time.perf_counter()
-    proc = start_server(debug, port, log)
+    proc = start_server(debug, port, log, args.replicas)
     url = f"http://127.0.0.1:{port}/"
     print(f"server {'debug model' if debug else 'real checkpoints'} up in {time.perf_counter() - t0:.1f} s "
           f"({os.cpu_count()} cores); log {log}")

@@ -77,8 +77,9 @@ AUDIO_FORMATS = {".wav": ("WAV", "PCM_16"), ".ogg": ("OGG", "VORBIS"), ".flac": 
 _BLOCK = 64  # FluidSynth's internal block size (FLUID_BUFSIZE)
 _FADE_SECONDS = 0.05  # fade out the end of the tail so a long release is not cut with a click
 _CHANNEL = 0
-_POLYPHONY = 64  # voices; a melody's overlapping releases need few, and a small pool warms up fast
+_POLYPHONY = 64  # voices: a note and the priming chord need few, and a small pool warms up fast
 _PRIME_LOW = 24  # lowest key used to prime voice slots
+_PRIME_KEYS = 8  # notes in the priming chord (see _FontSynth.prime): 64 cost 2.5 ms a note, 8 cost 0.3
 _GAIN = 0.5  # float output cannot clip inside FluidSynth, and we normalise afterwards
 _RELEASE_CHUNK = 4096  # samples pulled at a time after a note-off, until they are all silent
 _RELEASE_LIMIT_SECONDS = 30.0  # a release still sounding this long after its note-off is cut
@@ -255,23 +256,21 @@ class _FontSynth:
         self.written += n
 
     def prime(self) -> None:
-        """Silence everything and put every voice slot into the same state.
+        """Silence everything and put the voice slots a note will take into the same state.
 
         system_reset restores controllers and programs but leaves voices ringing; all_sounds_off
         then kills them (the other order does not). A voice slot also keeps a little state from
-        the last note it played (quiet, but enough to make two renders of one melody differ), so
-        the same chord of piano notes goes through every slot before each render. This is how
-        FluidSynth behaves, not documented API: tests/test_render.py checks it for the installed
-        version.
+        the last note it played (quiet, but enough to make two renders of one note differ: -44 dB
+        with no chord), and a note takes the lowest free slots, so a chord of _PRIME_KEYS piano
+        notes goes through those slots first (16 voices: more than a note of any GM preset uses).
+        This is how FluidSynth behaves, not documented API: tests/test_render.py checks it for the
+        installed version (one note sounds the same after any other notes, to the bit).
         """
         synth = self.synth
         synth.system_reset()
         synth.all_sounds_off(_CHANNEL)
         synth.program_select(_CHANNEL, self.sfid, 0, 0)
-        # One note per slot overfills the pool (a piano note takes 2 voices), which fills every
-        # slot; the note-ons that find no free voice only log warnings (muted at load). Playing
-        # exactly as many notes as fit leaves audible differences, so keep this chord as it is.
-        for key in range(_PRIME_LOW, _PRIME_LOW + _POLYPHONY):
+        for key in range(_PRIME_LOW, _PRIME_LOW + _PRIME_KEYS):
             synth.noteon(_CHANNEL, key, 100)
         self.write(np.empty((_BLOCK, 2), np.float32))
         synth.system_reset()
