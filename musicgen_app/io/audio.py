@@ -15,7 +15,9 @@ Each step is left to the library that does it well:
                Both then meet librosa's onsets (:func:`on_onsets`): two notes of one pitch with no
                gap and no strike between them are one note (a vibrato, a swell, a choir's wavering),
                a strike inside a note starts a repeated note; a strike is a fast rise out of a dip
-               in loudness (:func:`onset_times`) or an onset basic-pitch is sure of.
+               in loudness (:func:`onset_times`) or an onset basic-pitch is sure of. Each note then
+               starts where the sound at its own pitch rose (:func:`rise_starts`, on librosa's CQT):
+               both transcribers hear a slowly swelling note only once it is loud.
     tempo      the ``qpm`` given, else librosa's tempo estimator (the one its beat tracker starts
                from), run on an onset envelope made of the notes' onsets
     grid       the sixteenth grid is laid where it fits the onsets best (circular mean of the onsets'
@@ -127,6 +129,16 @@ ONSET_RISE_SECONDS = 0.04  # ... within this time (slower swells are a voice's v
 # struck piano's repeat only here, takes every fast rise: a decayed note struck again has no such dip) ...
 DIP_BELOW_DB = {"basic-pitch": 7.0, "pyin": 0.0}
 DIP_CONTEXT_SECONDS = 0.15  # ... that level being the median over this much either side
+
+# Where a note's sound rose (rise_starts): a choir's "aah" swells in over 150-250 ms under the last note's
+# release, and basic-pitch starts it 50-200 ms late; a struck or tongued note has risen by its start already.
+RISE_HOP = 128  # samples a CQT frame (5.8 ms)
+RISE_LOOKBACK = 0.25  # seconds before a note's start searched for where its sound rose ...
+RISE_AFTER_PREVIOUS = 0.1  # ... but not this close to the previous note's start
+RISE_PEAK_SECONDS = 0.15  # a note's peak: its pitch's loudest CQT bin level this long from its start
+RISE_DEPTH_DB = 20.0  # the note sounds from where its pitch's level stays within this of its peak ...
+RISE_LEAK_DB = 20.0  # ... and of the previous note's pitch level (a louder neighbour leaks into the bin) ...
+RISE_LEAK_SEMITONE_DB = 0.0  # ... or, a semitone from it, at least as loud (that leak is within RISE_LEAK_DB)
 
 GHOST_RATIO = 0.5  # a note starting inside a stronger one and weaker than this share of it is dropped
 # Whether a transcriber's note starts move to librosa's onsets: basic-pitch times its notes better
@@ -387,7 +399,8 @@ def check_levels(y: np.ndarray, clipped: float, label: str) -> tuple[np.ndarray,
 def transcribe(y: np.ndarray, transcriber: str = TRANSCRIBER) -> _Heard:
     """Notes (one line) and a pitch curve heard in ``y`` (mono float32 at SAMPLE_RATE).
 
-    The transcriber's notes are then set on librosa's onsets (:func:`on_onsets`).
+    The transcriber's notes are then set on librosa's onsets (:func:`on_onsets`) and started where the
+    sound at their pitch rose (:func:`rise_starts`).
     """
     if transcriber == "basic-pitch":
         heard = _transcribe_basic_pitch(y)
@@ -400,6 +413,7 @@ def transcribe(y: np.ndarray, transcriber: str = TRANSCRIBER) -> _Heard:
     onsets, strikes = onset_times(y, DIP_BELOW_DB[transcriber])
     strikes = np.union1d(strikes, heard.struck - shift)
     heard.notes = on_onsets(heard.notes, onsets, strikes, snap=SNAP_TO_ONSETS[transcriber])
+    heard.notes = rise_starts(heard.notes, _pitch_levels(y))
     return heard
 
 
@@ -464,6 +478,48 @@ def on_onsets(notes: list[tuple[float, float, int, float]], onsets: np.ndarray, 
             s = float(o)
         split.append((s, e, p, a))
     return [n for n in split if n[1] - n[0] >= MIN_NOTE_SECONDS]
+
+
+def _pitch_levels(y: np.ndarray) -> np.ndarray:
+    """Level in dB of each pitch LOWEST_PITCH..HIGHEST_PITCH (rows) on frames of RISE_HOP samples: librosa's CQT."""
+    librosa = _librosa()
+    cqt = librosa.cqt(y, sr=SAMPLE_RATE, hop_length=RISE_HOP, fmin=float(librosa.midi_to_hz(LOWEST_PITCH)),
+                      n_bins=HIGHEST_PITCH - LOWEST_PITCH + 1, bins_per_octave=12)
+    return 20 * np.log10(np.maximum(np.abs(cqt), 1e-6))
+
+
+def rise_starts(notes: list[tuple[float, float, int, float]],
+                levels: np.ndarray) -> list[tuple[float, float, int, float]]:
+    """Each note started where the sound at its pitch rose: after the last frame, up to RISE_LOOKBACK
+    before its start, at which its pitch's level (``levels``, :func:`_pitch_levels`) was RISE_DEPTH_DB
+    under its peak or RISE_LEAK_DB (a semitone away: RISE_LEAK_SEMITONE_DB) under the previous note's
+    pitch; never later than it was, nor within RISE_AFTER_PREVIOUS of the previous note's start (which
+    is cut there)."""
+    fps = SAMPLE_RATE / RISE_HOP
+    out: list[list] = []
+    for s, e, p, a in notes:
+        level = levels[_pitch_row(p)]
+        k = min(int(round(s * fps)), len(level) - 1)
+        lo = max(0, int(round((s - RISE_LOOKBACK) * fps)))
+        if out:
+            lo = max(lo, math.ceil((out[-1][0] + RISE_AFTER_PREVIOUS) * fps))
+        peak = level[k:k + int(RISE_PEAK_SECONDS * fps)].max()
+        quiet = level[lo:k + 1] < peak - RISE_DEPTH_DB
+        if out and out[-1][2] != p:
+            leak = RISE_LEAK_SEMITONE_DB if abs(out[-1][2] - p) == 1 else RISE_LEAK_DB
+            quiet |= level[lo:k + 1] < levels[_pitch_row(out[-1][2])][lo:k + 1] - leak
+        below = np.flatnonzero(quiet)
+        if below.size:
+            s = min(s, (lo + below[-1] + 1) / fps)
+            if out and out[-1][1] > s:
+                out[-1][1] = s
+        out.append([s, e, p, a])
+    return [tuple(n) for n in out]
+
+
+def _pitch_row(pitch: int) -> int:
+    """The row of :func:`_pitch_levels` for a pitch (pYIN's tuning may round one a semitone past the range)."""
+    return min(max(pitch, LOWEST_PITCH), HIGHEST_PITCH) - LOWEST_PITCH
 
 
 def _near(times: np.ndarray, t: float) -> bool:
