@@ -56,25 +56,39 @@ def test_an_api_session_idle_too_long_is_dropped_and_a_page_session_is_kept():
         LocalContext.blocks.reset(blocks_token)
 
 
-def test_a_new_session_makes_its_components_configs_only_when_read(monkeypatch):
+@pytest.fixture
+def configs_made(monkeypatch) -> list[int]:
+    """The component ids whose config Gradio makes from now on; its own SessionState is put back after."""
+    made = []
+    real = BlocksConfig.config_for_block
+    counted = staticmethod(lambda *a, **k: made.append(a[0]) or real(*a, **k))
+    monkeypatch.setattr(BlocksConfig, "config_for_block", counted)
+    monkeypatch.setattr(gradio.state_holder, "SessionState", SessionState)
+    return made
+
+
+def eager_and_lazy(demo, made: list[int], session: str):
+    """Gradio's own session of ``demo``, and ours as Gradio makes one when an event starts (none made)."""
+    eager = SessionState(demo)
+    lazy_session_configs()
+    holder = StateHolder()
+    holder.set_blocks(demo)
+    made.clear()
+    return eager, holder[session]
+
+
+def test_a_new_session_makes_its_components_configs_only_when_read(configs_made):
     """Gradio made every component's config for each new session (tens of ms with this page, on the
     event loop, for every curl-style call); now none at opening, and the same ones when read."""
     with gr.Blocks() as demo:
         box = gr.Textbox("typed", label="Notes")
         gr.Slider(1, 16, value=8, label="Bars")
         gr.State([])
-    made = []
-    real = BlocksConfig.config_for_block
-    counted = staticmethod(lambda *a, **k: made.append(a[0]) or real(*a, **k))
-    monkeypatch.setattr(BlocksConfig, "config_for_block", counted)
-    monkeypatch.setattr(gradio.state_holder, "SessionState", SessionState)  # put back after the test
-    eager = SessionState(demo)
-    assert len(made) == len(demo.blocks)
-    lazy_session_configs()
-    holder = StateHolder()
-    holder.set_blocks(demo)
+    made = configs_made
     made.clear()
-    session = holder["curl-1"]  # what Gradio does when an event starts
+    SessionState(demo)
+    assert len(made) == len(demo.blocks)
+    eager, session = eager_and_lazy(demo, made, "curl-1")
     assert made == []
     assert sorted(vars(session)) == sorted(vars(eager))
     session._update_value_in_config(box._id, "c d e")  # as Gradio does with an event's inputs
@@ -107,7 +121,7 @@ def test_a_plain_http_callers_session_is_gone_after_the_idle_time(app_server):
     assert not held(first) and held(second)
 
 
-def test_an_events_updates_make_no_config_until_read_and_then_the_same_as_gradios(monkeypatch):
+def test_an_events_updates_make_no_config_until_read_and_then_the_same_as_gradios(configs_made):
     """Gradio made a component's config twice for each update an event returns (a player's new
     label, a group shown: 15 ms of a Continue click on the page); now when read, the same configs."""
     with gr.Blocks() as demo:
@@ -116,16 +130,9 @@ def test_an_events_updates_make_no_config_until_read_and_then_the_same_as_gradio
         run = gr.State([])
         gr.Button().click(lambda: None, None, [box, player, run])
     block_fn = next(iter(demo.fns.values()))
-    made = []
-    real = BlocksConfig.config_for_block
-    counted = staticmethod(lambda *a, **k: made.append(a[0]) or real(*a, **k))
-    monkeypatch.setattr(BlocksConfig, "config_for_block", counted)
-    monkeypatch.setattr(gradio.state_holder, "SessionState", SessionState)  # put back after the test
-    eager = SessionState(demo)
-    lazy_session_configs()
-    holder = StateHolder()
-    holder.set_blocks(demo)
-    session = holder["page"]
+    made = configs_made
+    eager, session = eager_and_lazy(demo, made, "page")
+
     def first():  # fresh update dicts each time: Gradio changes those it is given
         return [gr.update(value="c d e", label="Typed notes"), gr.update(visible=True, label="Variation 1 · best"), [1]]
 
