@@ -257,7 +257,7 @@ def main() -> None:
     p.add_argument("--replicas", type=int, default=0,
                    help="the models on N local Ray Serve replicas (server CPU figures then count the face only)")
     p.add_argument("--calls", type=int, default=20)
-    p.add_argument("--clients", type=int, default=16)
+    p.add_argument("--clients", type=int, default=16, help="0: no load runs")
     p.add_argument("--per-client", type=int, default=10)
     p.add_argument("--page", type=int, default=0, metavar="N",
                    help="also click Continue N times in the page (Playwright + Debian's chromium)")
@@ -320,7 +320,7 @@ def main() -> None:
         def plain():
             return PlainContinue(url, example="Folk tune (2/4, ABC)", bars=8, variations=4, temperature=1.0)
 
-        for name, make in (("plain HTTP", plain), ("gradio_client", gradio_client_call)):
+        for name, make in (("plain HTTP", plain), ("gradio_client", gradio_client_call)) if args.clients else ():
             one = load(name, make, 1, args.per_client, proc.pid)
             many = load(name, make, args.clients, args.per_client, proc.pid)
             print(f"{'throughput, ' + str(args.clients) + ' clients / 1':38} {many / one:.2f}x   goal: >= 2.5x")
