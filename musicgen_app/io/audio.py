@@ -43,6 +43,7 @@ import math
 import os
 import struct
 import threading
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,6 +130,14 @@ ONSET_RISE_SECONDS = 0.04  # ... within this time (slower swells are a voice's v
 # struck piano's repeat only here, takes every fast rise: a decayed note struck again has no such dip) ...
 DIP_BELOW_DB = {"basic-pitch": 7.0, "pyin": 0.0}
 DIP_CONTEXT_SECONDS = 0.15  # ... that level being the median over this much either side
+# A note played again without an attack of its own (slurred; a sampled flute's voice restarted under the
+# last one's release) leaves only a short dip in the level: a new note starts where the level falls ...
+SOFT_DIP_DB = 3.0  # ... by this much or more, and comes back ...
+SOFT_DIP_SECONDS = 0.08  # ... within this either side of its lowest point ...
+# ... in a level that moves less than this (median dB a frame, ONSET_HOP samples) over 4 SOFT_DIP_SECONDS
+# either side: a flute's or a voice's steady tone (0.1-0.2), not a bowed violin's held note (0.2-0.5),
+# whose dips are as deep as at its repeats, nor a choir's wavering (0.5-0.8) (valid split's renders).
+SOFT_STEADY_DB = 0.2
 
 # Where a note's sound rose (rise_starts): a choir's "aah" swells in over 150-250 ms under the last note's
 # release, and basic-pitch starts it 50-200 ms late; a struck or tongued note has risen by its start already.
@@ -421,15 +430,42 @@ def onset_times(y: np.ndarray, below_db: float = 0.0) -> tuple[np.ndarray, np.nd
     """librosa's onsets (spectral flux), moved back to where each attack starts, in seconds; and of
     those, the strikes: the sound rises by ONSET_DIP_DB within ONSET_RISE_SECONDS out of a dip at
     least ``below_db`` under its median level around it (a note tongued, bowed or sung again; a
-    choir's wavering level and a swelling attack rise as fast but out of no such dip)."""
+    choir's wavering level and a swelling attack rise as fast but out of no such dip), and where a
+    note was played again without an attack (:func:`soft_dips`)."""
     frames, db = _onset_frames(y)
     span = max(1, int(round(ONSET_RISE_SECONDS * SAMPLE_RATE / ONSET_HOP)))
     around = int(round(DIP_CONTEXT_SECONDS * SAMPLE_RATE / ONSET_HOP))
     dips = [f for f in frames if f + 1 < len(db) and db[f:f + span].max() - db[max(0, f - span):f + 1].min()
             >= ONSET_DIP_DB and np.median(db[max(0, f - around):f + around]) - db[max(0, f - span):f + span].min()
             >= below_db]
+    soft = soft_dips(db)
+    # a deep dip is a strike where the level rose again, later than where it began to fall
+    after_soft = np.searchsorted(soft, dips, side="left") - 1
+    dips = [f for f, k in zip(dips, after_soft) if k < 0 or f - soft[k] > SOFT_DIP_SECONDS * SAMPLE_RATE / ONSET_HOP]
     seconds = ONSET_HOP / SAMPLE_RATE
-    return frames * seconds, np.array(dips, int) * seconds
+    return frames * seconds, np.union1d(np.array(dips, int), soft) * seconds
+
+
+def soft_dips(db: np.ndarray) -> np.ndarray:
+    """Frames (of ONSET_HOP samples) at which a short dip of SOFT_DIP_DB or more in a steady level
+    ``db`` begins: a note played again without an attack of its own."""
+    from scipy.signal import find_peaks
+
+    fps = SAMPLE_RATE / ONSET_HOP
+    width = int(round(SOFT_DIP_SECONDS * fps))
+    with warnings.catch_warnings():  # a flat stretch's frames have no prominence in a short window: not dips
+        warnings.filterwarnings("ignore", "some peaks have a prominence of 0", RuntimeWarning)
+        lows, props = find_peaks(-db, prominence=SOFT_DIP_DB, wlen=2 * width + 1)
+    starts = []
+    for low, prominence in zip(lows, props["prominences"]):
+        if np.median(np.abs(np.diff(db[max(0, low - 4 * width):low + 4 * width]))) > SOFT_STEADY_DB:
+            continue
+        top = db[low] + prominence
+        fall = low  # back to where the level began to fall: a restarted voice dips 20-50 ms after its note-on
+        while fall > max(0, low - width) and db[fall - 1] < top - 1.0:
+            fall -= 1
+        starts.append(fall)
+    return np.array(starts, int)
 
 
 def _onset_frames(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
