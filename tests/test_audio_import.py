@@ -232,6 +232,34 @@ def test_one_line_keeps_the_louder_of_notes_struck_together_and_cuts_ringing_one
     assert audio.one_line(notes) == [(0.0, 0.5, 60, 0.8), (0.5, 1.5, 64, 0.7)]
 
 
+def test_one_line_drops_a_harmonic_heard_inside_a_note_unless_it_is_the_stronger():
+    note = (0.0, 1.0, 71, 0.6)
+    # a choir's "aah" is heard an octave and a twelfth up, weaker, 0.2 s into the note
+    assert audio.one_line([note, (0.2, 0.6, 83, 0.4), (0.3, 0.6, 90, 0.35)]) == [note]
+    # a note a step up at the same strength is the next note; a harmonic louder than the note is too
+    assert audio.one_line([note, (0.5, 1.2, 72, 0.4)]) == [(0.0, 0.5, 71, 0.6), (0.5, 1.2, 72, 0.4)]
+    assert audio.one_line([note, (0.5, 1.2, 83, 0.7)]) == [(0.0, 0.5, 71, 0.6), (0.5, 1.2, 83, 0.7)]
+
+
+def swelling(starts: dict[int, tuple[float, float]], seconds: float = 3.0, fps: float = 86.0):
+    """basic-pitch-like note activations (frames x 88 keys from A0): each pitch at its 0.1 floor, and from
+    a time rising linearly to 0.9 over a number of seconds."""
+    times = np.arange(int(seconds * fps)) / fps
+    act = np.full((len(times), 88), 0.1)
+    for pitch, (t0, rise) in starts.items():
+        act[:, pitch - 21] = np.clip(0.1 + 0.8 * (times - t0) / rise, 0.1, 0.9)
+    return act, times
+
+
+def test_a_note_heard_while_it_still_swelled_starts_where_its_activation_rose():
+    act, times = swelling({67: (0.0, 0.1), 69: (1.0, 0.5), 71: (2.0, 0.1)})
+    notes = [(0.05, 1.15, 67, 0.8),  # struck: loud by its start, stays
+             (1.15, 2.04, 69, 0.3),  # a choir's swell, heard 0.15 s in: moved back to where it rose
+             (2.04, 3.0, 71, 0.5)]  # started 40 ms after the rise: LATENCY's business, stays
+    got = audio.swell_starts(notes, act, times)
+    assert [round(s, 2) for s, *_ in got] == [0.05, 1.07, 2.04] and got[0][1] == got[1][0]
+
+
 def test_basic_pitch_runs_on_onnxruntime_without_tensorflow():
     import sys
 

@@ -148,8 +148,16 @@ RISE_PEAK_SECONDS = 0.15  # a note's peak: its pitch's loudest CQT bin level thi
 RISE_DEPTH_DB = 20.0  # the note sounds from where its pitch's level stays within this of its peak ...
 RISE_LEAK_DB = 20.0  # ... and of the previous note's pitch level (a louder neighbour leaks into the bin) ...
 RISE_LEAK_SEMITONE_DB = 0.0  # ... or, a semitone from it, at least as loud (that leak is within RISE_LEAK_DB)
+# Where basic-pitch's own activation rose (swell_starts): under a ringing previous note a choir's note swells at
+# its pitch's CQT bin only a few dB (the neighbour's leak), but basic-pitch's note activation for it rises early.
+SWELL_QUIET = 0.2  # a pitch's note activation under this: the note is not sounding yet (its floor is 0.1)
+SWELL_AT_START = 0.6  # a note starting at an activation under this was heard while still swelling ...
+SWELL_MIN_MOVE = 0.05  # ... and starts where it rose when that is this much earlier (on every instrument the
+# activation rises a few frames before basic-pitch's onsets, which LATENCY already times)
 
 GHOST_RATIO = 0.5  # a note starting inside a stronger one and weaker than this share of it is dropped
+HARMONICS = (12, 19, 24)  # semitones above a note where basic-pitch hears its harmonics (a choir's "aah" formant):
+HARMONIC_GHOST_RATIO = 1.0  # ... a note starting there inside it is dropped unless stronger than it
 # Whether a transcriber's note starts move to librosa's onsets: basic-pitch times its notes better
 # than spectral flux does on soft attacks (flute); pYIN's pitch track says late where a note began.
 SNAP_TO_ONSETS = {"basic-pitch": False, "pyin": True}
@@ -178,6 +186,7 @@ class _Heard:
     curve_times: np.ndarray
     curve_pitch: np.ndarray
     struck: np.ndarray = field(default_factory=lambda: np.zeros(0))  # times the transcriber is sure a note starts
+    activation: np.ndarray | None = None  # basic-pitch's note activation on curve_times' frames (x 88 keys from A0)
 
 
 # -- libraries, loaded on first use ------------------------------------------------------------------------
@@ -409,7 +418,8 @@ def transcribe(y: np.ndarray, transcriber: str = TRANSCRIBER) -> _Heard:
     """Notes (one line) and a pitch curve heard in ``y`` (mono float32 at SAMPLE_RATE).
 
     The transcriber's notes are then set on librosa's onsets (:func:`on_onsets`) and started where the
-    sound at their pitch rose (:func:`rise_starts`).
+    sound at their pitch rose (:func:`rise_starts`) or, for basic-pitch, where its activation did
+    (:func:`swell_starts`).
     """
     if transcriber == "basic-pitch":
         heard = _transcribe_basic_pitch(y)
@@ -423,6 +433,8 @@ def transcribe(y: np.ndarray, transcriber: str = TRANSCRIBER) -> _Heard:
     strikes = np.union1d(strikes, heard.struck - shift)
     heard.notes = on_onsets(heard.notes, onsets, strikes, snap=SNAP_TO_ONSETS[transcriber])
     heard.notes = rise_starts(heard.notes, _pitch_levels(y))
+    if heard.activation is not None:
+        heard.notes = swell_starts(heard.notes, heard.activation, heard.curve_times - shift)
     return heard
 
 
@@ -553,6 +565,29 @@ def rise_starts(notes: list[tuple[float, float, int, float]],
     return [tuple(n) for n in out]
 
 
+def swell_starts(notes: list[tuple[float, float, int, float]], activation: np.ndarray,
+                 times: np.ndarray) -> list[tuple[float, float, int, float]]:
+    """Each note basic-pitch heard while it still swelled (its note ``activation`` at its start under
+    SWELL_AT_START) started after the last frame, up to RISE_LOOKBACK before its start, at which that
+    activation was under SWELL_QUIET, when that is over SWELL_MIN_MOVE earlier; as in :func:`rise_starts`,
+    not within RISE_AFTER_PREVIOUS of the previous note's start (which is cut there). ``times``: the
+    frames' times, on the notes' clock."""
+    out: list[list] = []
+    for s, e, p, a in notes:
+        level = activation[:, p - 21]
+        k = min(int(np.searchsorted(times, s)), len(level) - 1)
+        lo = int(np.searchsorted(times, max(s - RISE_LOOKBACK, out[-1][0] + RISE_AFTER_PREVIOUS if out else 0.0)))
+        below = np.flatnonzero(level[lo:k + 1] < SWELL_QUIET)
+        if below.size and level[k] < SWELL_AT_START and lo + below[-1] + 1 <= k:
+            rose = max(0.0, float(times[lo + below[-1] + 1]))
+            if s - rose > SWELL_MIN_MOVE:
+                s = rose
+                if out and out[-1][1] > s:
+                    out[-1][1] = s
+        out.append([s, e, p, a])
+    return [tuple(n) for n in out]
+
+
 def _pitch_row(pitch: int) -> int:
     """The row of :func:`_pitch_levels` for a pitch (pYIN's tuning may round one a semitone past the range)."""
     return min(max(pitch, LOWEST_PITCH), HIGHEST_PITCH) - LOWEST_PITCH
@@ -607,7 +642,7 @@ def _basic_pitch_notes(out: dict[str, np.ndarray]) -> _Heard:
     # (a steady piano C4 peaks at bin 3 * (60 - 21) + 1).
     pitch = 21.0 + (bins - 1) / c.CONTOURS_BINS_PER_SEMITONE
     pitch[salience < BP_CURVE_SALIENCE] = np.nan
-    return _Heard(one_line(notes), times.astype(np.float64), pitch, np.array(sorted(struck)))
+    return _Heard(one_line(notes), times.astype(np.float64), pitch, np.array(sorted(struck)), out["note"])
 
 
 
@@ -615,8 +650,8 @@ def one_line(notes: list[tuple[float, float, int, float]]) -> list[tuple[float, 
     """A melody from notes that may overlap (basic-pitch hears chords, ringing releases, harmonics).
 
     Of notes starting within ONSET_AFTER of each other, the strongest stays. Then, in time order, a
-    note ends where the next one starts, unless that one is a ghost: weaker than GHOST_RATIO times
-    the sounding note and starting inside it.
+    note ends where the next one starts, unless that one is a ghost: starting inside the sounding
+    note and weaker than GHOST_RATIO times it (HARMONIC_GHOST_RATIO at one of its HARMONICS).
     """
     strongest: list[tuple[float, float, int, float]] = []
     for n in sorted(notes):
@@ -628,7 +663,8 @@ def one_line(notes: list[tuple[float, float, int, float]]) -> list[tuple[float, 
     line: list[list] = []
     for s, e, p, a in strongest:
         if line and s < line[-1][1]:
-            if a < GHOST_RATIO * line[-1][3]:
+            ratio = HARMONIC_GHOST_RATIO if p - line[-1][2] in HARMONICS else GHOST_RATIO
+            if a < ratio * line[-1][3]:
                 continue
             line[-1][1] = s
         line.append([s, e, p, a])
