@@ -133,6 +133,32 @@ def test_a_sung_repeated_note_is_heard_again_at_its_consonant():
         assert heard(result.melody) == heard(repeats), seed
 
 
+def test_a_note_whose_onset_activation_rose_before_its_activation_did_starts_there():
+    act, times = swelling({69: (1.0, 0.5)})
+    act[:, 69 - 21] = np.where(times < 1.17, 0.19, act[:, 69 - 21])  # hovering at it up to 1.17 s
+    onset = np.zeros_like(act)
+    onset[(times >= 0.98) & (times < 1.05), 69 - 21] = 0.5  # basic-pitch's onset output, under its 0.5 threshold
+    notes = [(0.0, 1.2, 67, 0.8), (1.2, 2.0, 69, 0.3)]
+    assert audio.swell_starts(notes, act, times) == notes  # the quiet activation alone: too close to move
+    assert round(audio.swell_starts(notes, act, times, onset)[1][0], 2) == 0.99
+    # a note at the previous one's pitch keeps its start: the activation there is the previous note's
+    same = [(0.0, 1.2, 69, 0.8), (1.2, 2.0, 69, 0.3)]
+    assert audio.swell_starts(same, act, times, onset) == same
+
+
+def test_a_faint_pitch_held_in_notes_is_a_tune_and_syllables_are_speech():
+    """A low choir line can be heard with little pitch salience (most frames unpitched, as speech); its
+    notes are held, a talker's syllables are not."""
+    y = (0.3 * np.sin(2 * np.pi * 165 * np.arange(3 * SR) / SR)).astype(np.float32)
+    times = np.arange(0, 3.0, 1 / 86)
+    pitch = np.where((times % 1.0) < 0.3, 52.0, np.nan)  # 70 % of the frames without a pitch
+    held = audio._Heard([(0.0, 1.0, 52, 0.5), (1.0, 2.0, 55, 0.5), (2.0, 3.0, 52, 0.5)], times, pitch)
+    audio._refuse_if_speech(y, held, "low.wav")
+    syllables = audio._Heard([(t, t + 0.2, 52, 0.5) for t in (0.0, 0.5, 1.0, 1.5, 2.0, 2.5)], times, pitch)
+    with pytest.raises(errors.SpeechRecordingError):
+        audio._refuse_if_speech(y, syllables, "talk.wav")
+
+
 def test_without_a_tempo_it_is_estimated_and_said(flute):
     result = audio.audio_to_melody(encode(flute))
     assert result.transcription.qpm_estimated
@@ -258,6 +284,16 @@ def test_a_note_heard_while_it_still_swelled_starts_where_its_activation_rose():
              (2.04, 3.0, 71, 0.5)]  # started 40 ms after the rise: LATENCY's business, stays
     got = audio.swell_starts(notes, act, times)
     assert [round(s, 2) for s, *_ in got] == [0.05, 1.07, 2.04] and got[0][1] == got[1][0]
+
+
+def test_one_line_drops_the_previous_pitch_heard_again_unless_it_was_attacked():
+    # a choir's last note rings on and is heard again 0.1 s into the next one, weaker: its release
+    notes = [(0.0, 0.5, 67, 0.6), (0.5, 1.0, 69, 0.6), (0.6, 0.9, 67, 0.4)]
+    assert audio.one_line(notes) == [(0.0, 0.5, 67, 0.6), (0.5, 1.0, 69, 0.6)]
+    # the same note struck (an A-B-A turn) is a note; so is one later in the sounding note
+    assert audio.one_line(notes, attacked={0.6}) == [(0.0, 0.5, 67, 0.6), (0.5, 0.6, 69, 0.6), (0.6, 0.9, 67, 0.4)]
+    later = [*notes[:2], (0.8, 1.0, 67, 0.4)]
+    assert audio.one_line(later) == [(0.0, 0.5, 67, 0.6), (0.5, 0.8, 69, 0.6), (0.8, 1.0, 67, 0.4)]
 
 
 def test_basic_pitch_runs_on_onnxruntime_without_tensorflow():

@@ -96,7 +96,9 @@ CLIPPED_NOTICE = 0.01  # ... and that gets a notice
 NOTE_COVERAGE_MIN = 0.15  # notes must cover this share of the loud time, else no pitched sound
 NOISE_FLATNESS = 0.2  # median spectral flatness of the loud frames above which a take is noise
 STEADY_CENTS = 50.0  # a frame of a note is steady when its pitch is within this of the note's
-SPEECH_UNPITCHED = 0.4  # share of the loud time with no pitch (consonants) from which a take is speech
+SPEECH_UNPITCHED = 0.4  # share of the loud time with no pitch (consonants) from which a take is speech ...
+SPEECH_HELD = 0.3  # ... unless notes held HELD_SECONDS or longer cover this share of it: a low voice or choir
+HELD_SECONDS = 0.3  # may be heard with little pitch salience, but a syllable's pitch glides on within this
 UNSTEADY_BAR = 0.5  # a bar whose notes are steadier than this on average gets no notice
 
 # basic-pitch's note decoding (its predict() defaults: onset 0.5, frame 0.3, 11 frames at 86 fps)
@@ -151,13 +153,19 @@ RISE_LEAK_SEMITONE_DB = 0.0  # ... or, a semitone from it, at least as loud (tha
 # Where basic-pitch's own activation rose (swell_starts): under a ringing previous note a choir's note swells at
 # its pitch's CQT bin only a few dB (the neighbour's leak), but basic-pitch's note activation for it rises early.
 SWELL_QUIET = 0.2  # a pitch's note activation under this: the note is not sounding yet (its floor is 0.1)
+SWELL_ONSET = 0.45  # ... or its onset activation first reached this (a slow "aah" swells past SWELL_QUIET
+# late or hovers at it; its onset activation, though under BP_ONSET_THRESHOLD, rises as it begins) ...
 SWELL_AT_START = 0.6  # a note starting at an activation under this was heard while still swelling ...
+SWELL_ONSET_AT_START = 0.7  # ... (for the onset cue, under this: over it, flute and piano notes moved wrongly)
 SWELL_MIN_MOVE = 0.05  # ... and starts where it rose when that is this much earlier (on every instrument the
 # activation rises a few frames before basic-pitch's onsets, which LATENCY already times)
 
 GHOST_RATIO = 0.5  # a note starting inside a stronger one and weaker than this share of it is dropped
 HARMONICS = (12, 19, 24)  # semitones above a note where basic-pitch hears its harmonics (a choir's "aah" formant):
 HARMONIC_GHOST_RATIO = 1.0  # ... a note starting there inside it is dropped unless stronger than it
+RETURN_SECONDS = 0.15  # a note starting this soon inside the sounding one, at the pitch of the note before it ...
+RETURN_ONSET = 0.6  # ... with its onset activation under this (just over BP_ONSET_THRESHOLD: not attacked) ...
+RETURN_GHOST_RATIO = 1.0  # ... is that note's release heard again (a choir's): dropped unless stronger
 # Whether a transcriber's note starts move to librosa's onsets: basic-pitch times its notes better
 # than spectral flux does on soft attacks (flute); pYIN's pitch track says late where a note began.
 SNAP_TO_ONSETS = {"basic-pitch": False, "pyin": True}
@@ -187,6 +195,7 @@ class _Heard:
     curve_pitch: np.ndarray
     struck: np.ndarray = field(default_factory=lambda: np.zeros(0))  # times the transcriber is sure a note starts
     activation: np.ndarray | None = None  # basic-pitch's note activation on curve_times' frames (x 88 keys from A0)
+    onset_activation: np.ndarray | None = None  # ... and its onset activation
 
 
 # -- libraries, loaded on first use ------------------------------------------------------------------------
@@ -434,7 +443,7 @@ def transcribe(y: np.ndarray, transcriber: str = TRANSCRIBER) -> _Heard:
     heard.notes = on_onsets(heard.notes, onsets, strikes, snap=SNAP_TO_ONSETS[transcriber])
     heard.notes = rise_starts(heard.notes, _pitch_levels(y))
     if heard.activation is not None:
-        heard.notes = swell_starts(heard.notes, heard.activation, heard.curve_times - shift)
+        heard.notes = swell_starts(heard.notes, heard.activation, heard.curve_times - shift, heard.onset_activation)
     return heard
 
 
@@ -566,22 +575,27 @@ def rise_starts(notes: list[tuple[float, float, int, float]],
 
 
 def swell_starts(notes: list[tuple[float, float, int, float]], activation: np.ndarray,
-                 times: np.ndarray) -> list[tuple[float, float, int, float]]:
+                 times: np.ndarray, onset: np.ndarray | None = None) -> list[tuple[float, float, int, float]]:
     """Each note basic-pitch heard while it still swelled (its note ``activation`` at its start under
     SWELL_AT_START) started after the last frame, up to RISE_LOOKBACK before its start, at which that
-    activation was under SWELL_QUIET, when that is over SWELL_MIN_MOVE earlier; as in :func:`rise_starts`,
-    not within RISE_AFTER_PREVIOUS of the previous note's start (which is cut there). ``times``: the
-    frames' times, on the notes' clock."""
+    activation was under SWELL_QUIET, or where its ``onset`` activation first reached SWELL_ONSET there
+    (for an activation at its start under SWELL_ONSET_AT_START), whichever is earlier, when that is over
+    SWELL_MIN_MOVE earlier; as in :func:`rise_starts`, not within RISE_AFTER_PREVIOUS of the previous
+    note's start (which is cut there), and not for a note at the previous one's pitch (its activation
+    there is the previous note's). ``times``: the frames' times, on the notes' clock."""
     out: list[list] = []
     for s, e, p, a in notes:
         level = activation[:, p - 21]
         k = min(int(np.searchsorted(times, s)), len(level) - 1)
         lo = int(np.searchsorted(times, max(s - RISE_LOOKBACK, out[-1][0] + RISE_AFTER_PREVIOUS if out else 0.0)))
-        below = np.flatnonzero(level[lo:k + 1] < SWELL_QUIET)
-        if below.size and level[k] < SWELL_AT_START and lo + below[-1] + 1 <= k:
-            rose = max(0.0, float(times[lo + below[-1] + 1]))
-            if s - rose > SWELL_MIN_MOVE:
-                s = rose
+        if level[k] < SWELL_ONSET_AT_START and not (out and out[-1][2] == p):
+            below = np.flatnonzero(level[lo:k + 1] < SWELL_QUIET)
+            quiet = below.size and lo + below[-1] + 1 <= k and level[k] < SWELL_AT_START
+            rose = [times[lo + below[-1] + 1]] if quiet else []
+            struck = np.flatnonzero(onset[lo:k + 1, p - 21] >= SWELL_ONSET) if onset is not None else []
+            rose += [times[lo + struck[0]]] if len(struck) else []
+            if rose and s - max(0.0, float(min(rose))) > SWELL_MIN_MOVE:
+                s = max(0.0, float(min(rose)))
                 if out and out[-1][1] > s:
                     out[-1][1] = s
         out.append([s, e, p, a])
@@ -642,16 +656,21 @@ def _basic_pitch_notes(out: dict[str, np.ndarray]) -> _Heard:
     # (a steady piano C4 peaks at bin 3 * (60 - 21) + 1).
     pitch = 21.0 + (bins - 1) / c.CONTOURS_BINS_PER_SEMITONE
     pitch[salience < BP_CURVE_SALIENCE] = np.nan
-    return _Heard(one_line(notes), times.astype(np.float64), pitch, np.array(sorted(struck)), out["note"])
+    attacked = {float(times[s]) for s, _, p, _ in events if onset[max(0, s - 2):s + 3, p - 21].max() >= RETURN_ONSET}
+    return _Heard(one_line(notes, attacked), times.astype(np.float64), pitch, np.array(sorted(struck)),
+                  out["note"], out["onset"])
 
 
 
-def one_line(notes: list[tuple[float, float, int, float]]) -> list[tuple[float, float, int, float]]:
+def one_line(notes: list[tuple[float, float, int, float]],
+             attacked: set[float] = frozenset()) -> list[tuple[float, float, int, float]]:
     """A melody from notes that may overlap (basic-pitch hears chords, ringing releases, harmonics).
 
     Of notes starting within ONSET_AFTER of each other, the strongest stays. Then, in time order, a
     note ends where the next one starts, unless that one is a ghost: starting inside the sounding
-    note and weaker than GHOST_RATIO times it (HARMONIC_GHOST_RATIO at one of its HARMONICS).
+    note and weaker than GHOST_RATIO times it (HARMONIC_GHOST_RATIO at one of its HARMONICS, and
+    RETURN_GHOST_RATIO at the pitch before it, within RETURN_SECONDS and with no attack: its start
+    not in ``attacked``).
     """
     strongest: list[tuple[float, float, int, float]] = []
     for n in sorted(notes):
@@ -664,6 +683,8 @@ def one_line(notes: list[tuple[float, float, int, float]]) -> list[tuple[float, 
     for s, e, p, a in strongest:
         if line and s < line[-1][1]:
             ratio = HARMONIC_GHOST_RATIO if p - line[-1][2] in HARMONICS else GHOST_RATIO
+            if len(line) > 1 and p == line[-2][2] and s - line[-1][0] < RETURN_SECONDS and s not in attacked:
+                ratio = max(ratio, RETURN_GHOST_RATIO)
             if a < ratio * line[-1][3]:
                 continue
             line[-1][1] = s
@@ -915,7 +936,8 @@ def _steadiness(melody: Melody, heard: _Heard, origin: float) -> list[float]:
 
 
 def _refuse_if_speech(y: np.ndarray, heard: _Heard, label: str) -> None:
-    """Speech alternates pitched vowels with loud unpitched consonants; a tune, even sung, rarely does."""
+    """Speech alternates pitched vowels with loud unpitched consonants; a tune, even sung, rarely does, and
+    holds its notes (SPEECH_HELD) where its pitch is faint."""
     db = _frame_db(y, hop=SAMPLE_RATE // CURVE_FPS, frame=1024)
     times, pitch = _curve(heard)
     n = min(len(db), len(pitch))
@@ -923,7 +945,11 @@ def _refuse_if_speech(y: np.ndarray, heard: _Heard, label: str) -> None:
     if loud.sum() < CURVE_FPS:  # under a second of sound: too little to tell
         return
     unpitched = float(np.mean(~np.isfinite(pitch[:n][loud])))
-    if unpitched >= SPEECH_UNPITCHED:
+    held = np.zeros(n, bool)
+    for s, e, _, _ in heard.notes:
+        if e - s >= HELD_SECONDS:
+            held[int(s * CURVE_FPS):int(e * CURVE_FPS)] = True
+    if unpitched >= SPEECH_UNPITCHED and float(np.mean(held[loud])) < SPEECH_HELD:
         raise SpeechRecordingError(
             f"{label} sounds like speech, not a tune: much of it has no pitch. Sing or hum the melody (on 'la' or "
             "'doo'), holding each note.")
