@@ -265,6 +265,21 @@ def test_one_line_drops_a_harmonic_heard_inside_a_note_unless_it_is_the_stronger
     # a note a step up at the same strength is the next note; a harmonic louder than the note is too
     assert audio.one_line([note, (0.5, 1.2, 72, 0.4)]) == [(0.0, 0.5, 71, 0.6), (0.5, 1.2, 72, 0.4)]
     assert audio.one_line([note, (0.5, 1.2, 83, 0.7)]) == [(0.0, 0.5, 71, 0.6), (0.5, 1.2, 83, 0.7)]
+    # two octaves down, weaker: a piano's decaying note heard low; an octave down is a leap
+    assert audio.one_line([note, (0.5, 1.2, 47, 0.4)]) == [note]
+    assert audio.one_line([note, (0.5, 1.2, 59, 0.4)]) == [(0.0, 0.5, 71, 0.6), (0.5, 1.2, 59, 0.4)]
+
+
+# A piano line ending on a held B4: basic-pitch hears G2, C#2 or A#2 under its notes as they decay.
+ENDING = Melody(notes=(Note(0, 67, 4), Note(4, 69, 4), Note(8, 71, 4), Note(12, 74, 4), Note(16, 72, 8),
+                       Note(24, 71, 8)), qpm=100.0, key=Key(7, "major"), total_steps=32)
+
+
+def test_a_piano_line_has_no_low_ghosts_under_its_decaying_notes():
+    for qpm in (80.0, 100.0, 120.0):  # without GHOST_BELOW: 2, 1 and 3 ghosts 25-34 semitones under
+        melody = dataclasses.replace(ENDING, qpm=qpm)
+        got = audio.audio_to_melody(encode(render(melody, sample_rate=SR, program=0)), qpm).melody
+        assert min(n.pitch for n in got.notes) == 67, heard(got)
 
 
 def swelling(starts: dict[int, tuple[float, float]], seconds: float = 3.0, fps: float = 86.0):

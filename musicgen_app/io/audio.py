@@ -163,6 +163,9 @@ SWELL_MIN_MOVE = 0.05  # ... and starts where it rose when that is this much ear
 GHOST_RATIO = 0.5  # a note starting inside a stronger one and weaker than this share of it is dropped
 HARMONICS = (12, 19, 24)  # semitones above a note where basic-pitch hears its harmonics (a choir's "aah" formant):
 HARMONIC_GHOST_RATIO = 1.0  # ... a note starting there inside it is dropped unless stronger than it
+# ... as is one more than this many semitones under it (a piano's decaying note is heard with notes an
+# octave or two down; a melody rarely leaps down over an octave, and then with a stronger note)
+GHOST_BELOW = 12
 RETURN_SECONDS = 0.15  # a note starting this soon inside the sounding one, at the pitch of the note before it ...
 RETURN_ONSET = 0.6  # ... with its onset activation under this (just over BP_ONSET_THRESHOLD: not attacked) ...
 RETURN_GHOST_RATIO = 1.0  # ... is that note's release heard again (a choir's): dropped unless stronger
@@ -668,7 +671,8 @@ def one_line(notes: list[tuple[float, float, int, float]],
 
     Of notes starting within ONSET_AFTER of each other, the strongest stays. Then, in time order, a
     note ends where the next one starts, unless that one is a ghost: starting inside the sounding
-    note and weaker than GHOST_RATIO times it (HARMONIC_GHOST_RATIO at one of its HARMONICS, and
+    note and weaker than GHOST_RATIO times it (HARMONIC_GHOST_RATIO at one of its HARMONICS or over
+    GHOST_BELOW semitones under it, and
     RETURN_GHOST_RATIO at the pitch before it, within RETURN_SECONDS and with no attack: its start
     not in ``attacked``).
     """
@@ -682,7 +686,8 @@ def one_line(notes: list[tuple[float, float, int, float]],
     line: list[list] = []
     for s, e, p, a in strongest:
         if line and s < line[-1][1]:
-            ratio = HARMONIC_GHOST_RATIO if p - line[-1][2] in HARMONICS else GHOST_RATIO
+            ratio = HARMONIC_GHOST_RATIO if p - line[-1][2] in HARMONICS or line[-1][2] - p > GHOST_BELOW \
+                else GHOST_RATIO
             if len(line) > 1 and p == line[-2][2] and s - line[-1][0] < RETURN_SECONDS and s not in attacked:
                 ratio = max(ratio, RETURN_GHOST_RATIO)
             if a < ratio * line[-1][3]:
