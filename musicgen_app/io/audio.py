@@ -160,15 +160,15 @@ SWELL_ONSET_AT_START = 0.7  # ... (for the onset cue, under this: over it, flute
 SWELL_MIN_MOVE = 0.05  # ... and starts where it rose when that is this much earlier (on every instrument the
 # activation rises a few frames before basic-pitch's onsets, which LATENCY already times)
 
-GHOST_RATIO = 0.5  # a note starting inside a stronger one and weaker than this share of it is dropped
-HARMONICS = (12, 19, 24)  # semitones above a note where basic-pitch hears its harmonics (a choir's "aah" formant):
-HARMONIC_GHOST_RATIO = 1.0  # ... a note starting there inside it is dropped unless stronger than it
-# ... as is one more than this many semitones under it (a piano's decaying note is heard with notes an
+GHOST_RATIO = 0.5  # a note starting inside a stronger one and weaker than this share of it is dropped ...
+SUSPECT_RATIO = 1.0  # ... and one that is likely something of that note or the one before (_suspect), unless stronger:
+HARMONICS = (12, 19, 24)  # semitones above a note where basic-pitch hears its harmonics (a choir's "aah" formant)
+# semitones under a note past which basic-pitch's notes are ghosts (a decaying piano note is heard with notes an
 # octave or two down; a melody rarely leaps down over an octave, and then with a stronger note)
 GHOST_BELOW = 12
 RETURN_SECONDS = 0.15  # a note starting this soon inside the sounding one, at the pitch of the note before it ...
-RETURN_ONSET = 0.6  # ... with its onset activation under this (just over BP_ONSET_THRESHOLD: not attacked) ...
-RETURN_GHOST_RATIO = 1.0  # ... is that note's release heard again (a choir's): dropped unless stronger
+RETURN_ONSET = 0.6  # ... with its onset activation under this (just over BP_ONSET_THRESHOLD: not attacked), is
+# that note's release heard again (a choir's)
 # Whether a transcriber's note starts move to librosa's onsets: basic-pitch times its notes better
 # than spectral flux does on soft attacks (flute); pYIN's pitch track says late where a note began.
 SNAP_TO_ONSETS = {"basic-pitch": False, "pyin": True}
@@ -671,10 +671,8 @@ def one_line(notes: list[tuple[float, float, int, float]],
 
     Of notes starting within ONSET_AFTER of each other, the strongest stays. Then, in time order, a
     note ends where the next one starts, unless that one is a ghost: starting inside the sounding
-    note and weaker than GHOST_RATIO times it (HARMONIC_GHOST_RATIO at one of its HARMONICS or over
-    GHOST_BELOW semitones under it, and
-    RETURN_GHOST_RATIO at the pitch before it, within RETURN_SECONDS and with no attack: its start
-    not in ``attacked``).
+    note and weaker than GHOST_RATIO times it (SUSPECT_RATIO where :func:`_suspect`; ``attacked``: the
+    starts of notes that were attacked).
     """
     strongest: list[tuple[float, float, int, float]] = []
     for n in sorted(notes):
@@ -686,15 +684,21 @@ def one_line(notes: list[tuple[float, float, int, float]],
     line: list[list] = []
     for s, e, p, a in strongest:
         if line and s < line[-1][1]:
-            ratio = HARMONIC_GHOST_RATIO if p - line[-1][2] in HARMONICS or line[-1][2] - p > GHOST_BELOW \
-                else GHOST_RATIO
-            if len(line) > 1 and p == line[-2][2] and s - line[-1][0] < RETURN_SECONDS and s not in attacked:
-                ratio = max(ratio, RETURN_GHOST_RATIO)
+            ratio = SUSPECT_RATIO if _suspect(line, s, p, attacked) else GHOST_RATIO
             if a < ratio * line[-1][3]:
                 continue
             line[-1][1] = s
         line.append([s, e, p, a])
     return [tuple(n) for n in line if n[1] - n[0] >= MIN_NOTE_SECONDS]
+
+
+def _suspect(line: list[list], s: float, p: int, attacked: set[float]) -> bool:
+    """Whether a note (start ``s``, pitch ``p``) starting inside the sounding note ``line[-1]`` is
+    likely part of it or of the note before: at one of its HARMONICS, over GHOST_BELOW semitones
+    under it, or the note before's pitch within RETURN_SECONDS and not ``attacked``."""
+    sounding = line[-1][2]
+    return (p - sounding in HARMONICS or sounding - p > GHOST_BELOW
+            or len(line) > 1 and p == line[-2][2] and s - line[-1][0] < RETURN_SECONDS and s not in attacked)
 
 
 def _strength(note: tuple[float, float, int, float]) -> float:
